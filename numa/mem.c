@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* mem.c — being written. */
+#include <sluice/sl_numa.h>
