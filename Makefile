@@ -71,7 +71,7 @@ tsan: deps
 	$(call setup,$(TSN),-Dbuildtype=debug -Db_sanitize=thread -Dwerror=true)
 	@ninja -C $(TSN) >/dev/null || ninja -C $(TSN)
 	@$(MESON) test -C $(TSN) --suite stress --print-errorlogs --setup tsan; rc=$$?; \
-		python3 tests/summary.py $(TSN)/meson-logs/testlog.json; exit $$rc
+		python3 tests/summary.py $(TSN)/meson-logs/testlog-tsan.json; exit $$rc
 
 bench: build
 	@$(MESON) test -C $(REL) --benchmark --verbose
