@@ -62,10 +62,10 @@ struct sl_batch {
 	char *arena;	    /**< variable-length bytes */
 	uint32_t arena_used;
 	uint32_t arena_cap;
-	uint32_t channel;	    /**< input channel it arrived on (set by the receiver) */
+	uint32_t channel; /**< input channel it arrived on (set by the receiver) */
 	uint32_t reserved;
-	struct sl_batch_pool *pool; /**< where it returns when released; NULL: standalone */
-	struct sl_batch *next;	    /**< free-list link, owned by the pool */
+	struct sl_batch_pool *pool;	  /**< where it returns when released; NULL: standalone */
+	struct sl_batch *next;		  /**< free-list link, owned by the pool */
 	const struct sl_allocator *alloc; /**< for the arena (and the batch, if standalone) */
 	uint32_t arena_max;		  /**< the arena never grows past this */
 	uint32_t reserved2;

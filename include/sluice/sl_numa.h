@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "sl_alloc.h"
+#include "sl_job.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -167,6 +168,26 @@ void sl_numa_free(const struct sl_topo *t, void *ptr, size_t size);
  * @ptr (the page must have been touched), or -errno.
  */
 int sl_numa_memory_node(const struct sl_topo *t, const void *ptr);
+
+/**
+ * The runtime's view of this machine (struct sl_platform, sl_job.h) built
+ * on a topology: workers placed by @policy, pinned, and given NUMA-local
+ * allocators. Caller memory; @topo must outlive every job that uses it.
+ */
+struct sl_numa_platform {
+	struct sl_platform platform;
+	const struct sl_topo *topo;
+	enum sl_place_policy policy;
+};
+
+/**
+ * sl_numa_platform_init() - fill @np for @topo and @policy. For a
+ * synthetic topology only placement is provided (plans can be printed,
+ * workers are not pinned and use the default allocator).
+ * Return: 0, or -EINVAL for NULL arguments.
+ */
+int sl_numa_platform_init(struct sl_numa_platform *np, const struct sl_topo *topo,
+			  enum sl_place_policy policy);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,9 @@
 
 #include "sl_alloc.h"
 #include "sl_common.h"
+#include "sl_connectors.h"
 #include "sl_error.h"
+#include "sl_job.h"
 #include "sl_log.h"
 #include "sl_numa.h"
 #include "sl_ring.h"

@@ -1,0 +1,1027 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * exec.c — running a planned job: worker threads, cooperative scheduling
+ * of subtasks, exchanges over SPSC rings, backpressure, end of input,
+ * failure and graceful stop.
+ *
+ * Scheduling: a worker loops over its subtasks; a subtask runs only when
+ * none of its output channels has a backlog (batches its ring had no room
+ * for), so a slow consumer stops its producers and memory stays bounded
+ * by the rings plus one input batch's worth of output. A subtask processes
+ * a few input batches per turn; when its inputs are empty it flushes
+ * partial output batches, so latency stays low when traffic is light.
+ *
+ * Sleeping (idle=sleep): a worker that found nothing to do for a while
+ * announces `sleeping`, re-checks its inputs, and waits on a futex for at
+ * most 1 ms. Producers and consumers call sli_worker_wake() on the other
+ * side after moving a batch. The seq_cst fences in both make the lost
+ * wake-up impossible (either the waker sees `sleeping`, or the sleeper's
+ * re-check sees the batch); the 1 ms bound covers rate-limited sources.
+ *
+ * Threads: sl_job_run() starts one thread per worker and waits; each
+ * subtask is touched only by its worker; the failure slot is a CAS.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <sluice/sl_error.h>
+
+#include "sli_exec.h"
+
+#define BATCHES_PER_TURN   4
+#define SPINS_BEFORE_SLEEP 2000
+#define SLEEP_NS	   1000000
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/* Relaxed counter bump of a field only this worker writes. */
+#define BUMP(field, v)                                                                    \
+	atomic_store_explicit(&(field),                                                   \
+			      atomic_load_explicit(&(field), memory_order_relaxed) + (v), \
+			      memory_order_relaxed)
+
+/* ------------------------------------------------------ failure, waking */
+
+static void wake_all(struct sli_exec *x);
+
+void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
+{
+	struct sli_exec *x = op->st->w->x;
+	char msg[SLI_ERRLEN];
+	int expected = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* The first failure is the one reported; later ones are consequences. */
+	if (!atomic_compare_exchange_strong(&x->failed, &expected, 1))
+		return;
+	x->fail_rc = rc < 0 ? rc : -EIO;
+	snprintf(x->fail_msg, sizeof(x->fail_msg), "operator '%s' (subtask %u/%u) failed: %s",
+		 op->node->name, op->info.index, op->info.parallelism, msg);
+	wake_all(x);
+}
+
+static void futex_wake(_Atomic uint32_t *addr)
+{
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void sli_worker_wake(struct sli_worker *w)
+{
+	/*
+	 * seq_cst fence: pairs with the fence in worker_sleep(). Our ring
+	 * update (before this fence) is visible to its re-check, or its
+	 * `sleeping` store (before its fence) is visible to the load below.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&w->sleeping, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&w->wake_seq, 1, memory_order_relaxed);
+		futex_wake(&w->wake_seq);
+	}
+}
+
+static void wake_all(struct sli_exec *x)
+{
+	for (unsigned i = 0; i < x->nworkers; i++)
+		sli_worker_wake(&x->workers[i]);
+}
+
+static bool failed(struct sli_exec *x)
+{
+	/* Relaxed: a hint to stop; the message is read after joining. */
+	return atomic_load_explicit(&x->failed, memory_order_relaxed) != 0;
+}
+
+void sli_release(struct sli_opi *op, struct sl_batch *b)
+{
+	sli_pool_put(sli_pool(op), b);
+}
+
+/* -------------------------------------------------------------- exchange */
+
+static int backlog_add(struct sli_target *t, struct sl_batch *b)
+{
+	if (t->nbacklog == t->capbacklog) {
+		unsigned ncap = t->capbacklog ? 2 * t->capbacklog : 8;
+		struct sl_batch **nb = realloc(t->backlog, ncap * sizeof(*nb));
+
+		if (nb == NULL)
+			return -ENOMEM;
+		t->backlog = nb;
+		t->capbacklog = ncap;
+	}
+	t->backlog[t->nbacklog++] = b;
+	return 0;
+}
+
+/* Send @b (owned) to one target, or queue it behind the target's backlog. */
+static int send(struct sli_subtask *st, struct sli_target *t, struct sl_batch *b)
+{
+	if (t->nbacklog == 0 && sl_ring_enqueue(t->chan->ring, b) == 0) {
+		if (t->chan->consumer != st->w)
+			sli_worker_wake(t->chan->consumer);
+		return 0;
+	}
+	return backlog_add(t, b);
+}
+
+/* Try to empty every backlog. Return true when none is left. */
+static bool drain_backlogs(struct sli_subtask *st)
+{
+	bool clear = true;
+
+	for (unsigned o = 0; o < st->nout; o++) {
+		struct sli_outedge *oe = &st->out[o];
+
+		for (unsigned k = 0; k < oe->ntargets; k++) {
+			struct sli_target *t = &oe->t[k];
+			unsigned n;
+
+			if (t->nbacklog == 0)
+				continue;
+			n = sl_ring_enqueue_burst(t->chan->ring, (void **)t->backlog, t->nbacklog);
+			if (n > 0) {
+				memmove(t->backlog, t->backlog + n,
+					(t->nbacklog - n) * sizeof(*t->backlog));
+				t->nbacklog -= n;
+				if (t->chan->consumer != st->w)
+					sli_worker_wake(t->chan->consumer);
+			}
+			if (t->nbacklog)
+				clear = false;
+		}
+	}
+	return clear;
+}
+
+static struct sl_batch *clone_batch(struct sli_subtask *st, const struct sl_batch *b)
+{
+	struct sl_batch *c;
+	struct sl_str dummy;
+
+	if (b->kind != SL_EVENT_DATA)
+		return sli_pool_get_event(&st->w->pool, (enum sl_event_kind)b->kind, b->value);
+	c = sli_pool_get(&st->w->pool, b->elem_size);
+	if (c == NULL)
+		return NULL;
+	memcpy(c->data, b->data, (size_t)b->n * b->elem_size);
+	memcpy(c->ts, b->ts, b->n * sizeof(int64_t));
+	memcpy(c->key, b->key, b->n * sizeof(uint64_t));
+	c->n = b->n;
+	c->flags = b->flags;
+	if (b->arena_used && sl_batch_add_str(c, b->arena, b->arena_used, &dummy) < 0) {
+		sli_pool_put(&st->w->pool, c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Flush the pending (partly filled) batch of every target of @oe. */
+static int flush_pending(struct sli_subtask *st, struct sli_outedge *oe)
+{
+	for (unsigned k = 0; k < oe->ntargets; k++) {
+		struct sl_batch *b = oe->t[k].pending;
+
+		if (b == NULL)
+			continue;
+		oe->t[k].pending = NULL;
+		if (send(st, &oe->t[k], b) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Hash-partition @b (owned) element by element into the targets' pending batches. */
+static int send_hashed(struct sli_subtask *st, struct sli_outedge *oe, struct sl_batch *b)
+{
+	unsigned p = oe->ntargets, maxp = st->w->x->job->max_parallelism;
+	sl_key_fn key = oe->edge->key;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct sl_key k;
+		unsigned target;
+		struct sli_target *t;
+
+		key(sl_batch_elem(b, i), b, &k);
+		b->key[i] = sli_hash64(k.ptr, k.len, 0);
+		target = sli_key_group_subtask(sli_key_group(b->key[i], maxp), p, maxp);
+		t = &oe->t[target];
+		if (t->pending == NULL) {
+			t->pending = sli_pool_get(&st->w->pool, b->elem_size);
+			if (t->pending == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			t->pending->flags = SL_BATCH_F_KEYED;
+		}
+		rc = sli_batch_copy_elem(t->pending, b, i, oe->type);
+		if (rc == -E2BIG && t->pending->n > 0) {
+			struct sl_batch *full = t->pending;
+
+			t->pending = NULL;
+			if (send(st, t, full) < 0) {
+				rc = -ENOMEM;
+				break;
+			}
+			i--; /* retry this element into a fresh batch */
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		if (t->pending->n == t->pending->cap) {
+			struct sl_batch *full = t->pending;
+
+			t->pending = NULL;
+			if (send(st, t, full) < 0) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+	}
+	st->dirty = true;
+	sli_pool_put(&st->w->pool, b);
+	return rc;
+}
+
+/* Send @b (owned) over the exchange @oe. Control events go to every target. */
+static int exchange_send(struct sli_subtask *st, struct sli_outedge *oe, struct sl_batch *b)
+{
+	enum sli_part part = oe->edge->part;
+	unsigned k;
+
+	if (b->kind != SL_EVENT_DATA || part == SLI_PART_BROADCAST) {
+		/* In-band order: pending data goes first. */
+		if (flush_pending(st, oe) < 0)
+			goto nomem;
+		for (k = 0; k + 1 < oe->ntargets; k++) {
+			struct sl_batch *c = clone_batch(st, b);
+
+			if (c == NULL || send(st, &oe->t[k], c) < 0)
+				goto nomem;
+		}
+		return send(st, &oe->t[k], b) < 0 ? -ENOMEM : 0;
+	}
+	st->stats.records_out += b->n;
+	st->stats.batches_out++;
+	switch (part) {
+	case SLI_PART_HASH:
+		return send_hashed(st, oe, b);
+	case SLI_PART_REBALANCE:
+		k = oe->rr++ % oe->ntargets;
+		break;
+	case SLI_PART_RESCALE:
+		k = oe->rescale_lo + oe->rr++ % oe->rescale_n;
+		break;
+	default: /* forward */
+		k = 0;
+		break;
+	}
+	return send(st, &oe->t[k], b) < 0 ? -ENOMEM : 0;
+nomem:
+	sli_pool_put(&st->w->pool, b);
+	return -ENOMEM;
+}
+
+int sli_push(struct sli_opi *op, unsigned port, struct sl_batch *b)
+{
+	unsigned n = op->nport_out[port];
+	int rc;
+
+	if (port == 0 && op->next != NULL)
+		return sli_op_batch(op->next, b);
+	if (n == 0) {
+		sli_release(op, b); /* an output nobody consumes */
+		return 0;
+	}
+	/* Fan-out: every consumer gets its own copy. */
+	for (unsigned k = 0; k + 1 < n; k++) {
+		struct sl_batch *c = clone_batch(op->st, b);
+
+		if (c == NULL) {
+			sli_release(op, b);
+			sli_fail(op, -ENOMEM, "out of memory copying a batch for fan-out");
+			return -ENOMEM;
+		}
+		rc = exchange_send(op->st, op->port_out[port][k], c);
+		if (rc < 0) {
+			sli_release(op, b);
+			sli_fail(op, rc, "sending to an exchange: %s", sl_strerror(rc));
+			return rc;
+		}
+	}
+	rc = exchange_send(op->st, op->port_out[port][n - 1], b);
+	if (rc < 0)
+		sli_fail(op, rc, "sending to an exchange: %s", sl_strerror(rc));
+	return rc;
+}
+
+/* ------------------------------------------------------------- subtasks */
+
+/* Flush every partial batch of the chain, in chain order, then the exchanges. */
+static int flush_subtask(struct sli_subtask *st)
+{
+	int rc;
+
+	for (unsigned k = 0; k < st->task->nchain; k++) {
+		rc = sli_op_flush(&st->ops[k]);
+		if (rc < 0)
+			return rc;
+	}
+	for (unsigned o = 0; o < st->nout; o++)
+		if (flush_pending(st, &st->out[o]) < 0)
+			return -ENOMEM;
+	st->dirty = false;
+	return 0;
+}
+
+/* Send a control event to every output channel of the subtask. */
+static int broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int64_t value)
+{
+	for (unsigned o = 0; o < st->nout; o++) {
+		struct sl_batch *ev = sli_pool_get_event(&st->w->pool, kind, value);
+
+		if (ev == NULL || exchange_send(st, &st->out[o], ev) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* End of all input: finish the chain in order, then tell every consumer. */
+static int end_subtask(struct sli_subtask *st)
+{
+	int rc = 0;
+
+	for (unsigned k = 0; k < st->task->nchain && rc == 0; k++)
+		rc = sli_op_end(&st->ops[k]);
+	if (rc == 0)
+		rc = flush_subtask(st);
+	if (rc == 0)
+		rc = broadcast_event(st, SL_EVENT_END, 0);
+	if (rc < 0 && !failed(st->w->x))
+		sli_fail(&st->ops[0], rc, "finishing: %s", sl_strerror(rc));
+	st->done = true; /* counted in ndone once its backlogs are empty (step()) */
+	return rc;
+}
+
+/* Forward control event @b (owned) to every output, after the data before it. */
+static void forward_event(struct sli_subtask *st, struct sl_batch *b)
+{
+	if (flush_subtask(st) < 0) {
+		sli_pool_put(&st->w->pool, b);
+		return;
+	}
+	for (unsigned o = 0; o < st->nout; o++) {
+		struct sl_batch *c = o + 1 < st->nout ? clone_batch(st, b) : b;
+
+		if (c == NULL || exchange_send(st, &st->out[o], c) < 0) {
+			sli_fail(&st->ops[0], -ENOMEM, "out of memory forwarding an event");
+			if (c != b)
+				sli_pool_put(&st->w->pool, b);
+			return;
+		}
+	}
+	if (st->nout == 0)
+		sli_pool_put(&st->w->pool, b);
+}
+
+static void channel_watermark(struct sli_subtask *st)
+{
+	int64_t wm = INT64_MAX;
+
+	for (unsigned c = 0; c < st->nin; c++)
+		if (!st->in[c].ended && st->in[c].watermark < wm)
+			wm = st->in[c].watermark;
+	if (wm > st->watermark && wm != INT64_MAX) {
+		st->watermark = wm;
+		if (flush_subtask(st) == 0)
+			broadcast_event(st, SL_EVENT_WATERMARK, wm);
+	}
+}
+
+enum step_result { STEP_IDLE, STEP_WORK, STEP_BACKPRESSURED };
+
+static enum step_result step_source(struct sli_subtask *st)
+{
+	struct sli_opi *op = &st->ops[0];
+	struct sli_exec *x = st->w->x;
+	struct sl_batch *b;
+	uint32_t n;
+	int rc;
+
+	if (atomic_load_explicit(&x->job->stop_requested, memory_order_relaxed)) {
+		end_subtask(st);
+		return STEP_WORK;
+	}
+	b = sli_pool_get(&st->w->pool, op->node->type.size);
+	if (b == NULL) {
+		sli_fail(op, -ENOMEM, "out of memory for a source batch");
+		return STEP_IDLE;
+	}
+	rc = op->node->fn.source->poll(op->state, b);
+	if (rc < 0) {
+		sli_pool_put(&st->w->pool, b);
+		sli_fail(op, rc, "%s", op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+		return STEP_IDLE;
+	}
+	n = (uint32_t)rc & ~(uint32_t)SL_SOURCE_END;
+	if (n > b->cap) {
+		sli_pool_put(&st->w->pool, b);
+		sli_fail(op, -EOVERFLOW, "poll() returned %u elements for a batch of %u", n,
+			 b->cap);
+		return STEP_IDLE;
+	}
+	b->n = n;
+	if (n > 0) {
+		st->stats.records_in += n;
+		st->stats.batches_in++;
+		BUMP(st->w->records_src, n);
+		if (sli_push(op, 0, b) < 0)
+			return STEP_IDLE;
+	} else {
+		sli_pool_put(&st->w->pool, b);
+	}
+	if (rc & SL_SOURCE_END) {
+		end_subtask(st);
+		return STEP_WORK;
+	}
+	if (n == 0) {
+		if (st->dirty)
+			flush_subtask(st);
+		return STEP_IDLE;
+	}
+	return STEP_WORK;
+}
+
+static void handle_input(struct sli_subtask *st, struct sli_inchan *ch, struct sl_batch *b)
+{
+	switch (b->kind) {
+	case SL_EVENT_DATA:
+		st->stats.records_in += b->n;
+		st->stats.batches_in++;
+		sli_op_batch(&st->ops[0], b);
+		return;
+	case SL_EVENT_WATERMARK:
+		if (b->value > ch->watermark)
+			ch->watermark = b->value;
+		sli_pool_put(&st->w->pool, b);
+		channel_watermark(st);
+		return;
+	case SL_EVENT_END:
+		sli_pool_put(&st->w->pool, b);
+		if (!ch->ended) {
+			ch->ended = true;
+			st->nopen--;
+		}
+		if (st->nopen == 0)
+			end_subtask(st);
+		else
+			channel_watermark(st);
+		return;
+	default:
+		/* Barriers, idleness and latency markers: forwarded in order for now. */
+		forward_event(st, b);
+		return;
+	}
+}
+
+static enum step_result step(struct sli_subtask *st)
+{
+	struct sli_exec *x = st->w->x;
+	bool did = false;
+
+	if (st->done) {
+		/* Finished, but batches (END included) may still wait for ring space. */
+		if (st->drained)
+			return STEP_IDLE;
+		if (!drain_backlogs(st))
+			return STEP_BACKPRESSURED;
+		st->drained = true;
+		st->w->ndone++;
+		return STEP_WORK;
+	}
+	if (!drain_backlogs(st))
+		return STEP_BACKPRESSURED;
+	if (st->task->chain[0]->kind == SLI_SOURCE)
+		return step_source(st);
+	for (unsigned turn = 0; turn < BATCHES_PER_TURN && !st->done && !failed(x); turn++) {
+		struct sl_batch *b = NULL;
+		unsigned c;
+
+		for (c = 0; c < st->nin; c++) {
+			struct sli_inchan *ch = &st->in[(st->rr + c) % st->nin];
+
+			if (!ch->ended && sl_ring_dequeue(ch->chan->ring, (void **)&b) == 0) {
+				if (ch->chan->producer != st->w)
+					sli_worker_wake(ch->chan->producer);
+				b->channel = (st->rr + c) % st->nin;
+				st->rr = (st->rr + c + 1) % st->nin;
+				handle_input(st, ch, b);
+				break;
+			}
+		}
+		if (c == st->nin)
+			break; /* every input is empty */
+		did = true;
+		if (!drain_backlogs(st))
+			return STEP_BACKPRESSURED;
+	}
+	if (!did && st->dirty && !st->done)
+		flush_subtask(st);
+	return did ? STEP_WORK : STEP_IDLE;
+}
+
+/* --------------------------------------------------------------- workers */
+
+static bool has_work(struct sli_worker *w)
+{
+	for (unsigned i = 0; i < w->nsubtasks; i++) {
+		struct sli_subtask *st = w->subtasks[i];
+
+		if (st->drained)
+			continue;
+		if (st->done)
+			return true; /* its backlog drain is due */
+		for (unsigned c = 0; c < st->nin; c++)
+			if (!st->in[c].ended && sl_ring_count(st->in[c].chan->ring) > 0)
+				return true;
+		for (unsigned o = 0; o < st->nout; o++)
+			for (unsigned k = 0; k < st->out[o].ntargets; k++)
+				if (st->out[o].t[k].nbacklog &&
+				    sl_ring_free_count(st->out[o].t[k].chan->ring) > 0)
+					return true;
+	}
+	return false;
+}
+
+static void worker_sleep(struct sli_worker *w)
+{
+	uint32_t seq = atomic_load_explicit(&w->wake_seq, memory_order_relaxed);
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = SLEEP_NS };
+
+	atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+	/* seq_cst fence: pairs with the one in sli_worker_wake(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!has_work(w) && !failed(w->x))
+		syscall(SYS_futex, (uint32_t *)&w->wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
+	atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+	struct sli_worker *w = arg;
+	struct sli_exec *x = w->x;
+	const struct sl_platform *pf = x->platform;
+	unsigned spins = 0;
+	uint64_t t0;
+
+	/* Acquire: pairs with the release store of `go` in sl_job_run(). */
+	while (!atomic_load_explicit(&x->go, memory_order_acquire))
+		sched_yield();
+	if (pf && pf->pin && w->pu >= 0) {
+		int rc = pf->pin(pf->ctx, w->pu);
+
+		if (rc < 0 && w->nsubtasks)
+			sli_fail(&w->subtasks[0]->ops[0], rc, "cannot pin worker %u to PU %d: %s",
+				 w->id, w->pu, sl_strerror(rc));
+	}
+	if (pf && pf->allocator_create && w->pu >= 0) {
+		/* No silent fallback: all allocators of a job must free each other's blocks. */
+		int rc = pf->allocator_create(pf->ctx, w->node, &w->alloc);
+
+		if (rc < 0) {
+			w->alloc = NULL;
+			if (w->nsubtasks)
+				sli_fail(&w->subtasks[0]->ops[0], rc,
+					 "cannot create the NUMA allocator of worker %u: %s", w->id,
+					 sl_strerror(rc));
+		}
+	}
+	sli_pool_init(&w->pool, w->alloc, x->job->batch_size, x->job->max_record_size,
+		      x->job->ring_size * 2);
+
+	/* Open every operator of every subtask of this worker, on this thread. */
+	for (unsigned i = 0; i < w->nsubtasks && !failed(x); i++) {
+		struct sli_subtask *st = w->subtasks[i];
+
+		for (unsigned k = 0; k < st->task->nchain && !failed(x); k++) {
+			st->ops[k].info.worker = (int)w->id;
+			st->ops[k].info.pu = w->pu;
+			sli_op_open(&st->ops[k]);
+		}
+	}
+	/* Nobody runs before everybody opened (a sink may create what a source reads). */
+	pthread_barrier_wait(&x->finished);
+
+	t0 = now_ns();
+	while (w->ndone < w->nsubtasks && !failed(x)) {
+		bool work = false;
+
+		for (unsigned i = 0; i < w->nsubtasks; i++) {
+			struct sli_subtask *st = w->subtasks[i];
+			enum step_result r = step(st);
+			uint64_t t1 = now_ns();
+
+			if (r == STEP_WORK) {
+				st->stats.busy_ns += t1 - t0;
+				BUMP(w->busy_ns, t1 - t0);
+				work = true;
+			} else if (r == STEP_BACKPRESSURED) {
+				st->stats.backpressured_ns += t1 - t0;
+				BUMP(w->bp_ns, t1 - t0);
+			}
+			t0 = t1;
+		}
+		if (work) {
+			spins = 0;
+		} else if (x->job->idle_busy || ++spins < SPINS_BEFORE_SLEEP) {
+			cpu_relax();
+		} else {
+			worker_sleep(w);
+			spins = 0;
+			t0 = now_ns();
+		}
+	}
+	/* Close operators on the thread that opened them. */
+	for (unsigned i = 0; i < w->nsubtasks; i++)
+		for (unsigned k = 0; k < w->subtasks[i]->task->nchain; k++)
+			sli_op_close(&w->subtasks[i]->ops[k]);
+	pthread_barrier_wait(&x->finished);
+	/* The main thread frees all batches now; then we drop our allocator. */
+	pthread_barrier_wait(&x->teardown);
+	if (w->alloc && pf && pf->allocator_destroy)
+		pf->allocator_destroy(pf->ctx, w->alloc);
+	return NULL;
+}
+
+/* ----------------------------------------------------------------- setup */
+
+static struct sli_chan *new_chan(struct sli_exec *x, struct sli_worker *prod,
+				 struct sli_worker *cons, const char *name)
+{
+	struct sli_chan *c = &x->chans[x->nchans++];
+
+	c->producer = prod;
+	c->consumer = cons;
+	if (sl_ring_create(x->job->ring_size, name, NULL, &c->ring) < 0)
+		return NULL;
+	return c;
+}
+
+static unsigned count_chans(const struct sli_plan *p)
+{
+	unsigned n = 0;
+
+	for (unsigned t = 0; t < p->ntasks; t++)
+		for (unsigned k = 0; k < p->tasks[t].nout; k++) {
+			const struct sli_edge *e = p->tasks[t].out[k];
+
+			n += e->part == SLI_PART_FORWARD
+				 ? e->from->parallelism
+				 : e->from->parallelism * e->to->parallelism;
+		}
+	return n;
+}
+
+static struct sli_subtask *subtask_of(struct sli_exec *x, int task, unsigned index)
+{
+	return &x->subtasks[sli_plan_subtask_id(&x->job->plan, task, index)];
+}
+
+/* Index of edge @e among the exchange outputs of its source task. */
+static int out_index(const struct sli_task *t, const struct sli_edge *e)
+{
+	for (unsigned k = 0; k < t->nout; k++)
+		if (t->out[k] == e)
+			return (int)k;
+	return -1;
+}
+
+static int in_index(const struct sli_task *t, const struct sli_edge *e)
+{
+	for (unsigned k = 0; k < t->nin; k++)
+		if (t->in[k] == e)
+			return (int)k;
+	return -1;
+}
+
+/* Channels of consumer subtask (task, j) that come before edge @ei. */
+static unsigned chan_base(const struct sli_task *t, int ei)
+{
+	unsigned base = 0;
+
+	for (int k = 0; k < ei; k++) {
+		const struct sli_edge *e = t->in[k];
+
+		base += e->part == SLI_PART_FORWARD ? 1 : e->from->parallelism;
+	}
+	return base;
+}
+
+static int setup(struct sli_exec *x)
+{
+	struct sl_job *job = x->job;
+	struct sli_plan *p = &job->plan;
+
+	x->nworkers = p->nworkers;
+	x->workers = calloc(p->nworkers, sizeof(*x->workers));
+	x->subtasks = calloc(p->nsubtasks, sizeof(*x->subtasks));
+	x->chans = calloc(count_chans(p) + 1, sizeof(*x->chans));
+	if (!x->workers || !x->subtasks || !x->chans)
+		return -ENOMEM;
+	for (unsigned w = 0; w < p->nworkers; w++) {
+		struct sli_worker *wk = &x->workers[w];
+
+		wk->x = x;
+		wk->id = w;
+		wk->pu = p->worker_pu[w];
+		wk->node = p->worker_node[w];
+		wk->subtasks = calloc(p->nsubtasks, sizeof(*wk->subtasks));
+		if (wk->subtasks == NULL)
+			return -ENOMEM;
+	}
+	/* Subtasks, their operator instances and chain links. */
+	for (unsigned t = 0; t < p->ntasks; t++) {
+		struct sli_task *task = &p->tasks[t];
+
+		for (unsigned i = 0; i < task->parallelism; i++) {
+			struct sli_subtask *st = subtask_of(x, (int)t, i);
+			struct sli_worker *w = &x->workers[p->subtask_worker[p->task_first[t] + i]];
+			unsigned nin = 0;
+
+			st->task = task;
+			st->index = i;
+			st->w = w;
+			st->watermark = INT64_MIN;
+			w->subtasks[w->nsubtasks++] = st;
+			st->ops = calloc(task->nchain, sizeof(*st->ops));
+			st->out = calloc(task->nout ? task->nout : 1, sizeof(*st->out));
+			st->nout = task->nout;
+			for (unsigned k = 0; k < task->nin; k++)
+				nin += task->in[k]->part == SLI_PART_FORWARD
+					   ? 1
+					   : task->in[k]->from->parallelism;
+			st->in = calloc(nin ? nin : 1, sizeof(*st->in));
+			if (!st->ops || !st->out || !st->in)
+				return -ENOMEM;
+			st->nin = st->nopen = nin;
+			for (unsigned c = 0; c < nin; c++)
+				st->in[c].watermark = INT64_MIN;
+			for (unsigned k = 0; k < task->nchain; k++) {
+				struct sli_opi *op = &st->ops[k];
+				struct sli_node *n = task->chain[k];
+
+				op->node = n;
+				op->st = st;
+				op->coll.op = op;
+				op->next = k + 1 < task->nchain ? &st->ops[k + 1] : NULL;
+				op->info = (struct sl_subtask_info){
+					.op_name = n->name,
+					.index = i,
+					.parallelism = task->parallelism,
+					.max_parallelism = job->max_parallelism,
+					.worker = -1,
+					.pu = -1,
+					.batch_size = job->batch_size,
+					.max_record_size = job->max_record_size,
+					.counters = &n->counters,
+					.errbuf = op->errbuf,
+					.errlen = sizeof(op->errbuf),
+				};
+				op->port_type[0] = &n->type;
+				for (unsigned s = 0; s < n->nside; s++)
+					op->port_type[s + 1] = &n->side[s];
+				if (n->kind == SLI_REDUCE)
+					op->key = n->in[0]->key;
+			}
+		}
+	}
+	/* Exchanges: channels, producer-side targets, consumer-side inputs. */
+	for (unsigned t = 0; t < p->ntasks; t++) {
+		struct sli_task *task = &p->tasks[t];
+
+		for (unsigned k = 0; k < task->nout; k++) {
+			struct sli_edge *e = task->out[k];
+			struct sli_task *to = &p->tasks[e->to->task];
+			int ei = in_index(to, e);
+			unsigned pf = task->parallelism, pt = to->parallelism;
+			bool fwd = e->part == SLI_PART_FORWARD;
+
+			for (unsigned i = 0; i < pf; i++) {
+				struct sli_subtask *st = subtask_of(x, (int)t, i);
+				struct sli_outedge *oe = &st->out[k];
+				struct sli_opi *op = &st->ops[e->from->chain_pos];
+
+				oe->edge = e;
+				oe->type = e->port ? &e->from->side[e->port - 1] : &e->from->type;
+				oe->ntargets = fwd ? 1 : pt;
+				oe->t = calloc(oe->ntargets, sizeof(*oe->t));
+				if (oe->t == NULL)
+					return -ENOMEM;
+				/* Rescale: each producer feeds a contiguous share of consumers. */
+				oe->rescale_lo = (unsigned)((uint64_t)i * pt / pf);
+				oe->rescale_n =
+				    (unsigned)((uint64_t)(i + 1) * pt / pf) - oe->rescale_lo;
+				if (oe->rescale_n == 0) {
+					oe->rescale_lo = (unsigned)((uint64_t)i * pt / pf) % pt;
+					oe->rescale_n = 1;
+				}
+				oe->rr = i; /* spread the first batches of each producer */
+				if (op->nport_out[e->port] == SL_ARRAY_SIZE(op->port_out[0]))
+					return -E2BIG;
+				op->port_out[e->port][op->nport_out[e->port]++] = oe;
+				for (unsigned j = 0; j < oe->ntargets; j++) {
+					unsigned cj = fwd ? i : j;
+					struct sli_subtask *cs = subtask_of(x, e->to->task, cj);
+					char name[32];
+					struct sli_chan *c;
+
+					snprintf(name, sizeof(name), "e%d.%u>%u", e->id, i, cj);
+					c = new_chan(x, st->w, cs->w, name);
+					if (c == NULL)
+						return -ENOMEM;
+					oe->t[j].chan = c;
+					cs->in[chan_base(to, ei) + (fwd ? 0 : i)].chan = c;
+				}
+			}
+			(void)out_index;
+		}
+	}
+	return 0;
+}
+
+static void teardown(struct sli_exec *x)
+{
+	struct sl_batch_pool tmp;
+
+	/* Main thread: everything left in flight goes back to the allocators. */
+	sli_pool_init(&tmp, NULL, x->job->batch_size, x->job->max_record_size, 0);
+	for (unsigned c = 0; c < x->nchans; c++) {
+		void *b;
+
+		if (x->chans[c].ring == NULL)
+			continue;
+		while (sl_ring_dequeue(x->chans[c].ring, &b) == 0)
+			sli_pool_put(&tmp, b);
+		sl_ring_destroy(x->chans[c].ring);
+	}
+	for (unsigned s = 0; x->subtasks && s < x->job->plan.nsubtasks; s++) {
+		struct sli_subtask *st = &x->subtasks[s];
+
+		for (unsigned o = 0; st->out && o < st->task->nout; o++) {
+			struct sli_outedge *oe = &st->out[o];
+
+			for (unsigned k = 0; oe->t && k < oe->ntargets; k++) {
+				sli_pool_put(&tmp, oe->t[k].pending);
+				for (unsigned b = 0; b < oe->t[k].nbacklog; b++)
+					sli_pool_put(&tmp, oe->t[k].backlog[b]);
+				free(oe->t[k].backlog);
+			}
+			free(oe->t);
+		}
+		free(st->out);
+		free(st->in);
+		free(st->ops);
+	}
+	for (unsigned w = 0; x->workers && w < x->nworkers; w++) {
+		sli_pool_fini(&x->workers[w].pool);
+		free(x->workers[w].subtasks);
+	}
+	sli_pool_fini(&tmp);
+}
+
+/* ------------------------------------------------------------------- run */
+
+int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *errbuf, size_t errlen)
+{
+	struct sli_exec *x;
+	unsigned started = 0;
+	int rc;
+
+	if (job == NULL)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL, "sl_job_run: NULL job");
+	if (atomic_load(&job->exec) != NULL)
+		return sl_errbuf_set(errbuf, errlen, -EBUSY, "job '%s' is already running",
+				     job->name);
+	rc = sli_job_plan(job, platform, errbuf, errlen);
+	if (rc < 0)
+		return rc;
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory starting the job");
+	x->job = job;
+	x->platform = platform;
+	atomic_init(&x->failed, 0);
+	rc = setup(x);
+	if (rc < 0) {
+		sl_errbuf_set(errbuf, errlen, rc, "cannot set up job '%s': %s", job->name,
+			      sl_strerror(rc));
+		goto out;
+	}
+	/* Release: stats readers that load `exec` (acquire) see a built exec. */
+	atomic_store_explicit(&job->exec, x, memory_order_release);
+	for (; started < x->nworkers; started++)
+		if (pthread_create(&x->workers[started].thread, NULL, worker_main,
+				   &x->workers[started]) != 0)
+			break;
+	if (started < x->nworkers) {
+		int expected = 0;
+
+		if (atomic_compare_exchange_strong(&x->failed, &expected, 1)) {
+			x->fail_rc = -EAGAIN;
+			snprintf(x->fail_msg, sizeof(x->fail_msg),
+				 "cannot start worker thread %u of %u", started, x->nworkers);
+		}
+	}
+	/* Barriers count the threads that exist, so a short start cannot hang. */
+	pthread_barrier_init(&x->finished, NULL, started + 1);
+	pthread_barrier_init(&x->teardown, NULL, started + 1);
+	/* Release: pairs with the acquire loop at the top of worker_main(). */
+	atomic_store_explicit(&x->go, 1, memory_order_release);
+	pthread_barrier_wait(&x->finished); /* all opened */
+	pthread_barrier_wait(&x->finished); /* all done and closed */
+	teardown(x);
+	pthread_barrier_wait(&x->teardown);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(x->workers[i].thread, NULL);
+	/*
+	 * seq_cst store, then wait for readers: pairs with the seq_cst
+	 * increment-then-load in sl_job_stats(). A reader that saw `x`
+	 * incremented before our store, so we see its count and wait.
+	 */
+	atomic_store(&job->exec, NULL);
+	while (atomic_load(&job->stats_readers) != 0)
+		sched_yield();
+	pthread_barrier_destroy(&x->finished);
+	pthread_barrier_destroy(&x->teardown);
+	rc = 0;
+	if (atomic_load(&x->failed)) {
+		rc = x->fail_rc;
+		sl_errbuf_set(errbuf, errlen, rc, "%s", x->fail_msg);
+	}
+out:
+	free(x->subtasks);
+	free(x->workers);
+	free(x->chans);
+	free(x);
+	return rc;
+}
+
+void sl_job_stop(struct sl_job *job)
+{
+	if (job != NULL)
+		atomic_store_explicit(&job->stop_requested, 1, memory_order_relaxed);
+}
+
+void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out)
+{
+	struct sli_exec *x;
+
+	if (job == NULL || out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	/* seq_cst increment, then load: see the wait at the end of sl_job_run(). */
+	atomic_fetch_add((_Atomic int *)&job->stats_readers, 1);
+	x = atomic_load(&((struct sl_job *)job)->exec);
+	if (x != NULL) {
+		out->running = 1;
+		for (unsigned w = 0; w < x->nworkers; w++) {
+			struct sli_worker *wk = &x->workers[w];
+
+			out->source_records +=
+			    atomic_load_explicit(&wk->records_src, memory_order_relaxed);
+			out->sink_records +=
+			    atomic_load_explicit(&wk->records_sink, memory_order_relaxed);
+			out->busy_ns += atomic_load_explicit(&wk->busy_ns, memory_order_relaxed);
+			out->backpressured_ns +=
+			    atomic_load_explicit(&wk->bp_ns, memory_order_relaxed);
+		}
+	}
+	atomic_fetch_sub((_Atomic int *)&job->stats_readers, 1);
+}

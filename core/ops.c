@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ops.c — what each operator does to a batch inside a fused task: map,
+ * filter, flat_map, process (with side outputs), keyed reduce, union,
+ * sink; and the collector that user functions emit through.
+ *
+ * Every function here runs on the worker thread that owns the subtask.
+ * A data batch handed to sli_op_batch() is owned by the operator, which
+ * forwards it (sli_push) or releases it exactly once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sl_error.h>
+
+#include "sli_exec.h"
+
+/* ----------------------------------------------------------- collector */
+
+/* Copy the element at @elem (strings in @src_arena) to the end of @dst. */
+static int put_elem(struct sl_batch *dst, const void *elem, int64_t ts, const char *src_arena,
+		    const struct sl_type *type)
+{
+	uint8_t *d = dst->data + (size_t)dst->n * dst->elem_size;
+
+	memcpy(d, elem, dst->elem_size);
+	if (src_arena != NULL) {
+		for (uint32_t k = 0; k < type->nstr; k++) {
+			struct sl_str in, out;
+			int rc;
+
+			memcpy(&in, (const uint8_t *)elem + type->str_off[k], sizeof(in));
+			rc = sl_batch_add_str(dst, src_arena + in.off, in.len, &out);
+			if (rc < 0)
+				return rc;
+			memcpy(d + type->str_off[k], &out, sizeof(out));
+		}
+	}
+	dst->ts[dst->n] = ts;
+	dst->key[dst->n] = 0;
+	dst->n++;
+	return 0;
+}
+
+static struct sl_batch *cur_batch(struct sl_collector *c, unsigned port)
+{
+	struct sli_opi *op = c->op;
+
+	if (c->cur[port] == NULL) {
+		c->cur[port] = sli_pool_get(sli_pool(op), op->port_type[port]->size);
+		if (c->cur[port] != NULL)
+			op->st->dirty = true;
+	}
+	return c->cur[port];
+}
+
+static int push_cur(struct sl_collector *c, unsigned port)
+{
+	struct sl_batch *b = c->cur[port];
+
+	c->cur[port] = NULL;
+	return b ? sli_push(c->op, port, b) : 0;
+}
+
+static int emit_port(struct sl_collector *c, unsigned port, const void *elem, int64_t ts,
+		     const struct sl_batch *src)
+{
+	struct sli_opi *op = c->op;
+	const struct sl_type *type;
+	struct sl_batch *b;
+	int rc;
+
+	if (port >= SLI_MAX_PORTS || op->port_type[port] == NULL) {
+		sli_fail(op, -EINVAL, "emitted to side output %u, which was not declared",
+			 port - 1);
+		return -EINVAL;
+	}
+	type = op->port_type[port];
+	b = cur_batch(c, port);
+	if (b == NULL)
+		goto nomem;
+	rc = put_elem(b, elem, ts, src && type->nstr ? src->arena : NULL, type);
+	if (rc == -E2BIG && b->n > 0) {
+		/* The arena is full: send what we have, retry in a fresh batch. */
+		rc = push_cur(c, port);
+		if (rc < 0)
+			return rc;
+		b = cur_batch(c, port);
+		if (b == NULL)
+			goto nomem;
+		rc = put_elem(b, elem, ts, src->arena, type);
+	}
+	if (rc == -E2BIG) {
+		sli_fail(op, -E2BIG, "a record's strings exceed max-record-size (%u bytes)",
+			 op->info.max_record_size);
+		return rc;
+	}
+	if (rc < 0)
+		goto nomem;
+	if (b->n == b->cap)
+		return push_cur(c, port);
+	return 0;
+nomem:
+	sli_fail(op, -ENOMEM, "out of memory for an output batch");
+	return -ENOMEM;
+}
+
+int sl_emit(struct sl_collector *c, const void *elem, int64_t ts, const struct sl_batch *src)
+{
+	if (c == NULL || elem == NULL)
+		return -EINVAL;
+	return emit_port(c, 0, elem, ts, src);
+}
+
+int sl_emit_side(struct sl_collector *c, unsigned tag, const void *elem, int64_t ts,
+		 const struct sl_batch *src)
+{
+	if (c == NULL || elem == NULL)
+		return -EINVAL;
+	return emit_port(c, tag + 1, elem, ts, src);
+}
+
+int sl_collector_str(struct sl_collector *c, const void *bytes, uint32_t len, struct sl_str *out)
+{
+	struct sl_batch *b;
+	int rc;
+
+	if (c == NULL || out == NULL || (bytes == NULL && len))
+		return -EINVAL;
+	b = cur_batch(c, 0);
+	if (b == NULL)
+		return -ENOMEM;
+	rc = sl_batch_add_str(b, bytes, len, out);
+	if (rc == -E2BIG && b->n > 0) {
+		rc = push_cur(c, 0);
+		if (rc < 0)
+			return rc;
+		b = cur_batch(c, 0);
+		if (b == NULL)
+			return -ENOMEM;
+		rc = sl_batch_add_str(b, bytes, len, out);
+	}
+	return rc;
+}
+
+int sli_op_flush(struct sli_opi *op)
+{
+	for (unsigned p = 0; p < SLI_MAX_PORTS; p++) {
+		int rc = push_cur(&op->coll, p);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------- reduce table */
+
+/*
+ * Keyed accumulators of one reduce subtask: open addressing with linear
+ * probing over (hash, entry) slots; entries hold the accumulator element,
+ * its latest timestamp and a copy of the key bytes. The accumulator's
+ * strings and the keys live in one growing arena, presented to the
+ * collector as the arena of a pseudo batch.
+ */
+struct sli_rtab {
+	uint64_t *hash;	 /* [cap] */
+	uint32_t *slot;	 /* [cap] entry + 1, 0 = empty */
+	uint32_t cap, n; /* slots, entries */
+	uint8_t *acc;	 /* [n * elem_size] */
+	int64_t *ts;
+	struct sl_str *key;
+	uint32_t nalloc;
+	struct sl_batch arena; /* only arena, arena_used, arena_cap, arena_max, alloc used */
+};
+
+static void rtab_free(struct sli_rtab *t)
+{
+	if (t == NULL)
+		return;
+	free(t->hash);
+	free(t->slot);
+	free(t->acc);
+	free(t->ts);
+	free(t->key);
+	sl_alloc_free(t->arena.alloc, t->arena.arena);
+	free(t);
+}
+
+static struct sli_rtab *rtab_new(void)
+{
+	struct sli_rtab *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->cap = 1024;
+	t->hash = calloc(t->cap, sizeof(*t->hash));
+	t->slot = calloc(t->cap, sizeof(*t->slot));
+	t->arena.alloc = sl_alloc_default();
+	t->arena.arena_max = UINT32_MAX;
+	if (t->hash == NULL || t->slot == NULL) {
+		rtab_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static int rtab_grow_slots(struct sli_rtab *t)
+{
+	uint32_t ncap = t->cap * 2;
+	uint64_t *nh = calloc(ncap, sizeof(*nh));
+	uint32_t *ns = calloc(ncap, sizeof(*ns));
+
+	if (nh == NULL || ns == NULL) {
+		free(nh);
+		free(ns);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < t->cap; i++) {
+		uint32_t j;
+
+		if (t->slot[i] == 0)
+			continue;
+		for (j = (uint32_t)t->hash[i] & (ncap - 1); ns[j] != 0; j = (j + 1) & (ncap - 1))
+			;
+		nh[j] = t->hash[i];
+		ns[j] = t->slot[i];
+	}
+	free(t->hash);
+	free(t->slot);
+	t->hash = nh;
+	t->slot = ns;
+	t->cap = ncap;
+	return 0;
+}
+
+static int rtab_grow_entries(struct sli_rtab *t, uint32_t elem_size)
+{
+	uint32_t nn = t->nalloc ? t->nalloc * 2 : 256;
+	void *a = realloc(t->acc, (size_t)nn * elem_size);
+
+	if (a == NULL)
+		return -ENOMEM;
+	t->acc = a;
+	a = realloc(t->ts, (size_t)nn * sizeof(*t->ts));
+	if (a == NULL)
+		return -ENOMEM;
+	t->ts = a;
+	a = realloc(t->key, (size_t)nn * sizeof(*t->key));
+	if (a == NULL)
+		return -ENOMEM;
+	t->key = a;
+	t->nalloc = nn;
+	return 0;
+}
+
+/* Find or insert the entry of element @i of @b. Return its index, or -errno. */
+static long rtab_find(struct sli_rtab *t, struct sli_opi *op, const struct sl_batch *b, uint32_t i,
+		      bool *inserted)
+{
+	const struct sl_type *type = &op->node->type;
+	const void *elem = sl_batch_elem(b, i);
+	struct sl_key k;
+	uint64_t h;
+	uint32_t j;
+	int rc;
+
+	op->key(elem, b, &k);
+	h = (b->flags & SL_BATCH_F_KEYED) ? b->key[i] : sli_hash64(k.ptr, k.len, 0);
+	for (j = (uint32_t)h & (t->cap - 1); t->slot[j] != 0; j = (j + 1) & (t->cap - 1)) {
+		uint32_t e = t->slot[j] - 1;
+
+		if (t->hash[j] == h && t->key[e].len == k.len &&
+		    memcmp(t->arena.arena + t->key[e].off, k.ptr, k.len) == 0) {
+			*inserted = false;
+			return e;
+		}
+	}
+	/* New key: copy the element, its strings and its key into the table. */
+	if (t->n == t->nalloc && rtab_grow_entries(t, type->size) < 0)
+		return -ENOMEM;
+	{
+		uint8_t *acc = t->acc + (size_t)t->n * type->size;
+
+		memcpy(acc, elem, type->size);
+		for (uint32_t s = 0; s < type->nstr; s++) {
+			struct sl_str in, out;
+
+			memcpy(&in, acc + type->str_off[s], sizeof(in));
+			rc = sl_batch_add_str(&t->arena, b->arena + in.off, in.len, &out);
+			if (rc < 0)
+				return rc;
+			memcpy(acc + type->str_off[s], &out, sizeof(out));
+		}
+		rc = sl_batch_add_str(&t->arena, k.ptr, k.len, &t->key[t->n]);
+		if (rc < 0)
+			return rc;
+	}
+	t->hash[j] = h;
+	t->slot[j] = t->n + 1;
+	t->ts[t->n] = b->ts[i];
+	*inserted = true;
+	t->n++;
+	if (t->n * 4 > t->cap * 3 && rtab_grow_slots(t) < 0)
+		return -ENOMEM;
+	return t->n - 1;
+}
+
+static int reduce_batch(struct sli_opi *op, struct sl_batch *b)
+{
+	const struct sl_type *type = &op->node->type;
+	struct sli_rtab *t = op->rtab;
+	sl_reduce_fn fn = op->node->fn.reduce;
+	struct sl_str saved[SL_TYPE_MAX_STR];
+	int rc = 0;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		bool inserted;
+		long e = rtab_find(t, op, b, i, &inserted);
+		uint8_t *acc;
+
+		if (e < 0) {
+			sli_fail(op, (int)e, "cannot store the accumulator of a new key: %s",
+				 sl_strerror((int)e));
+			rc = (int)e;
+			break;
+		}
+		acc = t->acc + (size_t)e * type->size;
+		if (!inserted) {
+			/* The accumulator keeps its own strings (see sl_reduce_fn). */
+			for (uint32_t s = 0; s < type->nstr; s++)
+				memcpy(&saved[s], acc + type->str_off[s], sizeof(saved[s]));
+			rc = fn(acc, sl_batch_elem(b, i), op->node->arg);
+			for (uint32_t s = 0; s < type->nstr; s++)
+				memcpy(acc + type->str_off[s], &saved[s], sizeof(saved[s]));
+			if (rc < 0) {
+				sli_fail(op, rc, "the reduce function failed: %s", sl_strerror(rc));
+				break;
+			}
+			if (b->ts[i] > t->ts[e])
+				t->ts[e] = b->ts[i];
+		}
+		if (op->node->reduce_mode == SL_REDUCE_ROLLING) {
+			rc = emit_port(&op->coll, 0, acc, b->ts[i], &t->arena);
+			if (rc < 0)
+				break;
+		}
+	}
+	sli_release(op, b);
+	return rc;
+}
+
+static int reduce_end(struct sli_opi *op)
+{
+	struct sli_rtab *t = op->rtab;
+	const struct sl_type *type = &op->node->type;
+
+	if (op->node->reduce_mode != SL_REDUCE_FINAL)
+		return 0;
+	for (uint32_t e = 0; e < t->n; e++) {
+		int rc =
+		    emit_port(&op->coll, 0, t->acc + (size_t)e * type->size, t->ts[e], &t->arena);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ operators */
+
+static int map_batch(struct sli_opi *op, struct sl_batch *in)
+{
+	const struct sl_type *type = &op->node->type;
+	struct sl_batch *out = sli_pool_get(sli_pool(op), type->size);
+	int rc = 0;
+
+	if (out == NULL) {
+		sli_release(op, in);
+		sli_fail(op, -ENOMEM, "out of memory for an output batch");
+		return -ENOMEM;
+	}
+	if (op->node->kind == SLI_MAP_BATCH) {
+		rc = op->node->fn.map_batch(in, out, op->node->arg);
+		if (rc < 0)
+			sli_fail(op, rc, "the map function failed: %s", sl_strerror(rc));
+		else if (out->n > out->cap)
+			rc = -EOVERFLOW, sli_fail(op, rc, "the map function set n beyond capacity");
+	} else {
+		sl_map_fn fn = op->node->fn.map;
+		void *arg = op->node->arg;
+		const uint8_t *src = in->data;
+		uint8_t *dst = out->data;
+
+		for (uint32_t i = 0; i < in->n; i++) {
+			rc = fn(src, dst, arg);
+			if (sl_unlikely(rc < 0)) {
+				sli_fail(op, rc, "the map function failed: %s", sl_strerror(rc));
+				break;
+			}
+			src += in->elem_size;
+			dst += out->elem_size;
+		}
+		memcpy(out->ts, in->ts, in->n * sizeof(int64_t));
+		out->n = in->n;
+		/* Per-element maps point output strings into the input's arena. */
+		if (rc == 0 && type->nstr && in->arena_used) {
+			struct sl_str whole;
+
+			rc = sl_batch_add_str(out, in->arena, in->arena_used, &whole);
+			if (rc < 0)
+				sli_fail(op, rc, "copying strings: %s", sl_strerror(rc));
+		}
+	}
+	sli_release(op, in);
+	if (rc < 0) {
+		sli_release(op, out);
+		return rc;
+	}
+	if (out->n == 0) {
+		sli_release(op, out);
+		return 0;
+	}
+	return sli_push(op, 0, out);
+}
+
+static int filter_batch(struct sli_opi *op, struct sl_batch *b)
+{
+	int rc = 0;
+
+	if (op->node->kind == SLI_FILTER_BATCH) {
+		uint32_t before = b->n;
+
+		rc = op->node->fn.filter_batch(b, op->node->arg);
+		if (rc >= 0 && b->n > before)
+			rc = -EOVERFLOW;
+	} else {
+		sl_filter_fn fn = op->node->fn.filter;
+		void *arg = op->node->arg;
+		uint32_t size = b->elem_size, j = 0;
+
+		for (uint32_t i = 0; i < b->n; i++) {
+			int keep = fn(b->data + (size_t)i * size, arg);
+
+			if (sl_unlikely(keep < 0)) {
+				rc = keep;
+				break;
+			}
+			if (keep) {
+				if (i != j) {
+					memcpy(b->data + (size_t)j * size,
+					       b->data + (size_t)i * size, size);
+					b->ts[j] = b->ts[i];
+					b->key[j] = b->key[i];
+				}
+				j++;
+			}
+		}
+		b->n = j;
+	}
+	if (rc < 0) {
+		sli_fail(op, rc, "the filter function failed: %s", sl_strerror(rc));
+		sli_release(op, b);
+		return rc;
+	}
+	if (b->n == 0) {
+		sli_release(op, b);
+		return 0;
+	}
+	return sli_push(op, 0, b);
+}
+
+static int each_element(struct sli_opi *op, struct sl_batch *b)
+{
+	void *arg = op->node->arg;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < b->n && rc >= 0; i++) {
+		const void *e = sl_batch_elem(b, i);
+
+		if (op->node->kind == SLI_FLAT_MAP)
+			rc = op->node->fn.flat_map(e, b->ts[i], b, &op->coll, arg);
+		else
+			rc = op->node->fn.process(&op->info, e, b->ts[i], b, &op->coll, arg);
+	}
+	if (rc < 0 && !atomic_load_explicit(&op->st->w->x->failed, memory_order_relaxed))
+		sli_fail(op, rc, "the %s function failed: %s", sli_kind_name(op->node->kind),
+			 sl_strerror(rc));
+	sli_release(op, b);
+	return rc < 0 ? rc : 0;
+}
+
+static int sink_batch(struct sli_opi *op, struct sl_batch *b)
+{
+	int rc = op->node->fn.sink->write(op->state, b);
+
+	if (rc < 0)
+		sli_fail(op, rc, "%s", op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+	else
+		atomic_store_explicit(
+		    &op->st->w->records_sink,
+		    atomic_load_explicit(&op->st->w->records_sink, memory_order_relaxed) + b->n,
+		    memory_order_relaxed);
+	op->st->stats.records_out += b->n;
+	sli_release(op, b);
+	return rc < 0 ? rc : 0;
+}
+
+int sli_op_batch(struct sli_opi *op, struct sl_batch *b)
+{
+	switch (op->node->kind) {
+	case SLI_MAP:
+	case SLI_MAP_BATCH:
+		return map_batch(op, b);
+	case SLI_FILTER:
+	case SLI_FILTER_BATCH:
+		return filter_batch(op, b);
+	case SLI_FLAT_MAP:
+	case SLI_PROCESS:
+		return each_element(op, b);
+	case SLI_REDUCE:
+		return reduce_batch(op, b);
+	case SLI_SINK:
+		return sink_batch(op, b);
+	case SLI_SOURCE: /* sources start chains; they never receive batches */
+	case SLI_UNION:
+	default:
+		return sli_push(op, 0, b);
+	}
+}
+
+int sli_op_open(struct sli_opi *op)
+{
+	int rc = 0;
+
+	op->errbuf[0] = '\0';
+	switch (op->node->kind) {
+	case SLI_SOURCE:
+		rc = op->node->fn.source->open(op->node->arg, &op->info, &op->state);
+		break;
+	case SLI_SINK:
+		rc = op->node->fn.sink->open(op->node->arg, &op->info, &op->state);
+		break;
+	case SLI_REDUCE:
+		op->rtab = rtab_new();
+		rc = op->rtab ? 0 : -ENOMEM;
+		break;
+	default:
+		break;
+	}
+	if (rc < 0) {
+		sli_fail(op, rc, "cannot open: %s", op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+		return rc;
+	}
+	op->opened = true;
+	return 0;
+}
+
+int sli_op_end(struct sli_opi *op)
+{
+	int rc = 0;
+
+	if (op->finished)
+		return 0;
+	op->finished = true;
+	if (op->node->kind == SLI_REDUCE)
+		rc = reduce_end(op);
+	if (rc == 0)
+		rc = sli_op_flush(op);
+	if (rc == 0 && op->node->kind == SLI_SINK && op->node->fn.sink->finish != NULL) {
+		rc = op->node->fn.sink->finish(op->state);
+		if (rc < 0)
+			sli_fail(op, rc, "%s", op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+	}
+	return rc;
+}
+
+void sli_op_close(struct sli_opi *op)
+{
+	for (unsigned p = 0; p < SLI_MAX_PORTS; p++) {
+		if (op->coll.cur[p] != NULL) {
+			sli_release(op, op->coll.cur[p]);
+			op->coll.cur[p] = NULL;
+		}
+	}
+	if (!op->opened)
+		return;
+	op->opened = false;
+	if (op->node->kind == SLI_SOURCE)
+		op->node->fn.source->close(op->state);
+	else if (op->node->kind == SLI_SINK)
+		op->node->fn.sink->close(op->state);
+	rtab_free(op->rtab);
+	op->rtab = NULL;
+}

@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sl_job.h — building and running a dataflow job.
+ *
+ * A job is a graph of operators built with a fluent API: every operator
+ * function takes a stream and returns a new one. Builder functions never
+ * fail loudly: a bad argument is recorded in the job (the first error
+ * wins) and reported, with a sentence naming the operator, by
+ * sl_job_validate() and sl_job_run(). They return NULL only when given a
+ * NULL stream or job, and accept NULL streams (propagating the error), so
+ * a job can be written as straight-line code and checked once.
+ *
+ * Elements are the job's own fixed-size structs, described by a struct
+ * sl_type (size, and where its struct sl_str fields are). Every element
+ * carries an event timestamp (int64 ms) beside it in its batch.
+ *
+ * Execution (sl_job_run): operators joined by forward edges with equal
+ * parallelism are fused into one task (a loop of direct calls over a
+ * batch); each task runs as `parallelism` subtasks spread over worker
+ * threads pinned to cores; data crosses between tasks over N x M SPSC
+ * rings with a partitioner per edge (forward, rebalance, rescale,
+ * broadcast, hash by key group). Rings are bounded: a task whose outputs
+ * are full does not run, so a slow sink slows its source.
+ *
+ * Threads: building, validating, printing and running are for one thread.
+ * sl_job_stop() may be called from any thread or a signal handler.
+ */
+#ifndef SL_JOB_H
+#define SL_JOB_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sl_alloc.h"
+#include "sl_batch.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sl_job;
+struct sl_stream;
+
+/* ---------------------------------------------------------------- types */
+
+/** Most struct sl_str fields one element type may have. */
+#define SL_TYPE_MAX_STR 8
+
+/** An element type: its size and the offsets of its struct sl_str fields. */
+struct sl_type {
+	const char *name;
+	uint32_t size;
+	uint32_t nstr;
+	uint32_t str_off[SL_TYPE_MAX_STR];
+};
+
+/** A type without strings: `static const struct sl_type t = SL_TYPE(struct click);` */
+#define SL_TYPE(T)                                                         \
+	{                                                                  \
+		.name = #T, .size = sizeof(T), .nstr = 0, .str_off = { 0 } \
+	}
+/** A type with one string field. */
+#define SL_TYPE_STR1(T, f1)                                                              \
+	{                                                                                \
+		.name = #T, .size = sizeof(T), .nstr = 1, .str_off = { offsetof(T, f1) } \
+	}
+/** A type with two string fields. */
+#define SL_TYPE_STR2(T, f1, f2)                                        \
+	{                                                              \
+		.name = #T, .size = sizeof(T), .nstr = 2, .str_off = { \
+			offsetof(T, f1),                               \
+			offsetof(T, f2)                                \
+		}                                                      \
+	}
+
+/* ------------------------------------------------------------ contexts */
+
+/** Counters an operator, source or sink bumps (relaxed atomics; read by status and summaries). */
+struct sl_counters {
+	_Atomic uint64_t bad_records;	       /**< malformed or oversized input records */
+	_Atomic uint64_t late_records_dropped; /**< event-time records dropped as late */
+};
+
+/**
+ * Which subtask an instance of an operator, source or sink is. The
+ * runtime keeps it alive from open() to close(), so the instance may keep
+ * the pointer.
+ */
+struct sl_subtask_info {
+	const char *op_name;
+	unsigned index;	      /**< 0 .. parallelism-1 */
+	unsigned parallelism; /**< of this operator */
+	unsigned max_parallelism;
+	int worker;		      /**< worker thread running it */
+	int pu;			      /**< core (PU OS index) it is pinned to, or -1 */
+	uint32_t batch_size;	      /**< elements per batch in this job */
+	uint32_t max_record_size;     /**< bytes; larger records are bad records */
+	struct sl_counters *counters; /**< this operator's counters (shared by its subtasks) */
+	/**
+	 * Before returning -errno, write one sentence here saying what went
+	 * wrong and where (e.g. "input.csv:17: expected 3 fields"); the
+	 * runtime prefixes the operator name and subtask.
+	 */
+	char *errbuf;
+	size_t errlen;
+};
+
+/**
+ * The collector an operator emits into. Emitted elements are copied, so
+ * the caller's element may live on the stack. Strings: pass the element
+ * with its struct sl_str fields pointing into @src_batch's arena (or set
+ * src_batch NULL when the element has none, or after sl_emit_str()).
+ */
+struct sl_collector;
+
+/**
+ * sl_emit() - emit one element with event timestamp @ts.
+ * @src: the batch the element's struct sl_str fields refer to; NULL when
+ *       the type has no strings or they were built with sl_collector_str().
+ * Return: 0, or -errno (out of memory, or an error downstream in the
+ * fused chain), which the operator should return.
+ */
+int sl_emit(struct sl_collector *c, const void *elem, int64_t ts, const struct sl_batch *src);
+
+/**
+ * sl_emit_side() - emit to the side output @tag (0 .. n-1, as declared
+ * with sl_side_output()) of a process operator.
+ */
+int sl_emit_side(struct sl_collector *c, unsigned tag, const void *elem, int64_t ts,
+		 const struct sl_batch *src);
+
+/**
+ * sl_collector_str() - copy @len bytes into the arena of the batch the
+ * next sl_emit() writes to, and return the reference to store in the
+ * element. The bytes stay valid for that emit only.
+ * Return: 0, or -ENOMEM / -E2BIG (longer than the job's max record size).
+ */
+int sl_collector_str(struct sl_collector *c, const void *bytes, uint32_t len, struct sl_str *out);
+
+/* --------------------------------------------------- user function types */
+
+/** Per element: write the result to @out. Return 0, or -errno to fail the job. */
+typedef int (*sl_map_fn)(const void *in, void *out, void *arg);
+/**
+ * Per batch: @out has room for in->n elements of the output type and an
+ * empty arena; write out->n results (ts[] and strings included).
+ * Return 0, or -errno.
+ */
+typedef int (*sl_map_batch_fn)(const struct sl_batch *in, struct sl_batch *out, void *arg);
+/** Per element: 1 keep, 0 drop, -errno fail. */
+typedef int (*sl_filter_fn)(const void *in, void *arg);
+/** Per batch, in place: compact the kept elements (and their ts) to the front, set b->n. */
+typedef int (*sl_filter_batch_fn)(struct sl_batch *b, void *arg);
+/** Per element: emit zero or more outputs through @out. */
+typedef int (*sl_flat_map_fn)(const void *in, int64_t ts, const struct sl_batch *src,
+			      struct sl_collector *out, void *arg);
+/** Per element, with side outputs (sl_emit_side) and the subtask info. */
+typedef int (*sl_process_fn)(const struct sl_subtask_info *self, const void *in, int64_t ts,
+			     const struct sl_batch *src, struct sl_collector *out, void *arg);
+
+/** The bytes that identify an element's key. */
+struct sl_key {
+	const void *ptr;
+	uint32_t len;
+};
+/** Extract the key of @elem (strings resolve against @src). Must be pure. */
+typedef void (*sl_key_fn)(const void *elem, const struct sl_batch *src, struct sl_key *out);
+
+/**
+ * Combine @in into the accumulator @acc (both of the stream's type); the
+ * first element of a key becomes its accumulator as is.
+ */
+typedef int (*sl_reduce_fn)(void *acc, const void *in, void *arg);
+
+/* ----------------------------------------------------- sources and sinks */
+
+/** sl_source_ops.poll() returns this (or'ed into the count) at the end of input. */
+#define SL_SOURCE_END (1 << 30)
+
+struct sl_source_ops {
+	/** Open subtask @info->index of @info->parallelism; *state is passed back. */
+	int (*open)(void *arg, const struct sl_subtask_info *info, void **state);
+	/**
+	 * Fill @out (empty, cap elements, the source's type) with up to
+	 * out->cap elements and their timestamps. Return the number added,
+	 * or'ed with SL_SOURCE_END when the input is exhausted; 0 means
+	 * nothing available now (the worker moves on); -errno fails the job.
+	 */
+	int (*poll)(void *state, struct sl_batch *out);
+	/** Release everything; called once after open() succeeded. */
+	void (*close)(void *state);
+};
+
+struct sl_sink_ops {
+	int (*open)(void *arg, const struct sl_subtask_info *info, void **state);
+	/** Consume a batch of elements. Return 0 or -errno. */
+	int (*write)(void *state, const struct sl_batch *b);
+	/** End of input reached: make everything durable. Return 0 or -errno. */
+	int (*finish)(void *state);
+	void (*close)(void *state);
+};
+
+/* ---------------------------------------------------------------- jobs */
+
+/**
+ * sl_job_create() - an empty job named @name.
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+int sl_job_create(const char *name, struct sl_job **out);
+
+/** sl_job_destroy() - free a job and everything built in it; accepts NULL. */
+void sl_job_destroy(struct sl_job *job);
+
+/**
+ * sl_job_set() - set a job option by name, as the CLI does.
+ *
+ * | key             | value                                  | default |
+ * |-----------------|----------------------------------------|---------|
+ * | parallelism     | 1..1024                                | 1       |
+ * | max-parallelism | 1..32768 (key groups)                  | Flink's rule from parallelism |
+ * | workers         | 1..usable cores                        | min(cores, subtasks) |
+ * | batch-size      | 1..65536 elements                      | 512     |
+ * | ring-size       | power of two, 2..65536 batches         | 64      |
+ * | idle            | busy (busy-poll) or sleep (spin, then sleep) | sleep |
+ *
+ * Worker placement (spread or pack) belongs to the platform (sl_numa.h).
+ * | max-record-size | bytes of one record's strings, 16..1 GiB | 1 MiB |
+ *
+ * Return: 0; -ENOENT for an unknown key, -EINVAL for a bad value (with a
+ * sentence in @errbuf naming the key and the accepted values).
+ */
+int sl_job_set(struct sl_job *job, const char *key, const char *value, char *errbuf, size_t errlen);
+
+/** Read back an option as text (after defaults are resolved by validate). */
+int sl_job_get(const struct sl_job *job, const char *key, char *buf, size_t len);
+
+/* Stream construction. @name is the operator's name in plans and errors. */
+
+struct sl_stream *sl_source(struct sl_job *job, const char *name, const struct sl_source_ops *ops,
+			    void *arg, const struct sl_type *type);
+struct sl_stream *sl_map(struct sl_stream *in, const char *name, sl_map_fn fn, void *arg,
+			 const struct sl_type *out_type);
+struct sl_stream *sl_map_batch(struct sl_stream *in, const char *name, sl_map_batch_fn fn,
+			       void *arg, const struct sl_type *out_type);
+struct sl_stream *sl_filter(struct sl_stream *in, const char *name, sl_filter_fn fn, void *arg);
+struct sl_stream *sl_filter_batch(struct sl_stream *in, const char *name, sl_filter_batch_fn fn,
+				  void *arg);
+struct sl_stream *sl_flat_map(struct sl_stream *in, const char *name, sl_flat_map_fn fn, void *arg,
+			      const struct sl_type *out_type);
+struct sl_stream *sl_process(struct sl_stream *in, const char *name, sl_process_fn fn, void *arg,
+			     const struct sl_type *out_type);
+/** The side output @tag of process operator @proc, of elements of @type. */
+struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const struct sl_type *type);
+
+/** Partition the next edge by key group of @fn's key (Flink's keyBy). */
+struct sl_stream *sl_key_by(struct sl_stream *in, sl_key_fn fn);
+
+enum sl_reduce_mode {
+	SL_REDUCE_ROLLING =
+	    0, /**< emit the updated accumulator for every element (Flink streaming) */
+	SL_REDUCE_FINAL = 1, /**< emit each key's accumulator once, at end of input */
+};
+/** Keyed reduce; @in must come from sl_key_by(). */
+struct sl_stream *sl_reduce(struct sl_stream *in, const char *name, sl_reduce_fn fn, void *arg,
+			    enum sl_reduce_mode mode);
+
+/** Union of two streams of the same type. */
+struct sl_stream *sl_union(struct sl_stream *a, struct sl_stream *b);
+
+/* Partitioning of the edge leaving @in (default: forward when parallelism
+ * is equal, else rebalance). */
+struct sl_stream *sl_rebalance(struct sl_stream *in);
+struct sl_stream *sl_rescale(struct sl_stream *in);
+struct sl_stream *sl_broadcast(struct sl_stream *in);
+struct sl_stream *sl_forward(struct sl_stream *in);
+
+/** Consume @in with a sink; the sink's parallelism follows @in's unless set. */
+struct sl_stream *sl_sink(struct sl_stream *in, const char *name, const struct sl_sink_ops *ops,
+			  void *arg);
+
+/* Per-operator settings, applied to the operator that produced @s. */
+struct sl_stream *sl_set_parallelism(struct sl_stream *s, unsigned parallelism);
+struct sl_stream *sl_disable_chaining(struct sl_stream *s);
+struct sl_stream *sl_start_new_chain(struct sl_stream *s);
+
+/**
+ * sl_job_validate() - check the graph and resolve defaults.
+ * Errors (each with a sentence naming the operator): -EINVAL for a bad
+ * argument recorded while building, a forward edge between different
+ * parallelisms, a keyed operator without key_by, mismatched element
+ * sizes, a union of different types, an operator without a sink
+ * downstream is allowed (its output is dropped) but a job without
+ * sources or sinks is not; -ELOOP for a cycle.
+ */
+int sl_job_validate(struct sl_job *job, char *errbuf, size_t errlen);
+
+enum sl_plan_format {
+	SL_PLAN_TEXT = 0,
+	SL_PLAN_JSON = 1,
+	SL_PLAN_DOT = 2,
+};
+
+/*
+ * The machine a job runs on, as core/ sees it: where workers go, how a
+ * thread is pinned, and where a worker's memory comes from. numa/
+ * implements it on hwloc and mimalloc (sl_numa_platform_init()); core/
+ * never calls those libraries itself. Every callback is optional: with a
+ * NULL platform, or NULL callbacks, workers are unpinned and allocate
+ * with sl_alloc_default().
+ */
+struct sl_platform {
+	void *ctx;
+	/** Number of PUs the job may use. */
+	unsigned (*ncpus)(void *ctx);
+	/**
+	 * Choose a PU for each of @n workers (n <= ncpus): pus[i] (OS index)
+	 * and nodes[i] (NUMA node). Return 0 or -errno with @errbuf filled.
+	 */
+	int (*place)(void *ctx, unsigned n, int *pus, int *nodes, char *errbuf, size_t errlen);
+	/** Pin the calling thread to @pu. Return 0 or -errno. */
+	int (*pin)(void *ctx, int pu);
+	/** A NUMA-local allocator for the calling thread on @node. */
+	int (*allocator_create)(void *ctx, int node, struct sl_allocator **out);
+	void (*allocator_destroy)(void *ctx, struct sl_allocator *a);
+};
+
+/**
+ * sl_job_plan_print() - validate, then print the physical plan: tasks and
+ * their fused operators, parallelism, exchanges between them, and the
+ * worker / core / NUMA node of each subtask.
+ * Return: 0, a validation error (with @errbuf), or -EIO.
+ */
+int sl_job_plan_print(struct sl_job *job, const struct sl_platform *platform, FILE *f,
+		      enum sl_plan_format fmt, char *errbuf, size_t errlen);
+
+/**
+ * sl_job_run() - validate and run the job until every source is exhausted
+ * and every sink finished, or until it fails or is stopped.
+ * Return: 0 when the job finished (also after a graceful sl_job_stop());
+ * a validation error; or the -errno of the first operator, source or sink
+ * that failed, with @errbuf naming it and its subtask.
+ */
+int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *errbuf, size_t errlen);
+
+/**
+ * sl_job_stop() - ask a running job to stop gracefully: sources stop
+ * reading, what is in flight drains through the graph, sinks finish.
+ * Async-signal-safe; any thread.
+ */
+void sl_job_stop(struct sl_job *job);
+
+/** Counters of one subtask; times in nanoseconds. */
+struct sl_task_stats {
+	uint64_t records_in, records_out;
+	uint64_t batches_in, batches_out;
+	uint64_t busy_ns, backpressured_ns, idle_ns;
+};
+
+/** Job-wide totals, safe to read from another thread while it runs. */
+struct sl_job_stats {
+	uint64_t source_records;   /**< records produced by sources */
+	uint64_t sink_records;	   /**< records consumed by sinks */
+	uint64_t backpressured_ns; /**< summed over subtasks */
+	uint64_t busy_ns;
+	unsigned running; /**< 1 while sl_job_run() executes */
+};
+
+/** sl_job_stats() - snapshot of the totals (relaxed reads). */
+void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SL_JOB_H */

@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_runtime.c — the dataflow runtime end to end, in process.
+ *
+ * Jobs are built from small sources and sinks defined here: a counting
+ * source producing element i = { i, i * 7 % 1000 } (ts = i), and a
+ * collecting sink that records every element it receives. Expected
+ * results are computed directly from those formulas with plain loops,
+ * never by the engine. Each job runs at parallelism 1, 2 and 4 with
+ * several batch sizes, through every exchange type; the output multiset
+ * must not change.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sluice.h>
+
+#include "sl_test.h"
+
+struct rec {
+	int64_t id;
+	int64_t val;
+};
+static const struct sl_type rec_type = SL_TYPE(struct rec);
+
+/* ------------------------------------------------------ counting source */
+
+struct src_conf {
+	uint64_t count;
+	int fail_at; /* -1: never; else poll fails once element index reaches it */
+};
+
+struct src_state {
+	const struct src_conf *conf;
+	const struct sl_subtask_info *info;
+	uint64_t next, end;
+};
+
+static int src_open(void *arg, const struct sl_subtask_info *info, void **state)
+{
+	const struct src_conf *c = arg;
+	struct src_state *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->conf = c;
+	s->info = info;
+	s->next = c->count * info->index / info->parallelism;
+	s->end = c->count * (info->index + 1) / info->parallelism;
+	*state = s;
+	return 0;
+}
+
+static int src_poll(void *state, struct sl_batch *out)
+{
+	struct src_state *s = state;
+	uint32_t n = 0;
+
+	while (n < out->cap && s->next < s->end) {
+		struct rec *r = sl_batch_elem(out, n);
+
+		if (s->conf->fail_at >= 0 && s->next == (uint64_t)s->conf->fail_at) {
+			snprintf(s->info->errbuf, s->info->errlen, "injected failure at %llu",
+				 (unsigned long long)s->next);
+			return -EIO;
+		}
+		r->id = (int64_t)s->next;
+		r->val = (int64_t)(s->next * 7 % 1000);
+		out->ts[n] = (int64_t)s->next;
+		n++;
+		s->next++;
+	}
+	return (int)n | (s->next == s->end ? SL_SOURCE_END : 0);
+}
+
+static void src_close(void *state)
+{
+	free(state);
+}
+
+static const struct sl_source_ops src_ops = { src_open, src_poll, src_close };
+
+/* ------------------------------------------------------ collecting sink */
+
+struct collected {
+	pthread_mutex_t lock;
+	struct rec *recs;
+	size_t n, cap;
+	int finished;	 /* finish() calls */
+	int fail_writes; /* 1: write() fails */
+};
+
+static int sink_open(void *arg, const struct sl_subtask_info *info, void **state)
+{
+	*state = arg;
+	return 0;
+}
+
+static int sink_write(void *state, const struct sl_batch *b)
+{
+	struct collected *c = state;
+
+	if (c->fail_writes)
+		return -ENOSPC;
+	pthread_mutex_lock(&c->lock);
+	if (c->n + b->n > c->cap) {
+		size_t ncap = (c->n + b->n) * 2;
+		struct rec *nr = realloc(c->recs, ncap * sizeof(*nr));
+
+		if (nr == NULL) {
+			pthread_mutex_unlock(&c->lock);
+			return -ENOMEM;
+		}
+		c->recs = nr;
+		c->cap = ncap;
+	}
+	memcpy(c->recs + c->n, b->data, b->n * sizeof(struct rec));
+	c->n += b->n;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static int sink_finish(void *state)
+{
+	struct collected *c = state;
+
+	pthread_mutex_lock(&c->lock);
+	c->finished++;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static void sink_close(void *state)
+{
+	(void)state;
+}
+
+static const struct sl_sink_ops sink_ops = { sink_open, sink_write, sink_finish, sink_close };
+
+static void collected_init(struct collected *c)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+}
+
+static void collected_fini(struct collected *c)
+{
+	free(c->recs);
+	pthread_mutex_destroy(&c->lock);
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return (x->val > y->val) - (x->val < y->val);
+}
+
+/* ------------------------------------------------------ user functions */
+
+static int times_two(const void *in, void *out, void *arg)
+{
+	const struct rec *r = in;
+	struct rec *o = out;
+
+	o->id = r->id;
+	o->val = r->val * 2;
+	return 0;
+}
+
+static int keep_not_div3(const void *in, void *arg)
+{
+	return ((const struct rec *)in)->val % 3 != 0;
+}
+
+/* key = val % 10 (as 8 bytes) */
+static void key_mod10(const void *elem, const struct sl_batch *src, struct sl_key *out)
+{
+	static _Thread_local int64_t k;
+
+	k = ((const struct rec *)elem)->val % 10;
+	out->ptr = &k;
+	out->len = sizeof(k);
+}
+
+/* acc.id = the smallest id of the key (order-independent), acc.val = sum of vals */
+static int sum_vals(void *acc, const void *in, void *arg)
+{
+	struct rec *a = acc;
+	const struct rec *r = in;
+
+	a->val += r->val;
+	if (r->id < a->id)
+		a->id = r->id;
+	return 0;
+}
+
+static int dup_twice(const void *in, int64_t ts, const struct sl_batch *src,
+		     struct sl_collector *out, void *arg)
+{
+	int rc = sl_emit(out, in, ts, src);
+
+	return rc < 0 ? rc : sl_emit(out, in, ts, src);
+}
+
+/* ---------------------------------------------------------------- runs */
+
+enum shape {
+	SHAPE_MAP_FILTER,    /* source -> map -> filter -> sink (fused) */
+	SHAPE_REBALANCE,     /* ... rebalance ... */
+	SHAPE_RESCALE,	     /* source p -> rescale -> sink p/2 or 1 */
+	SHAPE_BROADCAST,     /* source 1 -> broadcast -> sink p: p copies */
+	SHAPE_KEYED_REDUCE,  /* source -> key_by -> reduce(final) -> sink */
+	SHAPE_FLATMAP_UNION, /* source -> flat_map(x2) union source -> sink */
+	SHAPE_UNCHAINED,     /* map with chaining disabled */
+};
+
+static char errbuf[512];
+
+static int run_shape(enum shape shape, unsigned p, unsigned batch, uint64_t count,
+		     struct collected *out)
+{
+	static struct src_conf conf;
+	struct sl_job *job;
+	struct sl_stream *s;
+	char buf[32];
+	int rc;
+
+	conf.count = count;
+	conf.fail_at = -1;
+	CU_ASSERT_FATAL(sl_job_create("test", &job) == 0);
+	snprintf(buf, sizeof(buf), "%u", p);
+	CU_ASSERT_FATAL(sl_job_set(job, "parallelism", buf, errbuf, sizeof(errbuf)) == 0);
+	snprintf(buf, sizeof(buf), "%u", batch);
+	CU_ASSERT_FATAL(sl_job_set(job, "batch-size", buf, errbuf, sizeof(errbuf)) == 0);
+	CU_ASSERT_FATAL(sl_job_set(job, "ring-size", "4", errbuf, sizeof(errbuf)) == 0);
+
+	s = sl_source(job, "src", &src_ops, &conf, &rec_type);
+	switch (shape) {
+	case SHAPE_MAP_FILTER:
+		s = sl_filter(sl_map(s, "x2", times_two, NULL, &rec_type), "not3", keep_not_div3,
+			      NULL);
+		break;
+	case SHAPE_REBALANCE:
+		s = sl_map(sl_rebalance(s), "x2", times_two, NULL, &rec_type);
+		s = sl_set_parallelism(s, p == 1 ? 1 : p - 1);
+		break;
+	case SHAPE_RESCALE:
+		s = sl_map(sl_rescale(s), "x2", times_two, NULL, &rec_type);
+		s = sl_set_parallelism(s, p > 1 ? p / 2 : 1);
+		break;
+	case SHAPE_BROADCAST:
+		s = sl_set_parallelism(s, 1);
+		s = sl_map(sl_broadcast(s), "x2", times_two, NULL, &rec_type);
+		break;
+	case SHAPE_KEYED_REDUCE:
+		s = sl_reduce(sl_key_by(s, key_mod10), "sum", sum_vals, NULL, SL_REDUCE_FINAL);
+		break;
+	case SHAPE_FLATMAP_UNION: {
+		struct sl_stream *dup = sl_flat_map(s, "dup", dup_twice, NULL, &rec_type);
+		struct sl_stream *other = sl_source(job, "src2", &src_ops, &conf, &rec_type);
+
+		s = sl_union(dup, other);
+		break;
+	}
+	case SHAPE_UNCHAINED:
+		s = sl_disable_chaining(sl_map(s, "x2", times_two, NULL, &rec_type));
+		break;
+	}
+	sl_sink(s, "collect", &sink_ops, out);
+	rc = sl_job_run(job, NULL, errbuf, sizeof(errbuf));
+	if (rc < 0)
+		printf("\n  run failed: %s\n", errbuf);
+	sl_job_destroy(job);
+	return rc;
+}
+
+/* Expected output of @shape for @count elements, computed without the engine. */
+static size_t expected(enum shape shape, unsigned p, uint64_t count, struct rec **out)
+{
+	struct rec *e = calloc(count * 8 + 16, sizeof(*e));
+	size_t n = 0;
+
+	CU_ASSERT_FATAL(e != NULL);
+	if (shape == SHAPE_KEYED_REDUCE) {
+		int64_t sum[10] = { 0 }, first_id[10];
+		bool seen[10] = { false };
+
+		/* The accumulator ends with the smallest id of its key. */
+		for (uint64_t i = 0; i < count; i++) {
+			int64_t v = (int64_t)(i * 7 % 1000), k = v % 10;
+
+			sum[k] += v;
+			if (!seen[k]) {
+				seen[k] = true;
+				first_id[k] = (int64_t)i;
+			}
+		}
+		for (int k = 0; k < 10; k++)
+			if (seen[k])
+				e[n++] = (struct rec){ first_id[k], sum[k] };
+		*out = e;
+		return n;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		struct rec r = { (int64_t)i, (int64_t)(i * 7 % 1000) };
+		struct rec d = { r.id, r.val * 2 };
+
+		switch (shape) {
+		case SHAPE_MAP_FILTER:
+			if (d.val % 3 != 0)
+				e[n++] = d;
+			break;
+		case SHAPE_BROADCAST:
+			for (unsigned k = 0; k < p; k++)
+				e[n++] = d;
+			break;
+		case SHAPE_FLATMAP_UNION:
+			e[n++] = r;
+			e[n++] = r;
+			e[n++] = r;
+			break;
+		default:
+			e[n++] = d;
+			break;
+		}
+	}
+	*out = e;
+	return n;
+}
+
+static void check_shape(enum shape shape)
+{
+	static const unsigned ps[] = { 1, 2, 4 };
+	static const unsigned batches[] = { 1, 7, 64, 512 };
+	const uint64_t count = 20000;
+
+	for (size_t pi = 0; pi < SL_ARRAY_SIZE(ps); pi++)
+		for (size_t bi = 0; bi < SL_ARRAY_SIZE(batches); bi++) {
+			struct collected got;
+			struct rec *want;
+			size_t nwant;
+
+			/* batch 1 with 20000 records is slow under sanitizers: fewer runs */
+			if (batches[bi] == 1 && ps[pi] != 2)
+				continue;
+			collected_init(&got);
+			CU_ASSERT_EQUAL_FATAL(run_shape(shape, ps[pi], batches[bi], count, &got),
+					      0);
+			nwant = expected(shape, ps[pi], count, &want);
+			qsort(got.recs, got.n, sizeof(struct rec), cmp_rec);
+			qsort(want, nwant, sizeof(struct rec), cmp_rec);
+			if (got.n != nwant || memcmp(got.recs, want, nwant * sizeof(*want)) != 0)
+				printf("\n  shape %d p=%u batch=%u: got %zu records, want %zu\n",
+				       (int)shape, ps[pi], batches[bi], got.n, nwant);
+			CU_ASSERT_EQUAL(got.n, nwant);
+			CU_ASSERT(got.n == nwant &&
+				  memcmp(got.recs, want, nwant * sizeof(*want)) == 0);
+			CU_ASSERT(got.finished >= 1);
+			free(want);
+			collected_fini(&got);
+		}
+}
+
+static void test_fused_map_filter(void)
+{
+	check_shape(SHAPE_MAP_FILTER);
+}
+
+static void test_rebalance(void)
+{
+	check_shape(SHAPE_REBALANCE);
+}
+
+static void test_rescale(void)
+{
+	check_shape(SHAPE_RESCALE);
+}
+
+static void test_broadcast(void)
+{
+	check_shape(SHAPE_BROADCAST);
+}
+
+static void test_keyed_reduce(void)
+{
+	check_shape(SHAPE_KEYED_REDUCE);
+}
+
+static void test_flat_map_union(void)
+{
+	check_shape(SHAPE_FLATMAP_UNION);
+}
+
+static void test_unchained(void)
+{
+	check_shape(SHAPE_UNCHAINED);
+}
+
+static void test_source_failure_names_operator(void)
+{
+	static struct src_conf conf = { .count = 100000, .fail_at = 5000 };
+	struct collected got;
+	struct sl_job *job;
+	int rc;
+
+	collected_init(&got);
+	CU_ASSERT_FATAL(sl_job_create("failing", &job) == 0);
+	sl_job_set(job, "parallelism", "2", NULL, 0);
+	sl_sink(sl_map(sl_source(job, "numbers", &src_ops, &conf, &rec_type), "x2", times_two, NULL,
+		       &rec_type),
+		"collect", &sink_ops, &got);
+	rc = sl_job_run(job, NULL, errbuf, sizeof(errbuf));
+	CU_ASSERT_EQUAL(rc, -EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "operator 'numbers' (subtask 0/2)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "injected failure at 5000"));
+	sl_job_destroy(job);
+	collected_fini(&got);
+}
+
+static void test_sink_failure_names_operator(void)
+{
+	static struct src_conf conf = { .count = 1000, .fail_at = -1 };
+	struct collected got;
+	struct sl_job *job;
+
+	collected_init(&got);
+	got.fail_writes = 1;
+	CU_ASSERT_FATAL(sl_job_create("failing-sink", &job) == 0);
+	sl_sink(sl_source(job, "numbers", &src_ops, &conf, &rec_type), "disk", &sink_ops, &got);
+	CU_ASSERT_EQUAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), -ENOSPC);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "operator 'disk' (subtask 0/1)"));
+	sl_job_destroy(job);
+	collected_fini(&got);
+}
+
+static void test_validation_errors(void)
+{
+	static struct src_conf conf = { .count = 10, .fail_at = -1 };
+	struct sl_job *job;
+	struct sl_stream *s;
+
+	/* no sink */
+	CU_ASSERT_FATAL(sl_job_create("v", &job) == 0);
+	sl_source(job, "src", &src_ops, &conf, &rec_type);
+	CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "no sink"));
+	sl_job_destroy(job);
+
+	/* reduce without key_by */
+	CU_ASSERT_FATAL(sl_job_create("v", &job) == 0);
+	s = sl_source(job, "src", &src_ops, &conf, &rec_type);
+	sl_sink(sl_reduce(s, "sum", sum_vals, NULL, SL_REDUCE_FINAL), "k", &sink_ops, NULL);
+	CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "'sum' (reduce) needs a keyed stream"));
+	sl_job_destroy(job);
+
+	/* forward edge across parallelism change */
+	CU_ASSERT_FATAL(sl_job_create("v", &job) == 0);
+	s = sl_set_parallelism(sl_source(job, "src", &src_ops, &conf, &rec_type), 2);
+	s = sl_set_parallelism(sl_map(sl_forward(s), "m", times_two, NULL, &rec_type), 3);
+	sl_sink(s, "k", &sink_ops, NULL);
+	CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "forward edge from 'src' (parallelism 2) to 'm'"));
+	sl_job_destroy(job);
+
+	/* union of different types */
+	{
+		struct big {
+			int64_t a, b, c;
+		};
+		static const struct sl_type big_type = SL_TYPE(struct big);
+
+		CU_ASSERT_FATAL(sl_job_create("v", &job) == 0);
+		s = sl_source(job, "a", &src_ops, &conf, &rec_type);
+		sl_sink(sl_union(s, sl_map(s, "widen", times_two, NULL, &big_type)), "k", &sink_ops,
+			NULL);
+		CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "element types differ"));
+		sl_job_destroy(job);
+	}
+
+	/* NULL function, bad option, no source */
+	CU_ASSERT_FATAL(sl_job_create("v", &job) == 0);
+	s = sl_source(job, "src", &src_ops, &conf, &rec_type);
+	sl_sink(sl_map(s, "nofn", NULL, NULL, &rec_type), "k", &sink_ops, NULL);
+	CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "'nofn': the map function is NULL"));
+	CU_ASSERT_EQUAL(sl_job_set(job, "ring-size", "3", errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "ring-size"));
+	CU_ASSERT_EQUAL(sl_job_set(job, "bogus", "1", errbuf, sizeof(errbuf)), -ENOENT);
+	CU_ASSERT_EQUAL(sl_job_set(job, "parallelism", "0", errbuf, sizeof(errbuf)), -EINVAL);
+	sl_job_destroy(job);
+	CU_ASSERT_FATAL(sl_job_create("v", &job) == 0);
+	CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "no source"));
+	sl_job_destroy(job);
+	CU_ASSERT_EQUAL(sl_job_create("", &job), -EINVAL);
+}
+
+static void test_max_parallelism_rule(void)
+{
+	static const struct {
+		const char *p;
+		const char *want;
+	} cases[] = {
+		/* Flink: min(max(next_pow2(p + p/2), 128), 32768) */
+		{ "1", "128" },
+		{ "85", "128" },
+		{ "86", "256" },
+		{ "1000", "2048" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < SL_ARRAY_SIZE(cases); i++) {
+		struct sl_job *job;
+
+		CU_ASSERT_FATAL(sl_job_create("mp", &job) == 0);
+		CU_ASSERT_FATAL(sl_job_set(job, "parallelism", cases[i].p, NULL, 0) == 0);
+		CU_ASSERT_EQUAL(sl_job_get(job, "max-parallelism", buf, sizeof(buf)), 0);
+		CU_ASSERT_STRING_EQUAL(buf, cases[i].want);
+		sl_job_destroy(job);
+	}
+}
+
+int main(void)
+{
+	static CU_TestInfo tests[] = {
+		{ "fused map+filter, p 1/2/4, batches", test_fused_map_filter },
+		{ "rebalance exchange", test_rebalance },
+		{ "rescale exchange", test_rescale },
+		{ "broadcast exchange", test_broadcast },
+		{ "hash exchange + keyed reduce", test_keyed_reduce },
+		{ "flat_map and union", test_flat_map_union },
+		{ "chaining disabled", test_unchained },
+		{ "source failure names operator", test_source_failure_names_operator },
+		{ "sink failure names operator", test_sink_failure_names_operator },
+		{ "validation errors", test_validation_errors },
+		{ "max-parallelism default rule", test_max_parallelism_rule },
+		CU_TEST_INFO_NULL,
+	};
+
+	return sl_test_main("runtime", tests);
+}
