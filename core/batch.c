@@ -90,8 +90,24 @@ void sl_batch_destroy(struct sl_batch *b)
 	sl_alloc_free(b->alloc, b);
 }
 
+/*
+ * The allocator of the calling worker thread. A batch's arena grows on
+ * whichever thread holds the batch, and a NUMA allocator may allocate
+ * only on its own thread, so growth uses this one when it is set. All
+ * allocators of a job free each other's blocks (all mimalloc or all libc).
+ */
+static _Thread_local const struct sl_allocator *thread_alloc;
+
+void sli_set_thread_allocator(const struct sl_allocator *a);
+void sli_set_thread_allocator(const struct sl_allocator *a)
+{
+	thread_alloc = a;
+}
+
 int sl_batch_add_str(struct sl_batch *b, const void *bytes, uint32_t len, struct sl_str *out)
 {
+	const struct sl_allocator *a = thread_alloc ? thread_alloc : b->alloc;
+
 	uint64_t need = (uint64_t)b->arena_used + len;
 
 	if (need > b->arena_max)
@@ -104,7 +120,7 @@ int sl_batch_add_str(struct sl_batch *b, const void *bytes, uint32_t len, struct
 			cap *= 2;
 		if (cap > b->arena_max)
 			cap = b->arena_max;
-		na = sl_alloc_aligned(b->alloc, (size_t)cap, 16);
+		na = sl_alloc_aligned(a, (size_t)cap, 16);
 		if (na == NULL)
 			return -ENOMEM;
 		if (b->arena_used)

@@ -625,6 +625,9 @@ static void *worker_main(void *arg)
 	}
 	sli_pool_init(&w->pool, w->alloc, x->job->batch_size, x->job->max_record_size,
 		      x->job->ring_size * 2);
+	w->pool.live = &x->live_batches;
+	w->pool.peak = &x->peak_batches;
+	sli_set_thread_allocator(w->alloc);
 
 	/* Open every operator of every subtask of this worker, on this thread. */
 	for (unsigned i = 0; i < w->nsubtasks && !failed(x); i++) {
@@ -675,6 +678,7 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(&x->finished);
 	/* The main thread frees all batches now; then we drop our allocator. */
 	pthread_barrier_wait(&x->teardown);
+	sli_set_thread_allocator(NULL);
 	if (w->alloc && pf && pf->allocator_destroy)
 		pf->allocator_destroy(pf->ctx, w->alloc);
 	return NULL;
@@ -938,6 +942,8 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 	x->job = job;
 	x->platform = platform;
 	atomic_init(&x->failed, 0);
+	atomic_init(&x->live_batches, 0);
+	atomic_init(&x->peak_batches, 0);
 	rc = setup(x);
 	if (rc < 0) {
 		sl_errbuf_set(errbuf, errlen, rc, "cannot set up job '%s': %s", job->name,
@@ -978,6 +984,7 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 	atomic_store(&job->exec, NULL);
 	while (atomic_load(&job->stats_readers) != 0)
 		sched_yield();
+	job->last_peak_batches = (uint64_t)atomic_load(&x->peak_batches);
 	pthread_barrier_destroy(&x->finished);
 	pthread_barrier_destroy(&x->teardown);
 	rc = 0;
@@ -1011,6 +1018,8 @@ void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out)
 	x = atomic_load(&((struct sl_job *)job)->exec);
 	if (x != NULL) {
 		out->running = 1;
+		out->peak_batches =
+		    (uint64_t)atomic_load_explicit(&x->peak_batches, memory_order_relaxed);
 		for (unsigned w = 0; w < x->nworkers; w++) {
 			struct sli_worker *wk = &x->workers[w];
 
@@ -1024,4 +1033,6 @@ void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out)
 		}
 	}
 	atomic_fetch_sub((_Atomic int *)&job->stats_readers, 1);
+	if (x == NULL)
+		out->peak_batches = job->last_peak_batches;
 }

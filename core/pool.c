@@ -3,11 +3,14 @@
  * pool.c — per-worker batch pools and element copying between batches.
  *
  * Each worker owns one pool; batches of every element size the job uses
- * live in a few size classes. A batch is released into the pool of the
- * worker that releases it (usually the consumer), whoever allocated it,
- * so no pool is ever touched by two threads and nothing here is atomic.
- * A class keeps at most `keep` free batches and frees the rest, which
- * bounds idle memory; in flight, memory is bounded by the rings.
+ * live in a few size classes. A batch remembers its home pool. Released
+ * by the home worker it joins a free list (only that thread touches the
+ * lists); released by another thread it is pushed onto the home pool's
+ * `returned` stack with a CAS, and the home worker takes the whole stack
+ * with one exchange when a free list is empty. Only the owner pops, and
+ * it pops everything at once, so the stack has no ABA problem. A class
+ * keeps at most `keep` free batches and frees the rest, which bounds idle
+ * memory; in flight, memory is bounded by the rings.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -23,29 +26,38 @@ void sli_pool_init(struct sl_batch_pool *p, const struct sl_allocator *alloc, ui
 	p->cap = cap;
 	p->arena_max = arena_max;
 	p->keep = keep;
+	atomic_init(&p->returned, NULL);
 	for (unsigned i = 0; i < SLI_POOL_CLASSES; i++)
 		p->cls[i].elem_size = UINT32_MAX;
 }
 
-static void free_batch(struct sl_batch *b)
+static void free_batch(struct sl_batch_pool *p, struct sl_batch *b)
 {
 	sli_batch_free_arena(b);
 	sl_alloc_free(b->alloc, b);
+	if (p->live)
+		atomic_fetch_sub_explicit(p->live, 1, memory_order_relaxed);
 }
 
 void sli_pool_fini(struct sl_batch_pool *p)
 {
+	struct sl_batch *b, *next;
+
 	if (p == NULL)
 		return;
 	for (unsigned i = 0; i < SLI_POOL_CLASSES; i++) {
-		struct sl_batch *b = p->cls[i].free, *next;
-
-		for (; b != NULL; b = next) {
+		for (b = p->cls[i].free; b != NULL; b = next) {
 			next = b->next;
-			free_batch(b);
+			free_batch(p, b);
 		}
 		p->cls[i].free = NULL;
 		p->cls[i].nfree = 0;
+	}
+	/* Acquire: pairs with the release CAS in give_back(). */
+	for (b = atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire); b != NULL;
+	     b = next) {
+		next = b->next;
+		free_batch(p, b);
 	}
 }
 
@@ -62,11 +74,57 @@ static int class_of(struct sl_batch_pool *p, uint32_t elem_size)
 	return -1; /* more element sizes than classes: allocate unpooled */
 }
 
+/* Put @b on a local free list, or free it when the class is full. */
+static void keep_or_free(struct sl_batch_pool *p, struct sl_batch *b)
+{
+	int c = class_of(p, b->elem_size);
+
+	if (c < 0 || p->cls[c].nfree >= p->keep) {
+		free_batch(p, b);
+		return;
+	}
+	/* Keep big arenas from piling up in idle batches. */
+	if (b->arena_cap > (1u << 20))
+		sli_batch_free_arena(b);
+	b->next = p->cls[c].free;
+	p->cls[c].free = b;
+	p->cls[c].nfree++;
+}
+
+/* Take back everything other threads returned (owner only). */
+static void reclaim(struct sl_batch_pool *p)
+{
+	/* Acquire: pairs with the release CAS in give_back(); the batches'
+	 * contents as the other thread left them are visible. */
+	struct sl_batch *b = atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
+
+	while (b != NULL) {
+		struct sl_batch *next = b->next;
+
+		keep_or_free(p, b);
+		b = next;
+	}
+}
+
+static void give_back(struct sl_batch_pool *home, struct sl_batch *b)
+{
+	struct sl_batch *head = atomic_load_explicit(&home->returned, memory_order_relaxed);
+
+	do {
+		b->next = head;
+		/* Release: pairs with the acquire exchange in reclaim()/sli_pool_fini(). */
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &home->returned, &head, b, memory_order_release, memory_order_relaxed));
+}
+
 static struct sl_batch *get(struct sl_batch_pool *p, uint32_t elem_size, uint32_t cap)
 {
 	int c = class_of(p, elem_size);
 	struct sl_batch *b;
 
+	if (c >= 0 && p->cls[c].free == NULL &&
+	    atomic_load_explicit(&p->returned, memory_order_relaxed) != NULL)
+		reclaim(p);
 	if (c >= 0 && p->cls[c].free != NULL) {
 		b = p->cls[c].free;
 		p->cls[c].free = b->next;
@@ -78,13 +136,6 @@ static struct sl_batch *get(struct sl_batch_pool *p, uint32_t elem_size, uint32_
 		b->value = 0;
 		b->channel = 0;
 		b->next = NULL;
-		/*
-		 * The arena grows through the allocator of the thread that
-		 * holds the batch now (a NUMA allocator allocates only from
-		 * its own thread). All allocators of one job free each
-		 * other's blocks (all mimalloc, or all libc).
-		 */
-		b->alloc = p->alloc;
 		return b;
 	}
 	b = sl_alloc_aligned(p->alloc, sli_batch_bytes(cap, elem_size), SL_CACHE_LINE);
@@ -92,7 +143,15 @@ static struct sl_batch *get(struct sl_batch_pool *p, uint32_t elem_size, uint32_
 		return NULL;
 	sli_batch_format(b, p->alloc, cap, elem_size, p->arena_max);
 	b->pool = p;
-	p->allocated++;
+	if (p->live) {
+		int64_t live = atomic_fetch_add_explicit(p->live, 1, memory_order_relaxed) + 1;
+		int64_t peak = atomic_load_explicit(p->peak, memory_order_relaxed);
+
+		while (live > peak && !atomic_compare_exchange_weak_explicit(p->peak, &peak, live,
+									     memory_order_relaxed,
+									     memory_order_relaxed))
+			;
+	}
 	return b;
 }
 
@@ -115,25 +174,13 @@ struct sl_batch *sli_pool_get_event(struct sl_batch_pool *p, enum sl_event_kind 
 
 void sli_pool_put(struct sl_batch_pool *p, struct sl_batch *b)
 {
-	bool event;
-	int c;
-
 	if (b == NULL)
 		return;
-	event = b->elem_size == 0;
-	c = class_of(p, b->elem_size);
-	/* A data batch of another capacity (another job's) is not reusable here. */
-	if (c < 0 || p->cls[c].nfree >= p->keep || (!event && b->cap != p->cap) ||
-	    (event && b->cap != 1)) {
-		free_batch(b);
+	if (b->pool != NULL && b->pool != p) {
+		give_back(b->pool, b);
 		return;
 	}
-	/* Keep big arenas from piling up in idle batches. */
-	if (b->arena_cap > (1u << 20))
-		sli_batch_free_arena(b);
-	b->next = p->cls[c].free;
-	p->cls[c].free = b;
-	p->cls[c].nfree++;
+	keep_or_free(p, b);
 }
 
 int sli_batch_copy_elem(struct sl_batch *dst, const struct sl_batch *src, uint32_t i,

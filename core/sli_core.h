@@ -56,8 +56,13 @@ void sli_batch_free_arena(struct sl_batch *b);
 int sli_batch_copy_elem(struct sl_batch *dst, const struct sl_batch *src, uint32_t i,
 			const struct sl_type *type);
 
-/* Per-worker pool of batches. Batches are released into the pool of the
- * worker that releases them, whichever worker took them out. */
+/*
+ * Per-worker pool of batches. A batch always goes home: released by its
+ * own worker it joins the free list; released by another worker it is
+ * pushed onto its home pool's `returned` stack (lock-free, many
+ * producers), which the owner takes whole when its free list runs dry.
+ * So steady-state traffic between cores allocates nothing.
+ */
 #define SLI_POOL_CLASSES 16
 
 struct sl_batch_pool {
@@ -70,11 +75,16 @@ struct sl_batch_pool {
 		uint32_t nfree;
 		struct sl_batch *free;
 	} cls[SLI_POOL_CLASSES];
-	uint64_t allocated; /* batches obtained from the allocator */
+	/* Batches other threads gave back; see sli_pool_put(). */
+	alignas(SL_CACHE_LINE) struct sl_batch *_Atomic returned;
+	/* Optional job-wide counters of live batches and their peak. */
+	alignas(SL_CACHE_LINE) _Atomic int64_t *live, *peak;
 };
 
 void sli_pool_init(struct sl_batch_pool *p, const struct sl_allocator *alloc, uint32_t cap,
 		   uint32_t arena_max, uint32_t keep);
+/* The calling thread's allocator for arena growth (NULL: the batch's own). */
+void sli_set_thread_allocator(const struct sl_allocator *a);
 void sli_pool_fini(struct sl_batch_pool *p);
 /** An empty data batch of @elem_size elements, or NULL when out of memory. */
 struct sl_batch *sli_pool_get(struct sl_batch_pool *p, uint32_t elem_size);
@@ -231,7 +241,9 @@ struct sl_job {
 	/* running */
 	_Atomic int stop_requested;    /* sl_job_stop(): async-signal-safe store */
 	struct sli_exec *_Atomic exec; /* non-NULL while running (stats readers) */
-	_Atomic int stats_readers;     /* sl_job_stats() calls in progress */
+	_Atomic int stats_readers;
+	uint64_t last_peak_batches;
+	    /* of the last finished run */ /* sl_job_stats() calls in progress */
 };
 
 int sli_job_plan(struct sl_job *job, const struct sl_platform *platform, char *errbuf,

@@ -111,6 +111,7 @@ struct sli_exec {
 	struct sli_chan *chans;
 	unsigned nchans;
 	struct sli_opi **all_ops;
+	_Atomic int64_t live_batches, peak_batches; /* batches allocated and not freed */
 	_Atomic int go;	    /* workers start when set (after barriers exist) */
 	_Atomic int failed; /* first failure wins (CAS) */
 	int fail_rc;

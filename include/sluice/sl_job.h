@@ -366,6 +366,12 @@ struct sl_job_stats {
 	uint64_t backpressured_ns; /**< summed over subtasks */
 	uint64_t busy_ns;
 	unsigned running; /**< 1 while sl_job_run() executes */
+	/**
+	 * Most batches (data and control) alive at once: of this run while
+	 * running, of the last run afterwards. Bounded by the rings and pools,
+	 * not by the input size; the backpressure test checks exactly that.
+	 */
+	uint64_t peak_batches;
 };
 
 /** sl_job_stats() - snapshot of the totals (relaxed reads). */

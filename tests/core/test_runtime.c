@@ -90,6 +90,8 @@ struct collected {
 	size_t n, cap;
 	int finished;	 /* finish() calls */
 	int fail_writes; /* 1: write() fails */
+	unsigned slow;	 /* extra hashing rounds per element: a slow sink */
+	uint64_t sink;	 /* keeps the slow work from being optimised away */
 };
 
 static int sink_open(void *arg, const struct sl_subtask_info *info, void **state)
@@ -104,6 +106,10 @@ static int sink_write(void *state, const struct sl_batch *b)
 
 	if (c->fail_writes)
 		return -ENOSPC;
+	for (unsigned r = 0; r < c->slow; r++)
+		for (uint32_t i = 0; i < b->n; i++)
+			c->sink = (c->sink ^ (uint64_t)((const struct rec *)b->data)[i].val) *
+				  0x9e3779b97f4a7c15ull;
 	pthread_mutex_lock(&c->lock);
 	if (c->n + b->n > c->cap) {
 		size_t ncap = (c->n + b->n) * 2;
@@ -438,6 +444,49 @@ static void test_sink_failure_names_operator(void)
 	collected_fini(&got);
 }
 
+/*
+ * A fast source feeding a slow sink through an exchange between two
+ * workers: the source must be held back, so the number of batches alive
+ * at once stays under what the rings and pools can hold, whatever the
+ * input size. Bound: every channel full (ring + one backlogged batch),
+ * every pool class full of free batches, plus a few in hand.
+ */
+static void test_backpressure_bounds_memory(void)
+{
+	static struct src_conf conf = { .fail_at = -1 };
+	const unsigned p = 2, ring = 4, classes = 2 /* data, events */;
+	const uint64_t bound = (uint64_t)p * p * (ring + 1) + 2ull * classes * (2 * ring) + 8;
+	static const uint64_t counts[] = { 50000, 400000 };
+
+	for (size_t i = 0; i < SL_ARRAY_SIZE(counts); i++) {
+		struct collected got;
+		struct sl_job_stats stats;
+		struct sl_job *job;
+		struct sl_stream *s;
+
+		collected_init(&got);
+		got.slow = 50;
+		conf.count = counts[i];
+		CU_ASSERT_FATAL(sl_job_create("backpressure", &job) == 0);
+		sl_job_set(job, "parallelism", "2", NULL, 0);
+		sl_job_set(job, "batch-size", "64", NULL, 0);
+		sl_job_set(job, "ring-size", "4", NULL, 0);
+		s = sl_source(job, "fast", &src_ops, &conf, &rec_type);
+		sl_sink(sl_rebalance(s), "slow", &sink_ops, &got);
+		CU_ASSERT_EQUAL_FATAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
+		sl_job_stats(job, &stats);
+		printf("\n  %llu records: peak %llu live batches (bound %llu, unthrottled ~%llu)",
+		       (unsigned long long)counts[i], (unsigned long long)stats.peak_batches,
+		       (unsigned long long)bound, (unsigned long long)(counts[i] / 64));
+		CU_ASSERT_EQUAL(got.n, counts[i]); /* nothing dropped on the way */
+		CU_ASSERT(stats.peak_batches > 0);
+		CU_ASSERT(stats.peak_batches <= bound);
+		CU_ASSERT_EQUAL(stats.running, 0);
+		sl_job_destroy(job);
+		collected_fini(&got);
+	}
+}
+
 static void test_validation_errors(void)
 {
 	static struct src_conf conf = { .count = 10, .fail_at = -1 };
@@ -539,6 +588,7 @@ int main(void)
 		{ "chaining disabled", test_unchained },
 		{ "source failure names operator", test_source_failure_names_operator },
 		{ "sink failure names operator", test_sink_failure_names_operator },
+		{ "backpressure bounds memory", test_backpressure_bounds_memory },
 		{ "validation errors", test_validation_errors },
 		{ "max-parallelism default rule", test_max_parallelism_rule },
 		CU_TEST_INFO_NULL,
