@@ -106,11 +106,14 @@ static int sink_write(void *state, const struct sl_batch *b)
 
 	if (c->fail_writes)
 		return -ENOSPC;
+	uint64_t h = 0; /* the slow work, local: sink subtasks share @c */
+
 	for (unsigned r = 0; r < c->slow; r++)
 		for (uint32_t i = 0; i < b->n; i++)
-			c->sink = (c->sink ^ (uint64_t)((const struct rec *)b->data)[i].val) *
-				  0x9e3779b97f4a7c15ull;
+			h = (h ^ (uint64_t)((const struct rec *)b->data)[i].val) *
+			    0x9e3779b97f4a7c15ull;
 	pthread_mutex_lock(&c->lock);
+	c->sink ^= h;
 	if (c->n + b->n > c->cap) {
 		size_t ncap = (c->n + b->n) * 2;
 		struct rec *nr = realloc(c->recs, ncap * sizeof(*nr));
