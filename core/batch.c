@@ -106,7 +106,8 @@ void sli_set_thread_allocator(const struct sl_allocator *a)
 
 int sl_batch_add_str(struct sl_batch *b, const void *bytes, uint32_t len, struct sl_str *out)
 {
-	const struct sl_allocator *a = thread_alloc ? thread_alloc : b->alloc;
+	/* Pool batches only: a standalone batch (the reduce table's arena) frees with its own. */
+	const struct sl_allocator *a = thread_alloc && b->pool ? thread_alloc : b->alloc;
 
 	uint64_t need = (uint64_t)b->arena_used + len;
 

@@ -3,32 +3,46 @@
  * jobs.h — the registry of built-in jobs that the `sluice` command runs.
  *
  * A built-in job is one .c file that defines a const struct sli_job_def and
- * one line in registry.c that lists it. The command owns everything around
- * the job: it copies the job's default options, parses the command line
- * into that copy with the job's option table (cli.h), and reports the
- * errors the job returns, once, as "sluice: JOB: <errbuf>".
+ * one line in registry.c that lists it. The job only builds its dataflow
+ * graph and reports its results; the command owns everything around it:
+ * it copies the job's default options, parses the command line into that
+ * copy with the job's option table and the runtime's options (cli.h),
+ * creates the struct sl_job and sets the runtime options on it, builds
+ * the platform (topology, placement), prints plans, runs the job with
+ * signal handling and a live status line, and reports the errors, once,
+ * as "sluice: JOB: <errbuf>".
  *
- * Threads: the registry is immutable; run() and plan() are called from the
- * main thread.
+ * Threads: the registry is immutable; check(), build(), finish() and
+ * destroy() are called from the main thread. The operators a job builds
+ * run on the runtime's worker threads.
  */
 #ifndef SLUICE_JOBS_JOBS_H
 #define SLUICE_JOBS_JOBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
+#include <sluice/sl_job.h>
 #include <sluice/sl_numa.h>
 
 #include "cli.h"
 
-/** Output formats of `sluice plan` and `sluice topology`; index into sli_format_names. */
+/**
+ * Output formats of `sluice plan` and `sluice topology`; index into
+ * sli_format_names (both) and sli_plan_format_names (plan only: DOT).
+ * TEXT, JSON and DOT have the values of enum sl_plan_format.
+ */
 enum sli_format {
 	SLI_FORMAT_TEXT = 0,
 	SLI_FORMAT_JSON = 1,
+	SLI_FORMAT_DOT = 2,
 };
 
-/** {"text", "json", NULL}, the choices of every --format option. */
+/** {"text", "json", NULL}, the choices of `sluice topology --format`. */
 extern const char *const sli_format_names[];
+/** {"text", "json", "dot", NULL}, the choices of `sluice plan --format`. */
+extern const char *const sli_plan_format_names[];
 
 struct sli_job_def {
 	/** Name on the command line: `sluice run NAME`. */
@@ -44,20 +58,38 @@ struct sli_job_def {
 	const void *opts_default;
 
 	/**
-	 * run() - run the job to completion on the calling thread.
-	 * @opts: the job's options struct, filled from the command line.
-	 * Return: 0, or -errno with a sentence in @errbuf (the command
-	 * prefixes it with "sluice: NAME: " and exits 1).
+	 * check() - validate @opts beyond what the option table checks
+	 * (formats of values, combinations). Opens and creates nothing.
+	 * Return: 0, or -EINVAL with a sentence fragment in @errbuf naming
+	 * the option (the command reports it as a usage error, exit 2).
 	 */
-	int (*run)(const void *opts, char *errbuf, size_t errlen);
+	int (*check)(const void *opts, char *errbuf, size_t errlen);
 
 	/**
-	 * plan() - describe on @f how run() would execute with @opts on the
-	 * machine @topo describes, without running anything.
-	 * Return: 0, or -errno with a sentence in @errbuf.
+	 * build() - add the job's sources, operators and sinks to @job
+	 * (created, with the runtime options already set, by the command).
+	 * @run: true before sl_job_run(): prepare what the run needs (output
+	 *       files are created here); false for `sluice plan`: open and
+	 *       create nothing.
+	 * @state: receives what the job needs until destroy(); the job's
+	 *         connector configurations live there, so it must outlive
+	 *         the run.
+	 * Return: 0, or -errno with a sentence in @errbuf (exit 1).
 	 */
-	int (*plan)(const void *opts, const struct sl_topo *topo, enum sli_format fmt, FILE *f,
-		    char *errbuf, size_t errlen);
+	int (*build)(const void *opts, struct sl_job *job, bool run, void **state, char *errbuf,
+		     size_t errlen);
+
+	/**
+	 * finish() - called once after sl_job_run() returned @rc (with the
+	 * runtime's sentence in @errbuf when @rc < 0): print the results of
+	 * a successful run, or reword the runtime's error for the user.
+	 * @stopped: the run was stopped by a signal (it drained, @rc is 0).
+	 * Return: 0, or -errno with a sentence in @errbuf (exit 1).
+	 */
+	int (*finish)(void *state, int rc, bool stopped, char *errbuf, size_t errlen);
+
+	/** destroy() - free @state; accepts NULL. */
+	void (*destroy)(void *state);
 };
 
 /** The built-in jobs, ending with NULL. */
@@ -72,5 +104,20 @@ extern const struct sli_job_def sli_job_wordcount;
 /* The embedded default input of wordcount (generated from jobs/sample.txt by embed.py). */
 extern const unsigned char sli_sample_text[];
 extern const size_t sli_sample_text_len;
+
+/**
+ * sli_run_job() - sl_job_run() for the command line (runner.c): SIGINT and
+ * SIGTERM stop the job gracefully (a second one exits with status 130),
+ * and while it runs a status line is printed on standard error when that
+ * is a terminal. The signal handlers stay installed afterwards.
+ * @stopped: receives true when a signal stopped the job.
+ * Return: what sl_job_run() returned (with @errbuf filled), or -errno when
+ * the signal handlers cannot be installed.
+ */
+int sli_run_job(struct sl_job *job, const struct sl_platform *platform, bool *stopped, char *errbuf,
+		size_t errlen);
+
+/** sli_run_forget() - make the signal handlers forget the job before it is destroyed. */
+void sli_run_forget(void);
 
 #endif /* SLUICE_JOBS_JOBS_H */

@@ -9,7 +9,9 @@
  * culprit and says where help is; the parser, the jobs and the library only
  * fill error buffers.
  *
- * Threads: single-threaded; the jobs run on the main thread.
+ * Threads: the command runs on the main thread; a job's operators run on
+ * the runtime's worker threads (sl_job_run), beside a watch thread that
+ * takes signals and prints the status line (runner.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,17 +27,89 @@
 
 #define EXIT_USAGE 2
 
-struct format_opts {
+/* Options of `sluice plan` only. */
+struct plan_opts {
 	int format; /* enum sli_format */
+	const char *synthetic;
 };
 
-static const struct sli_cli_opt format_options[] = {
+static const struct sli_cli_opt plan_options[] = {
 	{
 	    .name = "format",
 	    .type = SLI_CLI_ENUM,
-	    .offset = offsetof(struct format_opts, format),
+	    .offset = offsetof(struct plan_opts, format),
 	    .help = "output format (default text)",
-	    .choices = sli_format_names,
+	    .choices = sli_plan_format_names,
+	},
+	{
+	    .name = "synthetic",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct plan_opts, synthetic),
+	    .metavar = "DESC",
+	    .help = "plan for a made-up machine instead, e.g. 'pack:2 numa:1 core:8 pu:2'",
+	},
+	{ .name = NULL },
+};
+
+/*
+ * The runtime's options, common to every job. Values go to sl_job_set()
+ * as typed, so the runtime alone decides what is valid and says so.
+ */
+struct runtime_opts {
+	const char *parallelism;
+	const char *workers;
+	const char *batch_size;
+	const char *max_record_size;
+	const char *idle;
+	int placement; /* enum sl_place_policy */
+};
+
+static const char *const placement_names[] = { "spread", "pack", NULL };
+
+static const struct sli_cli_opt runtime_options[] = {
+	{
+	    .name = "parallelism",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, parallelism),
+	    .metavar = "N",
+	    .help = "subtasks of each operator, 1 to 1024 (default 1)",
+	},
+	{
+	    .name = "workers",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, workers),
+	    .metavar = "N",
+	    .help = "worker threads, each pinned to a core (default: one per subtask, at most "
+		    "one per usable core)",
+	},
+	{
+	    .name = "batch-size",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, batch_size),
+	    .metavar = "N",
+	    .help = "records per batch, 1 to 65536 (default 512)",
+	},
+	{
+	    .name = "max-record-size",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, max_record_size),
+	    .metavar = "BYTES",
+	    .help = "longest record (line), 16 to 1073741824 bytes (default 1048576)",
+	},
+	{
+	    .name = "idle",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, idle),
+	    .metavar = "busy|sleep",
+	    .help = "what an idle worker does: busy-poll, or spin then sleep (default sleep)",
+	},
+	{
+	    .name = "placement",
+	    .type = SLI_CLI_ENUM,
+	    .offset = offsetof(struct runtime_opts, placement),
+	    .help = "workers round-robin over NUMA nodes, or filling one node first (default "
+		    "spread)",
+	    .choices = placement_names,
 	},
 	{ .name = NULL },
 };
@@ -80,8 +154,9 @@ static void print_usage(FILE *f)
 	    "  -h, --help           show this help\n"
 	    "      --version        same as 'sluice version'\n"
 	    "\n"
-	    "The dataflow runtime is not built yet: built-in jobs run as plain\n"
-	    "single-threaded loops on the calling thread.\n"
+	    "Jobs run on the dataflow runtime: operators fused into tasks, subtasks on\n"
+	    "worker threads pinned to cores ('sluice plan JOB' shows how). SIGINT or\n"
+	    "SIGTERM stops a running job after draining what it read.\n"
 	    "\n"
 	    "Exit status: 0 success, 1 run-time failure, 2 usage error.\n",
 	    f);
@@ -126,7 +201,7 @@ static int cmd_version(int argc, char **argv)
 	printf("build type: %s\n", SL_BUILD_TYPE);
 	printf("sanitizers: %s\n", strcmp(SL_SANITIZE, "") == 0 ? "none" : SL_SANITIZE);
 	printf("DPDK:       %s\n", SL_HAVE_DPDK ? "built in" : "not built in");
-	printf("runtime:    dataflow runtime not built yet (jobs run single-threaded)\n");
+	printf("runtime:    dataflow (fused tasks on pinned worker threads)\n");
 	return 0;
 }
 
@@ -222,8 +297,10 @@ static void print_job_help(const char *verb, const struct sli_job_def *job,
 {
 	printf("usage: sluice %s %s [OPTIONS]\n\n", verb, job->name);
 	if (strcmp(verb, "plan") == 0)
-		printf("Shows how 'sluice run %s' would execute with these options, without\n"
-		       "running anything.\n\n",
+		printf("Prints the physical plan 'sluice run %s' would execute with these\n"
+		       "options: tasks and their fused operators, the exchanges between them,\n"
+		       "and the worker, core and NUMA node of every subtask, on this machine or,\n"
+		       "with --synthetic, on a made-up one. Nothing is opened or run.\n\n",
 		       job->name);
 	else
 		printf("%s\n", job->description);
@@ -241,42 +318,142 @@ static void print_verb_help(const char *verb)
 	puts("'sluice list' lists the jobs; 'sluice run JOB --help' shows a job's options.");
 }
 
-/* The plan of @job with @opts on this machine, to stdout. Return: the exit status. */
-static int plan_job(const char *who, const struct sli_job_def *job, const void *opts,
-		    enum sli_format fmt)
-{
+/* Everything one `sluice run` or `sluice plan` of a job needs; see job_fini(). */
+struct job_cmd {
+	const char *who, *see;
+	bool plan;
+	const struct sli_job_def *def;
+	void *opts;
+	struct runtime_opts rt;
+	struct plan_opts po;
+	struct sl_job *job;
+	void *state;
 	struct sl_topo *topo;
-	char err[512] = "";
+	struct sl_numa_platform np;
+	char err[1024];
+};
+
+/*
+ * Create the job and set the runtime options the user gave.
+ * Return: 0, or the exit status after reporting the error.
+ */
+static int job_create(struct job_cmd *c)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} keys[] = {
+		{ "parallelism", offsetof(struct runtime_opts, parallelism) },
+		{ "workers", offsetof(struct runtime_opts, workers) },
+		{ "batch-size", offsetof(struct runtime_opts, batch_size) },
+		{ "max-record-size", offsetof(struct runtime_opts, max_record_size) },
+		{ "idle", offsetof(struct runtime_opts, idle) },
+	};
 	int rc;
 
-	rc = sl_topo_create(NULL, err, sizeof(err), &topo);
+	c->err[0] = '\0';
+	rc = c->def->check(c->opts, c->err, sizeof(c->err));
+	if (rc < 0)
+		return usage_error(c->who, c->see, "%s", c->err);
+	rc = sl_job_create(c->def->name, &c->job);
 	if (rc < 0) {
-		fprintf(stderr, "%s: cannot discover this machine's topology: %s\n", who,
-			err[0] ? err : sl_strerror(rc));
+		fprintf(stderr, "%s: cannot create the job: %s\n", c->who, sl_strerror(rc));
 		return EXIT_FAILURE;
 	}
-	err[0] = '\0';
-	rc = job->plan(opts, topo, fmt, stdout, err, sizeof(err));
-	sl_topo_destroy(topo);
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s\n", who, err[0] ? err : sl_strerror(rc));
-		return EXIT_FAILURE;
+	for (size_t i = 0; i < SL_ARRAY_SIZE(keys); i++) {
+		const char *val = *(const char *const *)((const char *)&c->rt + keys[i].off);
+
+		if (val == NULL)
+			continue;
+		c->err[0] = '\0';
+		rc = sl_job_set(c->job, keys[i].key, val, c->err, sizeof(c->err));
+		if (rc == -EINVAL)
+			return usage_error(c->who, c->see, "%s", c->err);
+		if (rc < 0) {
+			fprintf(stderr, "%s: %s\n", c->who, c->err[0] ? c->err : sl_strerror(rc));
+			return EXIT_FAILURE;
+		}
 	}
 	return 0;
+}
+
+/*
+ * The machine to place the workers on: this one, or for a plan a
+ * synthetic one. Return: 0, or the exit status after reporting the error.
+ */
+static int job_platform(struct job_cmd *c)
+{
+	const char *synthetic = c->plan ? c->po.synthetic : NULL;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = sl_topo_create(synthetic, c->err, sizeof(c->err), &c->topo);
+	if (rc == -EINVAL && synthetic != NULL)
+		return usage_error(c->who, c->see, "bad synthetic description '%s': %s", synthetic,
+				   c->err[0] ? c->err : sl_strerror(rc));
+	if (rc < 0) {
+		fprintf(stderr, "%s: cannot discover this machine's topology: %s\n", c->who,
+			c->err[0] ? c->err : sl_strerror(rc));
+		return EXIT_FAILURE;
+	}
+	sl_numa_platform_init(&c->np, c->topo, (enum sl_place_policy)c->rt.placement);
+	return 0;
+}
+
+/* Build, then plan or run. Return: the exit status. */
+static int job_execute(struct job_cmd *c)
+{
+	bool stopped = false;
+	int rc;
+
+	c->err[0] = '\0';
+	rc = c->def->build(c->opts, c->job, !c->plan, &c->state, c->err, sizeof(c->err));
+	if (rc < 0) {
+		fprintf(stderr, "sluice: %s: %s\n", c->def->name,
+			c->err[0] ? c->err : sl_strerror(rc));
+		return EXIT_FAILURE;
+	}
+	if (c->plan) {
+		rc = sl_job_plan_print(c->job, &c->np.platform, stdout,
+				       (enum sl_plan_format)c->po.format, c->err, sizeof(c->err));
+		if (rc < 0) {
+			fprintf(stderr, "%s: %s\n", c->who, c->err[0] ? c->err : sl_strerror(rc));
+			return EXIT_FAILURE;
+		}
+		return 0;
+	}
+	rc = sli_run_job(c->job, &c->np.platform, &stopped, c->err, sizeof(c->err));
+	rc = c->def->finish(c->state, rc, stopped, c->err, sizeof(c->err));
+	if (rc < 0) {
+		fprintf(stderr, "sluice: %s: %s\n", c->def->name,
+			c->err[0] ? c->err : sl_strerror(rc));
+		return EXIT_FAILURE;
+	}
+	if (stopped)
+		fprintf(stderr, "sluice: %s: stopped by signal after draining\n", c->def->name);
+	return 0;
+}
+
+static void job_fini(struct job_cmd *c)
+{
+	sli_run_forget();
+	if (c->def != NULL)
+		c->def->destroy(c->state);
+	sl_job_destroy(c->job);
+	sl_topo_destroy(c->topo);
+	free(c->opts);
 }
 
 /* sluice run JOB [OPTIONS] and sluice plan JOB [OPTIONS]. */
 static int cmd_job(const char *verb, int argc, char **argv)
 {
-	bool plan = strcmp(verb, "plan") == 0;
-	struct format_opts fo = { .format = SLI_FORMAT_TEXT };
-	struct sli_cli_table tables[2];
-	const struct sli_job_def *job;
+	struct job_cmd c = { .plan = strcmp(verb, "plan") == 0 };
+	struct sli_cli_table tables[3];
 	char who[128], see[160];
-	char err[512];
-	void *opts;
 	int rc;
 
+	c.po.format = SLI_FORMAT_TEXT;
+	c.rt.placement = SL_PLACE_SPREAD;
 	snprintf(who, sizeof(who), "sluice %s", verb);
 	snprintf(see, sizeof(see), "sluice %s --help", verb);
 	if (argc < 1)
@@ -288,38 +465,38 @@ static int cmd_job(const char *verb, int argc, char **argv)
 	if (argv[0][0] == '-')
 		return usage_error(who, see, "expected a job name before options, got '%s'",
 				   argv[0]);
-	job = sli_job_find(argv[0]);
-	if (job == NULL)
+	c.def = sli_job_find(argv[0]);
+	if (c.def == NULL)
 		return usage_error("sluice", "sluice list", "unknown job '%s'", argv[0]);
 
-	snprintf(who, sizeof(who), "sluice %s %s", verb, job->name);
-	snprintf(see, sizeof(see), "sluice %s %s --help", verb, job->name);
-	opts = malloc(job->opts_size ? job->opts_size : 1);
-	if (opts == NULL) {
+	snprintf(who, sizeof(who), "sluice %s %s", verb, c.def->name);
+	snprintf(see, sizeof(see), "sluice %s %s --help", verb, c.def->name);
+	c.who = who;
+	c.see = see;
+	c.opts = malloc(c.def->opts_size ? c.def->opts_size : 1);
+	if (c.opts == NULL) {
 		fprintf(stderr, "%s: out of memory\n", who);
 		return EXIT_FAILURE;
 	}
-	memcpy(opts, job->opts_default, job->opts_size);
-	tables[0] = (struct sli_cli_table){ job->opts, opts };
-	tables[1] = (struct sli_cli_table){ format_options, &fo };
+	memcpy(c.opts, c.def->opts_default, c.def->opts_size);
+	tables[0] = (struct sli_cli_table){ c.def->opts, c.opts };
+	tables[1] = (struct sli_cli_table){ runtime_options, &c.rt };
+	tables[2] = (struct sli_cli_table){ plan_options, &c.po };
 
-	rc = sli_cli_parse(tables, plan ? 2 : 1, argc - 1, argv + 1, NULL, err, sizeof(err));
+	rc = sli_cli_parse(tables, c.plan ? 3 : 2, argc - 1, argv + 1, NULL, c.err, sizeof(c.err));
 	if (rc < 0) {
-		rc = usage_error(who, see, "%s", err);
+		rc = usage_error(who, see, "%s", c.err);
 	} else if (rc == SLI_CLI_HELP) {
-		print_job_help(verb, job, tables, plan ? 2 : 1);
+		print_job_help(verb, c.def, tables, c.plan ? 3 : 2);
 		rc = 0;
-	} else if (plan) {
-		rc = plan_job(who, job, opts, (enum sli_format)fo.format);
 	} else {
-		err[0] = '\0';
-		rc = job->run(opts, err, sizeof(err));
-		if (rc < 0)
-			fprintf(stderr, "sluice: %s: %s\n", job->name,
-				err[0] ? err : sl_strerror(rc));
-		rc = rc < 0 ? EXIT_FAILURE : 0;
+		rc = job_create(&c);
+		if (rc == 0)
+			rc = job_platform(&c);
+		if (rc == 0)
+			rc = job_execute(&c);
 	}
-	free(opts);
+	job_fini(&c);
 	return rc;
 }
 

@@ -8,6 +8,7 @@
 #include "jobs.h"
 
 const char *const sli_format_names[] = { "text", "json", NULL };
+const char *const sli_plan_format_names[] = { "text", "json", "dot", NULL };
 
 const struct sli_job_def *const sli_jobs[] = {
 	&sli_job_wordcount,

@@ -1,51 +1,72 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * wordcount.c — the wordcount built-in job, interim version.
+ * wordcount.c — the wordcount built-in job, a dataflow job on the runtime:
  *
- * The dataflow runtime does not exist yet, so this is one honest loop on
- * the calling thread: read the input in 64 KiB chunks, split it into words,
- * count them in a hash table, print the most frequent. When the runtime
- * lands, wordcount is rebuilt on the stream API (source -> flat_map ->
- * key_by -> count) and gains --parallelism; until then it does not accept
- * options it could not honour.
+ *	lines (file, directory, stdin, embedded sample) or socket
+ *	  -> flat_map "tokenize" -> key_by(word) -> reduce "count" (final)
+ *	  -> sink "collect" (plus the merged text sink for --output)
  *
  * A word is a maximal run of ASCII letters and digits, lowercased; every
- * other byte (punctuation, whitespace, CR, NUL, each byte of a UTF-8
- * sequence) separates words. The word being assembled lives in its own
- * buffer that survives chunk boundaries, so a word split across two reads
- * is counted once. Keys are copied once, into a single arena, when first
- * seen; the table stores offsets into it and never allocates per word.
+ * other byte separates words. The line source cuts the input at '\n' (and
+ * drops a trailing '\r'), both separators anyway, so the words are those
+ * of the whole input; a line longer than the max record size is a bad
+ * record, handled by --bad-records.
  *
- * Threads: everything here runs on the thread that calls run().
+ * The embedded sample text is staged in a memfd and read through
+ * /proc/self/fd/N by the ordinary line source, so it is split and parsed
+ * exactly like a file.
+ *
+ * The "collect" sink copies every final (word, count) into one table under
+ * a mutex (its subtasks run on different workers); finish() sorts it for
+ * the top N on the main thread after the run. With --output, the same
+ * sink also feeds the text sink in merged mode: one file, "word,count"
+ * lines in no particular order.
+ *
+ * Threads: build/finish/destroy on the main thread; the source wrapper,
+ * tokenize, key, reduce and sink functions on worker threads, sharing
+ * only the read-only configuration, the collect table (mutex) and the
+ * bad-record total (atomic).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sluice/sl_common.h>
+#include <sluice/sl_connectors.h>
 #include <sluice/sl_error.h>
-#include <sluice/sl_numa.h>
+#include <sluice/sl_job.h>
 
 #include "jobs.h"
 
-#define WC_CHUNK     (64 * 1024)
-#define WC_TOP_MAX   1000000
-#define WC_TOP_DFLT  10
-#define WC_MIN_SLOTS 1024
+#define WC_TOP_MAX  1000000
+#define WC_TOP_DFLT 10
+#define WC_WORD_BUF 256 /* words up to this long are lowercased on the stack */
+#define WC_SAMPLE   "<embedded sample>"
 
 struct wc_opts {
-	const char *input;  /* NULL: embedded sample text; "-": stdin */
-	const char *output; /* NULL: none; "-": stdout */
+	const char *input;	 /* NULL: embedded sample text; "-": stdin; socket://... */
+	const char *output;	 /* NULL: none; "-": stdout */
+	const char *bad_records; /* NULL or "fail", "skip", or a dead-letter file */
+	const char *rate;	 /* NULL: unlimited */
 	long long top;
 };
 
 static const struct wc_opts wc_defaults = {
 	.input = NULL,
 	.output = NULL,
+	.bad_records = NULL,
+	.rate = NULL,
 	.top = WC_TOP_DFLT,
 };
 
@@ -55,14 +76,29 @@ static const struct sli_cli_opt wc_options[] = {
 	    .type = SLI_CLI_STRING,
 	    .offset = offsetof(struct wc_opts, input),
 	    .metavar = "PATH",
-	    .help = "file to count, '-' for stdin (default: the embedded sample text)",
+	    .help = "file, directory, '-' (stdin) or socket://HOST:PORT (default: the sample)",
 	},
 	{
 	    .name = "output",
 	    .type = SLI_CLI_STRING,
 	    .offset = offsetof(struct wc_opts, output),
 	    .metavar = "PATH",
-	    .help = "also write every word as 'word,count', sorted by word ('-': stdout)",
+	    .help = "also write every word as 'word,count', in no particular order ('-': stdout)",
+	},
+	{
+	    .name = "bad-records",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct wc_opts, bad_records),
+	    .metavar = "fail|skip|PATH",
+	    .help = "lines longer than --max-record-size: fail (default), skip and count, or "
+		    "append them to the file PATH",
+	},
+	{
+	    .name = "rate",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct wc_opts, rate),
+	    .metavar = "R",
+	    .help = "read at most R lines per second (default: unlimited; not for sockets)",
 	},
 	{
 	    .name = "top",
@@ -76,206 +112,59 @@ static const struct sli_cli_opt wc_options[] = {
 	{ .name = NULL },
 };
 
-/* One distinct word. count == 0 marks an empty slot. */
-struct wc_entry {
-	uint64_t hash;
-	uint64_t count;
-	size_t off; /* of the key in the arena; offsets survive the arena's realloc */
-	size_t len;
+/* ------------------------------------------------------------ elements */
+
+struct wc_word {
+	struct sl_str w;
+	int64_t count;
 };
 
-struct wc_table {
-	struct wc_entry *slots;
-	size_t cap; /* power of two */
-	size_t used;
+static const struct sl_type wc_word_type = SL_TYPE_STR1(struct wc_word, w);
+
+/* One final count, its word in the collect arena. */
+struct wc_entry {
+	size_t off;
+	size_t len;
+	int64_t count;
+};
+
+/* ----------------------------------------------------------- job state */
+
+enum wc_input {
+	WC_IN_SAMPLE,
+	WC_IN_PATH,
+	WC_IN_STDIN,
+	WC_IN_SOCKET,
+};
+
+/* Configuration of the source wrapper: the real source, and its bad-record total. */
+struct wc_src {
+	const struct sl_source_ops *ops;
+	void *arg;
+	_Atomic uint64_t bad; /* the largest bad_records count a subtask saw at close */
+};
+
+struct wc_job {
+	const struct wc_opts *o;
+	enum wc_input kind;
+	enum sl_bad_policy policy;
+	struct wc_src src;
+	struct sl_lines_conf lines;
+	struct sl_socket_conf sock;
+	char host[256];
+	int memfd;
+	char memfd_path[64];
+	bool text_on;
+	struct sl_text_sink_conf text;
+
+	/* The collect table: written by the sink subtasks under @lock. */
+	pthread_mutex_t lock;
+	struct wc_entry *v;
+	size_t n, cap;
 	char *arena;
-	size_t arena_len, arena_cap;
+	size_t alen, acap;
 	uint64_t total;
 };
-
-/* Tokenizer state that must outlive a chunk. */
-struct wc_state {
-	struct wc_table t;
-	unsigned char fold[256]; /* byte -> lowercase letter or digit, 0 for separators */
-	unsigned char *word;	 /* the word being assembled */
-	size_t wlen, wcap;
-};
-
-/* FNV-1a, then a murmur3 finalizer so that the low bits used as index mix well. */
-static uint64_t wc_hash(const unsigned char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static int wc_table_init(struct wc_table *t)
-{
-	memset(t, 0, sizeof(*t));
-	t->slots = calloc(WC_MIN_SLOTS, sizeof(*t->slots));
-	if (t->slots == NULL)
-		return -ENOMEM;
-	t->cap = WC_MIN_SLOTS;
-	return 0;
-}
-
-static void wc_table_fini(struct wc_table *t)
-{
-	free(t->slots);
-	free(t->arena);
-	memset(t, 0, sizeof(*t));
-}
-
-static int wc_table_grow(struct wc_table *t)
-{
-	size_t cap = t->cap * 2;
-	struct wc_entry *slots;
-
-	if (cap < t->cap || cap > SIZE_MAX / sizeof(*slots))
-		return -ENOMEM;
-	slots = calloc(cap, sizeof(*slots));
-	if (slots == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->cap; i++) {
-		const struct wc_entry *e = &t->slots[i];
-		size_t j;
-
-		if (e->count == 0)
-			continue;
-		for (j = e->hash & (cap - 1); slots[j].count != 0; j = (j + 1) & (cap - 1))
-			;
-		slots[j] = *e;
-	}
-	free(t->slots);
-	t->slots = slots;
-	t->cap = cap;
-	return 0;
-}
-
-static int wc_arena_append(struct wc_table *t, const unsigned char *s, size_t len)
-{
-	if (len > t->arena_cap - t->arena_len) {
-		size_t cap = t->arena_cap ? t->arena_cap : 64 * 1024;
-		char *arena;
-
-		while (cap - t->arena_len < len) {
-			if (cap > SIZE_MAX / 2)
-				return -ENOMEM;
-			cap *= 2;
-		}
-		arena = realloc(t->arena, cap);
-		if (arena == NULL)
-			return -ENOMEM;
-		t->arena = arena;
-		t->arena_cap = cap;
-	}
-	memcpy(t->arena + t->arena_len, s, len);
-	t->arena_len += len;
-	return 0;
-}
-
-/* Count one occurrence of the lowercased word @w. */
-static int wc_table_add(struct wc_table *t, const unsigned char *w, size_t len)
-{
-	uint64_t h = wc_hash(w, len);
-	size_t i;
-	int rc;
-
-	for (i = h & (t->cap - 1); t->slots[i].count != 0; i = (i + 1) & (t->cap - 1)) {
-		struct wc_entry *e = &t->slots[i];
-
-		if (e->hash == h && e->len == len && memcmp(t->arena + e->off, w, len) == 0) {
-			e->count++;
-			t->total++;
-			return 0;
-		}
-	}
-	/* A new word. Keep the load factor at or under 3/4 so probes stay short. */
-	if ((t->used + 1) > t->cap / 4 * 3) {
-		rc = wc_table_grow(t);
-		if (rc < 0)
-			return rc;
-		for (i = h & (t->cap - 1); t->slots[i].count != 0; i = (i + 1) & (t->cap - 1))
-			;
-	}
-	rc = wc_arena_append(t, w, len);
-	if (rc < 0)
-		return rc;
-	t->slots[i] =
-	    (struct wc_entry){ .hash = h, .count = 1, .off = t->arena_len - len, .len = len };
-	t->used++;
-	t->total++;
-	return 0;
-}
-
-static int wc_state_init(struct wc_state *st)
-{
-	memset(st, 0, sizeof(*st));
-	for (int c = 0; c < 256; c++) {
-		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-			st->fold[c] = (unsigned char)c;
-		else if (c >= 'A' && c <= 'Z')
-			st->fold[c] = (unsigned char)(c - 'A' + 'a');
-	}
-	return wc_table_init(&st->t);
-}
-
-static void wc_state_fini(struct wc_state *st)
-{
-	wc_table_fini(&st->t);
-	free(st->word);
-	st->word = NULL;
-}
-
-/* Ends the word being assembled, if any. */
-static int wc_flush_word(struct wc_state *st)
-{
-	int rc = 0;
-
-	if (st->wlen > 0)
-		rc = wc_table_add(&st->t, st->word, st->wlen);
-	st->wlen = 0;
-	return rc;
-}
-
-/* Tokenize one chunk; a word may continue into the next one. */
-static int wc_feed(struct wc_state *st, const unsigned char *buf, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = st->fold[buf[i]];
-		int rc;
-
-		if (c == 0) {
-			rc = wc_flush_word(st);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		if (st->wlen == st->wcap) {
-			size_t cap = st->wcap ? st->wcap * 2 : 64;
-			unsigned char *w;
-
-			if (cap < st->wcap)
-				return -ENOMEM;
-			w = realloc(st->word, cap);
-			if (w == NULL)
-				return -ENOMEM;
-			st->word = w;
-			st->wcap = cap;
-		}
-		st->word[st->wlen++] = c;
-	}
-	return 0;
-}
 
 static const char *input_name(const char *input)
 {
@@ -286,69 +175,463 @@ static const char *input_name(const char *input)
 	return input;
 }
 
-/* Quote a path the user typed, not a description such as "standard input". */
-static const char *quote(const char *path)
+static bool is_socket(const char *input)
 {
-	return strcmp(path, "-") == 0 ? "" : "'";
+	return input != NULL && strncmp(input, "socket://", 9) == 0;
 }
 
-static int wc_count(struct wc_state *st, const char *input, char *errbuf, size_t errlen)
+/* --------------------------------------------------------------- check */
+
+/* --rate: a finite number >= 0, nothing else. */
+static int parse_rate(const char *s, double *out)
 {
-	unsigned char *buf;
-	FILE *f;
+	char *end;
+	double v;
+
+	if (s == NULL) {
+		*out = 0;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int wc_check(const void *opts, char *errbuf, size_t errlen)
+{
+	const struct wc_opts *o = opts;
+	char host[256], why[256];
+	uint16_t port;
+	double rate;
+
+	if (is_socket(o->input) &&
+	    sl_socket_url_parse(o->input, host, sizeof(host), &port, why, sizeof(why)) < 0)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL, "bad value for '--input': %s", why);
+	if (parse_rate(o->rate, &rate) < 0)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "bad value '%s' for '--rate': expected lines per second, a "
+				     "number >= 0",
+				     o->rate);
+	if (o->rate != NULL && is_socket(o->input))
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "option '--rate' does not apply to a socket input");
+	if (o->bad_records != NULL && o->bad_records[0] == '\0')
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "bad value '' for '--bad-records': expected fail, skip or a "
+				     "file path");
+	return 0;
+}
+
+/* ------------------------------------------------------- source wrapper */
+
+/*
+ * The line or socket source, wrapped only to learn how many bad records
+ * it counted: the runtime keeps an operator's counters to itself, so each
+ * subtask reads them when it closes. The subtask whose bump was last
+ * reads the final total (it sees its own write), so the largest value
+ * read is the total.
+ */
+struct wc_src_inst {
+	struct wc_src *conf;
+	const struct sl_subtask_info *info;
+	void *inner;
+};
+
+static int src_open(void *arg, const struct sl_subtask_info *info, void **state)
+{
+	struct wc_src *conf = arg;
+	struct wc_src_inst *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (s == NULL)
+		return sl_errbuf_set(info->errbuf, info->errlen, -ENOMEM, "out of memory");
+	s->conf = conf;
+	s->info = info;
+	rc = conf->ops->open(conf->arg, info, &s->inner);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	*state = s;
+	return 0;
+}
+
+static int src_poll(void *state, struct sl_batch *out)
+{
+	struct wc_src_inst *s = state;
+
+	return s->conf->ops->poll(s->inner, out);
+}
+
+static void src_close(void *state)
+{
+	struct wc_src_inst *s = state;
+
+	if (s->info->counters != NULL) {
+		/* Relaxed: the total is read after sl_job_run() joined the workers. */
+		uint64_t bad =
+		    atomic_load_explicit(&s->info->counters->bad_records, memory_order_relaxed);
+		uint64_t cur = atomic_load_explicit(&s->conf->bad, memory_order_relaxed);
+
+		while (bad > cur && !atomic_compare_exchange_weak_explicit(&s->conf->bad, &cur, bad,
+									   memory_order_relaxed,
+									   memory_order_relaxed))
+			;
+	}
+	s->conf->ops->close(s->inner);
+	free(s);
+}
+
+static const struct sl_source_ops wc_src_ops = { src_open, src_poll, src_close };
+
+/* ----------------------------------------------------- user functions */
+
+static inline bool is_word_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static inline char lower(unsigned char c)
+{
+	return (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+}
+
+/* Emit @w (@len bytes, not yet lowercased) with count 1. */
+static int emit_word(struct sl_collector *out, const unsigned char *w, uint32_t len, int64_t ts)
+{
+	char small[WC_WORD_BUF];
+	char *buf = small;
+	struct wc_word e;
+	int rc;
+
+	/* Long words are rare: a heap buffer for them keeps the common case on the stack. */
+	if (len > sizeof(small)) {
+		buf = malloc(len);
+		if (buf == NULL)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = lower(w[i]);
+	rc = sl_collector_str(out, buf, len, &e.w);
+	if (buf != small)
+		free(buf);
+	if (rc < 0)
+		return rc;
+	e.count = 1;
+	return sl_emit(out, &e, ts, NULL);
+}
+
+static int tokenize(const void *in, int64_t ts, const struct sl_batch *src,
+		    struct sl_collector *out, void *arg)
+{
+	const struct sl_line *line = in;
+	const unsigned char *p = (const unsigned char *)sl_batch_str(src, line->text);
+	uint32_t n = line->text.len, i = 0;
+
+	(void)arg;
+	while (i < n) {
+		uint32_t start;
+		int rc;
+
+		while (i < n && !is_word_byte(p[i]))
+			i++;
+		if (i == n)
+			break;
+		start = i;
+		while (i < n && is_word_byte(p[i]))
+			i++;
+		rc = emit_word(out, p + start, i - start, ts);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void word_key(const void *elem, const struct sl_batch *src, struct sl_key *out)
+{
+	const struct wc_word *w = elem;
+
+	out->ptr = sl_batch_str(src, w->w);
+	out->len = w->w.len;
+}
+
+static int sum_counts(void *acc, const void *in, void *arg)
+{
+	((struct wc_word *)acc)->count += ((const struct wc_word *)in)->count;
+	return 0;
+}
+
+static int format_word(const void *elem, int64_t ts, const struct sl_batch *b, char *buf,
+		       size_t len, void *arg)
+{
+	const struct wc_word *w = elem;
+
+	return snprintf(buf, len, "%.*s,%" PRId64, (int)w->w.len, sl_batch_str(b, w->w), w->count);
+}
+
+/* --------------------------------------------------------- collect sink */
+
+struct wc_sink {
+	struct wc_job *j;
+	const struct sl_subtask_info *info;
+	void *text; /* the text sink's state, with --output */
+};
+
+static int sink_open(void *arg, const struct sl_subtask_info *info, void **state)
+{
+	struct wc_sink *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (s == NULL)
+		return sl_errbuf_set(info->errbuf, info->errlen, -ENOMEM, "out of memory");
+	s->j = arg;
+	s->info = info;
+	if (s->j->text_on) {
+		rc = sl_text_sink_ops.open(&s->j->text, info, &s->text);
+		if (rc < 0) {
+			free(s);
+			return rc;
+		}
+	}
+	*state = s;
+	return 0;
+}
+
+/* Append one final count to the table; the caller holds j->lock. */
+static int collect_one(struct wc_job *j, const char *w, size_t len, int64_t count)
+{
+	if (j->n == j->cap) {
+		size_t cap = j->cap ? j->cap * 2 : 1024;
+		struct wc_entry *v = realloc(j->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		j->v = v;
+		j->cap = cap;
+	}
+	if (len > j->acap - j->alen) {
+		size_t cap = j->acap ? j->acap : 64 * 1024;
+		char *a;
+
+		while (cap - j->alen < len)
+			cap *= 2;
+		a = realloc(j->arena, cap);
+		if (a == NULL)
+			return -ENOMEM;
+		j->arena = a;
+		j->acap = cap;
+	}
+	memcpy(j->arena + j->alen, w, len);
+	j->v[j->n++] = (struct wc_entry){ .off = j->alen, .len = len, .count = count };
+	j->alen += len;
+	j->total += (uint64_t)count;
+	return 0;
+}
+
+static int sink_write(void *state, const struct sl_batch *b)
+{
+	struct wc_sink *s = state;
+	struct wc_job *j = s->j;
 	int rc = 0;
 
-	if (input == NULL) {
-		for (size_t off = 0; off < sli_sample_text_len && rc == 0; off += WC_CHUNK) {
-			size_t n = sli_sample_text_len - off;
+	if (s->text != NULL) {
+		rc = sl_text_sink_ops.write(s->text, b);
+		if (rc < 0)
+			return rc;
+	}
+	pthread_mutex_lock(&j->lock);
+	for (uint32_t i = 0; i < b->n && rc == 0; i++) {
+		const struct wc_word *w = sl_batch_elem(b, i);
 
-			rc = wc_feed(st, sli_sample_text + off, n < WC_CHUNK ? n : WC_CHUNK);
-		}
-		goto out;
+		rc = collect_one(j, sl_batch_str(b, w->w), w->w.len, w->count);
 	}
-
-	if (strcmp(input, "-") == 0) {
-		f = stdin;
-	} else {
-		f = fopen(input, "rb");
-		if (f == NULL) {
-			rc = -errno;
-			return sl_errbuf_set(errbuf, errlen, rc, "cannot open '%s': %s", input,
-					     sl_strerror(rc));
-		}
-	}
-	buf = malloc(WC_CHUNK);
-	if (buf == NULL) {
-		rc = -ENOMEM;
-		goto close;
-	}
-	for (;;) {
-		size_t n;
-
-		errno = 0;
-		n = fread(buf, 1, WC_CHUNK, f);
-		if (n < WC_CHUNK && ferror(f)) {
-			rc = errno ? -errno : -EIO;
-			sl_errbuf_set(errbuf, errlen, rc, "cannot read %s%s%s: %s", quote(input),
-				      input_name(input), quote(input), sl_strerror(rc));
-			break;
-		}
-		if (n > 0)
-			rc = wc_feed(st, buf, n);
-		if (rc < 0 || n < WC_CHUNK)
-			break;
-	}
-	free(buf);
-close:
-	if (f != stdin)
-		fclose(f); /* read-only: nothing to lose */
-out:
-	if (rc == 0)
-		rc = wc_flush_word(st);
-	if (rc == -ENOMEM)
-		sl_errbuf_set(errbuf, errlen, rc, "out of memory counting %s", input_name(input));
-	return rc;
+	pthread_mutex_unlock(&j->lock);
+	if (rc < 0)
+		return sl_errbuf_set(s->info->errbuf, s->info->errlen, rc,
+				     "out of memory collecting the counts");
+	return 0;
 }
+
+static int sink_finish(void *state)
+{
+	struct wc_sink *s = state;
+
+	return s->text != NULL ? sl_text_sink_ops.finish(s->text) : 0;
+}
+
+static void sink_close(void *state)
+{
+	struct wc_sink *s = state;
+
+	if (s->text != NULL)
+		sl_text_sink_ops.close(s->text);
+	free(s);
+}
+
+static const struct sl_sink_ops wc_sink_ops = { sink_open, sink_write, sink_finish, sink_close };
+
+/* --------------------------------------------------------------- build */
+
+/* Copy the embedded sample into a memfd the line source can open by path. */
+static int stage_sample(struct wc_job *j, char *errbuf, size_t errlen)
+{
+	size_t done = 0;
+
+	j->memfd = memfd_create("sluice-sample", MFD_CLOEXEC);
+	if (j->memfd < 0)
+		goto fail;
+	while (done < sli_sample_text_len) {
+		ssize_t n = write(j->memfd, sli_sample_text + done, sli_sample_text_len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		done += (size_t)n;
+	}
+	snprintf(j->memfd_path, sizeof(j->memfd_path), "/proc/self/fd/%d", j->memfd);
+	return 0;
+fail : {
+	int rc = errno ? -errno : -EIO;
+
+	return sl_errbuf_set(errbuf, errlen, rc, "cannot stage the embedded sample text: %s",
+			     sl_strerror(rc));
+}
+}
+
+/* Stdin, FIFOs and character devices are streams: they cannot be split. */
+static bool is_stream(const char *path)
+{
+	struct stat st;
+
+	if (strcmp(path, "-") == 0)
+		return true;
+	return stat(path, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode));
+}
+
+static struct sl_stream *build_source(struct wc_job *j, struct sl_job *job, bool run, char *errbuf,
+				      size_t errlen, int *rc)
+{
+	const struct wc_opts *o = j->o;
+	const char *bad_path = j->policy == SL_BAD_FILE ? o->bad_records : NULL;
+	struct sl_stream *s;
+	char why[256];
+	double rate;
+
+	parse_rate(o->rate, &rate); /* checked by wc_check() */
+	if (j->kind == WC_IN_SOCKET) {
+		*rc = sl_socket_url_parse(o->input, j->host, sizeof(j->host), &j->sock.port, why,
+					  sizeof(why));
+		if (*rc < 0) {
+			sl_errbuf_set(errbuf, errlen, *rc, "%s", why);
+			return NULL;
+		}
+		j->sock.host = j->host;
+		j->sock.parse = sl_lines_parse_line;
+		j->sock.bad_policy = j->policy;
+		j->sock.bad_path = bad_path;
+		j->src.ops = &sl_socket_ops;
+		j->src.arg = &j->sock;
+		/* One connection cannot be split. */
+		return sl_set_parallelism(
+		    sl_source(job, "socket", &wc_src_ops, &j->src, &sl_line_type), 1);
+	}
+	if (j->kind == WC_IN_SAMPLE) {
+		if (run) {
+			*rc = stage_sample(j, errbuf, errlen);
+			if (*rc < 0)
+				return NULL;
+			j->lines.path = j->memfd_path;
+		} else {
+			j->lines.path = WC_SAMPLE; /* never opened by a plan */
+		}
+	} else {
+		j->lines.path = o->input;
+	}
+	j->lines.parse = sl_lines_parse_line;
+	j->lines.bad_policy = j->policy;
+	j->lines.bad_path = bad_path;
+	j->lines.rate = rate;
+	j->src.ops = &sl_lines_ops;
+	j->src.arg = &j->lines;
+	s = sl_source(job, "lines", &wc_src_ops, &j->src, &sl_line_type);
+	if (j->kind != WC_IN_SAMPLE && is_stream(o->input))
+		s = sl_set_parallelism(s, 1);
+	*rc = 0;
+	return s;
+}
+
+static void wc_destroy(void *state)
+{
+	struct wc_job *j = state;
+
+	if (j == NULL)
+		return;
+	if (j->memfd >= 0)
+		close(j->memfd);
+	pthread_mutex_destroy(&j->lock);
+	free(j->v);
+	free(j->arena);
+	free(j);
+}
+
+static int wc_build(const void *opts, struct sl_job *job, bool run, void **state, char *errbuf,
+		    size_t errlen)
+{
+	const struct wc_opts *o = opts;
+	struct wc_job *j = calloc(1, sizeof(*j));
+	struct sl_stream *s;
+	int rc;
+
+	*state = j;
+	if (j == NULL)
+		return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory");
+	j->o = o;
+	j->memfd = -1;
+	pthread_mutex_init(&j->lock, NULL);
+	atomic_init(&j->src.bad, 0);
+	if (o->bad_records == NULL || strcmp(o->bad_records, "fail") == 0)
+		j->policy = SL_BAD_FAIL;
+	else if (strcmp(o->bad_records, "skip") == 0)
+		j->policy = SL_BAD_SKIP;
+	else
+		j->policy = SL_BAD_FILE;
+	if (o->input == NULL)
+		j->kind = WC_IN_SAMPLE;
+	else if (is_socket(o->input))
+		j->kind = WC_IN_SOCKET;
+	else if (strcmp(o->input, "-") == 0)
+		j->kind = WC_IN_STDIN;
+	else
+		j->kind = WC_IN_PATH;
+
+	s = build_source(j, job, run, errbuf, errlen, &rc);
+	if (rc < 0)
+		return rc;
+	s = sl_flat_map(s, "tokenize", tokenize, NULL, &wc_word_type);
+	s = sl_reduce(sl_key_by(s, word_key), "count", sum_counts, NULL, SL_REDUCE_FINAL);
+	sl_sink(s, "collect", &wc_sink_ops, j);
+
+	if (o->output != NULL) {
+		j->text_on = true;
+		j->text.path = o->output;
+		j->text.mode = SL_TEXT_MERGED;
+		j->text.format = format_word;
+		if (run) {
+			rc = sl_text_sink_prepare(&j->text, errbuf, errlen);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- finish */
 
 static int cmp_word(const void *a, const void *b, void *arena)
 {
@@ -370,190 +653,95 @@ static int cmp_count(const void *a, const void *b, void *arena)
 	return cmp_word(a, b, arena);
 }
 
-/* Move the used slots to the front; the table is no longer a hash table after this. */
-static void wc_compact(struct wc_table *t)
+/* Replace the first @from in @buf by @to (the error names a path the user never typed). */
+static void reword(char *buf, size_t len, const char *from, const char *to)
 {
-	size_t n = 0;
+	char *at = from[0] ? strstr(buf, from) : NULL;
+	char tail[1024];
 
-	for (size_t i = 0; i < t->cap; i++) {
-		if (t->slots[i].count != 0)
-			t->slots[n++] = t->slots[i];
-	}
-	SL_ASSERT(n == t->used);
+	if (at == NULL)
+		return;
+	snprintf(tail, sizeof(tail), "%s", at + strlen(from));
+	snprintf(at, len - (size_t)(at - buf), "%s%s", to, tail);
 }
 
-/* Finish writing @f: the first error wins. A full disk often shows only at fflush or fclose. */
-static int finish_stream(FILE *f, int err, bool do_close)
+/* The first error wins. A full disk often shows only at fflush. */
+static int flush_stream(FILE *f)
 {
+	int err = 0;
+
 	errno = 0;
-	if (fflush(f) != 0 && err == 0)
+	if (fflush(f) != 0)
 		err = errno ? errno : EIO;
 	if (ferror(f) && err == 0)
 		err = EIO;
-	if (do_close && fclose(f) != 0 && err == 0)
-		err = errno ? errno : EIO;
 	return -err;
 }
 
-static int write_all(const struct wc_table *t, const char *output, char *errbuf, size_t errlen)
+static int wc_finish(void *state, int rc, bool stopped, char *errbuf, size_t errlen)
 {
-	bool to_stdout = strcmp(output, "-") == 0;
-	FILE *f = to_stdout ? stdout : fopen(output, "w");
-	int err = 0, rc;
-
-	if (f == NULL) {
-		rc = -errno;
-		return sl_errbuf_set(errbuf, errlen, rc, "cannot open '%s': %s", output,
-				     sl_strerror(rc));
-	}
-	for (size_t i = 0; i < t->used; i++) {
-		const struct wc_entry *e = &t->slots[i];
-
-		errno = 0;
-		fwrite(t->arena + e->off, 1, e->len, f);
-		fprintf(f, ",%" PRIu64 "\n", e->count);
-		if (ferror(f)) {
-			err = errno ? errno : EIO;
-			break;
-		}
-	}
-	rc = finish_stream(f, err, !to_stdout);
-	if (rc < 0)
-		return sl_errbuf_set(errbuf, errlen, rc, "cannot write %s%s%s: %s", quote(output),
-				     to_stdout ? "standard output" : output, quote(output),
-				     sl_strerror(rc));
-	return 0;
-}
-
-static int wc_run(const void *opts, char *errbuf, size_t errlen)
-{
-	const struct wc_opts *o = opts;
-	struct wc_state st;
+	struct wc_job *j = state;
+	const struct wc_opts *o = j->o;
 	FILE *out = stdout;
+	uint64_t bad;
 	size_t ntop;
-	int rc;
 
-	rc = wc_state_init(&st);
+	(void)stopped;
 	if (rc < 0) {
-		sl_errbuf_set(errbuf, errlen, rc, "out of memory");
-		goto out;
+		reword(errbuf, errlen, j->memfd_path, WC_SAMPLE);
+		reword(errbuf, errlen, "'<stdout>'", "standard output");
+		return rc;
 	}
-	rc = wc_count(&st, o->input, errbuf, errlen);
-	if (rc < 0)
-		goto out;
-	wc_compact(&st.t);
-
-	if (o->output != NULL) {
-		qsort_r(st.t.slots, st.t.used, sizeof(*st.t.slots), cmp_word, st.t.arena);
-		rc = write_all(&st.t, o->output, errbuf, errlen);
-		if (rc < 0)
-			goto out;
-		/* Keep standard output machine-readable: the summary goes beside it. */
-		if (strcmp(o->output, "-") == 0)
-			out = stderr;
-	}
-
-	qsort_r(st.t.slots, st.t.used, sizeof(*st.t.slots), cmp_count, st.t.arena);
-	fprintf(out, "wordcount: %" PRIu64 " words, %zu distinct, in %s\n", st.t.total, st.t.used,
+	/* Keep standard output machine-readable: the summary goes beside it. */
+	if (o->output != NULL && strcmp(o->output, "-") == 0)
+		out = stderr;
+	if (j->n > 1) /* qsort_r() must not see the NULL of an empty table */
+		qsort_r(j->v, j->n, sizeof(*j->v), cmp_count, j->arena);
+	fprintf(out, "wordcount: %" PRIu64 " words, %zu distinct, in %s\n", j->total, j->n,
 		input_name(o->input));
-	ntop = (size_t)o->top < st.t.used ? (size_t)o->top : st.t.used;
+	ntop = (size_t)o->top < j->n ? (size_t)o->top : j->n;
 	for (size_t i = 0; i < ntop; i++) {
-		const struct wc_entry *e = &st.t.slots[i];
-
-		fprintf(out, "%" PRIu64 " ", e->count);
-		fwrite(st.t.arena + e->off, 1, e->len, out);
+		fprintf(out, "%" PRId64 " ", j->v[i].count);
+		fwrite(j->arena + j->v[i].off, 1, j->v[i].len, out);
 		fputc('\n', out);
 	}
-	rc = finish_stream(out, 0, false);
-	if (rc < 0) {
-		sl_errbuf_set(errbuf, errlen, rc, "cannot write %s: %s",
-			      out == stdout ? "standard output" : "standard error",
-			      sl_strerror(rc));
-	}
-out:
-	wc_state_fini(&st);
-	return rc;
-}
-
-static int wc_plan_json(const struct wc_opts *o, const struct sl_topo *topo, FILE *f)
-{
-	fputs("{\n  \"job\": \"wordcount\",\n", f);
-	fputs("  \"runtime\": \"not built\",\n", f);
-	fputs("  \"execution\": \"single-threaded loop on the calling thread\",\n", f);
-	fputs("  \"stages\": [\"read\", \"tokenize\", \"count\", \"top-n\"],\n", f);
-	fprintf(f, "  \"threads\": 1,\n  \"chunk_bytes\": %d,\n", WC_CHUNK);
-	fputs("  \"input\": ", f);
-	if (o->input == NULL)
-		fputs("null", f);
-	else
-		sli_cli_json_string(f, o->input);
-	if (o->input == NULL)
-		fprintf(f, ",\n  \"embedded_input_bytes\": %zu", sli_sample_text_len);
-	fputs(",\n  \"output\": ", f);
-	if (o->output == NULL)
-		fputs("null", f);
-	else
-		sli_cli_json_string(f, o->output);
-	fprintf(f, ",\n  \"top\": %lld,\n", o->top);
-	fprintf(f,
-		"  \"machine\": {\"usable_pus\": %u, \"cores\": %u, \"numa_nodes\": %u, "
-		"\"packages\": %u}\n}\n",
-		sl_topo_ncpus(topo), sl_topo_ncores(topo), sl_topo_nnodes(topo),
-		sl_topo_npackages(topo));
-	return 0;
-}
-
-static int wc_plan(const void *opts, const struct sl_topo *topo, enum sli_format fmt, FILE *f,
-		   char *errbuf, size_t errlen)
-{
-	const struct wc_opts *o = opts;
-	unsigned ncpus = sl_topo_ncpus(topo);
-
-	if (fmt == SLI_FORMAT_JSON)
-		return wc_plan_json(o, topo, f);
-
-	fprintf(f, "job wordcount\n");
-	fprintf(f, "  runtime:   the dataflow runtime is not built yet: no operators, tasks,\n"
-		   "             exchanges or worker threads exist\n");
-	fprintf(f,
-		"  execution: one single-threaded loop on the calling thread:\n"
-		"             read (%d KiB chunks) -> tokenize -> count (hash table) -> top-N\n",
-		WC_CHUNK / 1024);
-	if (o->input == NULL)
-		fprintf(f, "  input:     the embedded sample text (%zu bytes)\n",
-			sli_sample_text_len);
-	else
-		fprintf(f, "  input:     %s\n", input_name(o->input));
-	fprintf(f, "  output:    the %lld most frequent words to standard %s\n", o->top,
-		o->output != NULL && strcmp(o->output, "-") == 0 ? "error" : "output");
-	if (o->output != NULL)
-		fprintf(f, "             every word as 'word,count' to %s\n",
-			strcmp(o->output, "-") == 0 ? "standard output" : o->output);
-	fprintf(f,
-		"  machine:   %u usable PU%s (%u core%s, %u NUMA node%s); wordcount uses one\n"
-		"             thread, not pinned\n",
-		ncpus, ncpus == 1 ? "" : "s", sl_topo_ncores(topo),
-		sl_topo_ncores(topo) == 1 ? "" : "s", sl_topo_nnodes(topo),
-		sl_topo_nnodes(topo) == 1 ? "" : "s");
+	rc = flush_stream(out);
+	if (rc < 0)
+		return sl_errbuf_set(errbuf, errlen, rc, "cannot write %s: %s",
+				     out == stdout ? "standard output" : "standard error",
+				     sl_strerror(rc));
+	/* Relaxed: the sources closed before sl_job_run() joined their threads. */
+	bad = atomic_load_explicit(&j->src.bad, memory_order_relaxed);
+	if (bad > 0 && j->policy == SL_BAD_SKIP)
+		fprintf(stderr, "sluice: wordcount: skipped %" PRIu64 " bad record%s\n", bad,
+			bad == 1 ? "" : "s");
+	else if (bad > 0 && j->policy == SL_BAD_FILE)
+		fprintf(stderr, "sluice: wordcount: wrote %" PRIu64 " bad record%s to '%s'\n", bad,
+			bad == 1 ? "" : "s", o->bad_records);
 	return 0;
 }
 
 const struct sli_job_def sli_job_wordcount = {
 	.name = "wordcount",
-	.summary = "count the words of a text file (interim: one single-threaded loop)",
+	.summary = "count the words of text files, standard input or a socket",
 	.description =
-	    "Counts the words of a file, standard input or the embedded sample text and\n"
-	    "prints the most frequent ones as 'count word' lines, most frequent first, ties\n"
-	    "in word order. A word is a run of ASCII letters and digits, lowercased; every\n"
-	    "other byte separates words. With --output -, the word list goes to standard\n"
-	    "output and the summary to standard error.\n"
+	    "Counts the words of a file, a directory of files, standard input, a TCP\n"
+	    "server (socket://HOST:PORT) or the embedded sample text, and prints the most\n"
+	    "frequent ones as 'count word' lines, most frequent first, ties in word order.\n"
+	    "A word is a run of ASCII letters and digits, lowercased; every other byte\n"
+	    "separates words. With --output -, the word list goes to standard output and\n"
+	    "the summary to standard error.\n"
 	    "\n"
-	    "The dataflow runtime is not built yet: this runs as one loop on the calling\n"
-	    "thread. It will move onto the stream API, with --parallelism, when the\n"
-	    "runtime exists.\n",
+	    "Runs as a dataflow job: lines -> tokenize -> key by word -> count -> collect,\n"
+	    "with --parallelism subtasks per operator (one for stdin, FIFOs and sockets,\n"
+	    "which cannot be split). Lines longer than --max-record-size are bad records\n"
+	    "(see --bad-records). SIGINT or SIGTERM stops reading, counts what was read and\n"
+	    "prints the results; a second signal exits at once (status 130).\n",
 	.opts = wc_options,
 	.opts_size = sizeof(struct wc_opts),
 	.opts_default = &wc_defaults,
-	.run = wc_run,
-	.plan = wc_plan,
+	.check = wc_check,
+	.build = wc_build,
+	.finish = wc_finish,
+	.destroy = wc_destroy,
 };

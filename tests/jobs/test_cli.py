@@ -12,11 +12,16 @@ pass, 1 otherwise.
 """
 import json
 import os
+import pty
 import random
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -122,13 +127,17 @@ def sub_help():
     out = ok("run", "wordcount", "--help").stdout.decode()
     for opt in ("--input PATH", "--output PATH", "--top N", "--help"):
         check(opt in out, "run wordcount --help lists %s" % opt)
-    check(not re.search(r"^ +(-\w, )?--parallelism", out, re.M),
-          "no --parallelism option before the runtime exists")
+    for opt in ("--parallelism N", "--workers N", "--batch-size N", "--idle busy|sleep",
+                "--placement spread|pack", "--bad-records fail|skip|PATH", "--rate R",
+                "--max-record-size BYTES"):
+        check(re.search(r"^ +%s " % re.escape(opt), out, re.M), "run wordcount --help lists %s" % opt)
     check(not re.search(r"^ +(-\w, )?--format", out, re.M), "--format belongs to plan only")
+    check(not re.search(r"^ +(-\w, )?--synthetic", out, re.M), "--synthetic belongs to plan only")
     out = ok("run", "wordcount", "-h").stdout.decode()
     check("--top N" in out, "-h works for jobs too")
     out = ok("plan", "wordcount", "--help").stdout.decode()
-    check("--format text|json" in out and "--top N" in out, "plan help: job options + format")
+    check("--format text|json|dot" in out and "--top N" in out and "--parallelism N" in out
+          and "--synthetic DESC" in out, "plan help: job options + runtime + format + synthetic")
     for args in (["run", "--help"], ["plan", "-h"], ["topology", "--help"], ["list", "--help"],
                  ["version", "--help"], ["help", "--help"]):
         out = ok(*args).stdout.decode()
@@ -178,13 +187,10 @@ def unknown_option():
     usage_error(["run", "wordcount", "--bogus=1"], "--bogus", see)
     usage_error(["run", "wordcount", "-q"], "-q", see)
     usage_error(["run", "wordcount", "--Top", "3"], "--Top", see)
-    # No lie about parallelism before the runtime exists.
-    usage_error(["run", "wordcount", "--parallelism", "4"], "--parallelism", see)
-    usage_error(["run", "wordcount", "--parallelism=4"], "--parallelism", see)
-    usage_error(["plan", "wordcount", "--parallelism", "4"], "--parallelism",
-                "sluice plan wordcount --help")
-    # --format is plan's, not run's.
+    usage_error(["run", "wordcount", "--Parallelism", "4"], "--Parallelism", see)
+    # --format and --synthetic are plan's, not run's.
     usage_error(["run", "wordcount", "--format", "json"], "--format", see)
+    usage_error(["run", "wordcount", "--synthetic", "pack:2"], "--synthetic", see)
     usage_error(["topology", "--top", "3"], "--top", "sluice topology --help")
     usage_error(["list", "--all"], "--all", "sluice list --help")
     usage_error(["version", "--short"], "--short", "sluice version --help")
@@ -222,8 +228,46 @@ def bad_number():
 
 
 @case
+def bad_runtime_values():
+    """Runtime options go through sl_job_set(): its sentence, as a usage error (exit 2)."""
+    for verb in ("run", "plan"):
+        see = "sluice %s wordcount --help" % verb
+        for opt, val, expect in (
+                ("parallelism", "0", "expected an integer from 1 to 1024"),
+                ("parallelism", "1025", "expected an integer from 1 to 1024"),
+                ("parallelism", "abc", "expected an integer from 1 to 1024"),
+                ("parallelism", " 4", "expected an integer from 1 to 1024"),
+                ("workers", "0", "expected an integer from 1 to"),
+                ("batch-size", "0", "expected an integer from 1 to 65536"),
+                ("batch-size", "65537", "expected an integer from 1 to 65536"),
+                ("max-record-size", "15", "expected an integer from 16 to 1073741824"),
+                ("max-record-size", "1073741825", "expected an integer from 16 to 1073741824"),
+                ("idle", "spin", "expected busy or sleep")):
+            err = usage_error([verb, "wordcount", "--" + opt, val], val, see)
+            check("option '%s'" % opt in err and expect in err,
+                  "%s --%s %r: names the option and the range: %s" % (verb, opt, val, err))
+        err = usage_error([verb, "wordcount", "--placement", "far"], "far", see)
+        check("'--placement'" in err and "spread" in err and "pack" in err, err)
+    see = "sluice run wordcount --help"
+    for val in ("abc", "-1", "inf", "nan", "1e999", "", " 5", "5/s"):
+        err = usage_error(["run", "wordcount", "--rate", val], val, see)
+        check("'--rate'" in err, err)
+    for url in ("socket://host", "socket://:80", "socket://h:0", "socket://h:65536",
+                "socket://h:http"):
+        err = usage_error(["run", "wordcount", "--input", url], "--input", see)
+        check(url in err, "names the URL: " + err)
+    usage_error(["run", "wordcount", "--input", "socket://127.0.0.1:9", "--rate", "5"], "--rate",
+                see)
+    usage_error(["run", "wordcount", "--bad-records="], "--bad-records", see)
+    # The limits themselves are fine.
+    ok("run", "wordcount", "--parallelism", "1", "--batch-size", "65536", "--idle", "busy",
+       "--max-record-size", "1073741824", "--placement", "pack", "--rate", "0")
+
+
+@case
 def bad_enum():
     for args, see in ((["plan", "wordcount", "--format", "yaml"], "sluice plan wordcount --help"),
+                      (["plan", "wordcount", "--format", "svg"], "sluice plan wordcount --help"),
                       (["plan", "wordcount", "--format=JSON"], "sluice plan wordcount --help"),
                       (["topology", "--format", "yaml"], "sluice topology --help"),
                       (["topology", "--format="], "sluice topology --help")):
@@ -293,26 +337,103 @@ def topology_bad_synthetic():
         check("synthetic" in err, "says what was wrong: " + err)
 
 
+def synthetic_pus(packages, cores, pus):
+    """The PUs of hwloc's "pack:P numa:1 core:C pu:T": OS indexes in order, one node per package.
+
+    Returns [(pu, core, node)] in topology order.
+    """
+    out = []
+    for p in range(packages):
+        for c in range(cores):
+            for t in range(pus):
+                out.append((((p * cores) + c) * pus + t, p * cores + c, p))
+    return out
+
+
+def expected_placement(cpus, n, policy):
+    """sl_place_workers()'s documented rule, written independently: every core's first
+    hardware thread before any second one; within a rank, spread takes the NUMA nodes
+    round-robin, pack fills node 0 first. Returns [(pu, node)] for n workers."""
+    nodes = sorted({node for _, _, node in cpus})
+    rank, seen = {}, {}
+    for pu, core, _ in cpus:
+        rank[pu] = seen.get(core, 0)
+        seen[core] = rank[pu] + 1
+    picked = []
+    for r in sorted(set(rank.values())):
+        per_node = [[c for c in cpus if c[2] == node and rank[c[0]] == r] for node in nodes]
+        if policy == "pack":
+            for lst in per_node:
+                picked += lst
+        else:
+            for i in range(max(len(lst) for lst in per_node)):
+                picked += [lst[i] for lst in per_node if i < len(lst)]
+    return [(pu, node) for pu, _, node in picked[:n]]
+
+
 @case
 def plan_wordcount():
     out = ok("plan", "wordcount").stdout.decode()
-    check("not built" in out, "plan says the runtime is not built: " + out)
-    check("single-threaded" in out and "calling thread" in out, "plan says how it runs")
-    check(re.search(r"read .*tokenize.*count.*top-N", out), "plan lists the stages")
-    m = re.search(r"(\d+) usable PUs?", out)
-    check(m and int(m.group(1)) >= 1, "plan shows the usable PUs: " + out)
+    check(re.match(r"^job wordcount: ", out), "text plan starts with the job: " + out)
+    for op in ("lines[source]", "tokenize[flat_map]", "count[reduce]", "collect[sink]"):
+        check(op in out, "text plan shows %s: %s" % (op, out))
+    check("hash" in out, "key_by makes a hash exchange: " + out)
     doc = json.loads(ok("plan", "wordcount", "--format", "json").stdout)
-    check(doc["job"] == "wordcount" and doc["runtime"] == "not built", "json: %r" % doc)
-    check(doc["threads"] == 1 and doc["top"] == 10 and doc["input"] is None, "json: %r" % doc)
-    check(doc["stages"] == ["read", "tokenize", "count", "top-n"], "json stages: %r" % doc)
-    check(doc["machine"]["usable_pus"] == int(m.group(1)), "json PUs match text: %r" % doc)
-    tricky = 'a "quoted"\\path\twith\x01ctl and caf\u00e9'
-    doc = json.loads(ok("plan", "wordcount", "--format=json", "--top", "7", "--input", tricky,
-                        "--output", "-").stdout)
-    check(doc["top"] == 7 and doc["input"] == tricky and doc["output"] == "-",
-          "json reflects the options, strings escaped: %r" % doc)
-    p = ok("plan", "wordcount", "--input", "/nonexistent/x")
-    check(b"/nonexistent/x" in p.stdout, "plan does not open the input, only names it")
+    check(doc["job"] == "wordcount", "json: %r" % doc)
+    ops = [o["name"] for t in doc["tasks"] for o in t["operators"]]
+    check(ops == ["lines", "tokenize", "count", "collect"], "json operators: %r" % ops)
+    check(all(t["parallelism"] == 1 for t in doc["tasks"]), "default parallelism 1: %r" % doc)
+    check(doc["tasks"][0]["outputs"][0]["partitioning"] == "hash", "hash edge: %r" % doc)
+    doc = json.loads(ok("plan", "wordcount", "--format=json", "--parallelism", "3",
+                        "--batch-size", "7").stdout)
+    check(doc["batch_size"] == 7, "batch size in the plan: %r" % doc)
+    check([t["parallelism"] for t in doc["tasks"]] == [3, 3], "parallelism 3: %r" % doc)
+    check(all(len(t["subtasks"]) == 3 for t in doc["tasks"]), "3 subtasks each: %r" % doc)
+    # Streams cannot be split: the source alone runs at parallelism 1.
+    for inp in ("-", "socket://127.0.0.1:9"):
+        doc = json.loads(ok("plan", "wordcount", "--format=json", "--parallelism", "2",
+                            "--input", inp).stdout)
+        par = {o["name"]: t["parallelism"] for t in doc["tasks"] for o in t["operators"]}
+        check(par == {"lines" if inp == "-" else "socket": 1, "tokenize": 2, "count": 2,
+                      "collect": 2}, "%s: source at parallelism 1: %r" % (inp, par))
+    out = ok("plan", "wordcount", "--format", "dot").stdout.decode()
+    check(out.startswith("digraph"), "dot output starts with digraph: " + out)
+    check(out.rstrip().endswith("}"), "dot output is closed: " + out)
+    # A plan opens and creates nothing.
+    outfile = os.path.join(TMP, "plan-out.csv")
+    ok("plan", "wordcount", "--input", "/nonexistent/x", "--output", outfile,
+       "--bad-records", os.path.join(TMP, "plan-bad.txt"))
+    check(not os.path.exists(outfile), "plan does not create the output")
+    check(not os.path.exists(os.path.join(TMP, "plan-bad.txt")), "nor the dead-letter file")
+
+
+@case
+def plan_synthetic_placement():
+    desc = "pack:2 numa:1 core:8 pu:2"
+    cpus = synthetic_pus(2, 8, 2)
+    for policy in ("spread", "pack"):
+        doc = json.loads(ok("plan", "wordcount", "--format", "json", "--parallelism", "4",
+                            "--workers", "4", "--synthetic", desc, "--placement", policy).stdout)
+        got = [(w["pu"], w["node"]) for w in doc["workers"]]
+        want = expected_placement(cpus, 4, policy)
+        check(got == want, "%s: workers %r, expected %r" % (policy, got, want))
+        nodes = {node for _, node in got}
+        check(nodes == ({0, 1} if policy == "spread" else {0}), "%s: nodes %r" % (policy, nodes))
+        for t in doc["tasks"]:
+            for st in t["subtasks"]:
+                w = doc["workers"][st["worker"]]
+                check((st["pu"], st["node"]) == (w["pu"], w["node"]),
+                      "subtask on its worker's PU: %r" % st)
+    # The default worker count: one per subtask (2 tasks x 4), all placed.
+    doc = json.loads(ok("plan", "wordcount", "--format", "json", "--parallelism", "4",
+                        "--synthetic", desc).stdout)
+    got = [(w["pu"], w["node"]) for w in doc["workers"]]
+    check(got == expected_placement(cpus, 8, "spread"), "8 workers, spread: %r" % got)
+    err = usage_error(["plan", "wordcount", "--synthetic", "bogus:3"], "bogus:3",
+                      "sluice plan wordcount --help")
+    check("synthetic" in err, err)
+    p = run("plan", "wordcount", "--synthetic", desc, "--workers", "33")
+    check(p.returncode == 1 and b"33 workers" in p.stderr, "more workers than PUs: exit 1", p)
 
 
 # --- wordcount against the oracle ------------------------------------------------------------
@@ -325,23 +446,34 @@ def parse_report(text, what):
     return int(m.group(1)), int(m.group(2)), lines[1:]
 
 
+def check_report(p, counts, n, what, stream="stdout"):
+    """The header and the top @n of @p's @stream against the oracle's @counts."""
+    t, d, top = parse_report(getattr(p, stream), what)
+    total, distinct = oracle.totals(counts)
+    check((t, d) == (total, distinct), "%s: totals %r, oracle %r" % (what, (t, d),
+                                                                      (total, distinct)), p)
+    check(top == oracle.top_lines(counts, n), "%s: top %d differs from the oracle" % (what, n), p)
+
+
+def check_csv(lines, counts, what):
+    """--output lines (any order: the reduce's subtasks write concurrently) against the oracle."""
+    check(sorted(lines) == sorted(oracle.csv_lines(counts)),
+          "%s: --output differs from the oracle (%d lines, oracle %d)" % (
+              what, len(lines), len(counts)))
+
+
 def compare(data, args, what, stdin=b"", tops=(10,)):
     """Run wordcount with @args (+ --output FILE), compare everything with the oracle."""
     counts = oracle.count(data)
-    total, distinct = oracle.totals(counts)
     csv = os.path.join(TMP, "out.csv")
     for n in tops:
         extra = [] if n == 10 else ["--top", str(n)]
         if os.path.exists(csv):
             os.unlink(csv)
         p = ok("run", "wordcount", *args, *extra, "--output", csv, stdin=stdin)
-        t, d, top = parse_report(p.stdout, what)
-        check((t, d) == (total, distinct), "%s: totals %r, oracle %r" % (what, (t, d),
-                                                                          (total, distinct)))
-        check(top == oracle.top_lines(counts, n), "%s: top %d differs from the oracle" % (what, n))
+        check_report(p, counts, n, what)
         with open(csv, "rb") as f:
-            got = f.read().splitlines()
-        check(got == oracle.csv_lines(counts), "%s: --output differs from the oracle" % what)
+            check_csv(f.read().splitlines(), counts, what)
     return counts
 
 
@@ -400,9 +532,24 @@ def wordcount_generated():
     path = os.path.join(TMP, "mixed.bin")
     with open(path, "wb") as f:
         f.write(data)
-    counts = compare(data, ["--input", path], "generated", tops=(10, 1, 5, 1000000))
+    # The line holding the > 1 MiB words is longer than the default max record size
+    # (1 MiB): a bad record, which fails the job by default, naming FILE:LINE.
+    start = data.rindex(b"\n") + 1  # the big words and the ties end the input, on one line
+    big_line = data.count(b"\n", 0, start) + 1
+    check(len(data) - start > 1 << 20, "the generator made a > 1 MiB line")
+    err = runtime_error(["run", "wordcount", "--input", path], path)
+    check("%s:%d: record longer than 1048576 bytes" % (path, big_line) in err,
+          "fails at line %d: %s" % (big_line, err))
+    err = runtime_error(["run", "wordcount", "--input", path, "--parallelism", "3"], path)
+    check("%s:%d: record longer than 1048576 bytes" % (path, big_line) in err,
+          "p=3 fails at the true line number %d: %s" % (big_line, err))
+    # With a larger limit, every word counts, at any parallelism.
+    big = ["--max-record-size", str(8 << 20)]
+    counts = compare(data, ["--input", path] + big, "generated", tops=(10, 1, 5, 1000000))
     check(max(len(w) for w in counts) > 1 << 20, "a > 1 MiB word was counted")
     check(counts[b"endword"] == 1, "the final word without a separator counts")
+    compare(data, ["--input", path, "--parallelism", "4", "--batch-size", "7"] + big,
+            "generated p=4 batch 7")
 
 
 @case
@@ -410,13 +557,15 @@ def wordcount_many_distinct():
     """Enough distinct words to grow the hash table and the key arena many times."""
     rnd = random.Random(7)
     words = [b"W%dx%s" % (i, b"q" * (i % 13)) for i in range(150000)]
-    text = b" ".join(rnd.choice(words) if i % 3 else words[i // 3 % len(words)]
-                     for i in range(400000))
+    # A newline every 16 words: one 3.6 MB line would be a bad record (max record size).
+    text = b"".join((rnd.choice(words) if i % 3 else words[i // 3 % len(words)]) +
+                    (b"\n" if i % 16 == 15 else b" ") for i in range(400000))
     path = os.path.join(TMP, "many.txt")
     with open(path, "wb") as f:
         f.write(text)
     counts = compare(text, ["--input", path], "many distinct", tops=(10, 1000))
     check(len(counts) > 100000, "many distinct words: %d" % len(counts))
+    compare(text, ["--input", path, "--parallelism", "4"], "many distinct p=4")
 
 
 @case
@@ -441,11 +590,318 @@ def wordcount_stdin():
 def wordcount_output_stdout():
     data = b"Bb aa, AA; bb\0cc bb\r\n"
     counts = oracle.count(data)
-    p = ok("run", "wordcount", "--input", "-", "--output", "-", "--top", "2", stdin=data)
-    check(p.stdout.splitlines() == oracle.csv_lines(counts), "stdout is exactly the csv", p)
-    t, d, top = parse_report(p.stderr, "--output -")
-    check((t, d) == oracle.totals(counts) and top == oracle.top_lines(counts, 2),
-          "summary goes to stderr", p)
+    for par in ("1", "3"):
+        p = ok("run", "wordcount", "--input", "-", "--output", "-", "--top", "2",
+               "--parallelism", par, stdin=data)
+        check_csv(p.stdout.splitlines(), counts, "--output - p=" + par)
+        check_report(p, counts, 2, "summary goes to stderr", stream="stderr")
+
+
+def mixed_text(seed, nlines):
+    """Lines of mixed-case words, digits, punctuation and UTF-8, with blank and CRLF lines."""
+    rnd = random.Random(seed)
+    vocab = [b"Sluice", b"gate", b"GATE", b"river", b"mill", b"42", b"x1", b"a", b"B",
+             b"water", b"Water", b"flow", b"stream", b"caf\xc3\xa9", b"na\xc3\xafve", b"e-mail"]
+    seps = [b" ", b"  ", b", ", b"\t", b"!", b"\x00", b"\xe2\x80\x94", b"\r"]
+    lines = []
+    for i in range(nlines):
+        words = [rnd.choice(vocab) + rnd.choice(seps) for _ in range(rnd.randrange(0, 12))]
+        words += [b"w%d" % rnd.randrange(nlines)]  # many distinct words
+        end = b"\r\n" if i % 7 == 0 else b"\n"
+        lines.append(b"".join(words) + end + (b"\n" if i % 11 == 0 else b""))
+    return b"".join(lines)
+
+
+@case
+def wordcount_parallelism_determinism():
+    """Every word's final count is the oracle's for parallelism 1, 2, 4 x batch 1, 7, 512."""
+    data = mixed_text(11, 1500)
+    path = os.path.join(TMP, "det.txt")
+    with open(path, "wb") as f:
+        f.write(data)
+    counts = oracle.count(data)
+    csv = os.path.join(TMP, "det.csv")
+    for par in ("1", "2", "4"):
+        for batch in ("1", "7", "512"):
+            what = "p=%s batch=%s" % (par, batch)
+            p = ok("run", "wordcount", "--input", path, "--parallelism", par, "--batch-size",
+                   batch, "--output", csv, "--top", "20")
+            check_report(p, counts, 20, what)
+            with open(csv, "rb") as f:
+                check_csv(f.read().splitlines(), counts, what)
+    # Workers fewer than subtasks, both idle modes, both placements: same counts.
+    for extra in (["--workers", "1"], ["--idle", "busy"], ["--placement", "pack"]):
+        p = ok("run", "wordcount", "--input", path, "--parallelism", "3", *extra, "--output",
+               csv)
+        check_report(p, counts, 10, " ".join(extra))
+        with open(csv, "rb") as f:
+            check_csv(f.read().splitlines(), counts, " ".join(extra))
+    # The embedded sample at parallelism 4 is the sample file's counts.
+    with open(SAMPLE, "rb") as f:
+        sample = f.read()
+    compare(sample, ["--parallelism", "4", "--batch-size", "7"], "embedded sample p=4")
+
+
+@case
+def wordcount_directory():
+    d = os.path.join(TMP, "dir-input")
+    os.mkdir(d)
+    files = {"b.txt": mixed_text(1, 300), "a.txt": mixed_text(2, 200),
+             "c.log": b"no newline at the end"}
+    for name, data in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    with open(os.path.join(d, ".hidden"), "wb") as f:
+        f.write(b"hidden words are skipped\n")
+    os.mkdir(os.path.join(d, "sub"))
+    with open(os.path.join(d, "sub", "x.txt"), "wb") as f:
+        f.write(b"subdirectories are skipped\n")
+    data = b"\n".join(files[n] for n in sorted(files))
+    for par in ("1", "3"):
+        compare(data, ["--input", d, "--parallelism", par], "directory p=" + par)
+
+
+def bad_record_input():
+    """Lines, some longer than 64 bytes (bad with --max-record-size 64); one exactly 64."""
+    lines = []
+    for i in range(60):
+        if i % 9 == 4:
+            lines.append(b"badword%02d " % i + b"x" * 90)  # 100 bytes
+        elif i == 20:
+            lines.append(b"edge " + b"y" * 59)  # exactly 64 bytes: fine
+        else:
+            lines.append(b"good%d Line word%d" % (i % 5, i))
+    data = b"\n".join(lines) + b"\n"
+    bad = [(n + 1, line) for n, line in enumerate(lines) if len(line) > 64]
+    good = b"\n".join(line for line in lines if len(line) <= 64)
+    return data, bad, good
+
+
+@case
+def wordcount_bad_records():
+    data, bad, good = bad_record_input()
+    check(len(bad) == 7 and any(len(x) == 64 for x in good.split(b"\n")), "input as designed")
+    path = os.path.join(TMP, "bad-input.txt")
+    with open(path, "wb") as f:
+        f.write(data)
+    lim = ["--max-record-size", "64"]
+    counts = oracle.count(good)
+    for par in ("1", "3"):
+        # fail (the default, and spelled out): exit 1, FILE:LINE of a bad line.
+        for policy in ([], ["--bad-records", "fail"]):
+            err = runtime_error(["run", "wordcount", "--input", path, "--parallelism", par] +
+                                lim + policy, path)
+            m = re.search(re.escape(path) + r":(\d+): record longer than 64 bytes", err)
+            check(m, "p=%s: FILE:LINE message: %s" % (par, err))
+            lines = [n for n, _ in bad] if par != "1" else [bad[0][0]]
+            check(int(m.group(1)) in lines, "p=%s: line %s is a bad line %r" % (
+                par, m.group(1), lines))
+        # skip: the good lines' counts, and the number skipped on stderr.
+        p = ok("run", "wordcount", "--input", path, "--parallelism", par, "--bad-records",
+               "skip", *lim)
+        check_report(p, counts, 10, "skip p=" + par)
+        check(b"skipped 7 bad records" in p.stderr, "skip reports the count", p)
+        # PATH: the same counts; each bad line in the dead-letter file, cut at 64 bytes.
+        dead = os.path.join(TMP, "dead-%s.txt" % par)
+        p = ok("run", "wordcount", "--input", path, "--parallelism", par, "--bad-records",
+               dead, *lim)
+        check_report(p, counts, 10, "dead-letter p=" + par)
+        check(("wrote 7 bad records to '%s'" % dead).encode() in p.stderr, "PATH reports", p)
+        with open(dead, "rb") as f:
+            got = f.read().splitlines()
+        want = [b"%s:%d: record longer than 64 bytes: %s [truncated]" % (
+            path.encode(), n, line[:64]) for n, line in bad]
+        check(sorted(got) == sorted(want), "dead-letter lines:\n%r\nwant\n%r" % (got, want))
+    # Without --max-record-size the same input has no bad record.
+    compare(data, ["--input", path], "no bad records at 1 MiB")
+
+
+# --- sockets and signals ---------------------------------------------------------------------
+
+class LineServer:
+    """A TCP server on 127.0.0.1 for one client: sends @data, then closes or keeps the
+    connection open."""
+
+    def __init__(self, data, keep_open):
+        self.data, self.keep_open = data, keep_open
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.conn = None
+        self.peer = None
+        self.sent = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(120)
+        self.conn, self.peer = self.sock.accept()
+        self.conn.sendall(self.data)
+        self.sent.set()
+        if not self.keep_open:
+            self.conn.close()
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+        self.sock.close()
+
+
+def proc_tcp_queues(local, remote):
+    """(tx_queue, rx_queue) of the IPv4 TCP socket @local -> @remote in /proc/net/tcp."""
+    def enc(addr):
+        ip, port = addr
+        return "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(ip.split("."))), port)
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == enc(local) and fields[2] == enc(remote):
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def wait_until_read(server, proc):
+    """Wait until sluice has read everything the server sent: the server's send queue is
+    empty and so is the receive queue of sluice's socket (both in /proc/net/tcp, so the
+    bytes went through recv()). A condition, not a sleep; the bound only catches a hang."""
+    check(server.sent.wait(120), "the server sent its data")
+    local = ("127.0.0.1", server.port)
+    for _ in range(12000):
+        srv = proc_tcp_queues(local, server.peer)
+        cli = proc_tcp_queues(server.peer, local)
+        if srv is not None and cli is not None and srv[0] == 0 and cli[1] == 0:
+            return
+        check(proc.poll() is None, "sluice exited early: %r" % proc.returncode)
+        time.sleep(0.01)
+    check(False, "sluice did not read the socket within 120 s")
+
+
+def closed_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens there now: connecting is refused
+    return port
+
+
+@case
+def wordcount_socket():
+    data = mixed_text(5, 400)
+    server = LineServer(data, keep_open=False)
+    try:
+        compare(data, ["--input", "socket://127.0.0.1:%d" % server.port, "--parallelism", "2"],
+                "socket", tops=(10,))
+    finally:
+        server.close()
+    port = closed_port()
+    url = "socket://127.0.0.1:%d" % port
+    err = runtime_error(["run", "wordcount", "--input", url], "127.0.0.1:%d" % port)
+    check("Connection refused" in err, "says why: " + err)
+
+
+def have_proc_net_tcp():
+    return os.path.exists("/proc/net/tcp")
+
+
+@case
+def wordcount_sigterm_drains():
+    """SIGTERM while the socket stays open: exit 0, the counts of exactly the lines sent."""
+    if not have_proc_net_tcp():
+        print("SKIP wordcount_sigterm_drains: no /proc/net/tcp")
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        data = mixed_text(9, 300)
+        counts = oracle.count(data)
+        server = LineServer(data, keep_open=True)
+        csv = os.path.join(TMP, "sig.csv")
+        try:
+            proc = subprocess.Popen([SLUICE, "run", "wordcount", "--input",
+                                     "socket://127.0.0.1:%d" % server.port, "--parallelism",
+                                     "2", "--output", csv], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            wait_until_read(server, proc)
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            server.close()
+        p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        check(proc.returncode == 0, "%s: exit 0 after draining" % sig.name, p)
+        check(b"stopped by signal after draining" in err, "%s: says so" % sig.name, p)
+        check_report(p, counts, 10, "after " + sig.name)
+        with open(csv, "rb") as f:
+            check_csv(f.read().splitlines(), counts, "after " + sig.name)
+
+
+@case
+def wordcount_second_signal_exits():
+    """A second signal exits at once with status 130, even while the results are written."""
+    if not have_proc_net_tcp():
+        print("SKIP wordcount_second_signal_exits: no /proc/net/tcp")
+        return
+    # ~300 KB of 'word,count' lines to stdout, which nobody reads: the sink blocks on the
+    # full pipe after the first signal, so the job cannot finish before the second.
+    data = b"".join(b"distinct%06d\n" % i for i in range(25000))
+    server = LineServer(data, keep_open=True)
+    try:
+        proc = subprocess.Popen([SLUICE, "run", "wordcount", "--input",
+                                 "socket://127.0.0.1:%d" % server.port, "--output", "-"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_until_read(server, proc)
+        proc.send_signal(signal.SIGTERM)
+        line = proc.stderr.readline()  # the handler's note: the first signal was taken
+        check(b"stopping" in line, "first signal noted: %r" % line)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=300)
+        proc.stdout.close()
+        proc.stderr.close()
+    finally:
+        server.close()
+    check(rc == 130, "second signal: exit 130, got %r" % rc)
+
+
+def run_on_pty(args):
+    """Run sluice with stderr on a pseudo-terminal; return (exit status, stderr bytes)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([SLUICE] + args, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                b = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not b:
+                break
+            chunks.append(b)
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    proc.stdout.read()
+    rc = proc.wait(timeout=300)
+    t.join(60)
+    os.close(master)
+    return rc, b"".join(chunks)
+
+
+@case
+def wordcount_status_line():
+    # 600 lines at 300 lines/s: at least 2 s (the rate's token bucket is full at 10 ms worth
+    # of lines), so the 500 ms status line has its chance several times.
+    data = b"".join(b"status line %d\n" % i for i in range(600))
+    path = os.path.join(TMP, "status.txt")
+    with open(path, "wb") as f:
+        f.write(data)
+    args = ["run", "wordcount", "--input", path, "--rate", "300"]
+    rc, err = run_on_pty(args)
+    check(rc == 0, "exit 0 on a terminal: %r" % err)
+    check(re.search(rb"\rrecords/s in \d+, out \d+, backpressure \d+%", err),
+          "status line on a terminal: %r" % err[:500])
+    p = ok(*args)
+    check(b"records/s" not in p.stderr, "no status line when stderr is not a terminal", p)
+    check_report(p, oracle.count(data), 10, "rate-limited run")
 
 
 # --- run-time errors ------------------------------------------------------------------------
@@ -454,10 +910,8 @@ def wordcount_output_stdout():
 def wordcount_errors():
     missing = os.path.join(TMP, "no-such-file.txt")
     err = runtime_error(["run", "wordcount", "--input", missing], missing)
-    check(err == "sluice: wordcount: cannot open '%s': No such file or directory\n" % missing,
-          "exact text: " + err)
-    err = runtime_error(["run", "wordcount", "--input", TMP], TMP)
-    check("cannot read" in err, "a directory cannot be read: " + err)
+    check(err.startswith("sluice: wordcount: ") and
+          "cannot open '%s': No such file or directory\n" % missing in err, "text: " + err)
     err = runtime_error(["run", "wordcount", "--output", "/dev/full"], "/dev/full")
     check("No space left on device" in err, err)
     bad = os.path.join(TMP, "no-such-dir", "out.csv")
