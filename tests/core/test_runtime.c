@@ -490,6 +490,73 @@ static void test_backpressure_bounds_memory(void)
 	}
 }
 
+/* Even ids to the main output, odd ids to side output 0 with val negated. */
+static int split_even_odd(const struct sl_subtask_info *self, const void *in, int64_t ts,
+			  const struct sl_batch *src, struct sl_collector *out, void *arg)
+{
+	struct rec r = *(const struct rec *)in;
+
+	if (r.id % 2 == 0)
+		return sl_emit(out, &r, ts, src);
+	r.val = -r.val;
+	return sl_emit_side(out, 0, &r, ts, src);
+}
+
+static void test_process_side_output(void)
+{
+	static struct src_conf conf = { .count = 5000, .fail_at = -1 };
+	static const unsigned ps[] = { 1, 2, 4 };
+
+	for (size_t pi = 0; pi < SL_ARRAY_SIZE(ps); pi++) {
+		struct collected main_out, side_out;
+		struct sl_job *job;
+		struct sl_stream *s, *proc;
+		char buf[8];
+		size_t even = 0, odd = 0;
+
+		collected_init(&main_out);
+		collected_init(&side_out);
+		CU_ASSERT_FATAL(sl_job_create("side", &job) == 0);
+		snprintf(buf, sizeof(buf), "%u", ps[pi]);
+		sl_job_set(job, "parallelism", buf, NULL, 0);
+		s = sl_source(job, "src", &src_ops, &conf, &rec_type);
+		/* start_new_chain: the process operator becomes a task of its own */
+		proc = sl_start_new_chain(sl_process(s, "split", split_even_odd, NULL, &rec_type));
+		sl_sink(proc, "evens", &sink_ops, &main_out);
+		sl_sink(sl_side_output(proc, 0, &rec_type), "odds", &sink_ops, &side_out);
+		CU_ASSERT_EQUAL_FATAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
+		for (size_t i = 0; i < main_out.n; i++)
+			even += main_out.recs[i].id % 2 == 0 &&
+				main_out.recs[i].val == main_out.recs[i].id * 7 % 1000;
+		for (size_t i = 0; i < side_out.n; i++)
+			odd += side_out.recs[i].id % 2 == 1 &&
+			       side_out.recs[i].val == -(side_out.recs[i].id * 7 % 1000);
+		CU_ASSERT_EQUAL(main_out.n, 2500);
+		CU_ASSERT_EQUAL(side_out.n, 2500);
+		CU_ASSERT_EQUAL(even, 2500);
+		CU_ASSERT_EQUAL(odd, 2500);
+		sl_job_destroy(job);
+		collected_fini(&main_out);
+		collected_fini(&side_out);
+	}
+}
+
+static void test_side_output_errors(void)
+{
+	static struct src_conf conf = { .count = 10, .fail_at = -1 };
+	struct sl_job *job;
+	struct sl_stream *s;
+
+	/* side output of something that is not a process operator */
+	CU_ASSERT_FATAL(sl_job_create("v", &job) == 0);
+	s = sl_map(sl_source(job, "src", &src_ops, &conf, &rec_type), "m", times_two, NULL,
+		   &rec_type);
+	sl_sink(sl_side_output(s, 0, &rec_type), "k", &sink_ops, NULL);
+	CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "'m', which is not a process operator"));
+	sl_job_destroy(job);
+}
+
 static void test_validation_errors(void)
 {
 	static struct src_conf conf = { .count = 10, .fail_at = -1 };
@@ -592,6 +659,8 @@ int main(void)
 		{ "source failure names operator", test_source_failure_names_operator },
 		{ "sink failure names operator", test_sink_failure_names_operator },
 		{ "backpressure bounds memory", test_backpressure_bounds_memory },
+		{ "process with side output, new chain", test_process_side_output },
+		{ "side output errors", test_side_output_errors },
 		{ "validation errors", test_validation_errors },
 		{ "max-parallelism default rule", test_max_parallelism_rule },
 		CU_TEST_INFO_NULL,
