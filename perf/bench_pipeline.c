@@ -1,0 +1,922 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_pipeline.c — engine overhead on a stateless pipeline, against a
+ * hand-written C loop doing the same work on the same data in the same
+ * process (BENCHMARKS.md: "engine/loop ratio is the headline").
+ *
+ * The query: source -> map -> filter (keeps ~3/4, data dependent) -> null
+ * sink, 64-byte elements. Two sources (BENCHMARKS.md modes):
+ *   gen     the seeded generator (sl_gen_ops), one fill() per element;
+ *   replay  a pre-generated in-memory buffer copied out per batch (memcpy)
+ *           with timestamps shifted per lap.
+ * Shapes:
+ *   loop    one thread: per batch, generate (the same inline fill, into a
+ *           buffer of batch-size elements) or read the replay buffer, then
+ *           map, filter and checksum each element;
+ *   staged  one thread, operator at a time as the engine runs it (fill or
+ *           copy a batch, map_batch() into a second batch, filter_batch()
+ *           in place, checksum), without the engine: splits the gap into
+ *           materialisation (loop vs staged) and runtime (staged vs fused);
+ *   fused   the engine, parallelism 1 on 1 worker (one fused task), with
+ *           the per-element API (sl_map/sl_filter: an indirect call per
+ *           element) or the batch API (sl_map_batch/sl_filter_batch with
+ *           the same per-element work inlined in a loop);
+ *   keyed   the same with sl_key_by() before the sink: the source task
+ *           (source+map+filter) on worker 0, the sink on worker 1, a hash
+ *           exchange between them (2 tasks, 2 workers); and, as a
+ *           diagnostic, the same two tasks on one worker (the exchange's
+ *           CPU cost without a second core).
+ * Memory read (a loop summing every word of the replay buffer) is the
+ * bandwidth ceiling of the replay mode.
+ *
+ * Figures: records/s (source records / wall time), per core (divided by
+ * the workers, source included), the per-core ratio to the same mode's
+ * loop (median of per-round ratios), and CPU time / (wall x workers),
+ * which shows runs starved by other load on a shared machine.
+ *
+ * Self-checking: every engine run's sink count and checksum (sum of the
+ * first 8 bytes of each element, mod 2^64) must equal the loop's; any
+ * mismatch prints an error and exits 1. Nothing here asserts a timing.
+ *
+ * Threads: the main thread runs the loops, pinned to the PU of the fused
+ * job's worker; the engine runs its own pinned workers (sl_numa_platform).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sl_connectors.h>
+#include <sluice/sl_error.h>
+#include <sluice/sl_job.h>
+#include <sluice/sl_numa.h>
+
+#include "bench_common.h"
+
+#define MAX_RUNS 31
+#define NKEYS	 100000u
+#define SEED	 0x5eed5eedu
+
+/* ------------------------------------------------------- the user code */
+
+/* 64 bytes; `val` first, so the null sink's checksum covers the map result. */
+struct ev {
+	uint64_t val;
+	uint64_t key;
+	uint64_t w[6];
+};
+_Static_assert(sizeof(struct ev) == 64, "elements are 64 bytes");
+
+static const struct sl_type ev_type = SL_TYPE(struct ev);
+
+static inline uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull; /* splitmix64 */
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Element @i: writes all 64 bytes, and its timestamp (1 ms apart). */
+static inline void ev_fill(uint64_t i, uint64_t seed, struct ev *e, int64_t *ts)
+{
+	uint64_t h = mix64(i ^ seed);
+
+	*e = (struct ev){
+		.val = h,
+		.key = ((h >> 32) * NKEYS) >> 32,
+		.w = { i, h >> 7, i * 3, seed },
+	};
+	*ts = (int64_t)i;
+}
+
+static inline void ev_map(const struct ev *in, struct ev *out)
+{
+	*out = *in;
+	out->val = in->val * 0x9e3779b97f4a7c15ull + in->key;
+	out->w[4] = in->val >> 32;
+}
+
+static inline int ev_keep(const struct ev *e)
+{
+	return ((e->val >> 40) & 3) != 0;
+}
+
+/* The engine's callbacks: thin wrappers around the same inline functions. */
+static void gen_fill(uint64_t index, uint64_t seed, void *elem, int64_t *ts, void *arg)
+{
+	(void)arg;
+	ev_fill(index, seed, elem, ts);
+}
+
+static int map_elem(const void *in, void *out, void *arg)
+{
+	(void)arg;
+	ev_map(in, out);
+	return 0;
+}
+
+static int filter_elem(const void *in, void *arg)
+{
+	(void)arg;
+	return ev_keep(in);
+}
+
+static int map_batch(const struct sl_batch *in, struct sl_batch *out, void *arg)
+{
+	const struct ev *src = (const struct ev *)in->data;
+	struct ev *dst = (struct ev *)out->data;
+	uint32_t n = in->n;
+
+	(void)arg;
+	for (uint32_t i = 0; i < n; i++)
+		ev_map(&src[i], &dst[i]);
+	memcpy(out->ts, in->ts, n * sizeof(*in->ts));
+	out->n = n;
+	return 0;
+}
+
+static int filter_batch(struct sl_batch *b, void *arg)
+{
+	struct ev *e = (struct ev *)b->data;
+	int64_t *ts = b->ts;
+	uint32_t n = b->n, j = 0;
+
+	(void)arg;
+	/* Branch-free compaction: copy every element, advance past the kept ones. */
+	for (uint32_t i = 0; i < n; i++) {
+		int keep = ev_keep(&e[i]);
+
+		e[j] = e[i];
+		ts[j] = ts[i];
+		j += (uint32_t)keep;
+	}
+	b->n = j;
+	return 0;
+}
+
+static void ev_key(const void *elem, const struct sl_batch *src, struct sl_key *out)
+{
+	(void)src;
+	out->ptr = &((const struct ev *)elem)->key;
+	out->len = sizeof(uint64_t);
+}
+
+/* ------------------------------------------------------ replay source */
+
+/* A pre-generated buffer, replayed `count` elements long, ts shifted per lap. */
+struct replay_conf {
+	const struct ev *buf;
+	const int64_t *ts;
+	uint64_t len;	/* elements in buf */
+	uint64_t count; /* elements to produce */
+};
+
+struct replay {
+	const struct replay_conf *conf;
+	uint64_t next; /* elements produced */
+};
+
+static int replay_open(void *arg, const struct sl_subtask_info *info, void **state)
+{
+	struct replay *r;
+
+	if (info->parallelism != 1)
+		return sl_errbuf_set(info->errbuf, info->errlen, -EINVAL,
+				     "replay: parallelism must be 1");
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	r->conf = arg;
+	*state = r;
+	return 0;
+}
+
+static int replay_poll(void *state, struct sl_batch *out)
+{
+	struct replay *r = state;
+	const struct replay_conf *c = r->conf;
+	uint64_t want = out->cap - out->n;
+	uint32_t done = 0;
+
+	if (c->count - r->next < want)
+		want = c->count - r->next;
+	while (done < want) {
+		uint64_t pos = r->next % c->len, lap = r->next / c->len;
+		uint32_t m = (uint32_t)(c->len - pos < want - done ? c->len - pos : want - done);
+		int64_t shift = (int64_t)(lap * c->len);
+
+		memcpy(sl_batch_elem(out, out->n), &c->buf[pos], (size_t)m * sizeof(struct ev));
+		for (uint32_t k = 0; k < m; k++)
+			out->ts[out->n + k] = c->ts[pos + k] + shift;
+		out->n += m;
+		done += m;
+		r->next += m;
+	}
+	return r->next == c->count ? (int)done | SL_SOURCE_END : (int)done;
+}
+
+static void replay_close(void *state)
+{
+	free(state);
+}
+
+static const struct sl_source_ops replay_ops = {
+	.open = replay_open,
+	.poll = replay_poll,
+	.close = replay_close,
+};
+
+/* ------------------------------------------------------------- loops */
+
+enum src_mode { MODE_GEN, MODE_REPLAY };
+
+struct result {
+	uint64_t records;  /* elements reaching the sink */
+	uint64_t checksum; /* sum of their first 8 bytes */
+};
+
+/* Map, filter and checksum @n elements at @e. */
+static inline void loop_body(const struct ev *e, uint32_t n, struct result *r)
+{
+	uint64_t sum = r->checksum, cnt = r->records;
+
+	for (uint32_t k = 0; k < n; k++) {
+		struct ev m;
+
+		ev_map(&e[k], &m);
+		if (ev_keep(&m)) {
+			sum += m.val;
+			cnt++;
+		}
+	}
+	r->checksum = sum;
+	r->records = cnt;
+}
+
+/* Generator mode: per batch, fill a buffer as the generator would, then process it. */
+static __attribute__((noinline)) struct result loop_gen(uint64_t count, uint32_t batch,
+							struct ev *buf, int64_t *ts)
+{
+	struct result r = { 0, 0 };
+
+	for (uint64_t base = 0; base < count; base += batch) {
+		uint32_t n = (uint32_t)(count - base < batch ? count - base : batch);
+
+		for (uint32_t k = 0; k < n; k++)
+			ev_fill(base + k, SEED, &buf[k], &ts[k]);
+		loop_body(buf, n, &r);
+	}
+	return r;
+}
+
+/* Replay mode: read the replay buffer in place, lap after lap. */
+static __attribute__((noinline)) struct result loop_replay(const struct replay_conf *c)
+{
+	struct result r = { 0, 0 };
+
+	for (uint64_t done = 0; done < c->count;) {
+		uint64_t pos = done % c->len;
+		uint64_t m = c->len - pos < c->count - done ? c->len - pos : c->count - done;
+
+		loop_body(&c->buf[pos], (uint32_t)m, &r);
+		done += m;
+	}
+	return r;
+}
+
+/*
+ * Operator at a time, as the engine runs it but without the engine: per
+ * batch, fill (inline) or copy (as the replay source does) into @in, then
+ * the same map_batch() into @out, filter_batch() in place, and the null
+ * sink's checksum pass. The gap between this and the engine is the
+ * runtime plus the source API; the gap between this and the fused loop is
+ * the cost of materialising each operator's output.
+ */
+static __attribute__((noinline)) struct result loop_staged(enum src_mode mode, uint64_t count,
+							   const struct replay_conf *c,
+							   struct sl_batch *in,
+							   struct sl_batch *out)
+{
+	struct result r = { 0, 0 };
+
+	for (uint64_t base = 0; base < count; base += in->cap) {
+		uint32_t n = (uint32_t)(count - base < in->cap ? count - base : in->cap);
+		const struct ev *e = (const struct ev *)out->data;
+		uint64_t sum = 0;
+
+		if (mode == MODE_GEN) {
+			for (uint32_t k = 0; k < n; k++)
+				ev_fill(base + k, SEED, (struct ev *)in->data + k, &in->ts[k]);
+		} else {
+			/* The replay source's copy, wrap and timestamp shift. */
+			for (uint32_t done = 0; done < n;) {
+				uint64_t i = base + done, pos = i % c->len;
+				uint32_t m =
+				    (uint32_t)(c->len - pos < n - done ? c->len - pos : n - done);
+				int64_t shift = (int64_t)(i / c->len * c->len);
+
+				memcpy(in->data + (size_t)done * sizeof(struct ev), &c->buf[pos],
+				       (size_t)m * sizeof(struct ev));
+				for (uint32_t k = 0; k < m; k++)
+					in->ts[done + k] = c->ts[pos + k] + shift;
+				done += m;
+			}
+		}
+		in->n = n;
+		map_batch(in, out, NULL);
+		filter_batch(out, NULL);
+		for (uint32_t k = 0; k < out->n; k++)
+			sum += e[k].val;
+		r.checksum += sum;
+		r.records += out->n;
+	}
+	return r;
+}
+
+/* Bandwidth ceiling of replay: read every word of every element once per lap. */
+static __attribute__((noinline)) uint64_t loop_memread(const struct replay_conf *c)
+{
+	const uint64_t *w = (const uint64_t *)c->buf;
+	uint64_t sum = 0;
+
+	for (uint64_t done = 0; done < c->count; done += c->len) {
+		uint64_t m = c->count - done < c->len ? c->count - done : c->len;
+		uint64_t words = m * (sizeof(struct ev) / 8);
+
+		for (uint64_t k = 0; k < words; k++)
+			sum += w[k];
+	}
+	return sum;
+}
+
+/* ------------------------------------------------------------ engine */
+
+enum api { API_NONE, API_STAGED, API_BATCH, API_ELEM };
+
+struct variant {
+	const char *name; /* short id, used in JSON */
+	const char *desc; /* table label */
+	enum src_mode mode;
+	enum api api; /* API_NONE: a loop */
+	bool keyed;
+	bool memread;
+	unsigned workers;
+};
+
+static const struct variant variants[] = {
+	{ "gen_loop", "hand-written C loop", MODE_GEN, API_NONE, false, false, 1 },
+	{ "gen_staged", "C loop, operator at a time", MODE_GEN, API_STAGED, false, false, 1 },
+	{ "gen_batch", "engine, batch API", MODE_GEN, API_BATCH, false, false, 1 },
+	{ "gen_elem", "engine, per-element API", MODE_GEN, API_ELEM, false, false, 1 },
+	{ "gen_keyed_batch", "engine, batch API, key_by", MODE_GEN, API_BATCH, true, false, 2 },
+	/* Diagnostic: the same two tasks on one worker (the exchange's CPU cost, no 2nd core). */
+	{ "gen_keyed_1w_batch", "  same, both tasks on 1 worker", MODE_GEN, API_BATCH, true, false,
+	  1 },
+	{ "replay_memread", "memory read (ceiling)", MODE_REPLAY, API_NONE, false, true, 1 },
+	{ "replay_loop", "hand-written C loop", MODE_REPLAY, API_NONE, false, false, 1 },
+	{ "replay_staged", "C loop, operator at a time", MODE_REPLAY, API_STAGED, false, false, 1 },
+	{ "replay_batch", "engine, batch API", MODE_REPLAY, API_BATCH, false, false, 1 },
+	{ "replay_elem", "engine, per-element API", MODE_REPLAY, API_ELEM, false, false, 1 },
+	{ "replay_keyed_batch", "engine, batch API, key_by", MODE_REPLAY, API_BATCH, true, false,
+	  2 },
+};
+#define NVARIANTS SL_ARRAY_SIZE(variants)
+
+struct bench {
+	uint64_t count;
+	uint32_t batch;
+	const char *idle;
+	struct sl_gen_conf gen;
+	struct replay_conf replay;
+	struct sl_numa_platform np;
+	struct ev *loop_buf;
+	int64_t *loop_ts;
+	struct sl_batch *stage_in, *stage_out;
+	struct result expect[2]; /* per source mode, from the loop */
+	bool have_expect[2];
+};
+
+static int set_opt(struct sl_job *job, const char *key, const char *value)
+{
+	char err[256];
+	int rc = sl_job_set(job, key, value, err, sizeof(err));
+
+	if (rc < 0)
+		fprintf(stderr, "bench_pipeline: %s=%s: %s\n", key, value, err);
+	return rc;
+}
+
+static int build_job(struct bench *b, const struct variant *v, struct sl_null_sink *sink,
+		     struct sl_job **out)
+{
+	struct sl_job *job;
+	struct sl_stream *s;
+	char batch[16], workers[16];
+	int rc;
+
+	rc = sl_job_create("bench-pipeline", &job);
+	if (rc < 0)
+		return rc;
+	snprintf(batch, sizeof(batch), "%u", b->batch);
+	snprintf(workers, sizeof(workers), "%u", v->workers);
+	if ((rc = set_opt(job, "parallelism", "1")) < 0 ||
+	    (rc = set_opt(job, "workers", workers)) < 0 ||
+	    (rc = set_opt(job, "batch-size", batch)) < 0 ||
+	    (rc = set_opt(job, "idle", b->idle)) < 0)
+		goto fail;
+	if (v->mode == MODE_GEN)
+		s = sl_source(job, "gen", &sl_gen_ops, &b->gen, &ev_type);
+	else
+		s = sl_source(job, "replay", &replay_ops, &b->replay, &ev_type);
+	if (v->api == API_BATCH) {
+		s = sl_map_batch(s, "map", map_batch, NULL, &ev_type);
+		s = sl_filter_batch(s, "filter", filter_batch, NULL);
+	} else {
+		s = sl_map(s, "map", map_elem, NULL, &ev_type);
+		s = sl_filter(s, "filter", filter_elem, NULL);
+	}
+	if (v->keyed)
+		s = sl_key_by(s, ev_key);
+	/* Builder errors are recorded in the job and reported by sl_job_run(). */
+	s = sl_sink(s, "sink", &sl_null_sink_ops, sink);
+	if (s == NULL) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	*out = job;
+	return 0;
+fail:
+	sl_job_destroy(job);
+	return rc;
+}
+
+/* One run's figures. */
+struct sample {
+	double rate; /* source records per second of wall time */
+	double cpu;  /* process CPU time / (wall time x workers): < 1 when starved */
+};
+
+static uint64_t cpu_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Run @v's workload once and return its result (-errno in *rc on failure). */
+static struct result run_work(struct bench *b, const struct variant *v, int *rc)
+{
+	struct result r = { 0, 0 };
+	struct sl_null_sink sink = { 0 };
+	struct sl_job *job = NULL;
+	char err[512];
+
+	*rc = 0;
+	if (v->memread) {
+		r.checksum = loop_memread(&b->replay);
+		return r;
+	}
+	if (v->api == API_NONE)
+		return v->mode == MODE_GEN ? loop_gen(b->count, b->batch, b->loop_buf, b->loop_ts)
+					   : loop_replay(&b->replay);
+	if (v->api == API_STAGED)
+		return loop_staged(v->mode, b->count, &b->replay, b->stage_in, b->stage_out);
+	/* Building the job is timed too: it is a few small allocations. */
+	*rc = build_job(b, v, &sink, &job);
+	if (*rc < 0) {
+		fprintf(stderr, "bench_pipeline: %s: building the job: %s\n", v->name,
+			sl_strerror(*rc));
+		return r;
+	}
+	*rc = sl_job_run(job, &b->np.platform, err, sizeof(err));
+	sl_job_destroy(job);
+	if (*rc < 0)
+		fprintf(stderr, "bench_pipeline: %s: %s\n", v->name, err);
+	r.records = sl_null_sink_records(&sink);
+	r.checksum = sl_null_sink_checksum(&sink);
+	return r;
+}
+
+/* One timed, checked run of @v. Return 0 or -errno. */
+static int run_once(struct bench *b, const struct variant *v, struct sample *out)
+{
+	const struct result *want = &b->expect[v->mode];
+	uint64_t t0 = bench_now_ns(), c0 = cpu_now_ns(), t1, c1;
+	int rc;
+	struct result r = run_work(b, v, &rc);
+
+	t1 = bench_now_ns();
+	c1 = cpu_now_ns();
+	if (rc < 0)
+		return rc;
+	out->rate = (double)b->count * 1e9 / (double)(t1 - t0);
+	out->cpu = (double)(c1 - c0) / (double)(t1 - t0) / v->workers;
+	if (v->memread) {
+		/* Keep the sum alive; it checks nothing. */
+		__asm__ volatile("" : : "r"(r.checksum));
+		return 0;
+	}
+	if (v->api == API_NONE && !b->have_expect[v->mode]) {
+		b->expect[v->mode] = r;
+		b->have_expect[v->mode] = true;
+	}
+	if (!b->have_expect[v->mode] || r.records != want->records ||
+	    r.checksum != want->checksum) {
+		fprintf(stderr,
+			"bench_pipeline: %s: result mismatch: %llu records, checksum %016llx; the "
+			"loop gave %llu records, checksum %016llx\n",
+			v->name, (unsigned long long)r.records, (unsigned long long)r.checksum,
+			(unsigned long long)want->records, (unsigned long long)want->checksum);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- main */
+
+static int replay_init(struct replay_conf *c, uint64_t len, uint64_t count)
+{
+	struct ev *buf = aligned_alloc(64, (size_t)len * sizeof(*buf));
+	int64_t *ts = malloc((size_t)len * sizeof(*ts));
+
+	if (buf == NULL || ts == NULL) {
+		free(buf);
+		free(ts);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < len; i++)
+		ev_fill(i, SEED, &buf[i], &ts[i]);
+	*c = (struct replay_conf){ .buf = buf, .ts = ts, .len = len, .count = count };
+	return 0;
+}
+
+/* The hand-written loop of @mode: the baseline of every ratio in that mode. */
+static unsigned loop_index(enum src_mode mode)
+{
+	for (unsigned i = 0; i < NVARIANTS; i++)
+		if (variants[i].mode == mode && variants[i].api == API_NONE && !variants[i].memread)
+			return i;
+	abort();
+}
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: bench_pipeline [--count N] [--replay-elems N] [--runs R] [--batch-size B]\n"
+	    "                      [--idle busy|sleep] [--quick] [--only VARIANT] [--json PATH]\n"
+	    "  source -> map -> filter -> null sink on 64-byte elements: the engine (1 worker,\n"
+	    "  fused; and 2 workers split by key_by) against a hand-written C loop on the same\n"
+	    "  data, in generator and replay modes. Defaults: 20M records per run, a 1M-element\n"
+	    "  (64 MiB) replay buffer, 5 interleaved runs, batch 512, idle sleep (the engine's\n"
+	    "  default). --quick: 200k records, 50k replay buffer, 3 runs (a smoke test).\n"
+	    "  --only VARIANT: run one variant (and its loop), e.g. under a profiler.\n");
+}
+
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Every run of one variant, and the medians. */
+struct agg {
+	bool skip;
+	struct sample run[MAX_RUNS];
+	double vs_loop[MAX_RUNS];  /* per core, against its mode's loop in the same round */
+	double vs_fused[MAX_RUNS]; /* keyed: total rate against the 1-worker engine, same API */
+	double rate, per_core, cpu, ratio_loop, ratio_fused; /* medians */
+};
+
+/* The 1-worker engine variant that keyed variant @v is compared with. */
+static unsigned fused_index(const struct variant *v)
+{
+	for (unsigned i = 0; i < NVARIANTS; i++)
+		if (variants[i].mode == v->mode && variants[i].api == v->api && !variants[i].keyed)
+			return i;
+	abort();
+}
+
+static double median_of(const double *v, unsigned n)
+{
+	double tmp[MAX_RUNS];
+
+	memcpy(tmp, v, n * sizeof(*v));
+	return bench_median(tmp, n);
+}
+
+static void summarise(struct agg *a, unsigned runs)
+{
+	for (unsigned i = 0; i < NVARIANTS; i++) {
+		const struct variant *v = &variants[i];
+		const struct agg *loop = &a[loop_index(v->mode)];
+		double rate[MAX_RUNS], cpu[MAX_RUNS];
+
+		if (a[i].skip)
+			continue;
+		/* Ratios run by run (same round of interleaving), then the median. */
+		for (unsigned k = 0; k < runs; k++) {
+			rate[k] = a[i].run[k].rate;
+			cpu[k] = a[i].run[k].cpu;
+			a[i].vs_loop[k] = rate[k] / v->workers / loop->run[k].rate;
+			if (v->keyed && !a[fused_index(v)].skip)
+				a[i].vs_fused[k] = rate[k] / a[fused_index(v)].run[k].rate;
+		}
+		a[i].rate = median_of(rate, runs);
+		a[i].per_core = a[i].rate / v->workers;
+		a[i].cpu = median_of(cpu, runs);
+		a[i].ratio_loop = median_of(a[i].vs_loop, runs);
+		a[i].ratio_fused =
+		    v->keyed && !a[fused_index(v)].skip ? median_of(a[i].vs_fused, runs) : 0;
+	}
+}
+
+static void print_table(const struct agg *a)
+{
+	printf("\n%-6s %-28s %2s %10s %10s %7s %5s %8s %8s\n", "mode", "variant", "w", "rec/s",
+	       "rec/s/core", "ns/rec", "cpu", "vs loop", "vs 1w");
+	for (unsigned i = 0; i < NVARIANTS; i++) {
+		const struct variant *v = &variants[i];
+
+		printf("%-6s %-28s %2u", v->mode == MODE_GEN ? "gen" : "replay", v->desc,
+		       v->workers);
+		if (a[i].skip) {
+			printf(" %10s\n", "skipped");
+			continue;
+		}
+		printf(" %10.4g %10.4g %7.2f %5.2f %8.3f", a[i].rate, a[i].per_core,
+		       1e9 / a[i].per_core, a[i].cpu, a[i].ratio_loop);
+		if (a[i].ratio_fused > 0)
+			printf(" %8.3f\n", a[i].ratio_fused);
+		else
+			printf(" %8s\n", "");
+	}
+	printf("\nrec/s: source records per second (wall time); /core: divided by the workers, "
+	       "source included; ns/rec per core.\n"
+	       "cpu: process CPU time / (wall x workers), median; below ~0.95 the run was "
+	       "starved by other load\n"
+	       "     (key_by rows with idle=sleep also count the time the sink worker sleeps).\n"
+	       "vs loop: per-core rate / the same mode's hand-written loop, median of per-round "
+	       "ratios.\n"
+	       "vs 1w: key_by rows, total rate / the 1-worker fused engine with the same API.\n");
+}
+
+static int write_json(const char *path, const struct bench *b, const struct agg *a, unsigned runs,
+		      uint64_t replay_len, const int *pus)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL) {
+		fprintf(stderr, "bench_pipeline: cannot write '%s': %s\n", path, strerror(errno));
+		return -errno;
+	}
+	fprintf(f,
+		"{\"benchmark\":\"pipeline\",\"count\":%llu,\"batch_size\":%u,"
+		"\"replay_elems\":%llu,\"elem_bytes\":%zu,\"runs\":%u,\"idle\":\"%s\","
+		"\"pus\":[%d,%d],\"results\":[",
+		(unsigned long long)b->count, b->batch, (unsigned long long)replay_len,
+		sizeof(struct ev), runs, b->idle, pus[0], pus[1]);
+	for (unsigned i = 0, first = 1; i < NVARIANTS; i++) {
+		const struct variant *v = &variants[i];
+
+		if (a[i].skip)
+			continue;
+		fprintf(f,
+			"%s{\"name\":\"%s\",\"desc\":\"%s\",\"workers\":%u,"
+			"\"median_rec_per_s\":%.1f,\"median_rec_per_s_per_core\":%.1f,"
+			"\"median_cpu_util\":%.3f,\"median_ratio_per_core_vs_loop\":%.4f",
+			first ? "" : ",", v->name, v->desc, v->workers, a[i].rate, a[i].per_core,
+			a[i].cpu, a[i].ratio_loop);
+		if (a[i].ratio_fused > 0)
+			fprintf(f, ",\"median_ratio_vs_1_worker\":%.4f", a[i].ratio_fused);
+		fprintf(f, ",\"runs_rec_per_s\":[");
+		for (unsigned k = 0; k < runs; k++)
+			fprintf(f, "%s%.1f", k ? "," : "", a[i].run[k].rate);
+		fprintf(f, "],\"runs_cpu_util\":[");
+		for (unsigned k = 0; k < runs; k++)
+			fprintf(f, "%s%.3f", k ? "," : "", a[i].run[k].cpu);
+		fprintf(f, "]}");
+		first = 0;
+	}
+	fprintf(f, "]}\n");
+	if (fclose(f) != 0) {
+		fprintf(stderr, "bench_pipeline: writing '%s' failed\n", path);
+		return -EIO;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "count", required_argument, NULL, 'n' },
+		{ "replay-elems", required_argument, NULL, 'e' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "batch-size", required_argument, NULL, 'b' },
+		{ "idle", required_argument, NULL, 'i' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bench b = { .count = 20000000, .batch = 512, .idle = "sleep" };
+	uint64_t replay_len = 1u << 20, v64;
+	unsigned runs = 5;
+	bool two, quick = false, count_set = false, len_set = false, runs_set = false;
+	const char *json_path = NULL, *only = NULL;
+	static struct agg a[NVARIANTS];
+	int pus[2] = { -1, -1 };
+	struct sl_topo *topo = NULL;
+	int pu_one = -1;
+	char err[256];
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (parse_u64(optarg, 1000, 1ull << 40, &b.count) < 0)
+				goto bad;
+			count_set = true;
+			break;
+		case 'e':
+			if (parse_u64(optarg, 1000, 1ull << 28, &replay_len) < 0)
+				goto bad;
+			len_set = true;
+			break;
+		case 'r':
+			if (parse_u64(optarg, 1, MAX_RUNS, &v64) < 0)
+				goto bad;
+			runs = (unsigned)v64;
+			runs_set = true;
+			break;
+		case 'b':
+			if (parse_u64(optarg, 1, 65536, &v64) < 0)
+				goto bad;
+			b.batch = (uint32_t)v64;
+			break;
+		case 'i':
+			if (strcmp(optarg, "busy") && strcmp(optarg, "sleep"))
+				goto bad;
+			b.idle = optarg;
+			break;
+		case 'q':
+			quick = true;
+			break;
+		case 'j':
+			json_path = optarg;
+			break;
+		case 'o':
+			only = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		goto bad_arg;
+	if (quick) {
+		if (!count_set)
+			b.count = 200000;
+		if (!len_set)
+			replay_len = 50000;
+		if (!runs_set)
+			runs = 3;
+	}
+	if (replay_len > b.count)
+		replay_len = b.count;
+	if (only != NULL) {
+		/* One variant (for profilers), plus its mode's loop for the checksum. */
+		unsigned n = 0;
+
+		for (unsigned i = 0; i < NVARIANTS; i++) {
+			a[i].skip = strcmp(variants[i].name, only) != 0;
+			n += !a[i].skip;
+		}
+		if (n == 0)
+			goto bad_only;
+		for (unsigned i = 0; i < NVARIANTS; i++)
+			if (!a[i].skip)
+				a[loop_index(variants[i].mode)].skip = false;
+	}
+
+	rc = sl_topo_create(NULL, err, sizeof(err), &topo);
+	if (rc < 0) {
+		fprintf(stderr, "bench_pipeline: topology: %s\n", err);
+		return 1;
+	}
+	sl_numa_platform_init(&b.np, topo, SL_PLACE_PACK);
+	/* Ask the platform where the engine puts 1 and 2 workers; the loops share worker 0's PU. */
+	{
+		int nodes[2], pu1[1];
+
+		two = sl_topo_ncpus(topo) >= 2;
+		rc = b.np.platform.place(b.np.platform.ctx, 1, pu1, nodes, err, sizeof(err));
+		if (rc == 0 && two)
+			rc =
+			    b.np.platform.place(b.np.platform.ctx, 2, pus, nodes, err, sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "bench_pipeline: placement: %s\n", err);
+			return 1;
+		}
+		if (two && pus[0] != pu1[0])
+			fprintf(stderr,
+				"bench_pipeline: note: 1 worker goes to PU %d, 2 workers to "
+				"PUs %d and %d\n",
+				pu1[0], pus[0], pus[1]);
+		pu_one = pu1[0];
+	}
+	if (!two) {
+		for (unsigned i = 0; i < NVARIANTS; i++)
+			a[i].skip |= variants[i].workers > 1;
+		fprintf(stderr, "bench_pipeline: one usable PU: the key_by variants are skipped\n");
+	}
+	rc = sl_numa_pin_thread(topo, pu_one);
+	if (rc < 0)
+		fprintf(stderr, "bench_pipeline: cannot pin the loops to PU %d (%s): unpinned\n",
+			pu_one, sl_strerror(rc));
+
+	b.gen = (struct sl_gen_conf){
+		.count = b.count, .seed = SEED, .type = &ev_type, .fill = gen_fill
+	};
+	b.loop_buf = aligned_alloc(64, (size_t)b.batch * sizeof(struct ev));
+	b.loop_ts = malloc((size_t)b.batch * sizeof(int64_t));
+	if (b.loop_buf == NULL || b.loop_ts == NULL ||
+	    sl_batch_create(NULL, b.batch, sizeof(struct ev), 0, &b.stage_in) < 0 ||
+	    sl_batch_create(NULL, b.batch, sizeof(struct ev), 0, &b.stage_out) < 0 ||
+	    replay_init(&b.replay, replay_len, b.count) < 0) {
+		fprintf(stderr, "bench_pipeline: out of memory\n");
+		return 1;
+	}
+
+	printf("pipeline: source -> map -> filter (keeps ~3/4) -> null sink, 64-byte elements\n"
+	       "%llu records per run, batch %u, replay buffer %llu elements (%.1f MiB), idle %s, "
+	       "median of %u interleaved runs\n"
+	       "PUs (sl_numa_platform, pack): 1 worker on PU %d, the loops pinned there too; "
+	       "key_by: worker 0 (source, map, filter) on PU %d, worker 1 (sink) on PU %d\n",
+	       (unsigned long long)b.count, b.batch, (unsigned long long)replay_len,
+	       (double)replay_len * sizeof(struct ev) / 1048576.0, b.idle, runs, pu_one, pus[0],
+	       pus[1]);
+	fflush(stdout);
+
+	for (unsigned k = 0; k < runs; k++) {
+		for (unsigned j = 0; j < NVARIANTS; j++) {
+			/*
+			 * Alternate the order so drift does not favour one variant;
+			 * round 0 goes forward so each mode's loop sets the expected
+			 * result before that mode's engine runs.
+			 */
+			unsigned i = (k % 2) ? NVARIANTS - 1 - j : j;
+
+			if (a[i].skip)
+				continue;
+			if (run_once(&b, &variants[i], &a[i].run[k]) < 0)
+				return 1;
+		}
+	}
+	summarise(a, runs);
+	print_table(a);
+	if (json_path && write_json(json_path, &b, a, runs, replay_len, pus) < 0)
+		return 1;
+	free(b.loop_buf);
+	free(b.loop_ts);
+	sl_batch_destroy(b.stage_in);
+	sl_batch_destroy(b.stage_out);
+	free((void *)b.replay.buf);
+	free((void *)b.replay.ts);
+	sl_topo_destroy(topo);
+	return 0;
+
+bad:
+	fprintf(stderr, "bench_pipeline: bad value '%s' for --%s\n", optarg,
+		longopts[c == 'n'   ? 0
+			 : c == 'e' ? 1
+			 : c == 'r' ? 2
+			 : c == 'b' ? 3
+				    : 4]
+		    .name);
+	return 2;
+bad_arg:
+	usage(stderr);
+	return 2;
+bad_only:
+	fprintf(stderr, "bench_pipeline: no variant named '%s'; the variants are:", only);
+	for (unsigned i = 0; i < NVARIANTS; i++)
+		fprintf(stderr, " %s", variants[i].name);
+	fprintf(stderr, "\n");
+	return 2;
+}
