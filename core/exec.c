@@ -219,7 +219,9 @@ static int flush_pending(struct sli_subtask *st, struct sli_outedge *oe)
 /* Hash-partition @b (owned) element by element into the targets' pending batches. */
 static int send_hashed(struct sli_subtask *st, struct sli_outedge *oe, struct sl_batch *b)
 {
-	unsigned p = oe->ntargets, maxp = st->w->x->job->max_parallelism;
+	unsigned maxp = st->w->x->job->max_parallelism;
+	const uint16_t *kg_target = oe->kg_target;
+	uint64_t mask = oe->kg_mask;
 	sl_key_fn key = oe->edge->key;
 	int rc = 0;
 
@@ -230,7 +232,8 @@ static int send_hashed(struct sli_subtask *st, struct sli_outedge *oe, struct sl
 
 		key(sl_batch_elem(b, i), b, &k);
 		b->key[i] = sli_hash64(k.ptr, k.len, 0);
-		target = sli_key_group_subtask(sli_key_group(b->key[i], maxp), p, maxp);
+		/* Same as sli_key_group_subtask(sli_key_group(h, maxp), p, maxp). */
+		target = kg_target[mask ? (b->key[i] & mask) : (b->key[i] % maxp)];
 		t = &oe->t[target];
 		if (t->pending == NULL) {
 			t->pending = sli_pool_get(&st->w->pool, b->elem_size);
@@ -857,6 +860,17 @@ static int setup(struct sli_exec *x)
 					oe->rescale_n = 1;
 				}
 				oe->rr = i; /* spread the first batches of each producer */
+				if (e->part == SLI_PART_HASH) {
+					unsigned maxp = job->max_parallelism;
+
+					oe->kg_target = malloc(maxp * sizeof(*oe->kg_target));
+					if (oe->kg_target == NULL)
+						return -ENOMEM;
+					for (unsigned kg = 0; kg < maxp; kg++)
+						oe->kg_target[kg] =
+						    (uint16_t)sli_key_group_subtask(kg, pt, maxp);
+					oe->kg_mask = SL_IS_POW2(maxp) ? maxp - 1 : 0;
+				}
 				if (op->nport_out[e->port] == SL_ARRAY_SIZE(op->port_out[0]))
 					return -E2BIG;
 				op->port_out[e->port][op->nport_out[e->port]++] = oe;
@@ -908,6 +922,7 @@ static void teardown(struct sli_exec *x)
 				free(oe->t[k].backlog);
 			}
 			free(oe->t);
+			free(oe->kg_target);
 		}
 		free(st->out);
 		free(st->in);

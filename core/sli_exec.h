@@ -38,6 +38,9 @@ struct sli_outedge {
 	unsigned ntargets;
 	unsigned rr; /* round-robin cursor */
 	unsigned rescale_lo, rescale_n;
+	/* Hash edges: key group -> target subtask, so no division per element. */
+	uint16_t *kg_target; /* [max_parallelism] */
+	uint64_t kg_mask;    /* max_parallelism - 1 when it is a power of two, else 0 */
 };
 
 struct sli_inchan {
