@@ -22,13 +22,8 @@
 
 #include <sluice/sluice.h>
 
+#include "collect_sink.h"
 #include "sl_test.h"
-
-struct rec {
-	int64_t id;
-	int64_t val;
-};
-static const struct sl_type rec_type = SL_TYPE(struct rec);
 
 #define MAX_SUBTASKS 8
 
@@ -101,78 +96,7 @@ static const struct sl_source_ops counting_ops = { cnt_open, cnt_poll, cnt_close
 
 /* ------------------------------------------------ collecting sink */
 
-struct collected {
-	pthread_mutex_t lock;
-	struct rec *recs;
-	size_t n, cap;
-	int finished;
-};
-
-static int sink_open(void *arg, const struct sl_subtask_info *info, void **state)
-{
-	*state = arg;
-	return 0;
-}
-
-static int sink_write(void *state, const struct sl_batch *b)
-{
-	struct collected *c = state;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->n + b->n > c->cap) {
-		size_t ncap = (c->n + b->n) * 2;
-		struct rec *nr = realloc(c->recs, ncap * sizeof(*nr));
-
-		if (nr == NULL) {
-			pthread_mutex_unlock(&c->lock);
-			return -ENOMEM;
-		}
-		c->recs = nr;
-		c->cap = ncap;
-	}
-	memcpy(c->recs + c->n, b->data, b->n * sizeof(struct rec));
-	c->n += b->n;
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-}
-
-static int sink_finish(void *state)
-{
-	struct collected *c = state;
-
-	pthread_mutex_lock(&c->lock);
-	c->finished++;
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-}
-
-static void sink_close(void *state)
-{
-	(void)state;
-}
-
-static const struct sl_sink_ops sink_ops = { sink_open, sink_write, sink_finish, sink_close };
-
-static int cmp_rec(const void *a, const void *b)
-{
-	const struct rec *x = a, *y = b;
-
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return (x->val > y->val) - (x->val < y->val);
-}
-
 /* ------------------------------------------------ user functions */
-
-static int times_two(const void *in, void *out, void *arg)
-{
-	const struct rec *r = in;
-	struct rec *o = out;
-
-	o->id = r->id;
-	o->val = r->val * 2;
-	return 0;
-}
 
 static void key_mod10(const void *elem, const struct sl_batch *src, struct sl_key *out)
 {
@@ -314,8 +238,7 @@ static void stop_after(enum shape shape, unsigned p, unsigned batch, uint64_t k)
 	memset(&src, 0, sizeof(src));
 	src.gen = (struct sl_gen_conf){ .count = 0, .type = &rec_type, .fill = fill };
 	src.parallelism = p;
-	memset(&got, 0, sizeof(got));
-	pthread_mutex_init(&got.lock, NULL);
+	collected_init(&got);
 	r.job = build(shape, p, batch, &src, &got);
 	CU_ASSERT_FATAL(pthread_create(&t, NULL, run_main, &r) == 0);
 	/* Wait for a condition, not for a time: the source never ends by itself. */
@@ -343,8 +266,7 @@ static void stop_after(enum shape shape, unsigned p, unsigned batch, uint64_t k)
 	if (shape != SHAPE_REDUCE)
 		CU_ASSERT(got.n >= k);
 	free(want);
-	free(got.recs);
-	pthread_mutex_destroy(&got.lock);
+	collected_fini(&got);
 	sl_job_destroy(r.job);
 }
 
@@ -383,8 +305,7 @@ static void test_stop_before_run(void)
 
 	memset(&src, 0, sizeof(src));
 	src.gen = (struct sl_gen_conf){ .count = 0, .type = &rec_type, .fill = fill };
-	memset(&got, 0, sizeof(got));
-	pthread_mutex_init(&got.lock, NULL);
+	collected_init(&got);
 	job = build(SHAPE_REBALANCE, 2, 64, &src, &got);
 	sl_job_stop(job);
 	CU_ASSERT_EQUAL(sl_job_run(job, NULL, err, sizeof(err)), 0);
@@ -392,8 +313,7 @@ static void test_stop_before_run(void)
 	CU_ASSERT_EQUAL(atomic_load(&src.emitted[0]) + atomic_load(&src.emitted[1]), 0);
 	CU_ASSERT(got.finished >= 1);
 	sl_job_stop(NULL); /* accepted, does nothing */
-	free(got.recs);
-	pthread_mutex_destroy(&got.lock);
+	collected_fini(&got);
 	sl_job_destroy(job);
 }
 
