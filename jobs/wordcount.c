@@ -309,6 +309,10 @@ static int emit_word(struct sl_collector *out, const unsigned char *w, uint32_t 
 	struct wc_word e;
 	int rc;
 
+	if (len == 0)
+		return 0;
+	small[0] = '\0'; /* gcc -O3 cannot see that the loop below fills buf[0..len) */
+
 	/* Long words are rare: a heap buffer for them keeps the common case on the stack. */
 	if (len > sizeof(small)) {
 		buf = malloc(len);
@@ -521,7 +525,7 @@ static struct sl_stream *build_source(struct wc_job *j, struct sl_job *job, bool
 	const char *bad_path = j->policy == SL_BAD_FILE ? o->bad_records : NULL;
 	struct sl_stream *s;
 	char why[256];
-	double rate;
+	double rate = 0;
 
 	parse_rate(o->rate, &rate); /* checked by wc_check() */
 	if (j->kind == WC_IN_SOCKET) {
