@@ -42,10 +42,11 @@ static int gen_open(void *arg, const struct sl_subtask_info *info, void **state)
 
 	if (info == NULL || state == NULL)
 		return -EINVAL;
-	if (conf == NULL || conf->type == NULL || conf->fill == NULL)
-		return sl_errbuf_set(
-		    info->errbuf, info->errlen, -EINVAL,
-		    "generator: the configuration needs a type and a fill function");
+	if (conf == NULL || conf->type == NULL ||
+	    (conf->fill == NULL) == (conf->fill_batch == NULL))
+		return sl_errbuf_set(info->errbuf, info->errlen, -EINVAL,
+				     "generator: the configuration needs a type and exactly one of "
+				     "fill and fill_batch");
 	if (conf->type->nstr > 0)
 		return sl_errbuf_set(info->errbuf, info->errlen, -EINVAL,
 				     "generator: type %s has string fields, which a fill function "
@@ -94,6 +95,13 @@ static int gen_poll(void *state, struct sl_batch *out)
 	if (g->bounded && g->end - g->next < want)
 		want = g->end - g->next;
 	want = sli_rate_allow(&g->rate, want);
+	if (conf->fill_batch != NULL) {
+		conf->fill_batch(g->next, g->step, (uint32_t)want, conf->seed,
+				 sl_batch_elem(out, out->n), out->ts + out->n, conf->arg);
+		out->n += (uint32_t)want;
+		g->next += want * g->step;
+		goto taken;
+	}
 	memset(sl_batch_elem(out, out->n), 0, (size_t)want * es);
 	for (uint64_t i = 0; i < want; i++) {
 		int64_t ts = 0;
@@ -102,6 +110,7 @@ static int gen_poll(void *state, struct sl_batch *out)
 		out->ts[out->n++] = ts;
 		g->next += g->step;
 	}
+taken:
 	sli_rate_take(&g->rate, want);
 	if (g->bounded && g->next == g->end)
 		return (int)want | SL_SOURCE_END;

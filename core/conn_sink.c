@@ -317,12 +317,24 @@ static int nsink_write(void *state, const struct sl_batch *b)
 	size_t k = b->elem_size < 8 ? b->elem_size : 8;
 	uint64_t sum = 0;
 
+	if (k == 8) {
+		const uint8_t *e = b->data;
+
+		for (uint32_t i = 0; i < b->n; i++, e += b->elem_size) {
+			uint64_t v;
+
+			memcpy(&v, e, 8);
+			sum += v;
+		}
+		goto out;
+	}
 	for (uint32_t i = 0; i < b->n; i++) {
 		uint64_t v = 0;
 
 		memcpy(&v, sl_batch_elem(b, i), k);
 		sum += v;
 	}
+out:
 	atomic_fetch_add_explicit(&n->totals->records, b->n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&n->totals->checksum, sum, memory_order_relaxed);
 	return 0;

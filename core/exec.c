@@ -58,10 +58,10 @@ static void cpu_relax(void)
 }
 
 /* Relaxed counter bump of a field only this worker writes. */
-#define BUMP(field, v)                                                                    \
-	atomic_store_explicit(&(field),                                                   \
-			      atomic_load_explicit(&(field), memory_order_relaxed) + (v), \
-			      memory_order_relaxed)
+#define BUMP SLI_BUMP
+
+static void read_stats(const struct sli_exec *x, struct sli_subtask *st, uint64_t now,
+		       struct sl_task_stats *c);
 
 /* ------------------------------------------------------ failure, waking */
 
@@ -291,8 +291,8 @@ static int exchange_send(struct sli_subtask *st, struct sli_outedge *oe, struct 
 		}
 		return send(st, &oe->t[k], b) < 0 ? -ENOMEM : 0;
 	}
-	st->stats.records_out += b->n;
-	st->stats.batches_out++;
+	BUMP(st->stats.records_out, b->n);
+	BUMP(st->stats.batches_out, 1);
 	switch (part) {
 	case SLI_PART_HASH:
 		return send_hashed(st, oe, b);
@@ -462,8 +462,8 @@ static enum step_result step_source(struct sli_subtask *st)
 	}
 	b->n = n;
 	if (n > 0) {
-		st->stats.records_in += n;
-		st->stats.batches_in++;
+		BUMP(st->stats.records_in, n);
+		BUMP(st->stats.batches_in, 1);
 		BUMP(st->w->records_src, n);
 		if (sli_push(op, 0, b) < 0)
 			return STEP_IDLE;
@@ -486,8 +486,8 @@ static void handle_input(struct sli_subtask *st, struct sli_inchan *ch, struct s
 {
 	switch (b->kind) {
 	case SL_EVENT_DATA:
-		st->stats.records_in += b->n;
-		st->stats.batches_in++;
+		BUMP(st->stats.records_in, b->n);
+		BUMP(st->stats.batches_in, 1);
 		sli_op_batch(&st->ops[0], b);
 		return;
 	case SL_EVENT_WATERMARK:
@@ -655,11 +655,11 @@ static void *worker_main(void *arg)
 			uint64_t t1 = now_ns();
 
 			if (r == STEP_WORK) {
-				st->stats.busy_ns += t1 - t0;
+				BUMP(st->stats.busy_ns, t1 - t0);
 				BUMP(w->busy_ns, t1 - t0);
 				work = true;
 			} else if (r == STEP_BACKPRESSURED) {
-				st->stats.backpressured_ns += t1 - t0;
+				BUMP(st->stats.bp_ns, t1 - t0);
 				BUMP(w->bp_ns, t1 - t0);
 			}
 			t0 = t1;
@@ -826,6 +826,14 @@ static int setup(struct sli_exec *x)
 					op->port_type[s + 1] = &n->side[s];
 				if (n->kind == SLI_REDUCE)
 					op->key = n->in[0]->key;
+				if ((n->kind == SLI_MAP || n->kind == SLI_MAP_BATCH) &&
+				    job->object_reuse) {
+					const struct sli_edge *e = n->in[0];
+					const struct sl_type *it =
+					    e->port ? &e->from->side[e->port - 1] : &e->from->type;
+
+					op->in_place = it->size == n->type.size;
+				}
 			}
 		}
 	}
@@ -983,6 +991,7 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 	/* Barriers count the threads that exist, so a short start cannot hang. */
 	pthread_barrier_init(&x->finished, NULL, started + 1);
 	pthread_barrier_init(&x->teardown, NULL, started + 1);
+	x->start_ns = now_ns();
 	/* Release: pairs with the acquire loop at the top of worker_main(). */
 	atomic_store_explicit(&x->go, 1, memory_order_release);
 	pthread_barrier_wait(&x->finished); /* all opened */
@@ -1000,6 +1009,14 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 	while (atomic_load(&job->stats_readers) != 0)
 		sched_yield();
 	job->last_peak_batches = (uint64_t)atomic_load(&x->peak_batches);
+	free(job->last_task_stats);
+	job->last_task_stats = calloc(job->plan.nsubtasks, sizeof(*job->last_task_stats));
+	if (job->last_task_stats != NULL) {
+		uint64_t t = now_ns();
+
+		for (unsigned i = 0; i < job->plan.nsubtasks; i++)
+			read_stats(x, &x->subtasks[i], t, &job->last_task_stats[i]);
+	}
 	pthread_barrier_destroy(&x->finished);
 	pthread_barrier_destroy(&x->teardown);
 	rc = 0;
@@ -1019,6 +1036,62 @@ void sl_job_stop(struct sl_job *job)
 {
 	if (job != NULL)
 		atomic_store_explicit(&job->stop_requested, 1, memory_order_relaxed);
+}
+
+/* Relaxed reads of one subtask's counters; idle is what busy and backpressure leave of @now. */
+static void read_stats(const struct sli_exec *x, struct sli_subtask *st, uint64_t now,
+		       struct sl_task_stats *c)
+{
+	uint64_t run = now > x->start_ns ? now - x->start_ns : 0;
+
+	c->records_in = atomic_load_explicit(&st->stats.records_in, memory_order_relaxed);
+	c->records_out = atomic_load_explicit(&st->stats.records_out, memory_order_relaxed);
+	c->batches_in = atomic_load_explicit(&st->stats.batches_in, memory_order_relaxed);
+	c->batches_out = atomic_load_explicit(&st->stats.batches_out, memory_order_relaxed);
+	c->busy_ns = atomic_load_explicit(&st->stats.busy_ns, memory_order_relaxed);
+	c->backpressured_ns = atomic_load_explicit(&st->stats.bp_ns, memory_order_relaxed);
+	c->idle_ns =
+	    run > c->busy_ns + c->backpressured_ns ? run - c->busy_ns - c->backpressured_ns : 0;
+}
+
+int sl_job_task_stats(const struct sl_job *job, struct sl_subtask_stats *out, unsigned cap)
+{
+	const struct sli_plan *p;
+	struct sli_exec *x;
+	uint64_t now = now_ns();
+	int n = 0;
+
+	if (job == NULL || (out == NULL && cap > 0))
+		return -EINVAL;
+	p = &job->plan;
+	/* seq_cst increment, then load: see the wait at the end of sl_job_run(). */
+	atomic_fetch_add((_Atomic int *)&job->stats_readers, 1);
+	x = atomic_load(&((struct sl_job *)job)->exec);
+	if (x != NULL || job->last_task_stats != NULL) {
+		n = (int)p->nsubtasks;
+		for (unsigned t = 0, i = 0; t < p->ntasks; t++)
+			for (unsigned k = 0; k < p->tasks[t].parallelism && i < cap; k++, i++) {
+				unsigned id = sli_plan_subtask_id(p, (int)t, k);
+				int w = p->subtask_worker[id];
+				struct sl_subtask_stats *o = &out[i];
+
+				*o = (struct sl_subtask_stats){
+					.task = p->tasks[t].name,
+					.task_id = t,
+					.index = k,
+					.parallelism = p->tasks[t].parallelism,
+					.worker = w,
+					.pu = p->worker_pu[w],
+					.node = p->worker_node[w],
+				};
+				if (x != NULL)
+					read_stats(x, &x->subtasks[id], now, &o->c);
+				else
+					o->c = job->last_task_stats[id];
+			}
+	}
+	atomic_fetch_sub((_Atomic int *)&job->stats_readers, 1);
+	return n;
 }
 
 void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out)

@@ -111,6 +111,7 @@ void sl_job_destroy(struct sl_job *job)
 	}
 	free(job->nodes);
 	free(job->edges);
+	free(job->last_task_stats);
 	free(job->name);
 	free(job);
 }
@@ -177,6 +178,16 @@ int sl_job_set(struct sl_job *job, const char *key, const char *value, char *err
 		job->idle_busy = !strcmp(value, "busy");
 		return 0;
 	}
+	if (!strcmp(key, "object-reuse")) {
+		if (strcmp(value, "true") && strcmp(value, "false"))
+			return sl_errbuf_set(
+			    errbuf, errlen, -EINVAL,
+			    "bad value '%s' for option 'object-reuse': expected true "
+			    "or false",
+			    value);
+		job->object_reuse = !strcmp(value, "true");
+		return 0;
+	}
 	return sl_errbuf_set(errbuf, errlen, -ENOENT, "unknown job option '%s'", key);
 }
 
@@ -201,6 +212,10 @@ int sl_job_get(const struct sl_job *job, const char *key, char *buf, size_t len)
 		v = job->max_record_size;
 	else if (!strcmp(key, "idle"))
 		return snprintf(buf, len, "%s", job->idle_busy ? "busy" : "sleep") < (int)len
+			   ? 0
+			   : -ENOSPC;
+	else if (!strcmp(key, "object-reuse"))
+		return snprintf(buf, len, "%s", job->object_reuse ? "true" : "false") < (int)len
 			   ? 0
 			   : -ENOSPC;
 	else

@@ -74,3 +74,19 @@ void sl_log(enum sl_log_level level, const char *module, const char *fmt, ...)
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0)
 		return;
 }
+
+void sl_fput_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}

@@ -372,11 +372,62 @@ static int reduce_end(struct sli_opi *op)
 
 /* ------------------------------------------------------------ operators */
 
+/*
+ * After an operator worked on @b in place: fail with @rc < 0 (naming the
+ * @what function), drop an emptied batch, or push it on.
+ */
+static int pass_on(struct sli_opi *op, struct sl_batch *b, int rc, const char *what)
+{
+	if (rc < 0) {
+		sli_fail(op, rc, "the %s function failed: %s", what, sl_strerror(rc));
+		sli_release(op, b);
+		return rc;
+	}
+	if (b->n == 0) {
+		sli_release(op, b);
+		return 0;
+	}
+	return sli_push(op, 0, b);
+}
+
+/*
+ * Object reuse: the map writes over its input batch (exclusively ours:
+ * fan-out copies batches). The input's strings and ts[] stay; key hashes
+ * do not survive a map.
+ */
+static int map_in_place(struct sli_opi *op, struct sl_batch *b)
+{
+	uint32_t n = b->n;
+	int rc = 0;
+
+	b->flags &= ~SL_BATCH_F_KEYED;
+	if (op->node->kind == SLI_MAP_BATCH) {
+		rc = op->node->fn.map_batch(b, b, op->node->arg);
+		if (rc >= 0 && b->n > b->cap)
+			rc = -EOVERFLOW;
+	} else {
+		sl_map_fn fn = op->node->fn.map;
+		void *arg = op->node->arg;
+		uint8_t *e = b->data;
+
+		for (uint32_t i = 0; i < n; i++, e += b->elem_size) {
+			rc = fn(e, e, arg);
+			if (sl_unlikely(rc < 0))
+				break;
+		}
+	}
+	return pass_on(op, b, rc, "map");
+}
+
 static int map_batch(struct sli_opi *op, struct sl_batch *in)
 {
 	const struct sl_type *type = &op->node->type;
-	struct sl_batch *out = sli_pool_get(sli_pool(op), type->size);
+	struct sl_batch *out;
 	int rc = 0;
+
+	if (op->in_place)
+		return map_in_place(op, in);
+	out = sli_pool_get(sli_pool(op), type->size);
 
 	if (out == NULL) {
 		sli_release(op, in);
@@ -461,16 +512,7 @@ static int filter_batch(struct sli_opi *op, struct sl_batch *b)
 		}
 		b->n = j;
 	}
-	if (rc < 0) {
-		sli_fail(op, rc, "the filter function failed: %s", sl_strerror(rc));
-		sli_release(op, b);
-		return rc;
-	}
-	if (b->n == 0) {
-		sli_release(op, b);
-		return 0;
-	}
-	return sli_push(op, 0, b);
+	return pass_on(op, b, rc, "filter");
 }
 
 static int each_element(struct sli_opi *op, struct sl_batch *b)
@@ -504,7 +546,7 @@ static int sink_batch(struct sli_opi *op, struct sl_batch *b)
 		    &op->st->w->records_sink,
 		    atomic_load_explicit(&op->st->w->records_sink, memory_order_relaxed) + b->n,
 		    memory_order_relaxed);
-	op->st->stats.records_out += b->n;
+	SLI_BUMP(op->st->stats.records_out, b->n);
 	sli_release(op, b);
 	return rc < 0 ? rc : 0;
 }

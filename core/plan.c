@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <sluice/sl_error.h>
+#include <sluice/sl_log.h>
 
 #include "sli_core.h"
 
@@ -29,6 +30,7 @@ void sli_plan_free(struct sli_plan *p)
 		return;
 	for (unsigned t = 0; t < p->ntasks; t++) {
 		free(p->tasks[t].chain);
+		free(p->tasks[t].name);
 		free(p->tasks[t].in);
 		free(p->tasks[t].out);
 	}
@@ -118,6 +120,20 @@ int sli_job_plan(struct sl_job *job, const struct sl_platform *platform, char *e
 	p->task_first = calloc(p->ntasks, sizeof(unsigned));
 	if (p->task_first == NULL)
 		goto fail_nomem;
+	/* Task names, as Flink writes them: "gen -> map -> filter". */
+	for (unsigned t = 0; t < p->ntasks; t++) {
+		struct sli_task *task = &p->tasks[t];
+		size_t len = 1;
+		char *c;
+
+		for (unsigned k = 0; k < task->nchain; k++)
+			len += strlen(task->chain[k]->name) + 4;
+		task->name = c = malloc(len);
+		if (c == NULL)
+			goto fail_nomem;
+		for (unsigned k = 0; k < task->nchain; k++)
+			c += sprintf(c, "%s%s", k ? " -> " : "", task->chain[k]->name);
+	}
 	for (unsigned t = 0; t < p->ntasks; t++) {
 		p->task_first[t] = p->nsubtasks;
 		p->nsubtasks += p->tasks[t].parallelism;
@@ -179,22 +195,6 @@ static unsigned edge_channels(const struct sli_edge *e)
 	return e->from->parallelism * e->to->parallelism;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void print_text(const struct sl_job *job, const struct sli_plan *p, FILE *f)
 {
 	fprintf(f,
@@ -236,7 +236,7 @@ static void print_text(const struct sl_job *job, const struct sli_plan *p, FILE 
 static void print_json(const struct sl_job *job, const struct sli_plan *p, FILE *f)
 {
 	fputs("{\"job\":", f);
-	json_str(f, job->name);
+	sl_fput_json_str(f, job->name);
 	fprintf(f, ",\"max_parallelism\":%u,\"batch_size\":%u,\"ring_size\":%u,\"workers\":[",
 		job->max_parallelism, job->batch_size, job->ring_size);
 	for (unsigned w = 0; w < p->nworkers; w++)
@@ -250,7 +250,7 @@ static void print_json(const struct sl_job *job, const struct sli_plan *p, FILE 
 			task->parallelism);
 		for (unsigned k = 0; k < task->nchain; k++) {
 			fprintf(f, "%s{\"name\":", k ? "," : "");
-			json_str(f, task->chain[k]->name);
+			sl_fput_json_str(f, task->chain[k]->name);
 			fprintf(f, ",\"kind\":\"%s\"}", sli_kind_name(task->chain[k]->kind));
 		}
 		fputs("],\"outputs\":[", f);
@@ -278,7 +278,7 @@ static void print_json(const struct sl_job *job, const struct sli_plan *p, FILE 
 static void print_dot(const struct sl_job *job, const struct sli_plan *p, FILE *f)
 {
 	fputs("digraph ", f);
-	json_str(f, job->name);
+	sl_fput_json_str(f, job->name);
 	fputs(" {\n  rankdir=LR;\n  node [shape=box];\n", f);
 	for (unsigned t = 0; t < p->ntasks; t++) {
 		const struct sli_task *task = &p->tasks[t];

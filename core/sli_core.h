@@ -183,6 +183,7 @@ int sli_ptr_push(void *arrp, unsigned *n, void *item);
 
 struct sli_task {
 	int id;
+	char *name; /* the chain's operator names, " -> " between them */
 	struct sli_node **chain;
 	unsigned nchain;
 	unsigned parallelism;
@@ -224,6 +225,7 @@ struct sl_job {
 	uint32_t ring_size;
 	uint32_t max_record_size;
 	bool idle_busy;
+	bool object_reuse; /* same-size maps run in place (out == in) */
 
 	struct sli_node **nodes;
 	unsigned nnodes;
@@ -242,8 +244,8 @@ struct sl_job {
 	_Atomic int stop_requested;    /* sl_job_stop(): async-signal-safe store */
 	struct sli_exec *_Atomic exec; /* non-NULL while running (stats readers) */
 	_Atomic int stats_readers;
-	uint64_t last_peak_batches;
-	    /* of the last finished run */ /* sl_job_stats() calls in progress */
+	uint64_t last_peak_batches;	       /* of the last finished run */
+	struct sl_task_stats *last_task_stats; /* [plan.nsubtasks], of the last finished run */
 };
 
 int sli_job_plan(struct sl_job *job, const struct sl_platform *platform, char *errbuf,

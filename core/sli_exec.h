@@ -64,6 +64,7 @@ struct sli_opi {
 	void *state; /* source / sink instance */
 	bool opened;
 	bool finished;	      /* end-of-input handled */
+	bool in_place;	      /* map with object reuse: output over the input */
 	struct sli_opi *next; /* chained successor (port 0) */
 	struct sli_outedge *port_out[SLI_MAX_PORTS][4];
 	unsigned nport_out[SLI_MAX_PORTS];
@@ -71,6 +72,22 @@ struct sli_opi {
 	struct sl_collector coll;
 	struct sli_rtab *rtab;
 	sl_key_fn key; /* reduce: the key of its input edge */
+};
+
+/*
+ * A counter with one writer (the owning worker) and relaxed readers in
+ * other threads (sl_job_stats, sl_job_task_stats): a relaxed load and
+ * store, not an atomic read-modify-write, since nobody else writes it.
+ */
+#define SLI_BUMP(field, v)                                                                \
+	atomic_store_explicit(&(field),                                                   \
+			      atomic_load_explicit(&(field), memory_order_relaxed) + (v), \
+			      memory_order_relaxed)
+
+/* Per-subtask counters (see SLI_BUMP). */
+struct sli_stats {
+	_Atomic uint64_t records_in, records_out, batches_in, batches_out;
+	_Atomic uint64_t busy_ns, bp_ns;
 };
 
 struct sli_subtask {
@@ -86,7 +103,7 @@ struct sli_subtask {
 	bool done;    /* end of input handled */
 	bool drained; /* done and every backlog sent: counted in ndone */
 	bool dirty;   /* partial output batches wait for a flush */
-	struct sl_task_stats stats;
+	struct sli_stats stats;
 };
 
 struct sli_worker {
@@ -116,6 +133,7 @@ struct sli_exec {
 	struct sli_opi **all_ops;
 	_Atomic int64_t live_batches, peak_batches; /* batches allocated and not freed */
 	_Atomic int go;	    /* workers start when set (after barriers exist) */
+	uint64_t start_ns;  /* CLOCK_MONOTONIC when `go` was set */
 	_Atomic int failed; /* first failure wins (CAS) */
 	int fail_rc;
 	char fail_msg[2 * SLI_ERRLEN];

@@ -14,6 +14,7 @@
  * takes signals and prints the status line (runner.c).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,24 @@ static const struct sli_cli_opt plan_options[] = {
 	    .offset = offsetof(struct plan_opts, synthetic),
 	    .metavar = "DESC",
 	    .help = "plan for a made-up machine instead, e.g. 'pack:2 numa:1 core:8 pu:2'",
+	},
+	{ .name = NULL },
+};
+
+/* Options of `sluice run` only. */
+struct run_opts {
+	const char *stats;
+};
+
+static const struct sli_cli_opt run_options[] = {
+	{
+	    .name = "stats",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct run_opts, stats),
+	    .metavar = "PATH|-",
+	    .help = "after the run, write each subtask's counters (records and batches in and "
+		    "out, busy, backpressured and idle ms, worker, core) as JSON to PATH, or as "
+		    "a table to standard error with -",
 	},
 	{ .name = NULL },
 };
@@ -326,6 +345,7 @@ struct job_cmd {
 	void *opts;
 	struct runtime_opts rt;
 	struct plan_opts po;
+	struct run_opts ro;
 	struct sl_job *job;
 	void *state;
 	struct sl_topo *topo;
@@ -400,6 +420,71 @@ static int job_platform(struct job_cmd *c)
 	return 0;
 }
 
+/*
+ * --stats: every subtask's counters after the run (also after a failed
+ * one: they show where it stopped). Return: 0, or -1 after reporting.
+ */
+static int write_stats(struct job_cmd *c)
+{
+	int n = sl_job_task_stats(c->job, NULL, 0);
+	struct sl_subtask_stats *s;
+	bool table = strcmp(c->ro.stats, "-") == 0;
+	FILE *f;
+
+	if (n <= 0)
+		return 0; /* the job never ran: its error says why */
+	s = calloc((size_t)n, sizeof(*s));
+	if (s == NULL) {
+		fprintf(stderr, "sluice: %s: --stats: out of memory\n", c->def->name);
+		return -1;
+	}
+	n = sl_job_task_stats(c->job, s, (unsigned)n);
+	f = table ? stderr : fopen(c->ro.stats, "w");
+	if (f == NULL) {
+		fprintf(stderr, "sluice: %s: --stats: cannot create '%s': %s\n", c->def->name,
+			c->ro.stats, strerror(errno));
+		free(s);
+		return -1;
+	}
+	if (table) {
+		fprintf(f, "%-40s %7s %6s %4s %12s %12s %10s %10s %10s\n", "task", "subtask",
+			"worker", "pu", "records in", "records out", "busy ms", "bp ms", "idle ms");
+		for (int i = 0; i < n; i++)
+			fprintf(f,
+				"%-40s %3u/%-3u %6d %4d %12" PRIu64 " %12" PRIu64
+				" %10.1f %10.1f %10.1f\n",
+				s[i].task, s[i].index, s[i].parallelism, s[i].worker, s[i].pu,
+				s[i].c.records_in, s[i].c.records_out, s[i].c.busy_ns / 1e6,
+				s[i].c.backpressured_ns / 1e6, s[i].c.idle_ns / 1e6);
+	} else {
+		fprintf(f, "{\"job\":");
+		sl_fput_json_str(f, c->def->name);
+		fprintf(f, ",\"subtasks\":[");
+		for (int i = 0; i < n; i++) {
+			fprintf(f, "%s\n{\"task\":", i ? "," : "");
+			sl_fput_json_str(f, s[i].task);
+			fprintf(f,
+				",\"task_id\":%u,\"index\":%u,\"parallelism\":%u,\"worker\":%d,"
+				"\"pu\":%d,\"node\":%d,\"records_in\":%" PRIu64
+				",\"records_out\":%" PRIu64 ",\"batches_in\":%" PRIu64
+				",\"batches_out\":%" PRIu64 ",\"busy_ns\":%" PRIu64
+				",\"backpressured_ns\":%" PRIu64 ",\"idle_ns\":%" PRIu64 "}",
+				s[i].task_id, s[i].index, s[i].parallelism, s[i].worker, s[i].pu,
+				s[i].node, s[i].c.records_in, s[i].c.records_out, s[i].c.batches_in,
+				s[i].c.batches_out, s[i].c.busy_ns, s[i].c.backpressured_ns,
+				s[i].c.idle_ns);
+		}
+		fprintf(f, "]}\n");
+	}
+	free(s);
+	if (!table && fclose(f) != 0) {
+		fprintf(stderr, "sluice: %s: --stats: cannot write '%s': %s\n", c->def->name,
+			c->ro.stats, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Build, then plan or run. Return: the exit status. */
 static int job_execute(struct job_cmd *c)
 {
@@ -423,6 +508,8 @@ static int job_execute(struct job_cmd *c)
 		return 0;
 	}
 	rc = sli_run_job(c->job, &c->np.platform, &stopped, c->err, sizeof(c->err));
+	if (c->ro.stats != NULL && write_stats(c) < 0 && rc == 0)
+		return EXIT_FAILURE;
 	rc = c->def->finish(c->state, rc, stopped, c->err, sizeof(c->err));
 	if (rc < 0) {
 		fprintf(stderr, "sluice: %s: %s\n", c->def->name,
@@ -481,13 +568,14 @@ static int cmd_job(const char *verb, int argc, char **argv)
 	memcpy(c.opts, c.def->opts_default, c.def->opts_size);
 	tables[0] = (struct sli_cli_table){ c.def->opts, c.opts };
 	tables[1] = (struct sli_cli_table){ runtime_options, &c.rt };
-	tables[2] = (struct sli_cli_table){ plan_options, &c.po };
+	tables[2] = c.plan ? (struct sli_cli_table){ plan_options, &c.po }
+			   : (struct sli_cli_table){ run_options, &c.ro };
 
-	rc = sli_cli_parse(tables, c.plan ? 3 : 2, argc - 1, argv + 1, NULL, c.err, sizeof(c.err));
+	rc = sli_cli_parse(tables, 3, argc - 1, argv + 1, NULL, c.err, sizeof(c.err));
 	if (rc < 0) {
 		rc = usage_error(who, see, "%s", c.err);
 	} else if (rc == SLI_CLI_HELP) {
-		print_job_help(verb, c.def, tables, c.plan ? 3 : 2);
+		print_job_help(verb, c.def, tables, 3);
 		rc = 0;
 	} else {
 		rc = job_create(&c);

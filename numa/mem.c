@@ -35,6 +35,8 @@
 #include <hwloc.h>
 #include <mimalloc.h>
 
+#include <sl_config.h>
+
 #include <sluice/sl_common.h>
 #include <sluice/sl_log.h>
 #include <sluice/sl_numa.h>
@@ -93,6 +95,36 @@ static int node_set(const struct sl_topo *t, int node, hwloc_nodeset_t *out)
 }
 
 /*
+ * ThreadSanitizer builds allocate with libc instead: TSan intercepts
+ * malloc/free and learns that a freed block may be reused by another
+ * thread, but mimalloc's heaps recycle blocks through lock-free lists it
+ * cannot see, so two threads touching the same block one after the other
+ * look like a race. Only the allocator differs (the heap is created and
+ * stays empty); the thread's membind still applies.
+ */
+#if SL_TSAN
+static void *blk_malloc(mi_heap_t *heap, size_t size)
+{
+	(void)heap;
+	return malloc(size);
+}
+
+static void *blk_malloc_aligned(mi_heap_t *heap, size_t size, size_t align)
+{
+	(void)heap;
+	return aligned_alloc(align, (size + align - 1) & ~(align - 1));
+}
+
+#define blk_free(p)    free(p)
+#define ALLOCATOR_KIND "libc (TSan build)"
+#else
+#define blk_malloc(heap, size)	       mi_heap_malloc(heap, size)
+#define blk_malloc_aligned(heap, s, a) mi_heap_malloc_aligned(heap, s, a)
+#define blk_free(p)		       mi_free(p)
+#define ALLOCATOR_KIND		       "mimalloc"
+#endif
+
+/*
  * mimalloc's aligned entry point costs ~5 ns more than the plain one even
  * when it succeeds at once, and above 1 KiB it asks for size + align - 1,
  * which pushes a 64 KiB batch into the next size class (bench_alloc:
@@ -108,19 +140,19 @@ static void *heap_alloc(void *ctx, size_t size, size_t align)
 	SL_ASSERT(pthread_equal(na->owner, pthread_self()));
 	/* A mask, not %: a 64-bit divide here cost 7 ns. align is a power of two. */
 	if (align <= SL_CACHE_LINE && (size & (align - 1)) == 0) {
-		void *p = mi_heap_malloc(na->heap, size);
+		void *p = blk_malloc(na->heap, size);
 
 		if (p == NULL || ((uintptr_t)p & (align - 1)) == 0)
 			return p;
-		mi_free(p);
+		blk_free(p);
 	}
-	return mi_heap_malloc_aligned(na->heap, size, align);
+	return blk_malloc_aligned(na->heap, size, align);
 }
 
 static void heap_free(void *ctx, void *ptr)
 {
 	(void)ctx;
-	mi_free(ptr); /* finds the owning heap from the block; safe from any thread */
+	blk_free(ptr); /* finds the owning heap from the block; safe from any thread */
 }
 
 int sl_numa_allocator_create(const struct sl_topo *t, int node, struct sl_allocator **out)
@@ -161,7 +193,7 @@ int sl_numa_allocator_create(const struct sl_topo *t, int node, struct sl_alloca
 	hwloc_bitmap_free(ns);
 	na->owner = pthread_self();
 	na->node = node;
-	snprintf(na->name, sizeof(na->name), "mimalloc node %d", node);
+	snprintf(na->name, sizeof(na->name), ALLOCATOR_KIND " node %d", node);
 	na->base.alloc = heap_alloc;
 	na->base.free = heap_free;
 	na->base.ctx = na;

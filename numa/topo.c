@@ -30,6 +30,7 @@
 
 #include <sluice/sl_common.h>
 #include <sluice/sl_error.h>
+#include <sluice/sl_log.h>
 #include <sluice/sl_numa.h>
 
 #include "sli_numa.h"
@@ -617,22 +618,6 @@ static int print_text(const struct sl_topo *t, FILE *f)
 	return rc;
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 static void json_ints(FILE *f, hwloc_const_bitmap_t set)
 {
 	const char *sep = "";
@@ -736,7 +721,7 @@ static int print_json(const struct sl_topo *t, FILE *f)
 	fprintf(f, "{\n  \"source\": \"%s\",\n  \"synthetic\": ",
 		t->synthetic ? "synthetic" : "machine");
 	if (t->synthetic != NULL)
-		json_string(f, t->synthetic);
+		sl_fput_json_str(f, t->synthetic);
 	else
 		fprintf(f, "null");
 	fprintf(f, ",\n  \"pus_usable\": %u,\n  \"pus_in_machine\": %u,\n  \"pus_not_usable\": ",

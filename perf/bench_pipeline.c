@@ -6,7 +6,8 @@
  *
  * The query: source -> map -> filter (keeps ~3/4, data dependent) -> null
  * sink, 64-byte elements. Two sources (BENCHMARKS.md modes):
- *   gen     the seeded generator (sl_gen_ops), one fill() per element;
+ *   gen     the seeded generator (sl_gen_ops): fill_batch() per batch with
+ *           the batch API, fill() per element with the per-element API;
  *   replay  a pre-generated in-memory buffer copied out per batch (memcpy)
  *           with timestamps shifted per lap.
  * Shapes:
@@ -93,9 +94,11 @@ static inline void ev_fill(uint64_t i, uint64_t seed, struct ev *e, int64_t *ts)
 
 static inline void ev_map(const struct ev *in, struct ev *out)
 {
+	uint64_t v = in->val, k = in->key; /* read first: out may be in (object reuse) */
+
 	*out = *in;
-	out->val = in->val * 0x9e3779b97f4a7c15ull + in->key;
-	out->w[4] = in->val >> 32;
+	out->val = v * 0x9e3779b97f4a7c15ull + k;
+	out->w[4] = v >> 32;
 }
 
 static inline int ev_keep(const struct ev *e)
@@ -108,6 +111,21 @@ static void gen_fill(uint64_t index, uint64_t seed, void *elem, int64_t *ts, voi
 {
 	(void)arg;
 	ev_fill(index, seed, elem, ts);
+}
+
+static void gen_fill_batch(uint64_t first, uint64_t step, uint32_t n, uint64_t seed, void *elems,
+			   int64_t *ts, void *arg)
+{
+	struct ev *e = elems;
+
+	(void)arg;
+	if (step == 1) { /* bounded: consecutive indices (the loop's case) */
+		for (uint32_t k = 0; k < n; k++)
+			ev_fill(first + k, seed, &e[k], &ts[k]);
+		return;
+	}
+	for (uint32_t k = 0; k < n; k++)
+		ev_fill(first + k * step, seed, &e[k], &ts[k]);
 }
 
 static int map_elem(const void *in, void *out, void *arg)
@@ -132,7 +150,8 @@ static int map_batch(const struct sl_batch *in, struct sl_batch *out, void *arg)
 	(void)arg;
 	for (uint32_t i = 0; i < n; i++)
 		ev_map(&src[i], &dst[i]);
-	memcpy(out->ts, in->ts, n * sizeof(*in->ts));
+	if (out != in) /* object reuse: in place */
+		memcpy(out->ts, in->ts, n * sizeof(*in->ts));
 	out->n = n;
 	return 0;
 }
@@ -353,7 +372,8 @@ static __attribute__((noinline)) uint64_t loop_memread(const struct replay_conf 
 
 /* ------------------------------------------------------------ engine */
 
-enum api { API_NONE, API_STAGED, API_BATCH, API_ELEM };
+/* API_REUSE: the batch API with the object-reuse option (maps run in place). */
+enum api { API_NONE, API_STAGED, API_BATCH, API_REUSE, API_ELEM };
 
 struct variant {
 	const char *name; /* short id, used in JSON */
@@ -369,6 +389,7 @@ static const struct variant variants[] = {
 	{ "gen_loop", "hand-written C loop", MODE_GEN, API_NONE, false, false, 1 },
 	{ "gen_staged", "C loop, operator at a time", MODE_GEN, API_STAGED, false, false, 1 },
 	{ "gen_batch", "engine, batch API", MODE_GEN, API_BATCH, false, false, 1 },
+	{ "gen_reuse", "engine, batch API, obj. reuse", MODE_GEN, API_REUSE, false, false, 1 },
 	{ "gen_elem", "engine, per-element API", MODE_GEN, API_ELEM, false, false, 1 },
 	{ "gen_keyed_batch", "engine, batch API, key_by", MODE_GEN, API_BATCH, true, false, 2 },
 	/* Diagnostic: the same two tasks on one worker (the exchange's CPU cost, no 2nd core). */
@@ -378,6 +399,8 @@ static const struct variant variants[] = {
 	{ "replay_loop", "hand-written C loop", MODE_REPLAY, API_NONE, false, false, 1 },
 	{ "replay_staged", "C loop, operator at a time", MODE_REPLAY, API_STAGED, false, false, 1 },
 	{ "replay_batch", "engine, batch API", MODE_REPLAY, API_BATCH, false, false, 1 },
+	{ "replay_reuse", "engine, batch API, obj. reuse", MODE_REPLAY, API_REUSE, false, false,
+	  1 },
 	{ "replay_elem", "engine, per-element API", MODE_REPLAY, API_ELEM, false, false, 1 },
 	{ "replay_keyed_batch", "engine, batch API, key_by", MODE_REPLAY, API_BATCH, true, false,
 	  2 },
@@ -388,7 +411,7 @@ struct bench {
 	uint64_t count;
 	uint32_t batch;
 	const char *idle;
-	struct sl_gen_conf gen;
+	struct sl_gen_conf gen, gen_batch;
 	struct replay_conf replay;
 	struct sl_numa_platform np;
 	struct ev *loop_buf;
@@ -424,13 +447,15 @@ static int build_job(struct bench *b, const struct variant *v, struct sl_null_si
 	if ((rc = set_opt(job, "parallelism", "1")) < 0 ||
 	    (rc = set_opt(job, "workers", workers)) < 0 ||
 	    (rc = set_opt(job, "batch-size", batch)) < 0 ||
-	    (rc = set_opt(job, "idle", b->idle)) < 0)
+	    (rc = set_opt(job, "idle", b->idle)) < 0 ||
+	    (rc = set_opt(job, "object-reuse", v->api == API_REUSE ? "true" : "false")) < 0)
 		goto fail;
 	if (v->mode == MODE_GEN)
-		s = sl_source(job, "gen", &sl_gen_ops, &b->gen, &ev_type);
+		s = sl_source(job, "gen", &sl_gen_ops, v->api == API_ELEM ? &b->gen : &b->gen_batch,
+			      &ev_type);
 	else
 		s = sl_source(job, "replay", &replay_ops, &b->replay, &ev_type);
-	if (v->api == API_BATCH) {
+	if (v->api == API_BATCH || v->api == API_REUSE) {
 		s = sl_map_batch(s, "map", map_batch, NULL, &ev_type);
 		s = sl_filter_batch(s, "filter", filter_batch, NULL);
 	} else {
@@ -853,6 +878,9 @@ int main(int argc, char **argv)
 	b.gen = (struct sl_gen_conf){
 		.count = b.count, .seed = SEED, .type = &ev_type, .fill = gen_fill
 	};
+	b.gen_batch = b.gen;
+	b.gen_batch.fill = NULL;
+	b.gen_batch.fill_batch = gen_fill_batch;
 	b.loop_buf = aligned_alloc(64, (size_t)b.batch * sizeof(struct ev));
 	b.loop_ts = malloc((size_t)b.batch * sizeof(int64_t));
 	if (b.loop_buf == NULL || b.loop_ts == NULL ||

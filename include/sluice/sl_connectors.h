@@ -48,14 +48,26 @@ extern "C" {
  */
 typedef void (*sl_gen_fn)(uint64_t index, uint64_t seed, void *elem, int64_t *ts, void *arg);
 
+/**
+ * Fill @n elements at once: element k (at @elems + k * type->size, with
+ * timestamp @ts[k]) is the one of index @first + k * @step. The same
+ * contract as sl_gen_fn, except that the elements are NOT zeroed on entry:
+ * write every byte a later operator reads (padding included if anything
+ * hashes or compares whole elements). One call per batch lets the compiler
+ * inline the per-element work, which a per-element callback prevents.
+ */
+typedef void (*sl_gen_batch_fn)(uint64_t first, uint64_t step, uint32_t n, uint64_t seed,
+				void *elems, int64_t *ts, void *arg);
+
 /** Configuration of the generator source (the `arg` of sl_gen_ops). */
 struct sl_gen_conf {
 	uint64_t count;		    /**< elements in total; 0: unbounded */
 	uint64_t seed;		    /**< passed to @fill */
 	double rate;		    /**< elements/s for the whole source, 0: as fast as polled */
 	const struct sl_type *type; /**< element type; must have no strings (nstr == 0) */
-	sl_gen_fn fill;
-	void *arg; /**< passed to @fill */
+	sl_gen_fn fill;		    /**< per element; or: */
+	sl_gen_batch_fn fill_batch; /**< per batch; exactly one of the two is set */
+	void *arg;		    /**< passed to @fill or @fill_batch */
 };
 
 /**
@@ -71,7 +83,8 @@ struct sl_gen_conf {
  * CLOCK_MONOTONIC holding at most max(1, 10 ms worth) tokens, full at
  * open(). poll() returns 0 when the bucket is empty; it never sleeps.
  *
- * open() errors: -EINVAL (NULL conf, type or fill; a type with strings;
+ * open() errors: -EINVAL (NULL conf or type; not exactly one of fill and
+ * fill_batch; a type with strings;
  * rate negative or not finite). poll() errors: -EINVAL when the batch's
  * elem_size differs from type->size.
  */

@@ -147,6 +147,7 @@ typedef int (*sl_map_fn)(const void *in, void *out, void *arg);
 /**
  * Per batch: @out has room for in->n elements of the output type and an
  * empty arena; write out->n results (ts[] and strings included).
+ * With the object-reuse option @out may be @in (see sl_job_set()).
  * Return 0, or -errno.
  */
 typedef int (*sl_map_batch_fn)(const struct sl_batch *in, struct sl_batch *out, void *arg);
@@ -225,9 +226,18 @@ void sl_job_destroy(struct sl_job *job);
  * | batch-size      | 1..65536 elements                      | 512     |
  * | ring-size       | power of two, 2..65536 batches         | 64      |
  * | idle            | busy (busy-poll) or sleep (spin, then sleep) | sleep |
+ * | max-record-size | bytes of one record's strings, 16..1 GiB | 1 MiB |
+ * | object-reuse    | true or false (Flink's enableObjectReuse) | false |
  *
  * Worker placement (spread or pack) belongs to the platform (sl_numa.h).
- * | max-record-size | bytes of one record's strings, 16..1 GiB | 1 MiB |
+ *
+ * object-reuse: a map (sl_map, sl_map_batch) whose output elements have
+ * the size of its input elements runs in place: its output is written
+ * over its input. A per-element sl_map_fn then gets out == in, and an
+ * sl_map_batch_fn gets out == in (out->ts already holds the input's
+ * timestamps, the input's strings stay valid). The function must read
+ * element i before it writes element i, and nothing else. Like Flink's
+ * object reuse, it saves a copy per element and is off by default.
  *
  * Return: 0; -ENOENT for an unknown key, -EINVAL for a bad value (with a
  * sentence in @errbuf naming the key and the accepted values).
@@ -376,6 +386,32 @@ struct sl_job_stats {
 
 /** sl_job_stats() - snapshot of the totals (relaxed reads). */
 void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out);
+
+/** One subtask's place and counters (sl_job_task_stats()). */
+struct sl_subtask_stats {
+	const char *task;     /**< "gen -> map -> filter"; valid until the job is destroyed */
+	unsigned task_id;     /**< the task's index in the plan */
+	unsigned index;	      /**< subtask index, 0..parallelism-1 */
+	unsigned parallelism; /**< of the task */
+	int worker, pu, node; /**< where it ran; pu -1 when not pinned */
+	/**
+	 * records_in: records its head operator received (a source: produced);
+	 * records_out: records it sent downstream or wrote (a sink). busy: time
+	 * in its steps that did work; backpressured: steps that found an output
+	 * full; idle: the rest of the run (no input, or its worker busy with
+	 * another task).
+	 */
+	struct sl_task_stats c;
+};
+
+/**
+ * sl_job_task_stats() - per-subtask counters: live while the job runs
+ * (relaxed reads, callable from any thread), the final ones of the last
+ * run afterwards. Fills up to @cap entries (@out may be NULL when @cap is
+ * 0), in plan order: task by task, subtask index within a task.
+ * Return: the number of subtasks (may exceed @cap); 0 before any run.
+ */
+int sl_job_task_stats(const struct sl_job *job, struct sl_subtask_stats *out, unsigned cap);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,8 @@
 #ifndef SL_LOG_H
 #define SL_LOG_H
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,6 +34,14 @@ enum sl_log_level sl_log_get_level(void);
  */
 void sl_log(enum sl_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/**
+ * sl_fput_json_str() - write @s to @f as a JSON string literal: quotes
+ * around it, '"' and '\\' escaped, control bytes as \\u00XX, every other
+ * byte as is (so UTF-8 passes through). For the JSON that plans, topology
+ * and statistics print.
+ */
+void sl_fput_json_str(FILE *f, const char *s);
 
 #ifdef __cplusplus
 }

@@ -494,6 +494,78 @@ static void test_gen_determinism(void)
 	}
 }
 
+/* The batch form of gfill: writes every byte, since batch elements are not zeroed. */
+static void gfill_batch(uint64_t first, uint64_t step, uint32_t n, uint64_t seed, void *elems,
+			int64_t *ts, void *arg)
+{
+	struct gel *g = elems;
+
+	CU_ASSERT(arg == &gel_type);
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t i = first + k * step;
+
+		memset(&g[k], 0, sizeof(g[k]));
+		g[k].idx = i;
+		g[k].val = mix(seed ^ (i * 0x9E3779B97F4A7C15ULL));
+		g[k].small = (uint32_t)i;
+		ts[k] = (int64_t)i * 10;
+	}
+}
+
+/* fill_batch gives byte for byte what fill gives, bounded at every p and unbounded (strided). */
+static void test_gen_fill_batch(void)
+{
+	static const unsigned ps[] = { 1, 2, 4, 7 };
+	const uint64_t count = 3001;
+	struct sl_gen_conf one = { .count = count, .seed = 99, .type = &gel_type, .fill = gfill };
+	struct sl_gen_conf bat = { .count = count,
+				   .seed = 99,
+				   .type = &gel_type,
+				   .fill_batch = gfill_batch,
+				   .arg = (void *)&gel_type };
+	struct gel *ref = calloc(count, sizeof(*ref)), *got = calloc(count, sizeof(*got));
+	int64_t *tref = calloc(count, sizeof(*tref)), *tgot = calloc(count, sizeof(*tgot));
+	struct sl_batch *b;
+	struct run r;
+	size_t nref = 0;
+	void *st;
+
+	rnd_state = 7;
+	CU_ASSERT_FATAL(gen_drain(&one, 0, 1, ref, tref, &nref) == 0 && nref == count);
+	for (size_t k = 0; k < SL_ARRAY_SIZE(ps); k++) {
+		size_t n = 0;
+
+		for (unsigned s = 0; s < ps[k]; s++)
+			CU_ASSERT_FATAL(gen_drain(&bat, s, ps[k], got, tgot, &n) == 0);
+		CU_ASSERT_FATAL(n == count);
+		CU_ASSERT(memcmp(got, ref, count * sizeof(*ref)) == 0);
+		CU_ASSERT(memcmp(tgot, tref, count * sizeof(*tref)) == 0);
+	}
+	/* Unbounded, subtask 2 of 3: indices 2, 5, 8, ... across batch boundaries. */
+	bat.count = 0;
+	run_init(&r, 2, 3, 1 << 20);
+	CU_ASSERT_FATAL(sl_gen_ops.open(&bat, &r.info, &st) == 0);
+	CU_ASSERT_FATAL(sl_batch_create(NULL, 37, sizeof(struct gel), 0, &b) == 0);
+	for (uint64_t next = 2, k = 0; k < 20; k++) {
+		sl_batch_clear(b);
+		CU_ASSERT(sl_gen_ops.poll(st, b) == 37);
+		for (uint32_t i = 0; i < b->n; i++, next += 3) {
+			CU_ASSERT(((struct gel *)sl_batch_elem(b, i))->idx == next);
+			CU_ASSERT(b->ts[i] == (int64_t)next * 10);
+		}
+	}
+	sl_batch_destroy(b);
+	sl_gen_ops.close(st);
+	/* Both callbacks, or neither: refused. */
+	bat.fill = gfill;
+	CU_ASSERT(sl_gen_ops.open(&bat, &r.info, &st) == -EINVAL);
+	CU_ASSERT(strstr(r.err, "exactly one") != NULL);
+	free(ref);
+	free(got);
+	free(tref);
+	free(tgot);
+}
+
 static void test_gen_unbounded(void)
 {
 	struct sl_gen_conf conf = { .count = 0, .seed = 7, .type = &gel_type, .fill = gfill };
@@ -1540,6 +1612,7 @@ int main(void)
 	CU_TestInfo tests[] = {
 		{ "generator: p=1,2,4,7 give the single run", test_gen_determinism },
 		{ "generator: unbounded, strided", test_gen_unbounded },
+		{ "generator: fill_batch equals fill", test_gen_fill_batch },
 		{ "generator: rate limit", test_gen_rate },
 		{ "generator: errors", test_gen_errors },
 		{ "lines: split file p=1..8 (random)", test_lines_split_file },

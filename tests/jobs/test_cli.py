@@ -643,6 +643,57 @@ def wordcount_parallelism_determinism():
 
 
 @case
+def run_stats():
+    """--stats: per-subtask counters add up to what the oracle says flowed through each task."""
+    rnd = random.Random(5)
+    lines = [b" ".join(b"w%d" % rnd.randrange(300) for _ in range(rnd.randrange(1, 9)))
+             for _ in range(2000)]
+    data = b"\n".join(lines) + b"\n"
+    path = os.path.join(TMP, "stats.txt")
+    with open(path, "wb") as f:
+        f.write(data)
+    total, distinct = oracle.totals(oracle.count(data))
+    js = os.path.join(TMP, "stats.json")
+    for par in ("1", "2", "3"):
+        what = "--stats p=" + par
+        ok("run", "wordcount", "--input", path, "--parallelism", par, "--batch-size", "64",
+           "--stats", js)
+        with open(js) as f:
+            doc = json.load(f)
+        plan = json.loads(ok("plan", "wordcount", "--input", path, "--parallelism", par,
+                             "--batch-size", "64", "--format", "json").stdout)
+        check(doc["job"] == "wordcount", what + ": job name %r" % doc)
+        subs = doc["subtasks"]
+        names = sorted({s["task"] for s in subs})
+        check(names == ["count -> collect", "lines -> tokenize"], what + ": tasks %r" % names)
+        check(len(subs) == 2 * int(par), what + ": one entry per subtask: %r" % subs)
+
+        def total_of(task, field):
+            return sum(s[field] for s in subs if s["task"] == task)
+        got = (total_of("lines -> tokenize", "records_in"),
+               total_of("lines -> tokenize", "records_out"),
+               total_of("count -> collect", "records_in"),
+               total_of("count -> collect", "records_out"))
+        check(got == (len(lines), total, total, distinct),
+              what + ": lines, words out, words in, distinct words %r, oracle %r" % (
+                  got, (len(lines), total, total, distinct)))
+        for s in subs:
+            check(all(s[k] >= 0 for k in ("busy_ns", "backpressured_ns", "idle_ns")),
+                  what + ": times %r" % s)
+            check(s["batches_in"] <= s["records_in"], what + ": batches %r" % s)
+        placed = {(t["id"] if "id" in t else i, st["index"]): st.get("pu")
+                  for i, t in enumerate(plan["tasks"]) for st in t["subtasks"]}
+        for s in subs:
+            check(placed.get((s["task_id"], s["index"])) == s["pu"],
+                  what + ": subtask %r ran on the PU the plan shows %r" % (s, placed))
+    p = ok("run", "wordcount", "--input", path, "--stats", "-")
+    err = p.stderr.decode()
+    check(re.search(r"^lines -> tokenize +0/1 ", err, re.M) is not None, "--stats -: table " + err)
+    runtime_error(["run", "wordcount", "--input", path, "--stats",
+                   os.path.join(TMP, "no-such-dir", "s.json")], "no-such-dir")
+
+
+@case
 def wordcount_directory():
     d = os.path.join(TMP, "dir-input")
     os.mkdir(d)
