@@ -376,11 +376,41 @@ static int broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int6
 	return 0;
 }
 
+/*
+ * Deliver watermark @wm to the chain's operators in order: each one acts
+ * on it (a window fires), then what it emitted is pushed on, so the next
+ * operator sees those elements before the watermark. Then, if
+ * @broadcast, flush the outputs and send the watermark to every consumer.
+ */
+static int chain_watermark(struct sli_subtask *st, int64_t wm, bool broadcast)
+{
+	int rc = 0;
+
+	for (unsigned k = 0; k < st->task->nchain && rc == 0; k++)
+		rc = sli_op_watermark(&st->ops[k], wm);
+	if (rc == 0 && broadcast) {
+		rc = flush_subtask(st);
+		if (rc == 0)
+			rc = broadcast_event(st, SL_EVENT_WATERMARK, wm);
+	}
+	return rc;
+}
+
 /* End of all input: finish the chain in order, then tell every consumer. */
 static int end_subtask(struct sli_subtask *st)
 {
 	int rc = 0;
 
+	/*
+	 * End of bounded input: a final INT64_MAX watermark fires every
+	 * pending event-time timer. A stop (SIGTERM, sl_job_stop) drains
+	 * without it, like Flink's stop without --drain.
+	 */
+	if (st->watermark != INT64_MAX &&
+	    !atomic_load_explicit(&st->w->x->job->stop_requested, memory_order_relaxed)) {
+		st->watermark = INT64_MAX;
+		rc = chain_watermark(st, INT64_MAX, false);
+	}
 	for (unsigned k = 0; k < st->task->nchain && rc == 0; k++)
 		rc = sli_op_end(&st->ops[k]);
 	if (rc == 0)
@@ -423,12 +453,130 @@ static void channel_watermark(struct sli_subtask *st)
 			wm = st->in[c].watermark;
 	if (wm > st->watermark && wm != INT64_MAX) {
 		st->watermark = wm;
-		if (flush_subtask(st) == 0)
-			broadcast_event(st, SL_EVENT_WATERMARK, wm);
+		chain_watermark(st, wm, true);
 	}
 }
 
 enum step_result { STEP_IDLE, STEP_WORK, STEP_BACKPRESSURED };
+
+/* The generator's candidate M - B - 1, without overflow (Flink starts M at MIN + B + 1). */
+static int64_t wm_candidate(const struct sli_subtask *st, int64_t bound)
+{
+	if (st->wm_max < INT64_MIN + bound + 1)
+		return INT64_MIN;
+	return st->wm_max - bound - 1;
+}
+
+/* Emit the generator's watermark if it advanced. */
+static int wm_emit(struct sli_subtask *st, int64_t bound)
+{
+	int64_t wm = wm_candidate(st, bound);
+
+	if (wm <= st->watermark)
+		return 0;
+	st->watermark = wm;
+	return chain_watermark(st, wm, true);
+}
+
+/* Records [a, b) of @src as a batch of their own (strings copied). */
+static struct sl_batch *batch_slice(struct sli_subtask *st, const struct sl_batch *src, uint32_t a,
+				    uint32_t b)
+{
+	const struct sl_type *type = &st->task->chain[0]->type;
+	struct sl_batch *out = sli_pool_get(&st->w->pool, type->size);
+
+	if (out == NULL)
+		return NULL;
+	for (uint32_t i = a; i < b; i++)
+		if (sli_batch_copy_elem(out, src, i, type) < 0) {
+			sli_pool_put(&st->w->pool, out);
+			return NULL;
+		}
+	return out;
+}
+
+/*
+ * Push a polled batch (owned) through the source's chain, generating
+ * watermarks (sl_assign_watermarks). With every = N, the batch is cut
+ * after each record whose count is a multiple of N and whose watermark
+ * advances, and that watermark follows those records.
+ */
+static int source_push(struct sli_subtask *st, struct sl_batch *b)
+{
+	struct sli_opi *op = &st->ops[0];
+	const struct sli_node *n = op->node;
+	int64_t bound = n->wm.out_of_orderness_ms;
+	uint32_t start = 0;
+	int rc;
+
+	if (!n->has_wm || n->wm.none)
+		return sli_push(op, 0, b);
+	if (n->wm.every == 0) {
+		for (uint32_t i = 0; i < b->n; i++)
+			if (b->ts[i] > st->wm_max)
+				st->wm_max = b->ts[i];
+		return sli_push(op, 0, b); /* periodic emission: step_source() */
+	}
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct sl_batch *seg;
+
+		if (b->ts[i] > st->wm_max)
+			st->wm_max = b->ts[i];
+		if (++st->wm_count % n->wm.every != 0 || wm_candidate(st, bound) <= st->watermark)
+			continue;
+		if (start == 0 && i + 1 == b->n) {
+			seg = b, b = NULL;
+		} else {
+			seg = batch_slice(st, b, start, i + 1);
+			if (seg == NULL) {
+				sli_pool_put(&st->w->pool, b);
+				sli_fail(op, -ENOMEM,
+					 "out of memory cutting a batch at a watermark");
+				return -ENOMEM;
+			}
+		}
+		rc = sli_push(op, 0, seg);
+		if (rc == 0)
+			rc = wm_emit(st, bound);
+		if (rc < 0) {
+			if (b != NULL)
+				sli_pool_put(&st->w->pool, b);
+			return rc;
+		}
+		start = i + 1;
+		if (b == NULL)
+			return 0;
+	}
+	if (start == 0)
+		return sli_push(op, 0, b);
+	if (start < b->n) {
+		struct sl_batch *rest = batch_slice(st, b, start, b->n);
+
+		sli_pool_put(&st->w->pool, b);
+		if (rest == NULL) {
+			sli_fail(op, -ENOMEM, "out of memory cutting a batch at a watermark");
+			return -ENOMEM;
+		}
+		return sli_push(op, 0, rest);
+	}
+	sli_pool_put(&st->w->pool, b);
+	return 0;
+}
+
+/* Periodic watermarks: at most every interval of processing time, when polled. */
+static int source_periodic(struct sli_subtask *st)
+{
+	const struct sli_node *n = st->task->chain[0];
+	uint64_t t;
+
+	if (!n->has_wm || n->wm.none || n->wm.every != 0)
+		return 0;
+	t = now_ns();
+	if (t - st->wm_last_ns < (uint64_t)n->wm.interval_ms * 1000000u)
+		return 0;
+	st->wm_last_ns = t;
+	return wm_emit(st, n->wm.out_of_orderness_ms);
+}
 
 static enum step_result step_source(struct sli_subtask *st)
 {
@@ -465,11 +613,13 @@ static enum step_result step_source(struct sli_subtask *st)
 		BUMP(st->stats.records_in, n);
 		BUMP(st->stats.batches_in, 1);
 		BUMP(st->w->records_src, n);
-		if (sli_push(op, 0, b) < 0)
+		if (source_push(st, b) < 0)
 			return STEP_IDLE;
 	} else {
 		sli_pool_put(&st->w->pool, b);
 	}
+	if (source_periodic(st) < 0)
+		return STEP_IDLE;
 	if (rc & SL_SOURCE_END) {
 		end_subtask(st);
 		return STEP_WORK;
@@ -798,6 +948,8 @@ static int setup(struct sli_exec *x)
 			if (!st->ops || !st->out || !st->in)
 				return -ENOMEM;
 			st->nin = st->nopen = nin;
+			st->watermark = INT64_MIN;
+			st->wm_max = INT64_MIN;
 			for (unsigned c = 0; c < nin; c++)
 				st->in[c].watermark = INT64_MIN;
 			for (unsigned k = 0; k < task->nchain; k++) {
@@ -824,8 +976,9 @@ static int setup(struct sli_exec *x)
 				op->port_type[0] = &n->type;
 				for (unsigned s = 0; s < n->nside; s++)
 					op->port_type[s + 1] = &n->side[s];
-				if (n->kind == SLI_REDUCE)
+				if (n->kind == SLI_REDUCE || n->kind == SLI_WINDOW)
 					op->key = n->in[0]->key;
+				op->watermark = INT64_MIN;
 				if ((n->kind == SLI_MAP || n->kind == SLI_MAP_BATCH) &&
 				    job->object_reuse) {
 					const struct sli_edge *e = n->in[0];

@@ -31,7 +31,8 @@ static const char *const kind_names[] = {
 	[SLI_MAP_BATCH] = "map",       [SLI_FILTER] = "filter",
 	[SLI_FILTER_BATCH] = "filter", [SLI_FLAT_MAP] = "flat_map",
 	[SLI_PROCESS] = "process",     [SLI_REDUCE] = "reduce",
-	[SLI_UNION] = "union",	       [SLI_SINK] = "sink",
+	[SLI_WINDOW] = "window",       [SLI_UNION] = "union",
+	[SLI_SINK] = "sink",
 };
 
 static const char *const part_names[] = {
@@ -466,10 +467,17 @@ struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const str
 
 	REQUIRE_NODE(proc);
 	n = proc->node;
-	if (n->kind != SLI_PROCESS || proc->port != 0) {
+	if ((n->kind != SLI_PROCESS && n->kind != SLI_WINDOW) || proc->port != 0) {
 		build_error(proc->job, -EINVAL,
 			    "side output %u requested from '%s', which is not a process operator",
 			    tag, n->name);
+		return poisoned(proc->job);
+	}
+	if (n->kind == SLI_WINDOW && (tag != 0 || type->size != n->in[0]->from->type.size)) {
+		build_error(proc->job, -EINVAL,
+			    "window '%s': its only side output is 0, the late elements, of its "
+			    "input type",
+			    n->name);
 		return poisoned(proc->job);
 	}
 	if (tag >= SLI_MAX_PORTS - 1) {
@@ -550,6 +558,88 @@ struct sl_stream *sl_reduce(struct sl_stream *in, const char *name, sl_reduce_fn
 	s = unary(in, SLI_REDUCE, name, NULL, (void (*)(void))fn, arg);
 	if (s->node != NULL)
 		s->node->reduce_mode = mode;
+	return s;
+}
+
+struct sl_stream *sl_assign_watermarks(struct sl_stream *src,
+				       const struct sl_watermark_strategy *ws)
+{
+	REQUIRE_NODE(src);
+	if (ws == NULL || src->node->kind != SLI_SOURCE || src->port != 0) {
+		build_error(src->job, -EINVAL,
+			    "watermarks are generated at a source: '%s' is not one (or the "
+			    "strategy is NULL)",
+			    src->node->name);
+		return poisoned(src->job);
+	}
+	if (ws->out_of_orderness_ms < 0 || ws->interval_ms < 0) {
+		build_error(src->job, -EINVAL,
+			    "source '%s': watermark out-of-orderness and interval must be >= 0",
+			    src->node->name);
+		return poisoned(src->job);
+	}
+	src->node->wm = *ws;
+	if (src->node->wm.interval_ms == 0)
+		src->node->wm.interval_ms = SL_WATERMARK_INTERVAL_MS;
+	src->node->has_wm = true;
+	return src;
+}
+
+static int check_window_spec(struct sl_job *job, const char *name, const struct sl_window_spec *w)
+{
+	const char *bad = NULL;
+
+	if (w->allowed_lateness < 0)
+		bad = "allowed lateness must be >= 0";
+	else if (w->kind == SL_WINDOW_TUMBLING && w->size <= 0)
+		bad = "a tumbling window needs a size > 0";
+	else if (w->kind == SL_WINDOW_SLIDING && (w->size <= 0 || w->slide <= 0))
+		bad = "a sliding window needs a size and a slide > 0";
+	else if (w->kind == SL_WINDOW_SESSION && w->gap <= 0)
+		bad = "a session window needs a gap > 0";
+	else if (w->kind != SL_WINDOW_TUMBLING && w->kind != SL_WINDOW_SLIDING &&
+		 w->kind != SL_WINDOW_SESSION)
+		bad = "unknown window kind";
+	if (bad == NULL)
+		return 0;
+	build_error(job, -EINVAL, "window '%s': %s", name, bad);
+	return -EINVAL;
+}
+
+struct sl_stream *sl_window_aggregate(struct sl_stream *in, const char *name,
+				      const struct sl_window_spec *spec,
+				      const struct sl_aggregate *agg,
+				      const struct sl_type *out_type)
+{
+	struct sl_stream *s;
+
+	REQUIRE_NODE(in);
+	name = name ? name : "window";
+	if (spec == NULL || agg == NULL || agg->add == NULL || agg->result == NULL ||
+	    agg->acc_size == 0) {
+		build_error(in->job, -EINVAL,
+			    "window '%s': needs a spec and an aggregate with acc_size, add and "
+			    "result",
+			    name);
+		return poisoned(in->job);
+	}
+	if (check_window_spec(in->job, name, spec) < 0)
+		return poisoned(in->job);
+	if (spec->kind == SL_WINDOW_SESSION && agg->merge == NULL) {
+		build_error(in->job, -EINVAL,
+			    "window '%s': session windows merge, the aggregate needs merge()",
+			    name);
+		return poisoned(in->job);
+	}
+	if (out_type == NULL) {
+		build_error(in->job, -EINVAL, "window '%s': the output type is NULL", name);
+		return poisoned(in->job);
+	}
+	s = unary(in, SLI_WINDOW, name, out_type, (void (*)(void))agg->add, agg->arg);
+	if (s->node != NULL) {
+		s->node->win = *spec;
+		s->node->agg = *agg;
+	}
 	return s;
 }
 
@@ -736,11 +826,12 @@ int sl_job_validate(struct sl_job *job, char *errbuf, size_t errlen)
 			    "a forward edge needs equal parallelism; use sl_rebalance() or "
 			    "set the same parallelism",
 			    e->from->name, pf, e->to->name, pt);
-		if (e->to->kind == SLI_REDUCE && e->part != SLI_PART_HASH)
+		if ((e->to->kind == SLI_REDUCE || e->to->kind == SLI_WINDOW) &&
+		    e->part != SLI_PART_HASH)
 			return sl_errbuf_set(errbuf, errlen, -EINVAL,
-					     "operator '%s' (reduce) needs a keyed stream: call "
+					     "operator '%s' (%s) needs a keyed stream: call "
 					     "sl_key_by() on its input",
-					     e->to->name);
+					     e->to->name, kind_names[e->to->kind]);
 		if (e->port > 0 && e->port > e->from->nside)
 			return sl_errbuf_set(errbuf, errlen, -EINVAL,
 					     "operator '%s': side output %u was never declared",
@@ -755,4 +846,25 @@ int sl_job_validate(struct sl_job *job, char *errbuf, size_t errlen)
 	}
 	job->validated = true;
 	return 0;
+}
+
+int sl_job_op_counters(const struct sl_job *job, const char *op, uint64_t *bad_records,
+		       uint64_t *late_records_dropped)
+{
+	if (job == NULL || op == NULL)
+		return -EINVAL;
+	for (unsigned i = 0; i < job->nnodes; i++) {
+		struct sli_node *n = job->nodes[i];
+
+		if (strcmp(n->name, op) != 0)
+			continue;
+		if (bad_records != NULL)
+			*bad_records =
+			    atomic_load_explicit(&n->counters.bad_records, memory_order_relaxed);
+		if (late_records_dropped != NULL)
+			*late_records_dropped = atomic_load_explicit(
+			    &n->counters.late_records_dropped, memory_order_relaxed);
+		return 0;
+	}
+	return -ENOENT;
 }

@@ -565,6 +565,8 @@ int sli_op_batch(struct sli_opi *op, struct sl_batch *b)
 		return each_element(op, b);
 	case SLI_REDUCE:
 		return reduce_batch(op, b);
+	case SLI_WINDOW:
+		return sli_win_batch(op, b);
 	case SLI_SINK:
 		return sink_batch(op, b);
 	case SLI_SOURCE: /* sources start chains; they never receive batches */
@@ -572,6 +574,20 @@ int sli_op_batch(struct sli_opi *op, struct sl_batch *b)
 	default:
 		return sli_push(op, 0, b);
 	}
+}
+
+int sli_op_watermark(struct sli_opi *op, int64_t wm)
+{
+	int rc = 0;
+
+	if (wm <= op->watermark || op->finished)
+		return 0;
+	op->watermark = wm;
+	if (op->node->kind == SLI_WINDOW)
+		rc = sli_win_watermark(op, wm);
+	if (rc == 0)
+		rc = sli_op_flush(op);
+	return rc;
 }
 
 int sli_op_open(struct sli_opi *op)
@@ -589,6 +605,10 @@ int sli_op_open(struct sli_opi *op)
 	case SLI_REDUCE:
 		op->rtab = rtab_new();
 		rc = op->rtab ? 0 : -ENOMEM;
+		break;
+	case SLI_WINDOW:
+		op->win = sli_win_new(op);
+		rc = op->win ? 0 : -ENOMEM;
 		break;
 	default:
 		break;
@@ -637,4 +657,6 @@ void sli_op_close(struct sli_opi *op)
 		op->node->fn.sink->close(op->state);
 	rtab_free(op->rtab);
 	op->rtab = NULL;
+	sli_win_free(op->win);
+	op->win = NULL;
 }

@@ -19,6 +19,7 @@
 
 #include <sluice/sl_batch.h>
 #include <sluice/sl_job.h>
+#include <sluice/sl_time.h>
 #include <sluice/sl_ring.h>
 
 /* ------------------------------------------------------------- hashing */
@@ -105,6 +106,7 @@ enum sli_kind {
 	SLI_FLAT_MAP,
 	SLI_PROCESS,
 	SLI_REDUCE,
+	SLI_WINDOW,
 	SLI_UNION,
 	SLI_SINK,
 };
@@ -162,6 +164,12 @@ struct sli_node {
 	void *arg;
 	enum sl_reduce_mode reduce_mode;
 	struct sl_counters counters;
+	/* sources: watermark generation (sl_assign_watermarks) */
+	struct sl_watermark_strategy wm;
+	bool has_wm;
+	/* windows */
+	struct sl_window_spec win;
+	struct sl_aggregate agg;
 	/* plan */
 	int task;      /* index of its task */
 	int chain_pos; /* position in the task's chain */

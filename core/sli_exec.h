@@ -71,7 +71,9 @@ struct sli_opi {
 	const struct sl_type *port_type[SLI_MAX_PORTS];
 	struct sl_collector coll;
 	struct sli_rtab *rtab;
-	sl_key_fn key; /* reduce: the key of its input edge */
+	struct sli_win *win;
+	sl_key_fn key;	   /* reduce, window: the key of its input edge */
+	int64_t watermark; /* the last one delivered to it */
 };
 
 /*
@@ -99,7 +101,10 @@ struct sli_subtask {
 	unsigned nin, nopen, rr;
 	struct sli_outedge *out;
 	unsigned nout;
-	int64_t watermark;
+	int64_t watermark; /* input watermark (a source: the one it generated) */
+	int64_t wm_max;	   /* source: largest timestamp seen (INT64_MIN: none) */
+	uint64_t wm_count; /* source: records seen, for every-N emission */
+	uint64_t wm_last_ns;
 	bool done;    /* end of input handled */
 	bool drained; /* done and every backlog sent: counted in ndone */
 	bool dirty;   /* partial output batches wait for a flush */
@@ -157,6 +162,14 @@ int sli_op_batch(struct sli_opi *op, struct sl_batch *b);
 int sli_op_end(struct sli_opi *op);
 /* Push partial output batches downstream. */
 int sli_op_flush(struct sli_opi *op);
+/* Watermark @wm reached @op: act on it, then push what it emitted. */
+int sli_op_watermark(struct sli_opi *op, int64_t wm);
+
+/* window.c */
+struct sli_win *sli_win_new(struct sli_opi *op);
+void sli_win_free(struct sli_win *w);
+int sli_win_batch(struct sli_opi *op, struct sl_batch *b);
+int sli_win_watermark(struct sli_opi *op, int64_t wm);
 
 static inline struct sl_batch_pool *sli_pool(struct sli_opi *op)
 {

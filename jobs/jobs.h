@@ -100,6 +100,7 @@ const struct sli_job_def *sli_job_find(const char *name);
 
 /* The jobs themselves, one file each. */
 extern const struct sli_job_def sli_job_wordcount;
+extern const struct sli_job_def sli_job_window_agg;
 
 /* The embedded default input of wordcount (generated from jobs/sample.txt by embed.py). */
 extern const unsigned char sli_sample_text[];

@@ -12,6 +12,7 @@ const char *const sli_plan_format_names[] = { "text", "json", "dot", NULL };
 
 const struct sli_job_def *const sli_jobs[] = {
 	&sli_job_wordcount,
+	&sli_job_window_agg,
 	NULL,
 };
 

@@ -387,6 +387,15 @@ struct sl_job_stats {
 /** sl_job_stats() - snapshot of the totals (relaxed reads). */
 void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out);
 
+/**
+ * sl_job_op_counters() - the counters of operator @op (by name), summed
+ * over its subtasks: bad records, late records dropped. Relaxed reads;
+ * callable while the job runs and after.
+ * Return: 0; -ENOENT when no operator has that name; -EINVAL.
+ */
+int sl_job_op_counters(const struct sl_job *job, const char *op, uint64_t *bad_records,
+		       uint64_t *late_records_dropped);
+
 /** One subtask's place and counters (sl_job_task_stats()). */
 struct sl_subtask_stats {
 	const char *task;     /**< "gen -> map -> filter"; valid until the job is destroyed */

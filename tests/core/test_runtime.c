@@ -265,6 +265,8 @@ static size_t expected(enum shape shape, unsigned p, uint64_t count, struct rec 
 	return n;
 }
 
+static bool g_quick; /* check_shape(): p 1 and 4 with batch 7 only */
+
 static void check_shape(enum shape shape)
 {
 	static const unsigned ps[] = { 1, 2, 4 };
@@ -273,6 +275,8 @@ static void check_shape(enum shape shape)
 
 	for (size_t pi = 0; pi < SL_ARRAY_SIZE(ps); pi++)
 		for (size_t bi = 0; bi < SL_ARRAY_SIZE(batches); bi++) {
+			if (g_quick && (ps[pi] == 2 || batches[bi] != 7))
+				continue;
 			struct collected got;
 			struct rec *want;
 			size_t nwant;
@@ -342,8 +346,10 @@ static void test_object_reuse(void)
 	/* Without reuse: the other tests (SHAPE_KEYED_MAP: here, both ways). */
 	check_shape(SHAPE_KEYED_MAP);
 	g_reuse = true;
+	g_quick = true; /* the full matrix runs without reuse above */
 	for (size_t i = 0; i < SL_ARRAY_SIZE(shapes); i++)
 		check_shape(shapes[i]);
+	g_quick = false;
 	g_reuse = false;
 }
 

@@ -22,33 +22,16 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import wordcount_oracle as oracle  # noqa: E402
+from harness import case, check, run_cases  # noqa: E402
 
 SLUICE = None
 SAMPLE = None
 TMP = None
-CASES = []
 CHUNK = 64 * 1024
-
-
-def case(fn):
-    CASES.append(fn)
-    return fn
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what, proc=None):
-    if not cond:
-        if proc is not None:
-            what += "\n  exit %r\n  stdout: %r\n  stderr: %r" % (
-                proc.returncode, proc.stdout[:2000], proc.stderr[:2000])
-        raise Failure(what)
 
 
 def run(*args, stdin=b"", stdout=None, timeout=300):
@@ -118,8 +101,9 @@ def version_variants():
 def list_jobs():
     out = ok("list").stdout.decode()
     lines = out.splitlines()
-    check(len(lines) == 1, "one job today: %r" % lines)
-    check(re.match(r"^wordcount +\S", lines[0]), "wordcount with a summary: %r" % lines)
+    names = [ln.split()[0] for ln in lines]
+    check(names == ["wordcount", "window-agg"], "the built-in jobs: %r" % lines)
+    check(all(re.match(r"^\S+ +\S", ln) for ln in lines), "each with a summary: %r" % lines)
 
 
 @case
@@ -983,21 +967,9 @@ def main(argv):
         sys.stderr.write(__doc__)
         return 2
     SLUICE, SAMPLE = os.path.abspath(argv[1]), os.path.abspath(argv[2])
-    failed = 0
     with tempfile.TemporaryDirectory(prefix="sluice-cli-") as tmp:
         TMP = tmp
-        for fn in CASES:
-            try:
-                fn()
-                print("PASS %s" % fn.__name__, flush=True)
-            except Exception as e:  # noqa: BLE001 - report every case
-                failed += 1
-                print("FAIL %s: %s" % (fn.__name__, e), flush=True)
-                if not isinstance(e, Failure):
-                    traceback.print_exc(file=sys.stdout)
-    print("%d/%d cases passed" % (len(CASES) - failed, len(CASES)))
-    return 1 if failed else 0
-
+        return run_cases()
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
