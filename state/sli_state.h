@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sli_state.h — internals of state/: the per-task keyed-state table
+ * (table.c) and the size-class slab its entries live in (slab.c).
+ *
+ * This is the backend interface the state kinds (value, list, map,
+ * reducing, aggregating), snapshots and rescaling are built on; it is not
+ * the user-facing keyed-state API. User functions will see named state
+ * handles scoped to the current key (a public sl_state.h, later), never
+ * hashes, key groups or slot layouts, so nothing here is frozen as ABI.
+ *
+ * A table belongs to one task and is used by that task's thread only: no
+ * function here is thread-safe, none blocks, and every operation does
+ * bounded work (see SLI_TABLE_MIGRATE_SLOTS), including while the table
+ * resizes. Memory comes from the struct sl_allocator given at creation,
+ * so a worker's NUMA-local allocator makes the whole table node-local.
+ */
+#ifndef SLI_STATE_H
+#define SLI_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/sl_alloc.h>
+
+/* ---------------------------------------------------------------- slab */
+
+/*
+ * Entries are variable-length (header, key, namespace, value), so they
+ * come from size classes carved out of chunks obtained through the
+ * allocator: 16-byte steps up to 128 bytes, then four classes per power
+ * of two up to SLI_SLAB_MAX (at most 25% internal waste). A freed block
+ * goes to its class's free list and is reused by the next allocation of
+ * that class; chunks go back to the allocator only at fini. Blocks above
+ * SLI_SLAB_MAX ("big", class 0) are allocated one by one and listed so
+ * that fini frees them too. Blocks are 16-byte aligned.
+ */
+#define SLI_SLAB_CLASSES 28
+#define SLI_SLAB_MAX	 4096u
+
+struct sli_slab_big;
+
+struct sli_slab {
+	const struct sl_allocator *a;
+	void *free[SLI_SLAB_CLASSES + 1]; /* per class, linked through the block */
+	char *bump, *end;		  /* the unused tail of the newest chunk */
+	void *chunks;			  /* all chunks, linked through their header */
+	size_t next_chunk;		  /* size of the next chunk (grows to 1 MiB) */
+	struct sli_slab_big *big;	  /* big blocks, doubly linked */
+	size_t bytes;			  /* held from the allocator right now */
+	size_t live;			  /* blocks handed out and not freed */
+};
+
+/** Class of a block of @size bytes: 1..SLI_SLAB_CLASSES, or 0 (big) above SLI_SLAB_MAX. */
+static inline unsigned sli_slab_class(size_t size)
+{
+	unsigned p;
+
+	if (size <= 128)
+		return size == 0 ? 1 : (unsigned)((size + 15) >> 4);
+	if (size > SLI_SLAB_MAX)
+		return 0;
+	p = 63u - (unsigned)__builtin_clzll((unsigned long long)(size - 1)); /* 7..11 */
+	return 8 + (p - 7) * 4 + (unsigned)((size - 1 - ((size_t)1 << p)) >> (p - 2)) + 1;
+}
+
+/** Bytes in a block of class @cls (1..SLI_SLAB_CLASSES). */
+static inline size_t sli_slab_class_size(unsigned cls)
+{
+	unsigned j, p;
+
+	if (cls <= 8)
+		return (size_t)cls * 16;
+	j = cls - 9;
+	p = 7 + j / 4;
+	return ((size_t)1 << p) + ((size_t)(j % 4 + 1) << (p - 2));
+}
+
+void sli_slab_init(struct sli_slab *s, const struct sl_allocator *a);
+/** Return every chunk and big block to the allocator. Accepts a zeroed slab. */
+void sli_slab_fini(struct sli_slab *s);
+/**
+ * A block of at least @size bytes, 16-byte aligned; its class goes to
+ * *@cls (0 for big blocks). NULL when the allocator fails.
+ */
+void *sli_slab_alloc(struct sli_slab *s, size_t size, unsigned *cls);
+/** Bytes usable in @p, a block of class @cls from this slab. */
+size_t sli_slab_usable(const void *p, unsigned cls);
+/** Give back @p (class @cls); accepts NULL. */
+void sli_slab_free(struct sli_slab *s, void *p, unsigned cls);
+
+/* --------------------------------------------------------------- table */
+
+/*
+ * One table holds all keyed state of one task: every named state (by
+ * state id), for the key groups [kg_first, kg_last] the task owns.
+ * An entry is identified by (state id, key bytes, namespace bytes) and
+ * holds a variable-length value and an expiry. The namespace scopes state
+ * below the key (a window, or a map state's user key); it may be empty.
+ */
+struct sli_table;
+struct sli_table_part;
+/** An entry, opaque: read it with sli_table_entry(). */
+struct sli_entry;
+
+/** Expiry of an entry that never expires. */
+#define SLI_TTL_NONE INT64_MAX
+/** Passed as an expiry: leave the entry's expiry as it is. */
+#define SLI_TTL_KEEP INT64_MIN
+
+/** Largest key, value; a namespace is at most UINT16_MAX bytes. */
+#define SLI_STATE_KEY_MAX   (1u << 24)
+#define SLI_STATE_VALUE_MAX (1u << 30)
+
+/*
+ * Resize work per operation. When a table grows (or shrinks) every
+ * operation first does one step of it: either zero at most
+ * SLI_TABLE_ZERO_SLOTS slots of the new slot array (4 KiB: fresh memory
+ * is touched a page at a time, never all at once), or examine at most
+ * SLI_TABLE_MIGRATE_SLOTS slots of the old array and move their entries.
+ * Lookups meanwhile search both arrays.
+ */
+#define SLI_TABLE_MIGRATE_SLOTS 64
+#define SLI_TABLE_ZERO_SLOTS	256
+
+/** Largest max_parallelism (Flink's): key groups fit in 16 bits. */
+#define SLI_TABLE_MAX_PARALLELISM 32768u
+
+/** What identifies an entry. Borrowed for the duration of a call. */
+struct sli_skey {
+	/*
+	 * The key's 64-bit hash, as the runtime computed it for key_by
+	 * (sli_hash64 of the key bytes): the key group is hash %
+	 * max_parallelism. Equal keys must have equal hashes.
+	 */
+	uint64_t hash;
+	const void *key; /* may be NULL when key_len is 0 */
+	const void *ns;	 /* may be NULL when ns_len is 0 */
+	uint32_t key_len;
+	uint16_t ns_len;
+	uint16_t state_id;
+};
+
+/** One result of sli_table_lookup_batch(). */
+struct sli_lookup {
+	const void *value; /* NULL: absent or expired */
+	uint32_t len;
+};
+
+/** An entry as snapshots see it (sli_table_entry()). Pointers into the table. */
+struct sli_entry_view {
+	const void *key, *ns, *value;
+	uint32_t key_len, value_len;
+	uint16_t ns_len, state_id;
+	unsigned key_group;
+	int64_t expiry;
+};
+
+struct sli_table_stats {
+	size_t entries;	     /* as sli_table_count() */
+	size_t anchors;	     /* internal per-key records of namespaced state */
+	size_t capacity;     /* slots of the array inserts go to */
+	size_t old_capacity; /* slots of the array being drained, 0 if none */
+	size_t bytes;	     /* memory held from the allocator */
+	int phase;	     /* 0 idle, 1 zeroing the new array, 2 migrating */
+	uint64_t resizes;    /* completed */
+	/* Resize work done by the most recent operation, and the most ever. */
+	size_t last_op_migrated, max_op_migrated;
+	size_t last_op_zeroed, max_op_zeroed;
+	uint64_t total_migrated; /* old slots examined, all resizes */
+	uint64_t alloc_failures; /* resize steps postponed for lack of memory */
+	size_t last_cleanup_examined;
+};
+
+/**
+ * sli_table_create() - an empty table for the key groups
+ * [@kg_first, @kg_last] of @max_parallelism.
+ * @a: allocator for all the table's memory (NULL: the default). Borrowed:
+ *     it must outlive the table.
+ *
+ * Return: 0 and the table in *@out; -EINVAL when @max_parallelism is 0 or
+ * above SLI_TABLE_MAX_PARALLELISM, @kg_first > @kg_last, @kg_last >=
+ * @max_parallelism or @out is NULL; -ENOMEM.
+ */
+int sli_table_create(const struct sl_allocator *a, unsigned max_parallelism, unsigned kg_first,
+		     unsigned kg_last, struct sli_table **out);
+
+/** Free the table and all its entries; accepts NULL. */
+void sli_table_destroy(struct sli_table *t);
+
+/**
+ * sli_table_get() - the value of @k, unless absent or expired.
+ * @now:   the table's clock (processing or event time, ms); an entry with
+ *         expiry <= @now is expired and treated as absent.
+ * @touch: SLI_TTL_KEEP, or a new expiry for the entry when it is found
+ *         live (TTL "on read and write": the caller passes now + ttl).
+ * @len:   receives the value's length when found; may be NULL.
+ *
+ * Return: the value (8-byte aligned, @len bytes), or NULL. The pointer is
+ * valid until the next put, remove, clear or cleanup on this table (gets
+ * do not invalidate it).
+ */
+const void *sli_table_get(struct sli_table *t, const struct sli_skey *k, int64_t now, int64_t touch,
+			  uint32_t *len);
+
+/**
+ * sli_table_lookup_batch() - sli_table_get() for @n keys at once.
+ *
+ * The slots of the whole batch are prefetched before any is compared,
+ * then the entries, so the cache misses overlap. When entries can be on
+ * disk (spill), this is where their reads are submitted together and
+ * waited for; the contract stays the same: on return every out[i] is
+ * resolved, and all n pointers are valid together until the next put,
+ * remove, clear or cleanup. @touch applies to every entry found (batches
+ * of one state share a TTL).
+ *
+ * Return: the number of keys found (>= 0); -EINVAL when @keys or @out is
+ * NULL with @n > 0.
+ */
+int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_skey *keys,
+			   int64_t now, int64_t touch, struct sli_lookup *out);
+
+/**
+ * sli_table_put() - set the value of @k to a copy of @len bytes at
+ * @value, creating the entry if needed.
+ * @expiry: the entry's new expiry (SLI_TTL_NONE: never); SLI_TTL_KEEP
+ *          keeps an existing entry's expiry (a new one gets SLI_TTL_NONE).
+ *
+ * An expired entry is overwritten like a live one. @value may point into
+ * the table (a value from get).
+ *
+ * Return: 1 when the entry was created, 0 when it was replaced; -EINVAL
+ * when a pointer is NULL with a non-zero length or the key's group is not
+ * one of this table's; -E2BIG when the key or value is longer than
+ * SLI_STATE_KEY_MAX or SLI_STATE_VALUE_MAX; -ENOMEM when memory for the
+ * entry is missing, or the table is full because a resize could not get
+ * memory (it retries on later operations). On error nothing changed.
+ */
+int sli_table_put(struct sli_table *t, const struct sli_skey *k, const void *value, uint32_t len,
+		  int64_t expiry);
+
+/**
+ * sli_table_remove() - remove @k.
+ * Return: 1 when an entry was removed (expired or not), 0 when there was
+ * none.
+ */
+int sli_table_remove(struct sli_table *t, const struct sli_skey *k);
+
+/**
+ * sli_table_clear_key() - remove every entry of state @k->state_id for
+ * the key of @k, in every namespace (clear() of the current key). @k->ns
+ * is ignored. Work is proportional to the entries removed.
+ * Return: the number of entries removed.
+ */
+int sli_table_clear_key(struct sli_table *t, const struct sli_skey *k);
+
+/**
+ * sli_table_ttl_cleanup() - remove expired entries, incrementally.
+ *
+ * Examines at most @budget slots, continuing where the previous call
+ * stopped, and removes the entries with expiry <= @now. Calling it with a
+ * budget of B from the task loop sweeps a table of C slots in about C/B
+ * calls; entries that move while a resize migrates them are seen on a
+ * later sweep (they are never returned expired meanwhile). All expiries
+ * of one table must be on the same clock as @now.
+ *
+ * Return: the number of entries removed.
+ */
+int sli_table_ttl_cleanup(struct sli_table *t, int64_t now, unsigned budget);
+
+/** Entries in the table, including expired ones not removed yet. */
+size_t sli_table_count(const struct sli_table *t);
+
+/** Entries of key group @kg (0 when @kg is not one of this table's). */
+size_t sli_table_group_count(const struct sli_table *t, unsigned kg);
+
+void sli_table_stats(const struct sli_table *t, struct sli_table_stats *st);
+
+/**
+ * sli_table_partition() - every entry, grouped by key group.
+ *
+ * One pass over the slots places each entry in its key group's range of
+ * an array, using the per-group counts the table keeps (a counting sort:
+ * O(entries + slots), the snapshot's cost, never an operation's). The
+ * result holds pointers to the entries: it is valid until the next put,
+ * remove, clear or cleanup, and must be destroyed before the table.
+ *
+ * Return: 0 and the partition in *@out; -ENOMEM.
+ */
+int sli_table_partition(struct sli_table *t, struct sli_table_part **out);
+
+/** The entries of key group @kg in @p: their count, and the array in *@entries. */
+size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
+			    const struct sli_entry *const **entries);
+
+/** Free a partition; accepts NULL. */
+void sli_table_part_destroy(struct sli_table_part *p);
+
+/** Read an entry (from a partition). */
+void sli_table_entry(const struct sli_entry *e, struct sli_entry_view *v);
+
+/** The key hash function sli_table_check() verifies slot hashes with. */
+typedef uint64_t (*sli_key_hash_fn)(const void *key, uint32_t len, void *arg);
+
+/**
+ * sli_table_check() - verify the table's invariants (tests, debugging;
+ * O(entries + slots)): every entry reachable by probing from its home
+ * slot, counts per table and per key group, namespace rings, no slab
+ * block unaccounted for. With @hash,
+ * also each slot's stored hash and each entry's key group.
+ * Return: 0, -EUCLEAN when an invariant is broken, -ENOMEM.
+ */
+int sli_table_check(const struct sli_table *t, sli_key_hash_fn hash, void *arg);
+
+#endif /* SLI_STATE_H */
