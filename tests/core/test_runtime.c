@@ -657,6 +657,130 @@ static void test_validation_errors(void)
 	CU_ASSERT_EQUAL(sl_job_create("", &job), -EINVAL);
 }
 
+/* A count per window, for the validation cases below. */
+static void cnt_add(void *acc, const void *elem, int64_t ts, const struct sl_batch *src, void *arg)
+{
+	++*(int64_t *)acc;
+}
+
+static void cnt_merge(void *dst, const void *src, void *arg)
+{
+	*(int64_t *)dst += *(const int64_t *)src;
+}
+
+static int cnt_result(const struct sl_window *w, const struct sl_key *key, const void *acc,
+		      struct sl_collector *out, void *arg)
+{
+	struct rec r = { w->start, *(const int64_t *)acc };
+
+	return sl_emit(out, &r, w->end - 1, NULL);
+}
+
+/* Build src -> [watermarks] -> key_by -> window(spec, agg) -> sink; return validate()'s result. */
+static int build_window(const struct sl_watermark_strategy *ws, bool keyed,
+			const struct sl_window_spec *spec, const struct sl_aggregate *agg,
+			int side_tag)
+{
+	static struct src_conf conf = { .count = 10, .fail_at = -1 };
+	struct sl_job *job;
+	struct sl_stream *s;
+	int rc;
+
+	CU_ASSERT_FATAL(sl_job_create("t", &job) == 0);
+	s = sl_source(job, "src", &src_ops, &conf, &rec_type);
+	if (ws != NULL)
+		s = sl_assign_watermarks(s, ws);
+	if (keyed)
+		s = sl_key_by(s, key_mod10);
+	s = sl_window_aggregate(s, "w", spec, agg, &rec_type);
+	sl_sink(s, "k", &sink_ops, NULL);
+	if (side_tag >= 0)
+		sl_sink(sl_side_output(s, (unsigned)side_tag, &rec_type), "late", &sink_ops, NULL);
+	errbuf[0] = '\0';
+	rc = sl_job_validate(job, errbuf, sizeof(errbuf));
+	sl_job_destroy(job);
+	return rc;
+}
+
+/* Every way to get watermarks, windows, counters and options wrong says what and where. */
+static void test_time_validation(void)
+{
+	static struct src_conf conf = { .count = 10, .fail_at = -1 };
+	const struct sl_aggregate agg = {
+		.acc_size = 8, .add = cnt_add, .merge = cnt_merge, .result = cnt_result
+	};
+	struct sl_aggregate no_merge = agg, no_result = agg;
+	const struct sl_window_spec tumbling = { .kind = SL_WINDOW_TUMBLING, .size = 10 };
+	const struct sl_watermark_strategy ws = { .out_of_orderness_ms = 5 };
+	static const struct {
+		struct sl_window_spec spec;
+		const char *msg;
+	} bad_specs[] = {
+		{ { .kind = SL_WINDOW_TUMBLING, .size = 0 }, "a tumbling window needs a size > 0" },
+		{ { .kind = SL_WINDOW_SLIDING, .size = 10 }, "needs a size and a slide > 0" },
+		{ { .kind = SL_WINDOW_SESSION, .gap = -1 }, "a session window needs a gap > 0" },
+		{ { .kind = SL_WINDOW_TUMBLING, .size = 5, .allowed_lateness = -1 },
+		  "allowed lateness must be >= 0" },
+		{ { .kind = (enum sl_window_kind)9, .size = 5 }, "unknown window kind" },
+	};
+	struct sl_watermark_strategy neg = { .out_of_orderness_ms = -1 };
+	struct sl_job *job;
+	struct sl_stream *s;
+	uint64_t bad = 7, late = 7;
+	char buf[16];
+
+	no_merge.merge = NULL;
+	no_result.result = NULL;
+	/* The good shape validates; each bad one is refused with its reason. */
+	CU_ASSERT_EQUAL(build_window(&ws, true, &tumbling, &agg, 0), 0);
+	for (size_t i = 0; i < SL_ARRAY_SIZE(bad_specs); i++) {
+		CU_ASSERT_EQUAL(build_window(&ws, true, &bad_specs[i].spec, &agg, -1), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "window 'w': "));
+		CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, bad_specs[i].msg));
+	}
+	CU_ASSERT_EQUAL(build_window(&ws, false, &tumbling, &agg, -1), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "'w' (window) needs a keyed stream"));
+	{
+		const struct sl_window_spec session = { .kind = SL_WINDOW_SESSION, .gap = 3 };
+
+		CU_ASSERT_EQUAL(build_window(&ws, true, &session, &no_merge, -1), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "the aggregate needs merge()"));
+		CU_ASSERT_EQUAL(build_window(&ws, true, &tumbling, &no_merge, -1), 0);
+	}
+	CU_ASSERT_EQUAL(build_window(&ws, true, &tumbling, &no_result, -1), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "acc_size, add and result"));
+	CU_ASSERT_EQUAL(build_window(&ws, true, &tumbling, &agg, 1), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "its only side output is 0"));
+	CU_ASSERT_EQUAL(build_window(&neg, true, &tumbling, &agg, -1), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "'src': watermark out-of-orderness"));
+
+	/* Watermarks belong to a source. */
+	CU_ASSERT_FATAL(sl_job_create("t", &job) == 0);
+	s = sl_map(sl_source(job, "src", &src_ops, &conf, &rec_type), "m", times_two, NULL,
+		   &rec_type);
+	sl_sink(sl_assign_watermarks(s, &ws), "k", &sink_ops, NULL);
+	CU_ASSERT_EQUAL(sl_job_validate(job, errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "'m' is not one"));
+	sl_job_destroy(job);
+
+	/* object-reuse takes true/false; counters name an operator; no stats before a run. */
+	CU_ASSERT_FATAL(sl_job_create("t", &job) == 0);
+	CU_ASSERT_EQUAL(sl_job_set(job, "object-reuse", "yes", errbuf, sizeof(errbuf)), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(errbuf, "'object-reuse': expected true or false"));
+	CU_ASSERT_EQUAL(sl_job_get(job, "object-reuse", buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "false");
+	CU_ASSERT_EQUAL(sl_job_set(job, "object-reuse", "true", NULL, 0), 0);
+	CU_ASSERT_EQUAL(sl_job_get(job, "object-reuse", buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "true");
+	sl_sink(sl_source(job, "src", &src_ops, &conf, &rec_type), "k", &sink_ops, NULL);
+	CU_ASSERT_EQUAL(sl_job_op_counters(job, "nope", &bad, &late), -ENOENT);
+	CU_ASSERT_EQUAL(sl_job_op_counters(job, "src", &bad, &late), 0);
+	CU_ASSERT(bad == 0 && late == 0);
+	CU_ASSERT_EQUAL(sl_job_task_stats(job, NULL, 0), 0);
+	CU_ASSERT_EQUAL(sl_job_task_stats(job, NULL, 1), -EINVAL);
+	sl_job_destroy(job);
+}
+
 static void test_max_parallelism_rule(void)
 {
 	static const struct {
@@ -700,6 +824,7 @@ int main(void)
 		{ "process with side output, new chain", test_process_side_output },
 		{ "side output errors", test_side_output_errors },
 		{ "validation errors", test_validation_errors },
+		{ "watermark, window, counter and option errors", test_time_validation },
 		{ "max-parallelism default rule", test_max_parallelism_rule },
 		CU_TEST_INFO_NULL,
 	};
