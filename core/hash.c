@@ -18,16 +18,6 @@ static inline uint64_t rotl(uint64_t x, int r)
 	return (x << r) | (x >> (64 - r));
 }
 
-static inline uint64_t fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	k ^= k >> 33;
-	return k;
-}
-
 uint64_t sli_hash64(const void *data, size_t len, uint64_t seed)
 {
 	const unsigned char *p = data;
@@ -43,7 +33,7 @@ uint64_t sli_hash64(const void *data, size_t len, uint64_t seed)
 	w = 0;
 	memcpy(&w, p, len);
 	h ^= w * 0x87c37b91114253d5ull;
-	return fmix64(h);
+	return sli_fmix64(h);
 }
 
 unsigned sli_default_max_parallelism(unsigned p)

@@ -27,6 +27,17 @@
 /** 64-bit hash of @len bytes (seeded, well mixed; not cryptographic). */
 uint64_t sli_hash64(const void *data, size_t len, uint64_t seed);
 
+/* murmur3's 64-bit finaliser: a bijection, sli_fmix64(0) == 0. */
+static inline uint64_t sli_fmix64(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ull;
+	k ^= k >> 33;
+	return k;
+}
+
 /** Flink's rule: key group of a key hash, and the subtask owning a key group. */
 static inline unsigned sli_key_group(uint64_t hash, unsigned max_parallelism)
 {

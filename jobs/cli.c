@@ -11,6 +11,7 @@
  * help is, the parser knows which token was wrong.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,6 +33,25 @@ int sli_cli_parse_int(const char *s, long long min, long long max, long long *ou
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int sli_cli_parse_rate(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (s == NULL) {
+		*out = 0;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0)
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -259,60 +279,4 @@ void sli_cli_print_help(FILE *f, const struct sli_cli_table *tables, size_t ntab
 	}
 	option_label(label, sizeof(label), &help);
 	fprintf(f, "%-*s  %s\n", width, label, help.help);
-}
-
-/* Length of the well-formed UTF-8 sequence at @s, or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Overlong forms, UTF-16 surrogates and code points past U+10FFFF. */
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-void sli_cli_json_string(FILE *f, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	fputc('"', f);
-	while (*p != '\0') {
-		size_t n = utf8_len(p);
-
-		if (*p == '"' || *p == '\\') {
-			fprintf(f, "\\%c", *p);
-		} else if (*p < 0x20) {
-			fprintf(f, "\\u%04x", *p);
-		} else if (n == 0) {
-			/* Keep the output valid JSON even for a non-UTF-8 path. */
-			fputs("\\ufffd", f);
-			n = 1;
-		} else {
-			fwrite(p, 1, n, f);
-		}
-		p += n;
-	}
-	fputc('"', f);
 }

@@ -86,13 +86,18 @@ int sli_cli_parse(const struct sli_cli_table *tables, size_t ntables, int argc, 
 int sli_cli_parse_int(const char *s, long long min, long long max, long long *out);
 
 /**
+ * sli_cli_parse_rate() - a --rate value: a finite decimal number >= 0
+ * starting with a digit (so no sign, no "inf", no "nan"); NULL means 0
+ * (unlimited).
+ * Return: 0, or -EINVAL (*@out untouched).
+ */
+int sli_cli_parse_rate(const char *s, double *out);
+
+/**
  * sli_cli_print_help() - one line per option of @ntables @tables (their dst
  * is not used), aligned, with the value range of integers and the choices
  * of enums, then a line for -h, --help.
  */
 void sli_cli_print_help(FILE *f, const struct sli_cli_table *tables, size_t ntables);
-
-/** sli_cli_json_string() - write @s as a JSON string literal (quoted, escaped). */
-void sli_cli_json_string(FILE *f, const char *s);
 
 #endif /* SLUICE_JOBS_CLI_H */

@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,8 +348,8 @@ static int wa_check(const void *opts, char *errbuf, size_t errlen)
 {
 	const struct wa_opts *o = opts;
 	struct sl_window_spec w;
+	double rate;
 	int64_t d;
-	char *end;
 
 	if (o->input == NULL)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL, "option '--input' is required");
@@ -379,15 +378,11 @@ static int wa_check(const void *opts, char *errbuf, size_t errlen)
 				     "bad value '%s' for '--watermark-every': expected a number "
 				     "of records >= 1",
 				     o->watermark_every);
-	if (o->rate) {
-		double r = strtod(o->rate, &end);
-
-		if (*o->rate < '0' || *o->rate > '9' || *end != '\0' || !isfinite(r) || r < 0)
-			return sl_errbuf_set(errbuf, errlen, -EINVAL,
-					     "bad value '%s' for '--rate': expected records per "
-					     "second, a number >= 0",
-					     o->rate);
-	}
+	if (sli_cli_parse_rate(o->rate, &rate) < 0)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "bad value '%s' for '--rate': expected records per second, a "
+				     "number >= 0",
+				     o->rate);
 	if (o->bad_records != NULL && o->bad_records[0] == '\0')
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '' for '--bad-records': expected fail, skip or a "
@@ -439,7 +434,7 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 		j->lines.bad_policy = SL_BAD_FILE;
 		j->lines.bad_path = o->bad_records;
 	}
-	j->lines.rate = o->rate ? strtod(o->rate, NULL) : 0;
+	sli_cli_parse_rate(o->rate, &j->lines.rate); /* checked by wa_check() */
 
 	j->agg = (struct sl_aggregate){
 		.acc_size = sizeof(struct wa_acc),

@@ -22,17 +22,15 @@
  * sink also feeds the text sink in merged mode: one file, "word,count"
  * lines in no particular order.
  *
- * Threads: build/finish/destroy on the main thread; the source wrapper,
- * tokenize, key, reduce and sink functions on worker threads, sharing
- * only the read-only configuration, the collect table (mutex) and the
- * bad-record total (atomic).
+ * Threads: build/finish/destroy on the main thread; tokenize, key,
+ * reduce and sink functions on worker threads, sharing only the read-only
+ * configuration and the collect table (mutex). finish() reads the
+ * source's bad-record count with sl_job_op_counters().
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,18 +135,12 @@ enum wc_input {
 	WC_IN_SOCKET,
 };
 
-/* Configuration of the source wrapper: the real source, and its bad-record total. */
-struct wc_src {
-	const struct sl_source_ops *ops;
-	void *arg;
-	_Atomic uint64_t bad; /* the largest bad_records count a subtask saw at close */
-};
-
 struct wc_job {
 	const struct wc_opts *o;
 	enum wc_input kind;
 	enum sl_bad_policy policy;
-	struct wc_src src;
+	struct sl_job *job; /* for its source's bad-record counter */
+	const char *src_name;
 	struct sl_lines_conf lines;
 	struct sl_socket_conf sock;
 	char host[256];
@@ -182,26 +174,6 @@ static bool is_socket(const char *input)
 
 /* --------------------------------------------------------------- check */
 
-/* --rate: a finite number >= 0, nothing else. */
-static int parse_rate(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	if (s == NULL) {
-		*out = 0;
-		return 0;
-	}
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int wc_check(const void *opts, char *errbuf, size_t errlen)
 {
 	const struct wc_opts *o = opts;
@@ -212,7 +184,7 @@ static int wc_check(const void *opts, char *errbuf, size_t errlen)
 	if (is_socket(o->input) &&
 	    sl_socket_url_parse(o->input, host, sizeof(host), &port, why, sizeof(why)) < 0)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL, "bad value for '--input': %s", why);
-	if (parse_rate(o->rate, &rate) < 0)
+	if (sli_cli_parse_rate(o->rate, &rate) < 0)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '%s' for '--rate': expected lines per second, a "
 				     "number >= 0",
@@ -226,68 +198,6 @@ static int wc_check(const void *opts, char *errbuf, size_t errlen)
 				     "file path");
 	return 0;
 }
-
-/* ------------------------------------------------------- source wrapper */
-
-/*
- * The line or socket source, wrapped only to learn how many bad records
- * it counted: the runtime keeps an operator's counters to itself, so each
- * subtask reads them when it closes. The subtask whose bump was last
- * reads the final total (it sees its own write), so the largest value
- * read is the total.
- */
-struct wc_src_inst {
-	struct wc_src *conf;
-	const struct sl_subtask_info *info;
-	void *inner;
-};
-
-static int src_open(void *arg, const struct sl_subtask_info *info, void **state)
-{
-	struct wc_src *conf = arg;
-	struct wc_src_inst *s = calloc(1, sizeof(*s));
-	int rc;
-
-	if (s == NULL)
-		return sl_errbuf_set(info->errbuf, info->errlen, -ENOMEM, "out of memory");
-	s->conf = conf;
-	s->info = info;
-	rc = conf->ops->open(conf->arg, info, &s->inner);
-	if (rc < 0) {
-		free(s);
-		return rc;
-	}
-	*state = s;
-	return 0;
-}
-
-static int src_poll(void *state, struct sl_batch *out)
-{
-	struct wc_src_inst *s = state;
-
-	return s->conf->ops->poll(s->inner, out);
-}
-
-static void src_close(void *state)
-{
-	struct wc_src_inst *s = state;
-
-	if (s->info->counters != NULL) {
-		/* Relaxed: the total is read after sl_job_run() joined the workers. */
-		uint64_t bad =
-		    atomic_load_explicit(&s->info->counters->bad_records, memory_order_relaxed);
-		uint64_t cur = atomic_load_explicit(&s->conf->bad, memory_order_relaxed);
-
-		while (bad > cur && !atomic_compare_exchange_weak_explicit(&s->conf->bad, &cur, bad,
-									   memory_order_relaxed,
-									   memory_order_relaxed))
-			;
-	}
-	s->conf->ops->close(s->inner);
-	free(s);
-}
-
-static const struct sl_source_ops wc_src_ops = { src_open, src_poll, src_close };
 
 /* ----------------------------------------------------- user functions */
 
@@ -527,7 +437,7 @@ static struct sl_stream *build_source(struct wc_job *j, struct sl_job *job, bool
 	char why[256];
 	double rate = 0;
 
-	parse_rate(o->rate, &rate); /* checked by wc_check() */
+	sli_cli_parse_rate(o->rate, &rate); /* checked by wc_check() */
 	if (j->kind == WC_IN_SOCKET) {
 		*rc = sl_socket_url_parse(o->input, j->host, sizeof(j->host), &j->sock.port, why,
 					  sizeof(why));
@@ -539,11 +449,10 @@ static struct sl_stream *build_source(struct wc_job *j, struct sl_job *job, bool
 		j->sock.parse = sl_lines_parse_line;
 		j->sock.bad_policy = j->policy;
 		j->sock.bad_path = bad_path;
-		j->src.ops = &sl_socket_ops;
-		j->src.arg = &j->sock;
+		j->src_name = "socket";
 		/* One connection cannot be split. */
 		return sl_set_parallelism(
-		    sl_source(job, "socket", &wc_src_ops, &j->src, &sl_line_type), 1);
+		    sl_source(job, j->src_name, &sl_socket_ops, &j->sock, &sl_line_type), 1);
 	}
 	if (j->kind == WC_IN_SAMPLE) {
 		if (run) {
@@ -561,9 +470,8 @@ static struct sl_stream *build_source(struct wc_job *j, struct sl_job *job, bool
 	j->lines.bad_policy = j->policy;
 	j->lines.bad_path = bad_path;
 	j->lines.rate = rate;
-	j->src.ops = &sl_lines_ops;
-	j->src.arg = &j->lines;
-	s = sl_source(job, "lines", &wc_src_ops, &j->src, &sl_line_type);
+	j->src_name = "lines";
+	s = sl_source(job, j->src_name, &sl_lines_ops, &j->lines, &sl_line_type);
 	if (j->kind != WC_IN_SAMPLE && is_stream(o->input))
 		s = sl_set_parallelism(s, 1);
 	*rc = 0;
@@ -598,7 +506,7 @@ static int wc_build(const void *opts, struct sl_job *job, bool run, void **state
 	j->o = o;
 	j->memfd = -1;
 	pthread_mutex_init(&j->lock, NULL);
-	atomic_init(&j->src.bad, 0);
+	j->job = job;
 	if (o->bad_records == NULL || strcmp(o->bad_records, "fail") == 0)
 		j->policy = SL_BAD_FAIL;
 	else if (strcmp(o->bad_records, "skip") == 0)
@@ -687,7 +595,7 @@ static int wc_finish(void *state, int rc, bool stopped, char *errbuf, size_t err
 	struct wc_job *j = state;
 	const struct wc_opts *o = j->o;
 	FILE *out = stdout;
-	uint64_t bad;
+	uint64_t bad = 0;
 	size_t ntop;
 
 	(void)stopped;
@@ -714,8 +622,7 @@ static int wc_finish(void *state, int rc, bool stopped, char *errbuf, size_t err
 		return sl_errbuf_set(errbuf, errlen, rc, "cannot write %s: %s",
 				     out == stdout ? "standard output" : "standard error",
 				     sl_strerror(rc));
-	/* Relaxed: the sources closed before sl_job_run() joined their threads. */
-	bad = atomic_load_explicit(&j->src.bad, memory_order_relaxed);
+	sl_job_op_counters(j->job, j->src_name, &bad, NULL);
 	if (bad > 0 && j->policy == SL_BAD_SKIP)
 		fprintf(stderr, "sluice: wordcount: skipped %" PRIu64 " bad record%s\n", bad,
 			bad == 1 ? "" : "s");

@@ -52,6 +52,7 @@
 #include <sluice/sl_numa.h>
 
 #include "bench_common.h"
+#include "sli_core.h" /* sli_fmix64 */
 #include "sli_core.h"
 #include "sli_state.h"
 
@@ -72,20 +73,10 @@ static const char *const tab_key[NTAB] = { "sli_table", "plain" };
 
 /* ------------------------------------------------------- keys and clock */
 
-static inline uint64_t fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	k ^= k >> 33;
-	return k;
-}
-
-/* Key number i: distinct for distinct i, never 0 (fmix64 is a bijection, fmix64(0) = 0). */
+/* Key number i: distinct for distinct i, never 0 (fmix64 is a bijection, sli_fmix64(0) = 0). */
 static inline uint64_t key_of(uint64_t i)
 {
-	return fmix64(i + 0x9e3779b97f4a7c15ull);
+	return sli_fmix64(i + 0x9e3779b97f4a7c15ull);
 }
 
 static inline uint64_t hash_of(uint64_t key)

@@ -202,23 +202,13 @@ static inline bool match(const struct sli_entry *e, const struct sli_skey *k, un
 	       bytes_eq(ens(e), k->ns, k->ns_len);
 }
 
-static inline uint64_t fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	k ^= k >> 33;
-	return k;
-}
-
 /* The slot hash of (key hash, state, namespace); @tag tells anchors apart. */
 static inline uint64_t mix(uint64_t key_hash, uint16_t state_id, const void *ns, size_t ns_len,
 			   uint64_t tag)
 {
 	uint64_t h = key_hash ^ tag ^ ((uint64_t)state_id + 1) * 0x9e3779b97f4a7c15ull;
 
-	return ns_len ? sli_hash64(ns, ns_len, h) : fmix64(h);
+	return ns_len ? sli_hash64(ns, ns_len, h) : sli_fmix64(h);
 }
 
 static inline uint64_t key_slot_hash(const struct sli_skey *k)

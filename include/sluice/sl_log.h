@@ -37,8 +37,9 @@ void sl_log(enum sl_log_level level, const char *module, const char *fmt, ...)
 
 /**
  * sl_fput_json_str() - write @s to @f as a JSON string literal: quotes
- * around it, '"' and '\\' escaped, control bytes as \\u00XX, every other
- * byte as is (so UTF-8 passes through). For the JSON that plans, topology
+ * around it, '"' and '\\' escaped, control bytes as \\u00XX, well-formed
+ * UTF-8 as is, and any other byte as \\ufffd, so the output is valid JSON
+ * even for a non-UTF-8 name or path. For the JSON that plans, topology
  * and statistics print.
  */
 void sl_fput_json_str(FILE *f, const char *s);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <sluice/sl_common.h>
+#include <sluice/sl_log.h>
 
 #include "cli.h"
 #include "sl_test.h"
@@ -314,7 +315,7 @@ static void help_of(FILE *f, const void *arg)
 
 static void json_of(FILE *f, const void *arg)
 {
-	sli_cli_json_string(f, arg);
+	sl_fput_json_str(f, arg);
 }
 
 static void test_help_text(void)

@@ -12,44 +12,8 @@
 #include <sluice/sl_common.h>
 
 #include "sl_test.h"
+#include "failing_alloc.h"
 #include "sli_state.h"
-
-/* An allocator that fails once @budget allocations have been made. */
-struct failing {
-	struct sl_allocator a;
-	long budget; /* < 0: unlimited */
-	long live;
-};
-
-static void *failing_alloc(void *ctx, size_t size, size_t align)
-{
-	struct failing *f = ctx;
-
-	if (f->budget == 0)
-		return NULL;
-	if (f->budget > 0)
-		f->budget--;
-	f->live++;
-	return aligned_alloc(align, size);
-}
-
-static void failing_free(void *ctx, void *p)
-{
-	struct failing *f = ctx;
-
-	if (p != NULL)
-		f->live--;
-	free(p);
-}
-
-static void failing_init(struct failing *f, long budget)
-{
-	f->a = (struct sl_allocator){
-		.alloc = failing_alloc, .free = failing_free, .ctx = f, .name = "failing"
-	};
-	f->budget = budget;
-	f->live = 0;
-}
 
 static void test_classes(void)
 {

@@ -23,6 +23,7 @@
 
 #include "sl_test.h"
 #include "sli_core.h"
+#include "failing_alloc.h"
 #include "sli_state.h"
 
 #define SEED	   0x5eed0fa11ull
@@ -56,45 +57,6 @@ static uint64_t khash_cb(const void *key, uint32_t len, void *arg)
 {
 	(void)arg;
 	return khash(key, len);
-}
-
-/* An allocator that fails once @budget more allocations have been made. */
-struct failing {
-	struct sl_allocator a;
-	long budget; /* < 0: unlimited */
-	long live, failed;
-};
-
-static void *failing_alloc(void *ctx, size_t size, size_t align)
-{
-	struct failing *f = ctx;
-
-	if (f->budget == 0) {
-		f->failed++;
-		return NULL;
-	}
-	if (f->budget > 0)
-		f->budget--;
-	f->live++;
-	return aligned_alloc(align, size);
-}
-
-static void failing_free(void *ctx, void *p)
-{
-	struct failing *f = ctx;
-
-	if (p != NULL)
-		f->live--;
-	free(p);
-}
-
-static void failing_init(struct failing *f)
-{
-	memset(f, 0, sizeof(*f));
-	f->a = (struct sl_allocator){
-		.alloc = failing_alloc, .free = failing_free, .ctx = f, .name = "failing"
-	};
-	f->budget = -1;
 }
 
 /* ------------------------------------------------------------ the model */
@@ -871,7 +833,7 @@ static void test_alloc_failure(void)
 	unsigned bad = 0, enomem = 0;
 	int rc;
 
-	failing_init(&f);
+	failing_init(&f, -1);
 	/* Creation fails cleanly at each of its allocations. */
 	for (need = 0;; need++) {
 		f.budget = need;
@@ -951,7 +913,7 @@ static void test_alloc_failure_paths(void)
 	const unsigned char *v;
 	uint32_t len;
 
-	failing_init(&f);
+	failing_init(&f, -1);
 	t = table(&f.a, 128, 0, 127);
 	memset(big, 1, sizeof(big));
 	memset(small, 2, sizeof(small));
@@ -993,7 +955,7 @@ static void test_full_without_memory(void)
 	uint64_t i, full_at, v = 1;
 	int rc = 0;
 
-	failing_init(&f);
+	failing_init(&f, -1);
 	t = table(&f.a, 128, 0, 127);
 	/* Entries come from slab chunks allocated up front, so only the resize needs memory. */
 	for (i = 0; i < 40; i++) {
