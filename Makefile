@@ -4,7 +4,8 @@
 # only when absent), so a fresh Debian 12 machine needs nothing else.
 #
 #   make run     release build, then `sluice run wordcount` on its embedded text
-#   make test    debug build with ASan+UBSan (warnings are errors), all tests
+#   make test    debug build with ASan+UBSan (warnings are errors), all tests;
+#                then the release build's data-volume suite (10 M keys)
 #   make tsan    ThreadSanitizer build, the concurrency (stress) tests
 #   make bench   optimised build, the perf/ benchmarks (tables + JSON)
 #   make build   release build only
@@ -65,6 +66,11 @@ test: deps
 	@ninja -C $(DBG) >/dev/null || ninja -C $(DBG)
 	@$(MESON) test -C $(DBG) --print-errorlogs --num-processes 2; rc=$$?; \
 		python3 tests/summary.py $(DBG)/meson-logs/testlog.json; exit $$rc
+	@# Data-volume tests (10 M keys) need an optimised build without sanitizers.
+	$(call setup,$(REL),-Dbuildtype=release -Dwerror=true)
+	@ninja -C $(REL) >/dev/null || ninja -C $(REL)
+	@$(MESON) test -C $(REL) --suite release --print-errorlogs; rc=$$?; \
+		python3 tests/summary.py $(REL)/meson-logs/testlog.json; exit $$rc
 
 tsan: deps
 	@mkdir -p $(BUILD)

@@ -98,6 +98,8 @@ struct lsrc {
 	uint64_t base;	/* newlines before off0, once base_ok */
 	bool base_ok;
 	bool done;
+	uint32_t nsplits; /* files of the range holding bytes to read; a stream: 1 */
+	uint32_t split;	  /* the split being read: files finished so far */
 	uint32_t max;
 	struct sli_lines sp;
 	struct sli_bad bad;
@@ -346,9 +348,13 @@ static int fill(struct lsrc *st)
 	return 1;
 }
 
-enum { NEXT_WAIT = 0, NEXT_LINE = 1, NEXT_END = 2 };
+enum { NEXT_WAIT = 0, NEXT_LINE = 1, NEXT_END = 2, NEXT_SPLIT_END = 3 };
 
-/* The next line of the range: NEXT_LINE, NEXT_WAIT (no data, or read budget spent), NEXT_END. */
+/*
+ * The next line of the range: NEXT_LINE, NEXT_WAIT (no data, or read
+ * budget spent), NEXT_SPLIT_END (a file is finished: its split ends),
+ * NEXT_END.
+ */
 static int next_line(struct lsrc *st, struct sli_line *line, int *budget)
 {
 	int rc;
@@ -382,7 +388,7 @@ static int next_line(struct lsrc *st, struct sli_line *line, int *budget)
 			}
 			close_file(st);
 			st->fi++;
-			continue;
+			return NEXT_SPLIT_END;
 		}
 		if (*budget == 0)
 			return NEXT_WAIT;
@@ -487,6 +493,7 @@ static int lines_open(void *arg, const struct sl_subtask_info *info, void **stat
 	if (st->stream) {
 		st->a = 0;
 		st->b = UINT64_MAX;
+		st->nsplits = 1;
 	} else {
 		st->a = split(total, info->index, info->parallelism);
 		st->b = split(total, info->index + 1, info->parallelism);
@@ -498,6 +505,9 @@ static int lines_open(void *arg, const struct sl_subtask_info *info, void **stat
 			st->done = true;
 		if (st->done || st->fi > 0)
 			close_file(st); /* resolve() opened file 0 to check it */
+		/* Splits: the files open_file() will read (it skips empty ones). */
+		for (size_t i = st->fi; !st->done && i < st->nfiles && st->files[i].cum < st->b; i++)
+			st->nsplits += st->files[i].size > 0;
 	}
 	sli_rate_init(&st->rate, conf->rate, info->parallelism);
 	*state = st;
@@ -517,10 +527,13 @@ static int lines_poll(void *state, struct sl_batch *out)
 	uint32_t n0 = out->n;
 	struct sli_line line;
 	uint64_t allow, lineno;
+	bool split_end = false;
 	int rc;
 
 	if (st->done)
 		return SL_SOURCE_END;
+	out->split = st->split;
+	out->nsplits = st->nsplits;
 	allow = sli_rate_allow(&st->rate, out->cap - out->n);
 	while (out->n - n0 < allow) {
 		rc = next_line(st, &line, &budget);
@@ -530,6 +543,14 @@ static int lines_poll(void *state, struct sl_batch *out)
 			break;
 		if (rc == NEXT_END)
 			break;
+		if (rc == NEXT_SPLIT_END) {
+			/* The last split ends with the input (SL_SOURCE_END). */
+			if (++st->split < st->nsplits) {
+				split_end = true;
+				break;
+			}
+			continue;
+		}
 		rc = sli_lines_parse(&line, out, st->max, st->conf->parse, st->conf->arg, st->why);
 		if (rc == SLI_LINE_FULL)
 			break;
@@ -552,6 +573,8 @@ static int lines_poll(void *state, struct sl_batch *out)
 		st->lines++;
 	}
 	sli_rate_take(&st->rate, out->n - n0);
+	if (split_end)
+		return (int)(out->n - n0) | SL_SOURCE_SPLIT_END;
 	if (st->done) {
 		close_file(st);
 		return (int)(out->n - n0) | SL_SOURCE_END;

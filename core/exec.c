@@ -317,8 +317,12 @@ int sli_push(struct sli_opi *op, unsigned port, struct sl_batch *b)
 	unsigned n = op->nport_out[port];
 	int rc;
 
-	if (port == 0 && op->next != NULL)
+	if (port == 0 && op->next != NULL) {
+		/* A key_by fused at parallelism 1 (plan.c): hashes there are of another key. */
+		if (op->next->node->in[0]->part == SLI_PART_HASH)
+			b->flags &= ~SL_BATCH_F_KEYED;
 		return sli_op_batch(op->next, b);
+	}
 	if (n == 0) {
 		sli_release(op, b); /* an output nobody consumes */
 		return 0;
@@ -444,39 +448,34 @@ static void forward_event(struct sli_subtask *st, struct sl_batch *b)
 		sli_pool_put(&st->w->pool, b);
 }
 
-static void channel_watermark(struct sli_subtask *st)
+/*
+ * Emit what the watermark generator or valve reported (SLI_WM_* bits in
+ * @ev): ACTIVE before anything that follows, then watermark *@out (read
+ * after @ev was computed), then, after the data before it, IDLE. Return
+ * 0 or -errno (the job failed).
+ */
+static int emit_wm(struct sli_subtask *st, unsigned ev, const int64_t *out)
 {
-	int64_t wm = INT64_MAX;
+	int64_t wm = *out;
+	int rc = 0;
 
-	for (unsigned c = 0; c < st->nin; c++)
-		if (!st->in[c].ended && st->in[c].watermark < wm)
-			wm = st->in[c].watermark;
-	if (wm > st->watermark && wm != INT64_MAX) {
+	if (ev & SLI_WM_ACTIVE)
+		rc = broadcast_event(st, SL_EVENT_ACTIVE, 0);
+	if (rc == 0 && (ev & SLI_WM_ADVANCE) && wm > st->watermark && wm != INT64_MAX) {
 		st->watermark = wm;
-		chain_watermark(st, wm, true);
+		rc = chain_watermark(st, wm, true);
 	}
+	if (rc == 0 && (ev & SLI_WM_IDLE)) {
+		rc = flush_subtask(st);
+		if (rc == 0)
+			rc = broadcast_event(st, SL_EVENT_IDLE, 0);
+	}
+	if (rc < 0 && !failed(st->w->x))
+		sli_fail(&st->ops[0], rc, "sending a watermark or status: %s", sl_strerror(rc));
+	return rc;
 }
 
 enum step_result { STEP_IDLE, STEP_WORK, STEP_BACKPRESSURED };
-
-/* The generator's candidate M - B - 1, without overflow (Flink starts M at MIN + B + 1). */
-static int64_t wm_candidate(const struct sli_subtask *st, int64_t bound)
-{
-	if (st->wm_max < INT64_MIN + bound + 1)
-		return INT64_MIN;
-	return st->wm_max - bound - 1;
-}
-
-/* Emit the generator's watermark if it advanced. */
-static int wm_emit(struct sli_subtask *st, int64_t bound)
-{
-	int64_t wm = wm_candidate(st, bound);
-
-	if (wm <= st->watermark)
-		return 0;
-	st->watermark = wm;
-	return chain_watermark(st, wm, true);
-}
 
 /* Records [a, b) of @src as a batch of their own (strings copied). */
 static struct sl_batch *batch_slice(struct sli_subtask *st, const struct sl_batch *src, uint32_t a,
@@ -496,34 +495,31 @@ static struct sl_batch *batch_slice(struct sli_subtask *st, const struct sl_batc
 }
 
 /*
- * Push a polled batch (owned) through the source's chain, generating
- * watermarks (sl_assign_watermarks). With every = N, the batch is cut
- * after each record whose count is a multiple of N and whose watermark
- * advances, and that watermark follows those records.
+ * Push a polled batch (owned) of split b->split through the source's
+ * chain, generating watermarks (sl_assign_watermarks) with the split's
+ * generator: ACTIVE first if the subtask was idle. With every = N, the
+ * batch is cut after each record that advances the subtask's watermark
+ * (the minimum over its splits), and that watermark follows those records.
  */
 static int source_push(struct sli_subtask *st, struct sl_batch *b)
 {
 	struct sli_opi *op = &st->ops[0];
-	const struct sli_node *n = op->node;
-	int64_t bound = n->wm.out_of_orderness_ms;
-	uint32_t start = 0;
+	uint32_t split = b->split, start = 0;
 	int rc;
 
-	if (!n->has_wm || n->wm.none)
+	if (!st->has_gen)
 		return sli_push(op, 0, b);
-	if (n->wm.every == 0) {
-		for (uint32_t i = 0; i < b->n; i++)
-			if (b->ts[i] > st->wm_max)
-				st->wm_max = b->ts[i];
-		return sli_push(op, 0, b); /* periodic emission: step_source() */
+	rc = emit_wm(st, sli_wmgen_activity(&st->gen, split, st->src_clock_ns), &st->gen.out);
+	if (rc < 0) {
+		sli_pool_put(&st->w->pool, b);
+		return rc;
 	}
 	for (uint32_t i = 0; i < b->n; i++) {
+		unsigned ev = sli_wmgen_record(&st->gen, split, b->ts[i]);
 		struct sl_batch *seg;
 
-		if (b->ts[i] > st->wm_max)
-			st->wm_max = b->ts[i];
-		if (++st->wm_count % n->wm.every != 0 || wm_candidate(st, bound) <= st->watermark)
-			continue;
+		if (ev == 0)
+			continue; /* periodic emission: step_source() */
 		if (start == 0 && i + 1 == b->n) {
 			seg = b, b = NULL;
 		} else {
@@ -537,7 +533,7 @@ static int source_push(struct sli_subtask *st, struct sl_batch *b)
 		}
 		rc = sli_push(op, 0, seg);
 		if (rc == 0)
-			rc = wm_emit(st, bound);
+			rc = emit_wm(st, ev, &st->gen.out);
 		if (rc < 0) {
 			if (b != NULL)
 				sli_pool_put(&st->w->pool, b);
@@ -569,13 +565,57 @@ static int source_periodic(struct sli_subtask *st)
 	const struct sli_node *n = st->task->chain[0];
 	uint64_t t;
 
-	if (!n->has_wm || n->wm.none || n->wm.every != 0)
+	if (!st->has_gen || n->wm.none || n->wm.every != 0)
 		return 0;
 	t = now_ns();
 	if (t - st->wm_last_ns < (uint64_t)n->wm.interval_ms * 1000000u)
 		return 0;
 	st->wm_last_ns = t;
-	return wm_emit(st, n->wm.out_of_orderness_ms);
+	return emit_wm(st, sli_wmgen_periodic(&st->gen), &st->gen.out);
+}
+
+/*
+ * The source's idleness clock: it advances by the time between two polls
+ * unless the subtask was backpressured in between (src_paused, set by
+ * step()), so a backpressured split never times out into idle. The
+ * platform's now_ms() drives it when there is one (tests), else
+ * CLOCK_MONOTONIC.
+ */
+static void source_clock(struct sli_subtask *st)
+{
+	const struct sl_platform *pf = st->w->x->platform;
+	uint64_t t = pf && pf->now_ms ? (uint64_t)pf->now_ms(pf->ctx) * 1000000u : now_ns();
+
+	if (st->src_last_ns != 0 && !st->src_paused && t > st->src_last_ns)
+		st->src_clock_ns += t - st->src_last_ns;
+	st->src_last_ns = t;
+	st->src_paused = false;
+}
+
+/*
+ * After a poll that returned @rc with batch @b: count new splits, check
+ * b->split, and return 0 or -errno (the job failed).
+ */
+static int source_splits(struct sli_subtask *st, const struct sl_batch *b, int rc)
+{
+	struct sli_opi *op = &st->ops[0];
+	uint32_t n = b->nsplits ? b->nsplits : 1;
+	unsigned ev;
+
+	if (n > st->gen.n) {
+		if (sli_wmgen_grow(&st->gen, n, st->src_clock_ns, &ev) < 0) {
+			sli_fail(op, -ENOMEM, "out of memory for %u splits", n);
+			return -ENOMEM;
+		}
+		if (emit_wm(st, ev, &st->gen.out) < 0)
+			return -ENOMEM;
+	}
+	if ((b->n > 0 || (rc & SL_SOURCE_SPLIT_END)) && b->split >= st->gen.n) {
+		sli_fail(op, -EINVAL, "poll() returned split %u of a source with %u splits",
+			 b->split, st->gen.n);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static enum step_result step_source(struct sli_subtask *st)
@@ -583,7 +623,7 @@ static enum step_result step_source(struct sli_subtask *st)
 	struct sli_opi *op = &st->ops[0];
 	struct sli_exec *x = st->w->x;
 	struct sl_batch *b;
-	uint32_t n;
+	uint32_t n, split;
 	int rc;
 
 	if (atomic_load_explicit(&x->job->stop_requested, memory_order_relaxed)) {
@@ -595,13 +635,16 @@ static enum step_result step_source(struct sli_subtask *st)
 		sli_fail(op, -ENOMEM, "out of memory for a source batch");
 		return STEP_IDLE;
 	}
+	if (st->has_gen)
+		source_clock(st);
+	b->split = b->nsplits = 0;
 	rc = op->node->fn.source->poll(op->state, b);
 	if (rc < 0) {
 		sli_pool_put(&st->w->pool, b);
 		sli_fail(op, rc, "%s", op->errbuf[0] ? op->errbuf : sl_strerror(rc));
 		return STEP_IDLE;
 	}
-	n = (uint32_t)rc & ~(uint32_t)SL_SOURCE_END;
+	n = (uint32_t)rc & ~(uint32_t)(SL_SOURCE_END | SL_SOURCE_SPLIT_END);
 	if (n > b->cap) {
 		sli_pool_put(&st->w->pool, b);
 		sli_fail(op, -EOVERFLOW, "poll() returned %u elements for a batch of %u", n,
@@ -609,6 +652,11 @@ static enum step_result step_source(struct sli_subtask *st)
 		return STEP_IDLE;
 	}
 	b->n = n;
+	split = b->split;
+	if (st->has_gen && source_splits(st, b, rc) < 0) {
+		sli_pool_put(&st->w->pool, b);
+		return STEP_IDLE;
+	}
 	if (n > 0) {
 		BUMP(st->stats.records_in, n);
 		BUMP(st->stats.batches_in, 1);
@@ -618,7 +666,13 @@ static enum step_result step_source(struct sli_subtask *st)
 	} else {
 		sli_pool_put(&st->w->pool, b);
 	}
+	if (st->has_gen && (rc & SL_SOURCE_SPLIT_END) &&
+	    emit_wm(st, sli_wmgen_end_split(&st->gen, split), &st->gen.out) < 0)
+		return STEP_IDLE;
 	if (source_periodic(st) < 0)
+		return STEP_IDLE;
+	if (st->has_gen && !(rc & SL_SOURCE_END) &&
+	    emit_wm(st, sli_wmgen_check_idle(&st->gen, st->src_clock_ns), &st->gen.out) < 0)
 		return STEP_IDLE;
 	if (rc & SL_SOURCE_END) {
 		end_subtask(st);
@@ -634,34 +688,78 @@ static enum step_result step_source(struct sli_subtask *st)
 
 static void handle_input(struct sli_subtask *st, struct sli_inchan *ch, struct sl_batch *b)
 {
+	unsigned c = (unsigned)(ch - st->in), ev = 0;
+
 	switch (b->kind) {
 	case SL_EVENT_DATA:
 		BUMP(st->stats.records_in, b->n);
 		BUMP(st->stats.batches_in, 1);
-		sli_op_batch(&st->ops[0], b);
+		sli_op_batch2(&st->ops[0], ch->input, b); /* two-input heads: which side */
 		return;
 	case SL_EVENT_WATERMARK:
 		if (b->value > ch->watermark)
 			ch->watermark = b->value;
+		emit_wm(st, sli_valve_watermark(&st->valve, c, b->value), &st->valve.out);
 		sli_pool_put(&st->w->pool, b);
-		channel_watermark(st);
+		return;
+	case SL_EVENT_IDLE:
+	case SL_EVENT_ACTIVE:
+		/* Statuses are not forwarded: the task says its own (sli_valve). */
+		emit_wm(st, sli_valve_status(&st->valve, c, b->kind == SL_EVENT_IDLE),
+			&st->valve.out);
+		sli_pool_put(&st->w->pool, b);
 		return;
 	case SL_EVENT_END:
 		sli_pool_put(&st->w->pool, b);
 		if (!ch->ended) {
 			ch->ended = true;
 			st->nopen--;
+			ev = sli_valve_end(&st->valve, c);
 		}
 		if (st->nopen == 0)
 			end_subtask(st);
 		else
-			channel_watermark(st);
+			emit_wm(st, ev, &st->valve.out);
 		return;
 	default:
-		/* Barriers, idleness and latency markers: forwarded in order for now. */
+		/* Barriers and latency markers: forwarded in order for now. */
 		forward_event(st, b);
 		return;
 	}
+}
+
+int64_t sli_proc_now_ms(const struct sli_exec *x)
+{
+	const struct sl_platform *pf = x->platform;
+	struct timespec ts;
+
+	if (pf != NULL && pf->now_ms != NULL)
+		return pf->now_ms(pf->ctx);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Fire the chain's due processing-time timers, in chain order (what an
+ * operator emits reaches the next one first), and recompute the chain's
+ * earliest one. Return whether the clock had passed it (work was due).
+ */
+static bool chain_proc_time(struct sli_subtask *st)
+{
+	int64_t now = sli_proc_now_ms(st->w->x), next = INT64_MAX;
+
+	if (now < st->next_proc_timer)
+		return false;
+	for (unsigned k = 0; k < st->task->nchain; k++) {
+		struct sli_opi *op = &st->ops[k];
+
+		if (op->next_proc_timer <= now && sli_op_proc_time(op, now) < 0)
+			return true; /* failed (sli_fail): the worker stops */
+		if (op->next_proc_timer < next)
+			next = op->next_proc_timer;
+	}
+	st->next_proc_timer = next;
+	return true;
 }
 
 static enum step_result step(struct sli_subtask *st)
@@ -679,8 +777,12 @@ static enum step_result step(struct sli_subtask *st)
 		st->w->ndone++;
 		return STEP_WORK;
 	}
-	if (!drain_backlogs(st))
+	if (!drain_backlogs(st)) {
+		st->src_paused = true; /* a backpressured source is not idle */
 		return STEP_BACKPRESSURED;
+	}
+	if (st->next_proc_timer != INT64_MAX)
+		did = chain_proc_time(st); /* one compare when the chain has no such timers */
 	if (st->task->chain[0]->kind == SLI_SOURCE)
 		return step_source(st);
 	for (unsigned turn = 0; turn < BATCHES_PER_TURN && !st->done && !failed(x); turn++) {
@@ -949,9 +1051,15 @@ static int setup(struct sli_exec *x)
 				return -ENOMEM;
 			st->nin = st->nopen = nin;
 			st->watermark = INT64_MIN;
-			st->wm_max = INT64_MIN;
+			st->next_proc_timer = INT64_MAX;
 			for (unsigned c = 0; c < nin; c++)
 				st->in[c].watermark = INT64_MIN;
+			if (sli_valve_init(&st->valve, nin) < 0)
+				return -ENOMEM;
+			if (task->chain[0]->kind == SLI_SOURCE && task->chain[0]->has_wm) {
+				sli_wmgen_init(&st->gen, &task->chain[0]->wm);
+				st->has_gen = true;
+			}
 			for (unsigned k = 0; k < task->nchain; k++) {
 				struct sli_opi *op = &st->ops[k];
 				struct sli_node *n = task->chain[k];
@@ -976,9 +1084,11 @@ static int setup(struct sli_exec *x)
 				op->port_type[0] = &n->type;
 				for (unsigned s = 0; s < n->nside; s++)
 					op->port_type[s + 1] = &n->side[s];
-				if (n->kind == SLI_REDUCE || n->kind == SLI_WINDOW)
+				if (n->kind == SLI_REDUCE || n->kind == SLI_WINDOW ||
+				    n->kind == SLI_KEYED_PROCESS)
 					op->key = n->in[0]->key;
 				op->watermark = INT64_MIN;
+				op->next_proc_timer = INT64_MAX;
 				if ((n->kind == SLI_MAP || n->kind == SLI_MAP_BATCH) &&
 				    job->object_reuse) {
 					const struct sli_edge *e = n->in[0];
@@ -1047,6 +1157,7 @@ static int setup(struct sli_exec *x)
 						return -ENOMEM;
 					oe->t[j].chan = c;
 					cs->in[chan_base(to, ei) + (fwd ? 0 : i)].chan = c;
+					cs->in[chan_base(to, ei) + (fwd ? 0 : i)].input = e->input;
 				}
 			}
 			(void)out_index;
@@ -1087,6 +1198,8 @@ static void teardown(struct sli_exec *x)
 		}
 		free(st->out);
 		free(st->in);
+		sli_valve_fini(&st->valve);
+		sli_wmgen_fini(&st->gen);
 		free(st->ops);
 	}
 	for (unsigned w = 0; x->workers && w < x->nworkers; w++) {

@@ -33,6 +33,9 @@ static const char *const kind_names[] = {
 	[SLI_PROCESS] = "process",     [SLI_REDUCE] = "reduce",
 	[SLI_WINDOW] = "window",       [SLI_UNION] = "union",
 	[SLI_SINK] = "sink",
+	[SLI_WINDOW_JOIN] = "window_join", [SLI_INTERVAL_JOIN] = "interval_join",
+	[SLI_KEYED_PROCESS] = "keyed_process",
+	[SLI_WINDOW_GEN] = "window",
 };
 
 static const char *const part_names[] = {
@@ -100,6 +103,10 @@ void sl_job_destroy(struct sl_job *job)
 	sli_plan_free(&job->plan);
 	for (unsigned i = 0; i < job->nnodes; i++) {
 		free(job->nodes[i]->name);
+		for (unsigned k = 0; k < job->nodes[i]->nstates; k++)
+			free((char *)job->nodes[i]->states[k].name);
+		free(job->nodes[i]->states);
+		free(job->nodes[i]->wgen);
 		free(job->nodes[i]->in);
 		free(job->nodes[i]->out);
 		free(job->nodes[i]);
@@ -467,13 +474,16 @@ struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const str
 
 	REQUIRE_NODE(proc);
 	n = proc->node;
-	if ((n->kind != SLI_PROCESS && n->kind != SLI_WINDOW) || proc->port != 0) {
+	if ((n->kind != SLI_PROCESS && n->kind != SLI_WINDOW && n->kind != SLI_KEYED_PROCESS &&
+	     n->kind != SLI_WINDOW_GEN) ||
+	    proc->port != 0) {
 		build_error(proc->job, -EINVAL,
 			    "side output %u requested from '%s', which is not a process operator",
 			    tag, n->name);
 		return poisoned(proc->job);
 	}
-	if (n->kind == SLI_WINDOW && (tag != 0 || type->size != n->in[0]->from->type.size)) {
+	if ((n->kind == SLI_WINDOW || n->kind == SLI_WINDOW_GEN) &&
+	    (tag != 0 || type == NULL || type->size != n->in[0]->from->type.size)) {
 		build_error(proc->job, -EINVAL,
 			    "window '%s': its only side output is 0, the late elements, of its "
 			    "input type",
@@ -572,9 +582,10 @@ struct sl_stream *sl_assign_watermarks(struct sl_stream *src,
 			    src->node->name);
 		return poisoned(src->job);
 	}
-	if (ws->out_of_orderness_ms < 0 || ws->interval_ms < 0) {
+	if (ws->out_of_orderness_ms < 0 || ws->interval_ms < 0 || ws->idle_timeout_ms < 0) {
 		build_error(src->job, -EINVAL,
-			    "source '%s': watermark out-of-orderness and interval must be >= 0",
+			    "source '%s': watermark out-of-orderness, interval and idle timeout "
+			    "must be >= 0",
 			    src->node->name);
 		return poisoned(src->job);
 	}
@@ -604,6 +615,26 @@ static int check_window_spec(struct sl_job *job, const char *name, const struct 
 		return 0;
 	build_error(job, -EINVAL, "window '%s': %s", name, bad);
 	return -EINVAL;
+}
+
+struct sl_stream *sl_keyed_process(struct sl_stream *keyed, const char *name,
+				   const struct sl_keyed_process *p, const struct sl_type *out_type)
+{
+	struct sl_stream *s;
+
+	REQUIRE_NODE(keyed);
+	name = name ? name : "keyed_process";
+	if (p == NULL || p->element == NULL || out_type == NULL) {
+		build_error(keyed->job, -EINVAL,
+			    "keyed process '%s': needs a function struct with element() and an "
+			    "output type",
+			    name);
+		return poisoned(keyed->job);
+	}
+	s = unary(keyed, SLI_KEYED_PROCESS, name, out_type, (void (*)(void))p->element, p->arg);
+	if (s->node != NULL)
+		s->node->kp = *p;
+	return s;
 }
 
 struct sl_stream *sl_window_aggregate(struct sl_stream *in, const char *name,
@@ -643,6 +674,34 @@ struct sl_stream *sl_window_aggregate(struct sl_stream *in, const char *name,
 	return s;
 }
 
+/* A placeholder for the node's function: sl_window() keeps its conf in node->wgen. */
+static void window_gen_fn(void)
+{
+}
+
+struct sl_stream *sl_window(struct sl_stream *keyed, const char *name,
+			    const struct sl_window_conf *conf, const struct sl_type *out_type)
+{
+	struct sli_wgen_conf *wc = NULL;
+	struct sl_stream *s;
+	char msg[256];
+	int rc;
+
+	REQUIRE_NODE(keyed);
+	name = name ? name : "window";
+	rc = sli_wgen_conf_new(conf, stream_type(keyed), out_type, &wc, msg, sizeof(msg));
+	if (rc < 0) {
+		build_error(keyed->job, rc, "window '%s': %s", name, msg);
+		return poisoned(keyed->job);
+	}
+	s = unary(keyed, SLI_WINDOW_GEN, name, out_type, window_gen_fn, NULL);
+	if (s->node != NULL)
+		s->node->wgen = wc;
+	else
+		free(wc);
+	return s;
+}
+
 struct sl_stream *sl_union(struct sl_stream *a, struct sl_stream *b)
 {
 	const struct sl_type *ta, *tb;
@@ -674,6 +733,51 @@ struct sl_stream *sl_union(struct sl_stream *a, struct sl_stream *b)
 	if (n == NULL || connect(a, n) < 0 || connect(b, n) < 0)
 		return poisoned(a->job);
 	return new_stream(a->job, n, 0);
+}
+
+/* ------------------------------------------------- two-input operators */
+
+struct sl_stream *sli_build_fail(struct sl_job *job, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!job->build_err) {
+		job->build_err = rc;
+		va_start(ap, fmt);
+		vsnprintf(job->build_msg, sizeof(job->build_msg), fmt, ap);
+		va_end(ap);
+	}
+	return poisoned(job);
+}
+
+const struct sl_type *sli_stream_type(const struct sl_stream *s)
+{
+	return stream_type(s);
+}
+
+struct sl_stream *sli_two_input(struct sl_stream *left, struct sl_stream *right, enum sli_kind kind,
+				const char *name, const struct sl_type *type, void (*fn)(void),
+				void *arg)
+{
+	struct sli_node *n;
+
+	if (left == NULL || right == NULL)
+		return NULL;
+	if (left->node == NULL)
+		return left;
+	if (right->node == NULL)
+		return right;
+	if (check_type(left->job, name ? name : kind_names[kind], type) < 0)
+		return poisoned(left->job);
+	n = new_node(left->job, kind, name, type);
+	if (n == NULL)
+		return poisoned(left->job);
+	n->fn.any = fn;
+	n->arg = arg;
+	if (connect(left, n) < 0 || connect(right, n) < 0)
+		return poisoned(left->job);
+	n->in[1]->input = 1;
+	return new_stream(left->job, n, 0);
 }
 
 struct sl_stream *sl_sink(struct sl_stream *in, const char *name, const struct sl_sink_ops *ops,
@@ -826,7 +930,8 @@ int sl_job_validate(struct sl_job *job, char *errbuf, size_t errlen)
 			    "a forward edge needs equal parallelism; use sl_rebalance() or "
 			    "set the same parallelism",
 			    e->from->name, pf, e->to->name, pt);
-		if ((e->to->kind == SLI_REDUCE || e->to->kind == SLI_WINDOW) &&
+		if ((e->to->kind == SLI_REDUCE || e->to->kind == SLI_WINDOW ||
+		     e->to->kind == SLI_KEYED_PROCESS || e->to->kind == SLI_WINDOW_GEN) &&
 		    e->part != SLI_PART_HASH)
 			return sl_errbuf_set(errbuf, errlen, -EINVAL,
 					     "operator '%s' (%s) needs a keyed stream: call "

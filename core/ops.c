@@ -79,6 +79,8 @@ static int emit_port(struct sl_collector *c, unsigned port, const void *elem, in
 		return -EINVAL;
 	}
 	type = op->port_type[port];
+	if (c->stamped)
+		ts = c->stamp;
 	b = cur_batch(c, port);
 	if (b == NULL)
 		goto nomem;
@@ -567,6 +569,10 @@ int sli_op_batch(struct sli_opi *op, struct sl_batch *b)
 		return reduce_batch(op, b);
 	case SLI_WINDOW:
 		return sli_win_batch(op, b);
+	case SLI_WINDOW_GEN:
+		return sli_wgen_batch(op, b);
+	case SLI_KEYED_PROCESS:
+		return sli_keyed_batch(op, b);
 	case SLI_SINK:
 		return sink_batch(op, b);
 	case SLI_SOURCE: /* sources start chains; they never receive batches */
@@ -574,6 +580,13 @@ int sli_op_batch(struct sli_opi *op, struct sl_batch *b)
 	default:
 		return sli_push(op, 0, b);
 	}
+}
+
+int sli_op_batch2(struct sli_opi *op, unsigned input, struct sl_batch *b)
+{
+	if (op->node->kind == SLI_WINDOW_JOIN || op->node->kind == SLI_INTERVAL_JOIN)
+		return sli_join_batch(op, input, b);
+	return sli_op_batch(op, b);
 }
 
 int sli_op_watermark(struct sli_opi *op, int64_t wm)
@@ -585,6 +598,36 @@ int sli_op_watermark(struct sli_opi *op, int64_t wm)
 	op->watermark = wm;
 	if (op->node->kind == SLI_WINDOW)
 		rc = sli_win_watermark(op, wm);
+	else if (op->node->kind == SLI_WINDOW_JOIN || op->node->kind == SLI_INTERVAL_JOIN)
+		rc = sli_join_watermark(op, wm);
+	else if (op->node->kind == SLI_KEYED_PROCESS)
+		rc = sli_keyed_watermark(op, wm);
+	else if (op->node->kind == SLI_WINDOW_GEN)
+		rc = sli_wgen_watermark(op, wm);
+	if (rc == 0)
+		rc = sli_op_flush(op);
+	return rc;
+}
+
+int sli_op_proc_time(struct sli_opi *op, int64_t now_ms)
+{
+	int rc;
+
+	if (op->finished || !op->opened) {
+		op->next_proc_timer = INT64_MAX; /* dropped at end of input (Flink 1.18) */
+		return 0;
+	}
+	switch (op->node->kind) {
+	case SLI_KEYED_PROCESS:
+		rc = sli_keyed_proc_time(op, now_ms);
+		break;
+	case SLI_WINDOW_GEN:
+		rc = sli_wgen_proc_time(op, now_ms);
+		break;
+	default: /* no processing-time timers */
+		op->next_proc_timer = INT64_MAX;
+		return 0;
+	}
 	if (rc == 0)
 		rc = sli_op_flush(op);
 	return rc;
@@ -609,6 +652,20 @@ int sli_op_open(struct sli_opi *op)
 	case SLI_WINDOW:
 		op->win = sli_win_new(op);
 		rc = op->win ? 0 : -ENOMEM;
+		break;
+	case SLI_WINDOW_GEN:
+		op->wgen = sli_wgen_new(op);
+		rc = op->wgen ? 0 : -ENOMEM;
+		break;
+	case SLI_WINDOW_JOIN:
+	case SLI_INTERVAL_JOIN:
+		op->join = sli_join_new(op);
+		rc = op->join ? 0 : -ENOMEM;
+		break;
+	case SLI_KEYED_PROCESS:
+		rc = sli_keyed_open(op);
+		if (rc < 0)
+			sli_keyed_close(op);
 		break;
 	default:
 		break;
@@ -659,4 +716,9 @@ void sli_op_close(struct sli_opi *op)
 	op->rtab = NULL;
 	sli_win_free(op->win);
 	op->win = NULL;
+	sli_wgen_free(op->wgen);
+	op->wgen = NULL;
+	sli_join_free(op->join);
+	op->join = NULL;
+	sli_keyed_close(op);
 }

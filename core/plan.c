@@ -5,8 +5,13 @@
  * Fusion (Flink's chaining): node B joins the task of its input A when
  * the edge is forward, from A's main output, A feeds only B, both have
  * the same parallelism and neither has chaining disabled (nor B starts a
- * new chain). Nodes are numbered in creation order, which the fluent
- * builder makes a topological order, so one pass suffices.
+ * new chain). Unlike Flink, a hash (key_by) edge between two operators of
+ * parallelism 1 chains too: it has a single target, so the exchange
+ * would only hash and copy every element into a ring to the same place;
+ * chained, the keyed operator hashes its keys itself (sli_push() drops
+ * the key hashes of an earlier exchange). Nodes are numbered in creation
+ * order, which the fluent builder makes a topological order, so one pass
+ * suffices.
  *
  * Workers: min(usable PUs, subtasks) unless set; subtask i of task t runs
  * on worker (first_subtask(t) + i) % workers, which gives each worker one
@@ -51,7 +56,9 @@ static bool chains_to_input(const struct sli_node *n)
 		return false;
 	e = n->in[0];
 	from = e->from;
-	return e->part == SLI_PART_FORWARD && e->port == 0 && from->nout == 1 &&
+	return (e->part == SLI_PART_FORWARD ||
+		(e->part == SLI_PART_HASH && n->parallelism == 1)) &&
+	       e->port == 0 && from->nout == 1 &&
 	       from->parallelism == n->parallelism && !from->chaining_disabled &&
 	       from->kind != SLI_SINK;
 }
@@ -195,6 +202,19 @@ static unsigned edge_channels(const struct sli_edge *e)
 	return e->from->parallelism * e->to->parallelism;
 }
 
+/* A two-input operator heads its task (it never chains to an input): its inputs by side. */
+static bool two_input(const struct sli_node *n)
+{
+	return n->kind == SLI_WINDOW_JOIN || n->kind == SLI_INTERVAL_JOIN;
+}
+
+static const char *input_side(const struct sli_edge *e)
+{
+	if (!two_input(e->to))
+		return "";
+	return e->input ? " (right input)" : " (left input)";
+}
+
 static void print_text(const struct sl_job *job, const struct sli_plan *p, FILE *f)
 {
 	fprintf(f,
@@ -211,12 +231,20 @@ static void print_text(const struct sl_job *job, const struct sli_plan *p, FILE 
 			fprintf(f, "%s %s[%s]", k ? " ->" : "", task->chain[k]->name,
 				sli_kind_name(task->chain[k]->kind));
 		fputc('\n', f);
+		for (unsigned k = 0; two_input(task->chain[0]) && k < task->nin; k++) {
+			const struct sli_edge *e = task->in[k];
+
+			fprintf(f, "  <- %s input: task %d (%s) %s, %u channel%s\n",
+				e->input ? "right" : "left", e->from->task, e->from->name,
+				sli_part_name(e->part), edge_channels(e),
+				edge_channels(e) == 1 ? "" : "s");
+		}
 		for (unsigned k = 0; k < task->nout; k++) {
 			const struct sli_edge *e = task->out[k];
 
-			fprintf(f, "  -> task %d (%s) %s%s, %u channel%s\n", e->to->task,
+			fprintf(f, "  -> task %d (%s) %s%s%s, %u channel%s\n", e->to->task,
 				e->to->name, sli_part_name(e->part),
-				e->port ? " [side output]" : "", edge_channels(e),
+				e->port ? " [side output]" : "", input_side(e), edge_channels(e),
 				edge_channels(e) == 1 ? "" : "s");
 		}
 		for (unsigned i = 0; i < task->parallelism; i++) {
@@ -252,6 +280,12 @@ static void print_json(const struct sl_job *job, const struct sli_plan *p, FILE 
 			fprintf(f, "%s{\"name\":", k ? "," : "");
 			sl_fput_json_str(f, task->chain[k]->name);
 			fprintf(f, ",\"kind\":\"%s\"}", sli_kind_name(task->chain[k]->kind));
+		}
+		if (two_input(task->chain[0])) {
+			fputs("],\"inputs\":[", f);
+			for (unsigned k = 0; k < task->nin; k++)
+				fprintf(f, "%s{\"from_task\":%d,\"side\":\"%s\"}", k ? "," : "",
+					task->in[k]->from->task, task->in[k]->input ? "right" : "left");
 		}
 		fputs("],\"outputs\":[", f);
 		for (unsigned k = 0; k < task->nout; k++) {
@@ -298,8 +332,8 @@ static void print_dot(const struct sl_job *job, const struct sli_plan *p, FILE *
 		for (unsigned k = 0; k < p->tasks[t].nout; k++) {
 			const struct sli_edge *e = p->tasks[t].out[k];
 
-			fprintf(f, "  t%u -> t%d [label=\"%s%s\"];\n", t, e->to->task,
-				sli_part_name(e->part), e->port ? " (side)" : "");
+			fprintf(f, "  t%u -> t%d [label=\"%s%s%s\"];\n", t, e->to->task,
+				sli_part_name(e->part), e->port ? " (side)" : "", input_side(e));
 		}
 	fputs("}\n", f);
 }

@@ -21,6 +21,7 @@
 #include <sluice/sl_job.h>
 #include <sluice/sl_time.h>
 #include <sluice/sl_ring.h>
+#include <sluice/sl_state.h>
 
 /* ------------------------------------------------------------- hashing */
 
@@ -120,6 +121,10 @@ enum sli_kind {
 	SLI_WINDOW,
 	SLI_UNION,
 	SLI_SINK,
+	SLI_WINDOW_JOIN,   /* two inputs (join.c) */
+	SLI_INTERVAL_JOIN, /* two inputs (join.c) */
+	SLI_KEYED_PROCESS, /* keyed process function with timers and state (keyed.c) */
+	SLI_WINDOW_GEN,	   /* general windows: sl_window() (window_gen.c) */
 };
 
 enum sli_part {
@@ -138,12 +143,34 @@ const char *sli_kind_name(enum sli_kind k);
 
 struct sli_node;
 
+/*
+ * Keyed state, seen from core: state/ (api.c) installs this vtable on a
+ * node when state is declared on it, and the node's operator instances
+ * call it, so core never calls into state/. One instance per operator
+ * subtask, used on its worker's thread only.
+ *   open      a state instance for the subtask @info (its key groups
+ *             [kg_first, kg_last]), memory from @a (NULL: default), for
+ *             the @n states @descs (the node's copies, alive until close);
+ *   close     free it (accepts NULL);
+ *   maintain  bounded housekeeping between calls (TTL cleanup of at most
+ *             about @budget table slots), with @c for the clocks.
+ */
+struct sl_ctx;
+struct sli_state_backend {
+	int (*open)(const struct sl_subtask_info *info, const struct sl_allocator *a,
+		    const struct sl_state_desc *descs, unsigned n, unsigned kg_first,
+		    unsigned kg_last, void **inst);
+	void (*close)(void *inst);
+	void (*maintain)(void *inst, struct sl_ctx *c, unsigned budget);
+};
+
 struct sli_edge {
 	struct sli_node *from, *to;
 	unsigned port; /* output port of @from: 0 main, 1 + tag for side outputs */
 	enum sli_part part;
 	sl_key_fn key;
 	int id;
+	unsigned input; /* two-input operators: 0 left (first), 1 right */
 };
 
 struct sli_node {
@@ -181,9 +208,20 @@ struct sli_node {
 	/* windows */
 	struct sl_window_spec win;
 	struct sl_aggregate agg;
+	/* joins (join.c): win is the window join's spec; fn.any its function */
+	struct sl_interval_join_spec ijoin;
+	_Atomic int64_t join_buffered[2]; /* elements buffered, left and right, all subtasks */
 	/* plan */
 	int task;      /* index of its task */
 	int chain_pos; /* position in the task's chain */
+	/* keyed process (keyed.c); fn.any is kp.element */
+	struct sl_keyed_process kp;
+	/* keyed state (sl_state_declare): copies of the descriptors, names owned */
+	struct sl_state_desc *states;
+	unsigned nstates;
+	const struct sli_state_backend *state_backend;
+	/* general windows (window_gen.c): the checked sl_window_conf */
+	struct sli_wgen_conf *wgen;
 };
 
 struct sl_stream {
@@ -195,8 +233,41 @@ struct sl_stream {
 	struct sl_stream *next_alloc; /* the job frees all streams */
 };
 
+/*
+ * General windows (window_gen.c, for graph.c): check @conf for an input
+ * of type @in and output @out; on success *@res is a copy the node owns
+ * (free() it). Return 0, or -EINVAL / -ENOMEM with a sentence in @msg.
+ */
+struct sli_wgen_conf;
+int sli_wgen_conf_new(const struct sl_window_conf *conf, const struct sl_type *in,
+		      const struct sl_type *out, struct sli_wgen_conf **res, char *msg,
+		      size_t len);
+
 /** Append @item to the growing pointer array *@arrp of *@n entries. 0 or -ENOMEM. */
 int sli_ptr_push(void *arrp, unsigned *n, void *item);
+
+/*
+ * Two-input operators (graph.c, for join.c): a node of @kind consuming
+ * @left as input 0 and @right as input 1, producing @type. NULL and
+ * poisoned handles propagate as for one-input operators; the caller has
+ * checked its own arguments.
+ */
+struct sl_stream *sli_two_input(struct sl_stream *left, struct sl_stream *right, enum sli_kind kind,
+				const char *name, const struct sl_type *type, void (*fn)(void),
+				void *arg);
+/* Record a build error in @job (the first one wins); return a poisoned handle. */
+struct sl_stream *sli_build_fail(struct sl_job *job, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The type of what flows out of @s. */
+const struct sl_type *sli_stream_type(const struct sl_stream *s);
+
+/*
+ * Keyed state (keyed.c, for state/api.c): add a copy of @d (checked by
+ * the caller) to the keyed operator that produced @s, served by @be.
+ * Return the state's id, or -errno with the error recorded in the job.
+ */
+int sli_state_attach(struct sl_stream *s, const struct sl_state_desc *d,
+		     const struct sli_state_backend *be);
 
 /* ---------------------------------------------------------------- plan */
 

@@ -14,6 +14,7 @@
 #include <pthread.h>
 
 #include "sli_core.h"
+#include "sli_watermark.h"
 
 struct sli_subtask;
 struct sli_opi;
@@ -45,13 +46,17 @@ struct sli_outedge {
 
 struct sli_inchan {
 	struct sli_chan *chan;
-	int64_t watermark;
+	int64_t watermark; /* the last one received (the valve decides whether it counts) */
 	bool ended;
+	unsigned input; /* which input of a two-input head it feeds (sli_edge.input) */
 };
 
 struct sl_collector {
 	struct sli_opi *op;
 	struct sl_batch *cur[SLI_MAX_PORTS]; /* never full between calls */
+	/* Joins: every element emitted is stamped @stamp (Flink's TimestampedCollector). */
+	bool stamped;
+	int64_t stamp;
 };
 
 struct sli_rtab; /* reduce table (ops.c) */
@@ -72,8 +77,13 @@ struct sli_opi {
 	struct sl_collector coll;
 	struct sli_rtab *rtab;
 	struct sli_win *win;
+	struct sli_join *join; /* join.c */
 	sl_key_fn key;	   /* reduce, window: the key of its input edge */
 	int64_t watermark; /* the last one delivered to it */
+	struct sli_keyed *keyed; /* keyed process (keyed.c) */
+	struct sli_wgen *wgen;	 /* general windows (window_gen.c) */
+	/* Its earliest processing-time timer, INT64_MAX: none (see sli_op_proc_time()). */
+	int64_t next_proc_timer;
 };
 
 /*
@@ -102,12 +112,20 @@ struct sli_subtask {
 	struct sli_outedge *out;
 	unsigned nout;
 	int64_t watermark; /* input watermark (a source: the one it generated) */
-	int64_t wm_max;	   /* source: largest timestamp seen (INT64_MIN: none) */
-	uint64_t wm_count; /* source: records seen, for every-N emission */
 	uint64_t wm_last_ns;
+	/* Watermarks and idleness (watermark.c): a source's per-split generator, or the valve
+	 * over the input channels. The source's idleness clock advances only across polls
+	 * with no backpressure between them (src_paused). */
+	struct sli_wmgen gen;
+	bool has_gen;
+	struct sli_valve valve;
+	bool src_paused;
+	uint64_t src_clock_ns, src_last_ns;
 	bool done;    /* end of input handled */
 	bool drained; /* done and every backlog sent: counted in ndone */
 	bool dirty;   /* partial output batches wait for a flush */
+	/* Earliest processing-time timer of the chain's operators (a lower bound), INT64_MAX: none. */
+	int64_t next_proc_timer;
 	struct sli_stats stats;
 };
 
@@ -164,6 +182,72 @@ int sli_op_end(struct sli_opi *op);
 int sli_op_flush(struct sli_opi *op);
 /* Watermark @wm reached @op: act on it, then push what it emitted. */
 int sli_op_watermark(struct sli_opi *op, int64_t wm);
+
+/* Process a data batch (owned) arriving on input @input (0 or 1) of the chain head @op. */
+int sli_op_batch2(struct sli_opi *op, unsigned input, struct sl_batch *b);
+
+/* join.c: window and interval joins, two-input operators */
+struct sli_join *sli_join_new(struct sli_opi *op);
+void sli_join_free(struct sli_join *j);
+int sli_join_batch(struct sli_opi *op, unsigned input, struct sl_batch *b);
+int sli_join_watermark(struct sli_opi *op, int64_t wm);
+
+/*
+ * Processing time @now_ms reached @op: fire its due processing-time
+ * timers, push what they emitted, and update op->next_proc_timer.
+ * exec.c calls it when now_ms >= op->next_proc_timer. An operator that
+ * registers processing-time timers lowers op->next_proc_timer and the
+ * subtask's with sli_proc_timer_note().
+ */
+int sli_op_proc_time(struct sli_opi *op, int64_t now_ms);
+
+/* exec.c: the job's processing-time clock (the platform's now_ms, else CLOCK_REALTIME), ms. */
+int64_t sli_proc_now_ms(const struct sli_exec *x);
+
+/* @op has a processing-time timer at @t: make the worker check the clock for it. */
+static inline void sli_proc_timer_note(struct sli_opi *op, int64_t t)
+{
+	if (t < op->next_proc_timer)
+		op->next_proc_timer = t;
+	if (t < op->st->next_proc_timer)
+		op->st->next_proc_timer = t;
+}
+
+/*
+ * The keyed context of one user call (sl_ctx, sl_time.h): the current key
+ * (bytes, hash, and its id in the operator's key dictionary once interned
+ * for a timer), the state namespace (empty for process functions; a
+ * window for window functions), the timer namespace, the state instance.
+ * state/api.c reads key, hash, ns and state.
+ */
+struct sl_ctx {
+	struct sli_opi *op;
+	struct sl_key key;
+	uint64_t hash;
+	int64_t key_id; /* -1: not interned yet */
+	const void *ns;
+	uint16_t ns_len;
+	bool active;	 /* inside a call: the only time it may be used */
+	bool proc_valid; /* proc_now was read during this call */
+	int64_t proc_now;
+	int64_t tns_a, tns_b; /* timer namespace */
+	void *state;	      /* the state backend's instance, NULL: no state */
+};
+
+/* keyed.c: keyed process functions */
+/* Open @op's instance (op->keyed): 0, or -errno with a sentence in op->errbuf. */
+int sli_keyed_open(struct sli_opi *op);
+void sli_keyed_close(struct sli_opi *op);
+int sli_keyed_batch(struct sli_opi *op, struct sl_batch *b);
+int sli_keyed_watermark(struct sli_opi *op, int64_t wm);
+int sli_keyed_proc_time(struct sli_opi *op, int64_t now_ms);
+
+/* window_gen.c: general windows (sl_window()) */
+struct sli_wgen *sli_wgen_new(struct sli_opi *op);
+void sli_wgen_free(struct sli_wgen *w);
+int sli_wgen_batch(struct sli_opi *op, struct sl_batch *b);
+int sli_wgen_watermark(struct sli_opi *op, int64_t wm);
+int sli_wgen_proc_time(struct sli_opi *op, int64_t now_ms);
 
 /* window.c */
 struct sli_win *sli_win_new(struct sli_opi *op);

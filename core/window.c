@@ -5,7 +5,8 @@
  * the late side output, and session merging (MergingWindowSet).
  *
  * State of one subtask:
- *   keys     every key seen: its bytes (in one arena) and hash, found
+ *   keys     every key seen: its bytes (in one arena, or in its record
+ *            when 8 bytes or less) and hash, found
  *            through an open-addressing table; a key's id is its index;
  *   windows  one entry per live (key, window): start, end, accumulator,
  *            which timers it has; found by (key id, start, end) through a
@@ -20,6 +21,43 @@
  * end - 1 + lateness (one heap item when both are the same time). Freed
  * entries go to a free list.
  *
+ * Stream slicing (tumbling, and sliding when the aggregate has merge and
+ * SL_AGG_SLICEABLE: merged panes equal the window's own accumulator):
+ * the entries are panes, not windows. Window starts and ends all lie on
+ * the grid offset + k * g with g = gcd(size, slide), so the panes
+ * [offset + k * g, + g) tile time and each window is size / g of them;
+ * an element updates exactly one pane accumulator. A window fires by
+ * merging its live panes into a scratch accumulator (a tumbling window is
+ * one pane: its accumulator is used as is). The rules are those of the
+ * per-window path, pane by pane:
+ *   - a pane is created only when one of its windows is not late, and
+ *     freed at the cleanup time of the last window containing it, so a
+ *     window that is not late sees every pane element added while it was
+ *     not late, exactly the contents it would have had on its own;
+ *   - fire timers are registered when a pane is created, for its windows
+ *     with end - 1 > watermark: later elements of the pane cannot add a
+ *     window that is still ahead of the watermark. Late firings (end - 1
+ *     <= watermark < cleanup) are done per element, as before;
+ *   - timers live in buckets shared by all keys, one per timestamp (the
+ *     grid makes them few): fire timers hold key ids, pane frees entry
+ *     ids; fires run before frees of the same time. Registration skips
+ *     the windows in a key's interval of known-registered windows, and a
+ *     duplicate that slips through is dropped when it fires (all timers
+ *     of one time run together; a key remembers the last time it fired),
+ *     so timers are unique per (key, window, time);
+ *   - hot path: a key caches its last pane and that pane's earliest
+ *     window end; while the element falls in it and that end - 1 is past
+ *     the watermark (nothing late, nothing to fire now), the element is
+ *     one add().
+ * Sessions and other sliding windows keep one entry per window.
+ *
+ * Time arithmetic never overflows: window starts come from grid_mod(),
+ * "start > ts - size" is written ts - start < size, cleanup times
+ * saturate at INT64_MAX. A window that would start before INT64_MIN or
+ * end after INT64_MAX is not representable and not assigned: an element
+ * whose windows are all such is in no window, like an element between
+ * two windows of a slide > size.
+ *
  * Threads: one struct sli_win per subtask, on its worker's thread.
  */
 #include <errno.h>
@@ -33,12 +71,21 @@
 #define T_FIRE	0x1
 #define T_CLEAN 0x2
 
+/* 64 bytes, what an element needs first. */
 struct wkey {
 	uint64_t hash;
-	uint64_t off; /* bytes in karena */
+	int64_t cur_start; /* slicing: the cached pane's start */
+	int64_t cur_fire;  /* slicing: end - 1 of its earliest window */
 	uint32_t len;
-	uint32_t sessions; /* session windows: first entry + 1, 0: none */
+	union {
+		uint32_t sessions; /* session windows: first entry + 1, 0: none */
+		uint32_t cur;	   /* slicing: the cached pane, entry + 1, 0: none */
+	};
+	uint64_t off;	   /* bytes in karena; keys of <= 8 bytes: the bytes, zero-padded */
+	int64_t rlo, rhi;  /* slicing: window starts whose fire timers are registered */
+	int64_t last_fire; /* slicing: time of its last on-time firing (drops duplicates) */
 };
+_Static_assert(sizeof(struct wkey) == 64, "a key is one cache line's worth");
 
 struct went {
 	int64_t start, end;
@@ -54,10 +101,32 @@ struct timer {
 	uint32_t ent, gen;
 };
 
+/* Slicing: the timers of one timestamp, for every key. */
+struct tbucket {
+	int64_t time;
+	uint32_t *fires; /* key ids */
+	uint32_t *frees; /* pane entries */
+	uint32_t nfires, capfires, nfrees, capfrees;
+	uint32_t next; /* free list: bucket + 1, 0: end */
+};
+
 struct sli_win {
 	const struct sl_window_spec *spec;
 	const struct sl_aggregate *agg;
 	uint32_t acc_size;
+
+	/* Slicing (see the top of the file); sliced is false for the per-window path. */
+	bool sliced;
+	int64_t slide; /* the slide; size for tumbling */
+	int64_t pane;  /* pane length g */
+	uint8_t *scratch;
+	struct tbucket *bk;
+	uint32_t nbk, capbk, bk_free; /* bk_free: bucket + 1 */
+	uint32_t *bheap;	      /* bucket ids by time */
+	uint32_t nbheap, capbheap;
+	uint32_t *btab; /* time -> bucket + 1, open addressing; 0: empty */
+	uint32_t btcap, btcount;
+	uint32_t bk_last; /* bucket + 1 of the last lookup, 0: none */
 
 	struct wkey *keys;
 	uint32_t nkeys, capkeys;
@@ -114,6 +183,36 @@ static int64_t floor_mod(int64_t a, int64_t m)
 	return r < 0 ? r + m : r;
 }
 
+static int64_t gcd64(int64_t a, int64_t b)
+{
+	while (b != 0) {
+		int64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * floor_mod(ts - offset, m) without computing ts - offset, which can
+ * overflow: the distance from @ts down to the grid offset + k * m.
+ */
+static int64_t grid_mod(int64_t ts, int64_t offset, int64_t m)
+{
+	int64_t r = floor_mod(ts, m) - floor_mod(offset, m); /* in (-m, m) */
+
+	return r < 0 ? r + m : r;
+}
+
+/* a + b for b >= 0, saturating at INT64_MAX. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	int64_t t;
+
+	return __builtin_add_overflow(a, b, &t) ? INT64_MAX : t;
+}
+
 /* end - 1 + lateness, saturating (Flink: Long.MAX_VALUE when it overflows). */
 static int64_t cleanup_time(const struct sli_win *w, int64_t end)
 {
@@ -146,6 +245,26 @@ static int key_grow_table(struct sli_win *w)
 	return 0;
 }
 
+/* The bytes of key @k: short keys live in the key's record (one cache miss less). */
+static inline const void *key_bytes(const struct sli_win *w, const struct wkey *k)
+{
+	return k->len <= 8 ? (const void *)&k->off : w->karena + k->off;
+}
+
+/* Is key @k (@p, @len)? (The hashes are equal.) */
+static inline bool key_is(const struct sli_win *w, const struct wkey *k, const void *p,
+			  uint32_t len)
+{
+	uint64_t x = 0;
+
+	if (k->len != len)
+		return false;
+	if (len > 8)
+		return memcmp(w->karena + k->off, p, len) == 0;
+	memcpy(&x, p, len);
+	return x == k->off;
+}
+
 /* The id of key (@p, @len) with @hash, added when new. Return >= 0 or -ENOMEM. */
 static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t len)
 {
@@ -156,11 +275,18 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 	for (i = (uint32_t)hash & (w->kcap - 1); w->kslot[i]; i = (i + 1) & (w->kcap - 1)) {
 		const struct wkey *k = &w->keys[w->kslot[i] - 1];
 
-		if (k->hash == hash && k->len == len && memcmp(w->karena + k->off, p, len) == 0)
+		if (k->hash == hash && key_is(w, k, p, len))
 			return w->kslot[i] - 1;
 	}
 	if (grow((void **)&w->keys, &w->capkeys, w->nkeys + 1, sizeof(*w->keys)) < 0)
 		return -ENOMEM;
+	w->keys[w->nkeys] =
+	    (struct wkey){ .hash = hash, .len = len, .rlo = 1, .rhi = 0, .last_fire = INT64_MIN };
+	if (len <= 8) {
+		memcpy(&w->keys[w->nkeys].off, p, len);
+		w->kslot[i] = ++w->nkeys;
+		return w->nkeys - 1;
+	}
 	if (w->kused + len > w->kcapb) {
 		uint64_t ncap = w->kcapb ? w->kcapb * 2 : 65536;
 		char *na;
@@ -174,7 +300,7 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 		w->kcapb = ncap;
 	}
 	memcpy(w->karena + w->kused, p, len);
-	w->keys[w->nkeys] = (struct wkey){ .hash = hash, .off = w->kused, .len = len };
+	w->keys[w->nkeys].off = w->kused;
 	w->kused += len;
 	w->kslot[i] = ++w->nkeys;
 	return w->nkeys - 1;
@@ -371,6 +497,26 @@ struct sli_win *sli_win_new(struct sli_opi *op)
 	w->spec = &op->node->win;
 	w->agg = &op->node->agg;
 	w->acc_size = (w->agg->acc_size + 7) & ~7u;
+	if (w->spec->kind != SL_WINDOW_SESSION) {
+		int64_t slide =
+		    w->spec->kind == SL_WINDOW_TUMBLING ? w->spec->size : w->spec->slide;
+		int64_t g = w->spec->size % slide == 0 ? slide : gcd64(w->spec->size, slide);
+
+		/*
+		 * One pane per window is the window itself, its elements added in
+		 * arrival order. More panes per window are merged when it fires:
+		 * only when the aggregate says that gives the same result.
+		 */
+		w->sliced = g == w->spec->size ||
+			    (w->agg->merge != NULL && (w->agg->flags & SL_AGG_SLICEABLE));
+		w->slide = slide;
+		w->pane = g;
+		w->scratch = malloc(w->acc_size);
+		if (w->scratch == NULL) {
+			sli_win_free(w);
+			return NULL;
+		}
+	}
 	if (key_grow_table(w) < 0 || win_grow_table(w) < 0) {
 		sli_win_free(w);
 		return NULL;
@@ -389,21 +535,36 @@ void sli_win_free(struct sli_win *w)
 	free(w->accs);
 	free(w->wslot);
 	free(w->heap);
+	for (uint32_t i = 0; i < w->nbk; i++) {
+		free(w->bk[i].fires);
+		free(w->bk[i].frees);
+	}
+	free(w->bk);
+	free(w->bheap);
+	free(w->btab);
+	free(w->scratch);
 	free(w);
 }
 
-static int emit_window(struct sli_opi *op, uint32_t e)
+/* The result of window [@start, @end) of @key from accumulator @acc. */
+static int emit_acc(struct sli_opi *op, uint32_t key, int64_t start, int64_t end, const void *acc)
 {
 	struct sli_win *w = op->win;
-	const struct went *x = &w->ents[e];
-	const struct wkey *k = &w->keys[x->key];
-	struct sl_window win = { x->start, x->end };
-	struct sl_key key = { w->karena + k->off, k->len };
-	int rc = w->agg->result(&win, &key, acc_of(w, e), &op->coll, w->agg->arg);
+	const struct wkey *k = &w->keys[key];
+	struct sl_window win = { start, end };
+	struct sl_key kb = { key_bytes(w, k), k->len };
+	int rc = w->agg->result(&win, &kb, acc, &op->coll, w->agg->arg);
 
 	if (rc < 0 && !atomic_load_explicit(&op->st->w->x->failed, memory_order_relaxed))
 		sli_fail(op, rc, "the window result function failed: %s", sl_strerror(rc));
 	return rc;
+}
+
+static int emit_window(struct sli_opi *op, uint32_t e)
+{
+	const struct went *x = &op->win->ents[e];
+
+	return emit_acc(op, x->key, x->start, x->end, acc_of(op->win, e));
 }
 
 static bool window_late(const struct sli_win *w, int64_t end, int64_t wm)
@@ -435,17 +596,27 @@ static int assign_fixed(struct sli_opi *op, uint32_t key, const struct sl_batch 
 	const struct sl_window_spec *s = w->spec;
 	int64_t ts = b->ts[i];
 	int64_t slide = s->kind == SL_WINDOW_TUMBLING ? s->size : s->slide;
-	int64_t start = ts - floor_mod(ts - s->offset, slide);
+	int64_t r = grid_mod(ts, s->offset, slide), start;
 
-	/* Flink: start = last_start, last_start - slide, ... while start > ts - size. */
-	for (; start > ts - s->size; start -= slide) {
-		int64_t end = start + s->size;
+	if (ts < INT64_MIN + r)
+		return 0; /* every window of the element starts before INT64_MIN */
+	/*
+	 * Flink: start = last_start, last_start - slide, ... while start > ts -
+	 * size, written ts - start < size (ts - size can overflow). Windows
+	 * ending after INT64_MAX are not representable: skipped.
+	 */
+	for (start = ts - r; (uint64_t)ts - (uint64_t)start < (uint64_t)s->size; start -= slide) {
+		bool ok = start <= INT64_MAX - s->size;
+		int64_t end = ok ? start + s->size : INT64_MAX;
 		uint32_t slot;
 		int64_t e;
 		int rc;
 
-		if (window_late(w, end, op->watermark))
+		if (!ok || window_late(w, end, op->watermark)) {
+			if (start < INT64_MIN + slide)
+				break;
 			continue;
+		}
 		*skipped = false;
 		slot = win_find(w, key, start, end);
 		e = w->wslot[slot] ? (int64_t)w->wslot[slot] - 1 : win_add(w, key, start, end);
@@ -549,6 +720,377 @@ static int assign_session(struct sli_opi *op, uint32_t key, const struct sl_batc
 	return add_and_trigger(op, (uint32_t)e, b, i);
 }
 
+/* ------------------------------------------------------------- slicing */
+
+static uint32_t btab_home(const struct sli_win *w, int64_t time)
+{
+	return (uint32_t)mix((uint64_t)time, 0, 0) & (w->btcap - 1);
+}
+
+/* Slot of the bucket of @time, or of the empty slot where it would go. */
+static uint32_t btab_find(const struct sli_win *w, int64_t time)
+{
+	uint32_t i = btab_home(w, time);
+
+	for (; w->btab[i]; i = (i + 1) & (w->btcap - 1))
+		if (w->bk[w->btab[i] - 1].time == time)
+			break;
+	return i;
+}
+
+static int btab_grow(struct sli_win *w)
+{
+	uint32_t ncap = w->btcap ? w->btcap * 2 : 64;
+	uint32_t *ns = calloc(ncap, sizeof(*ns));
+	uint32_t ocap = w->btcap, *os = w->btab;
+
+	if (ns == NULL)
+		return -ENOMEM;
+	w->btab = ns;
+	w->btcap = ncap;
+	for (uint32_t j = 0; j < ocap; j++) {
+		if (os[j]) {
+			uint32_t i = btab_home(w, w->bk[os[j] - 1].time);
+
+			while (ns[i])
+				i = (i + 1) & (ncap - 1);
+			ns[i] = os[j];
+		}
+	}
+	free(os);
+	return 0;
+}
+
+/* Backward-shift deletion, as win_unlink_slot(). */
+static void btab_remove(struct sli_win *w, int64_t time)
+{
+	uint32_t mask = w->btcap - 1, i = btab_find(w, time), j = i;
+
+	w->btab[i] = 0;
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & mask;
+		if (!w->btab[j])
+			break;
+		home = btab_home(w, w->bk[w->btab[j] - 1].time);
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			w->btab[i] = w->btab[j];
+			w->btab[j] = 0;
+			i = j;
+		}
+	}
+	w->btcount--;
+}
+
+static int bheap_push(struct sli_win *w, uint32_t id)
+{
+	int64_t time = w->bk[id].time;
+	uint32_t i;
+
+	if (grow((void **)&w->bheap, &w->capbheap, w->nbheap + 1, sizeof(*w->bheap)) < 0)
+		return -ENOMEM;
+	for (i = w->nbheap++; i > 0 && w->bk[w->bheap[(i - 1) / 2]].time > time; i = (i - 1) / 2)
+		w->bheap[i] = w->bheap[(i - 1) / 2];
+	w->bheap[i] = id;
+	return 0;
+}
+
+static uint32_t bheap_pop(struct sli_win *w)
+{
+	uint32_t top = w->bheap[0], last = w->bheap[--w->nbheap], i = 0;
+	int64_t time = w->bk[last].time;
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+
+		if (c >= w->nbheap)
+			break;
+		if (c + 1 < w->nbheap && w->bk[w->bheap[c + 1]].time < w->bk[w->bheap[c]].time)
+			c++;
+		if (w->bk[w->bheap[c]].time >= time)
+			break;
+		w->bheap[i] = w->bheap[c];
+		i = c;
+	}
+	if (w->nbheap)
+		w->bheap[i] = last;
+	return top;
+}
+
+/* The bucket of the timers at @time, created when new. Return its id or -ENOMEM. */
+static int64_t bucket_get(struct sli_win *w, int64_t time)
+{
+	uint32_t i, id;
+
+	if (w->bk_last && w->bk[w->bk_last - 1].time == time)
+		return w->bk_last - 1;
+	if ((w->btcount + 1) * 2 > w->btcap && btab_grow(w) < 0)
+		return -ENOMEM;
+	i = btab_find(w, time);
+	if (w->btab[i]) {
+		w->bk_last = w->btab[i];
+		return w->btab[i] - 1;
+	}
+	if (w->bk_free) {
+		id = w->bk_free - 1;
+		w->bk_free = w->bk[id].next;
+	} else {
+		if (grow((void **)&w->bk, &w->capbk, w->nbk + 1, sizeof(*w->bk)) < 0)
+			return -ENOMEM;
+		id = w->nbk++;
+		w->bk[id] = (struct tbucket){ 0 };
+	}
+	w->bk[id].time = time;
+	if (bheap_push(w, id) < 0) {
+		w->bk[id].next = w->bk_free;
+		w->bk_free = id + 1;
+		return -ENOMEM;
+	}
+	w->btab[i] = id + 1;
+	w->btcount++;
+	w->bk_last = id + 1;
+	return id;
+}
+
+/* A timer at @time: fire the window of key @v ending at @time + 1, or free pane entry @v. */
+static int bucket_add(struct sli_win *w, int64_t time, bool fire, uint32_t v)
+{
+	int64_t id = bucket_get(w, time);
+	struct tbucket *t;
+
+	if (id < 0)
+		return (int)id;
+	t = &w->bk[id];
+	if (fire) {
+		if (grow((void **)&t->fires, &t->capfires, t->nfires + 1, sizeof(*t->fires)) < 0)
+			return -ENOMEM;
+		t->fires[t->nfires++] = v;
+	} else {
+		if (grow((void **)&t->frees, &t->capfrees, t->nfrees + 1, sizeof(*t->frees)) < 0)
+			return -ENOMEM;
+		t->frees[t->nfrees++] = v;
+	}
+	return 0;
+}
+
+/*
+ * The pane of @key starting at @start, or -1. A pane is the table entry
+ * (key, start, start): its end is implied by the pane length, and never
+ * computed, so a pane at the end of time cannot overflow.
+ */
+static int64_t pane_find(struct sli_win *w, uint32_t key, int64_t start)
+{
+	const struct wkey *k = &w->keys[key];
+	uint32_t slot;
+
+	if (k->cur && k->cur_start == start)
+		return k->cur - 1;
+	slot = win_find(w, key, start, start);
+	return w->wslot[slot] ? (int64_t)w->wslot[slot] - 1 : -1;
+}
+
+/*
+ * A new pane of @key at @ps whose windows start at @first .. @last (one
+ * of them not late): its free timer at the cleanup time of the last one,
+ * and the fire timers of those still ahead of the watermark that the
+ * key's registered interval does not already cover.
+ */
+static int64_t pane_new(struct sli_opi *op, uint32_t key, int64_t ps, int64_t first, int64_t last)
+{
+	struct sli_win *w = op->win;
+	int64_t size = w->spec->size, wm = op->watermark, lo = 0;
+	int64_t clean = cleanup_time(w, last + size);
+	int64_t e = win_add(w, key, ps, ps);
+	bool any = false;
+	struct wkey *k;
+	int rc;
+
+	if (e < 0)
+		return e;
+	if (clean != INT64_MAX && (rc = bucket_add(w, clean, false, (uint32_t)e)) < 0)
+		return rc;
+	k = &w->keys[key];
+	for (int64_t st = last; st >= first && st + size - 1 > wm; st -= w->slide) {
+		any = true;
+		lo = st;
+		if (st < k->rlo || st > k->rhi) {
+			rc = bucket_add(w, st + size - 1, true, key);
+			if (rc < 0)
+				return rc;
+		}
+		if (st < INT64_MIN + w->slide)
+			break;
+	}
+	if (!any)
+		return e;
+	/* Keep one interval: the hull when they touch, else the newer one (duplicates are dropped).
+	 */
+	if (k->rlo <= k->rhi && lo <= sat_add(k->rhi, w->slide) &&
+	    k->rlo <= sat_add(last, w->slide)) {
+		k->rlo = lo < k->rlo ? lo : k->rlo;
+		k->rhi = last > k->rhi ? last : k->rhi;
+	} else {
+		k->rlo = lo;
+		k->rhi = last;
+	}
+	return e;
+}
+
+#define PANE_CHUNK 32
+
+/* Fire window [@start, @start + size) of @key from its live panes. */
+static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
+{
+	struct sli_win *w = op->win;
+	int64_t end = start + w->spec->size, e;
+	bool any = false;
+
+	if (w->pane == w->spec->size) {
+		e = pane_find(w, key, start);
+		return e < 0 ? 0 : emit_acc(op, key, start, end, acc_of(w, (uint32_t)e));
+	}
+	memset(w->scratch, 0, w->acc_size);
+	if (w->agg->create != NULL)
+		w->agg->create(w->scratch, w->agg->arg);
+	/* Lookups by chunk: the table slots, then the entries found, prefetched first. */
+	for (int64_t p0 = start; p0 < end; p0 += PANE_CHUNK * w->pane) {
+		int64_t left = (end - p0) / w->pane;
+		uint32_t m = left < PANE_CHUNK ? (uint32_t)left : PANE_CHUNK;
+		uint32_t home[PANE_CHUNK];
+
+		for (uint32_t j = 0; j < m; j++) {
+			int64_t p = p0 + (int64_t)j * w->pane;
+
+			home[j] = wslot_home(w, key, p, p);
+			__builtin_prefetch(&w->wslot[home[j]]);
+		}
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t slot = w->wslot[home[j]];
+
+			if (slot) {
+				__builtin_prefetch(&w->ents[slot - 1]);
+				__builtin_prefetch(acc_of(w, slot - 1));
+			}
+		}
+		for (uint32_t j = 0; j < m; j++) {
+			e = pane_find(w, key, p0 + (int64_t)j * w->pane);
+			if (e >= 0) {
+				w->agg->merge(w->scratch, acc_of(w, (uint32_t)e), w->agg->arg);
+				any = true;
+			}
+		}
+		if (m < PANE_CHUNK)
+			break;
+	}
+	return any ? emit_acc(op, key, start, end, w->scratch) : 0;
+}
+
+/*
+ * Tumbling and sliding, sliced (the slow path of sli_win_batch()): add
+ * element @i of @b to its pane, creating it with its timers, then the late
+ * firings. Sets *skipped when every window of the element is late.
+ */
+static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch *b, uint32_t i,
+			 bool *skipped)
+{
+	struct sli_win *w = op->win;
+	const struct sl_window_spec *s = w->spec;
+	int64_t ts = b->ts[i], wm = op->watermark, size = s->size, slide = w->slide;
+	int64_t r = grid_mod(ts, s->offset, slide), last, first, ps, e, n;
+	struct wkey *k;
+
+	/*
+	 * The newest window's start, last = ts - r, and the oldest's, the
+	 * smallest start > ts - size on the grid, computed without ts - size
+	 * (which can overflow): ts - start < size. Only windows inside int64
+	 * time exist (start >= INT64_MIN, start + size <= INT64_MAX).
+	 */
+	if (ts < INT64_MIN + r || r >= size)
+		return 0; /* starts before INT64_MIN, or between two windows (slide > size) */
+	last = ts - r;
+	while (last > INT64_MAX - size) { /* ends after INT64_MAX */
+		if (last < INT64_MIN + slide ||
+		    (uint64_t)ts - (uint64_t)(last - slide) >= (uint64_t)size)
+			return 0;
+		last -= slide;
+	}
+	if (window_late(w, last + size, wm))
+		return 0; /* the newest window is late, so is every other */
+	*skipped = false;
+	n = (size - 1 - (ts - last)) / slide; /* windows before the newest */
+	if ((uint64_t)n > ((uint64_t)last - (uint64_t)INT64_MIN) / (uint64_t)slide)
+		n = (int64_t)(((uint64_t)last - (uint64_t)INT64_MIN) / (uint64_t)slide);
+	first = last - n * slide;
+	ps = ts - grid_mod(ts, s->offset, w->pane); /* >= first: no overflow */
+	e = pane_find(w, key, ps);
+	if (e < 0) {
+		e = pane_new(op, key, ps, first, last);
+		if (e < 0)
+			return (int)e;
+	}
+	k = &w->keys[key];
+	k->cur = (uint32_t)e + 1;
+	k->cur_start = ps;
+	k->cur_fire = first + size - 1;
+	w->agg->add(acc_of(w, (uint32_t)e), sl_batch_elem(b, i), ts, b, w->agg->arg);
+	if (first + size - 1 > wm)
+		return 0;
+	/* Late firings, newest window first as in assign_fixed(): end - 1 <= wm, not late. */
+	for (int64_t st = last; st >= first; st -= slide) {
+		int64_t end = st + size;
+		int rc;
+
+		if (window_late(w, end, wm))
+			break; /* older windows are late too */
+		if (end - 1 <= wm && (rc = emit_sliced(op, key, st)) < 0)
+			return rc;
+		if (st < INT64_MIN + slide)
+			break;
+	}
+	return 0;
+}
+
+/* Run every bucket of timers up to @wm, in time order: its fires, then its pane frees. */
+static int sliced_watermark(struct sli_opi *op, int64_t wm)
+{
+	struct sli_win *w = op->win;
+
+	while (w->nbheap > 0 && w->bk[w->bheap[0]].time <= wm) {
+		uint32_t id = bheap_pop(w);
+		struct tbucket *t = &w->bk[id];
+		int64_t time = t->time;
+		int rc = 0;
+
+		btab_remove(w, time);
+		if (w->bk_last == id + 1)
+			w->bk_last = 0;
+		/* Nothing registers timers meanwhile: t and its arrays stay put. */
+		for (uint32_t j = 0; j < t->nfires && rc == 0; j++) {
+			struct wkey *k = &w->keys[t->fires[j]];
+
+			if (k->last_fire == time)
+				continue; /* a duplicate of a timer just fired */
+			k->last_fire = time;
+			rc = emit_sliced(op, t->fires[j], time + 1 - w->spec->size);
+		}
+		for (uint32_t j = 0; j < t->nfrees && rc == 0; j++) {
+			uint32_t e = t->frees[j];
+			struct wkey *k = &w->keys[w->ents[e].key];
+
+			if (k->cur == e + 1)
+				k->cur = 0;
+			win_drop(w, e);
+		}
+		t->nfires = t->nfrees = 0;
+		t->next = w->bk_free;
+		w->bk_free = id + 1;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int late_element(struct sli_opi *op, const struct sl_batch *b, uint32_t i)
 {
 	if (op->nport_out[1] > 0)
@@ -558,37 +1100,116 @@ static int late_element(struct sli_opi *op, const struct sl_batch *b, uint32_t i
 	return 0;
 }
 
+/* Element @i of @b, of key id @key: its windows, then the late check. */
+static int win_element(struct sli_opi *op, struct sl_batch *b, uint32_t i, uint32_t key)
+{
+	struct sli_win *w = op->win;
+	bool skipped = true;
+	int64_t late_at;
+	int rc;
+
+	if (w->sliced) {
+		const struct wkey *kc = &w->keys[key];
+		int64_t ts = b->ts[i];
+
+		/* Hot path: the key's cached pane, every window of it still ahead. */
+		if (kc->cur && ts >= kc->cur_start &&
+		    (uint64_t)ts - (uint64_t)kc->cur_start < (uint64_t)w->pane &&
+		    kc->cur_fire > op->watermark) {
+			w->agg->add(acc_of(w, kc->cur - 1), sl_batch_elem(b, i), ts, b,
+				    w->agg->arg);
+			return 0;
+		}
+		rc = assign_sliced(op, key, b, i, &skipped);
+	} else if (w->spec->kind == SL_WINDOW_SESSION) {
+		rc = assign_session(op, key, b, i, &skipped);
+	} else {
+		rc = assign_fixed(op, key, b, i, &skipped);
+	}
+	if (rc < 0)
+		return rc;
+	/* Late: skipped by all its windows and ts + lateness <= watermark (Java's wrap). */
+	late_at = (int64_t)((uint64_t)b->ts[i] + (uint64_t)w->spec->allowed_lateness);
+	if (skipped && late_at <= op->watermark)
+		rc = late_element(op, b, i);
+	return rc;
+}
+
+/*
+ * sli_hash64(&x, 8, 0) for the 8-byte key x, inlined: the same value,
+ * so batches hashed by an exchange and batches hashed here agree.
+ */
+static inline uint64_t hash8(uint64_t x)
+{
+	uint64_t h = 8 * 0x9e3779b97f4a7c15ull ^ (x * 0x87c37b91114253d5ull);
+
+	h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937full;
+	return sli_fmix64(h);
+}
+
+/*
+ * Elements go through a software pipeline, each stage DIST elements
+ * behind the one before: (1) the key and its hash, the key table slot
+ * prefetched; (2) the slot read, the key's record prefetched; (3) the
+ * record read, its cached pane accumulator prefetched; (4) the element
+ * itself. With thousands of keys the state does not fit the L2 cache,
+ * and these misses, taken one after the other, would cost more than the
+ * rest. Stages 2 and 3 only prefetch: a key added or a table grown by
+ * stage 4 meanwhile costs a useless prefetch, never a wrong result.
+ */
+#define DIST 8
+#define RING 32 /* > 3 * DIST, a power of two */
+_Static_assert(RING > 3 * DIST && (RING & (RING - 1)) == 0, "pipeline ring");
+
 int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 {
 	struct sli_win *w = op->win;
+	struct sl_key ks[RING];
+	uint64_t hs[RING];
+	bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0;
+	uint32_t n = b->n;
 	int rc = 0;
 
-	for (uint32_t i = 0; i < b->n && rc == 0; i++) {
-		const void *elem = sl_batch_elem(b, i);
-		struct sl_key k;
-		uint64_t hash;
-		int64_t key;
-		bool skipped = true;
-		int64_t late_at;
+	for (uint32_t j = 0; j < n + 3 * DIST && rc == 0; j++) {
+		uint32_t mask = w->kcap - 1;
 
-		op->key(elem, b, &k);
-		hash = (b->flags & SL_BATCH_F_KEYED) ? b->key[i] : sli_hash64(k.ptr, k.len, 0);
-		key = key_id(w, hash, k.ptr, k.len);
-		if (key < 0) {
-			rc = (int)key;
-			sli_fail(op, rc, "out of memory for window keys");
-			break;
+		if (j < n) {
+			struct sl_key *k = &ks[j % RING];
+			uint64_t x;
+
+			op->key(sl_batch_elem(b, j), b, k);
+			if (keyed) {
+				hs[j % RING] = b->key[j];
+			} else if (k->len == 8) {
+				memcpy(&x, k->ptr, 8);
+				hs[j % RING] = hash8(x);
+			} else {
+				hs[j % RING] = sli_hash64(k->ptr, k->len, 0);
+			}
+			__builtin_prefetch(&w->kslot[hs[j % RING] & mask]);
 		}
-		if (w->spec->kind == SL_WINDOW_SESSION)
-			rc = assign_session(op, (uint32_t)key, b, i, &skipped);
-		else
-			rc = assign_fixed(op, (uint32_t)key, b, i, &skipped);
-		if (rc < 0)
-			break;
-		/* Late: skipped by all its windows and ts + lateness <= watermark (Java's wrap). */
-		late_at = (int64_t)((uint64_t)b->ts[i] + (uint64_t)w->spec->allowed_lateness);
-		if (skipped && late_at <= op->watermark)
-			rc = late_element(op, b, i);
+		if (j >= DIST && j - DIST < n) {
+			uint32_t slot = w->kslot[hs[(j - DIST) % RING] & mask];
+
+			if (slot)
+				__builtin_prefetch(&w->keys[slot - 1]);
+		}
+		if (w->sliced && j >= 2 * DIST && j - 2 * DIST < n) {
+			uint32_t slot = w->kslot[hs[(j - 2 * DIST) % RING] & mask];
+
+			if (slot && w->keys[slot - 1].cur)
+				__builtin_prefetch(acc_of(w, w->keys[slot - 1].cur - 1), 1);
+		}
+		if (j >= 3 * DIST) {
+			uint32_t e = j - 3 * DIST;
+			int64_t key = key_id(w, hs[e % RING], ks[e % RING].ptr, ks[e % RING].len);
+
+			if (key < 0) {
+				rc = (int)key;
+				break;
+			}
+			rc = win_element(op, b, e, (uint32_t)key);
+		}
 	}
 	if (rc == -ENOMEM && !atomic_load_explicit(&op->st->w->x->failed, memory_order_relaxed))
 		sli_fail(op, rc, "out of memory for window state");
@@ -600,6 +1221,9 @@ int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 int sli_win_watermark(struct sli_opi *op, int64_t wm)
 {
 	struct sli_win *w = op->win;
+
+	if (w->sliced)
+		return sliced_watermark(op, wm);
 
 	while (w->nheap > 0 && w->heap[0].time <= wm) {
 		struct timer t = heap_pop(w);

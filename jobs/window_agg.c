@@ -14,10 +14,13 @@
  *   late    with --late-output, late records as their input line;
  *           otherwise counted and reported on stderr.
  *
- * The source reads the input at parallelism 1, in file order (one file is
- * one split, as in Flink's file source), so with --watermark-every 1 the
- * output does not depend on --parallelism; the windows run at
- * --parallelism behind a hash exchange.
+ * The source reads the input at parallelism 1, in file order. Each file
+ * of a directory is one split with its own watermark generator; the
+ * source's watermark is the minimum over the files not finished (a file
+ * not read yet holds it back), so with --watermark-every 1 the output
+ * does not depend on --parallelism; the windows run at --parallelism
+ * behind a hash exchange. --idleness D: a file without records for D is
+ * idle (no longer holds the watermark back) until its next record.
  *
  * Threads: check(), build(), finish() and destroy() on the main thread;
  * parse, aggregate and format functions on the workers (pure).
@@ -46,6 +49,7 @@ struct wa_opts {
 	const char *allowed_lateness;
 	const char *late_output;
 	const char *watermark_every;
+	const char *idleness;
 	const char *bad_records;
 	const char *rate;
 };
@@ -101,6 +105,14 @@ static const struct sli_cli_opt wa_options[] = {
 	    .offset = offsetof(struct wa_opts, watermark_every),
 	    .metavar = "N",
 	    .help = "emit the watermark after every N records instead of every 200 ms",
+	},
+	{
+	    .name = "idleness",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct wa_opts, idleness),
+	    .metavar = "D",
+	    .help = "an input file without records for D (processing time) no longer holds the "
+		    "watermark back until its next record (default: never)",
 	},
 	{
 	    .name = "bad-records",
@@ -378,6 +390,11 @@ static int wa_check(const void *opts, char *errbuf, size_t errlen)
 				     "bad value '%s' for '--watermark-every': expected a number "
 				     "of records >= 1",
 				     o->watermark_every);
+	if (o->idleness && parse_duration(o->idleness, 1, &d) < 0)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "bad value '%s' for '--idleness': expected a duration > 0 "
+				     "(N, Nms, Ns, Nm or Nh)",
+				     o->idleness);
 	if (sli_cli_parse_rate(o->rate, &rate) < 0)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '%s' for '--rate': expected records per second, a "
@@ -421,6 +438,8 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	if (o->watermark_every)
 		parse_duration(o->watermark_every, 1, &every);
 	j->wm.every = (uint64_t)every;
+	if (o->idleness)
+		parse_duration(o->idleness, 1, &j->wm.idle_timeout_ms);
 	j->keep_raw = o->late_output != NULL;
 
 	j->lines.path = o->input;
@@ -442,6 +461,7 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 		.add = wa_add,
 		.merge = wa_merge,
 		.result = wa_result,
+		.flags = SL_AGG_SLICEABLE, /* count, wrapping sum, min, max */
 	};
 	s = sl_source(job, "events", &sl_lines_ops, &j->lines, &wa_ev_type);
 	s = sl_assign_watermarks(sl_set_parallelism(s, 1), &j->wm);

@@ -37,6 +37,10 @@
  * and maxima, memory per entry; with --json PATH the same plus every run.
  * The thread is pinned to the first usable PU; both tables allocate from
  * the NUMA allocator of its node (the default allocator if that fails).
+ *
+ * Then the spill comparison (spill_measure): gets, puts and batched gets
+ * with 90% of the entries on disk, io_uring against the POSIX engine,
+ * and both against the in-memory table and the plain baseline, same run.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sluice/sl_alloc.h>
 #include <sluice/sl_common.h>
@@ -615,16 +620,28 @@ static void usage(FILE *f)
 		"  --keys N     distinct keys (default 10000000)\n"
 		"  --runs N     runs per measurement, median reported (default 5, max %d)\n"
 		"  --quick      200000 keys, 3 runs: a smoke test (checksums still checked)\n"
-		"  --json PATH  also write the results as JSON\n",
+		"  --json PATH  also write the results as JSON\n"
+		"  --spill-keys N  keys of the spill comparison (default 2000000, 0: skip)\n"
+		"  --spill-ops N   operations per phase there (default 500000)\n"
+		"  --spill-dir DIR where its spill files go (default /tmp)\n",
 		MAX_RUNS);
 }
+
+static uint64_t spill_keys = 2000000, spill_ops = 500000;
+static const char *spill_dir = "/tmp";
 
 static int parse_args(int argc, char **argv, uint64_t *n, unsigned *runs, const char **json)
 {
 	static const struct option opts[] = {
-		{ "keys", required_argument, NULL, 'k' }, { "runs", required_argument, NULL, 'r' },
-		{ "quick", no_argument, NULL, 'q' },	  { "json", required_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },	  { NULL, 0, NULL, 0 },
+		{ "spill-keys", required_argument, NULL, 'K' },
+		{ "spill-ops", required_argument, NULL, 'O' },
+		{ "spill-dir", required_argument, NULL, 'D' },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
@@ -639,6 +656,17 @@ static int parse_args(int argc, char **argv, uint64_t *n, unsigned *runs, const 
 		case 'q':
 			*n = 200000;
 			*runs = 3;
+			spill_keys = 100000;
+			spill_ops = 20000;
+			break;
+		case 'K':
+			spill_keys = strtoull(optarg, NULL, 10); /* 0: no spill comparison */
+			break;
+		case 'O':
+			spill_ops = strtoull(optarg, NULL, 10);
+			break;
+		case 'D':
+			spill_dir = optarg;
 			break;
 		case 'j':
 			*json = optarg;
@@ -691,6 +719,144 @@ static int measure(const struct sl_allocator *a, uint64_t n, unsigned runs, stru
 	return 0;
 }
 
+/* ------------------------------------------------------------- spilling */
+
+/*
+ * The spill comparison: the same keys in four tables, built one after the
+ * other in this process: the state table in memory, the plain baseline,
+ * and the state table with a budget of a tenth of its in-memory size (so
+ * ~90% of the entries are on disk) with the io_uring and the POSIX
+ * engine. Then, per table and run, `ops` random gets, puts of existing
+ * keys, and gets in batches of 32; medians of the runs. Files are in the
+ * page cache (the machine has the memory): this measures the engine and
+ * the spill path, not a disk.
+ */
+enum { S_MEM, S_PLAIN, S_URING, S_POSIX, NSPILL };
+static const char *const spill_name[NSPILL] = { "sli_table in memory", "plain open addressing",
+						"spill, io_uring", "spill, posix" };
+enum { SP_GET, SP_PUT, SP_BATCH, NSP };
+static const char *const sp_phase[NSP] = { "get", "put (update)", "get, batches of 32" };
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return (a > b) - (a < b);
+}
+
+static int spill_measure(const struct sl_allocator *a, uint64_t n, uint64_t ops, unsigned runs,
+			 const char *dir)
+{
+	double ns[NSPILL][NSP][MAX_RUNS], med[NSPILL][NSP];
+	uint64_t sum[NSPILL][NSP] = { { 0 } };
+	size_t budget = 0, spilled[NSPILL] = { 0 };
+	char path[4096];
+
+	for (int c = 0; c < NSPILL; c++) {
+		struct tab x;
+		struct rng r = { SEED };
+		int rc = tab_open(&x, c == S_PLAIN ? T_PLAIN : T_STATE, a);
+		uint64_t v[2];
+
+		if (rc < 0)
+			return rc;
+		if (c == S_URING || c == S_POSIX) {
+			struct sli_spill_conf conf = { .budget = budget,
+						       .io = c == S_URING ? SLI_IO_URING
+									  : SLI_IO_POSIX };
+
+			snprintf(path, sizeof(path), "%s/bench-state-spill-%d", dir, (int)getpid());
+			conf.dir = path;
+			if ((rc = sli_table_set_spill(x.t, &conf)) < 0) {
+				fprintf(stderr, "bench_state: spill (%s) in %s: %s\n",
+					spill_name[c], path, sl_strerror(rc));
+				tab_close(&x);
+				if (c == S_URING)
+					continue;
+				return rc;
+			}
+		}
+		for (uint64_t i = 0; i < n; i++) {
+			v[0] = i;
+			v[1] = ~i;
+			if ((rc = tab_put(&x, key_of(i), v)) < 0) {
+				tab_close(&x);
+				return rc;
+			}
+		}
+		if (c == S_MEM) {
+			struct sli_table_stats st;
+
+			sli_table_stats(x.t, &st);
+			budget = st.resident / 10;
+		}
+		for (unsigned run = 0; run < runs; run++) {
+			for (int ph = 0; ph < NSP; ph++) {
+				uint64_t t0 = bench_now_ns(), s = 0;
+
+				r.s = SEED + run;
+				if (ph == SP_GET) {
+					for (uint64_t i = 0; i < ops; i++)
+						s += tab_get(&x, key_of(rng_below(&r, n)));
+				} else if (ph == SP_PUT) {
+					for (uint64_t i = 0; i < ops; i++) {
+						uint64_t k = rng_below(&r, n);
+
+						v[0] = k;
+						v[1] = ~k;
+						s += (uint64_t)tab_put(&x, key_of(k), v) == 0;
+					}
+				} else {
+					s = batch_gets(&x, &r, ops < n ? ops : n);
+				}
+				ns[c][ph][run] = (double)(bench_now_ns() - t0) / (double)ops;
+				sum[c][ph] = s;
+			}
+		}
+		if (x.t != NULL) {
+			struct sli_table_stats st;
+
+			sli_table_stats(x.t, &st);
+			spilled[c] = st.spilled;
+		}
+		tab_close(&x);
+		rmdir(path);
+		for (int ph = 0; ph < NSP; ph++) {
+			qsort(ns[c][ph], runs, sizeof(double), cmp_double);
+			med[c][ph] = ns[c][ph][runs / 2];
+		}
+	}
+	for (int c = 1; c < NSPILL; c++)
+		for (int ph = 0; ph < NSP - 1; ph++)
+			if (med[c][ph] > 0 && sum[c][ph] != sum[S_MEM][ph]) {
+				fprintf(stderr, "bench_state: spill: checksum mismatch (%s, %s)\n",
+					spill_name[c], sp_phase[ph]);
+				return -EIO;
+			}
+	printf("\nSpilling: %llu keys, budget %zu B (a tenth of the in-memory table), %llu ops "
+	       "per phase, median of %u runs, one core\n",
+	       (unsigned long long)n, budget, (unsigned long long)ops, runs);
+	printf("%-24s %-20s %10s %10s %10s %10s\n", "table", "phase", "ns/op", "Mops/s",
+	       "vs memory", "vs plain");
+	for (int c = 0; c < NSPILL; c++) {
+		for (int ph = 0; ph < NSP; ph++) {
+			if (med[c][ph] <= 0)
+				continue;
+			printf("%-24s %-20s %10.1f %10.3f %10.3f %10.3f\n", spill_name[c],
+			       sp_phase[ph], med[c][ph], 1e3 / med[c][ph],
+			       med[S_MEM][ph] / med[c][ph], med[S_PLAIN][ph] / med[c][ph]);
+		}
+		if (c >= S_URING)
+			printf("%-24s %zu of %llu entries on disk\n", "", spilled[c],
+			       (unsigned long long)n);
+	}
+	if (med[S_URING][SP_GET] > 0)
+		for (int ph = 0; ph < NSP; ph++)
+			printf("io_uring / posix, %-20s %.3f\n", sp_phase[ph],
+			       med[S_POSIX][ph] / med[S_URING][ph]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t n = 10000000;
@@ -730,6 +896,8 @@ int main(int argc, char **argv)
 		    (rc = write_json(json, res, n, runs, cpu.pu, cpu.node, a->name)) < 0)
 			fprintf(stderr, "bench_state: %s: %s\n", json, sl_strerror(rc));
 	}
+	if (rc == 0 && spill_keys >= BATCH && spill_ops > 0)
+		rc = spill_measure(a, spill_keys, spill_ops, runs, spill_dir);
 	free(res);
 	sl_numa_allocator_destroy(numa);
 	sl_topo_destroy(topo);

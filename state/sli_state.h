@@ -171,6 +171,24 @@ struct sli_table_stats {
 	uint64_t total_migrated; /* old slots examined, all resizes */
 	uint64_t alloc_failures; /* resize steps postponed for lack of memory */
 	size_t last_cleanup_examined;
+	/*
+	 * Spilling (all 0 without a budget). resident is what the budget
+	 * bounds: the slot arrays and the slab blocks of live entries (bytes
+	 * is what the slab holds, free blocks included). The spill store's
+	 * memory is on top: its index (21..43 bytes per spilled entry) and
+	 * its buffers (2 MiB plus the largest read batch).
+	 */
+	size_t resident;
+	size_t spilled;		    /* entries on disk (counted in entries) */
+	size_t spill_index_bytes;   /* index and segment table */
+	size_t spill_buffer_bytes;  /* write, chunk and read buffers */
+	uint64_t spill_file_bytes;  /* bytes in the segment files */
+	uint64_t spill_live_bytes;  /* of which live records */
+	uint64_t spill_reads;	    /* read requests */
+	uint64_t spill_batches;	    /* batches of read requests submitted */
+	uint64_t spill_writes;	    /* write requests (1 MiB buffers) */
+	uint64_t spill_compactions; /* segment files rewritten and deleted */
+	uint64_t evictions, reloads;
 };
 
 /**
@@ -188,6 +206,64 @@ int sli_table_create(const struct sl_allocator *a, unsigned max_parallelism, uns
 
 /** Free the table and all its entries; accepts NULL. */
 void sli_table_destroy(struct sli_table *t);
+
+/** How a table's spill store does its I/O (see sli_io_create() in sli_io.h). */
+enum sli_io_kind {
+	SLI_IO_AUTO,  /* io_uring unless unavailable, a sanitizer build or SLUICE_STATE_IO=posix */
+	SLI_IO_URING, /* io_uring or fail */
+	SLI_IO_POSIX, /* pread/pwrite */
+};
+
+struct sli_io;
+
+/** The spill configuration of a table: sli_table_set_spill(). */
+struct sli_spill_conf {
+	size_t budget;	 /* bytes of resident state (stats.resident) before spilling */
+	const char *dir; /* a directory for this table's files only (created if missing) */
+	enum sli_io_kind io;
+	struct sli_io *engine;	/* tests: this engine instead (borrowed), NULL: by @io */
+	uint32_t segment_bytes; /* size of a spill file, 4 KiB..16 MiB; 0: 16 MiB */
+	unsigned garbage_pct;	/* compact a file past this % of garbage, 1..90; 0: 50 */
+};
+
+/**
+ * sli_table_set_spill() - give the table a memory budget: past
+ * @c->budget bytes of resident state (sli_table_stats().resident), cold
+ * entries move to files in @c->dir and come back when accessed.
+ *
+ * What moves: entries without a namespace whose record (40-byte header,
+ * key, value) is at most 256 KiB; namespaced entries and their anchors
+ * stay in memory. Eviction is a clock (second chance) over the slot
+ * array, done by puts, removes, clears and cleanups (never by gets, which
+ * keep their pointer contract): a get that reloads entries can take the
+ * table over budget until the next mutating call. Files are deleted when
+ * the table is destroyed, and stale files in @c->dir (a crash) are
+ * deleted here: checkpoints, not spill files, are what restores state.
+ * Call it once, before or after entries were put.
+ *
+ * Return: 0; -EINVAL (bad @c, or already set); -EBUSY when another live
+ * table uses @c->dir; -ENOMEM; the -errno of creating the directory and
+ * files; the error of setting up the engine @c->io asks for.
+ */
+int sli_table_set_spill(struct sli_table *t, const struct sli_spill_conf *c);
+
+/**
+ * sli_table_spill_flush() - write the spill store's buffered records to
+ * their files. Return: 0, or the I/O engine's error.
+ */
+int sli_table_spill_flush(struct sli_table *t);
+
+/**
+ * sli_table_error() - the last spill I/O error and what failed (file and
+ * offset) in @buf, then forget it. sli_table_get() returns NULL when the
+ * record of a spilled entry cannot be read or fails its CRC32C: it never
+ * returns a wrong value, and this tells a miss from a failure.
+ * Return: 0 when none; -EBADMSG (checksum), -EIO, -ENOSPC...
+ */
+int sli_table_error(struct sli_table *t, char *buf, size_t len);
+
+/** The I/O engine's name ("io_uring", "posix"...), or NULL when the table does not spill. */
+const char *sli_table_spill_engine(const struct sli_table *t);
 
 /**
  * sli_table_get() - the value of @k, unless absent or expired.
@@ -216,7 +292,9 @@ const void *sli_table_get(struct sli_table *t, const struct sli_skey *k, int64_t
  * of one state share a TTL).
  *
  * Return: the number of keys found (>= 0); -EINVAL when @keys or @out is
- * NULL with @n > 0.
+ * NULL with @n > 0; with spilling, -EBADMSG or the engine's error when a
+ * spilled entry could not be read (every out[] is still resolved: the
+ * entries that failed read as absent; sli_table_error() says where).
  */
 int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_skey *keys,
 			   int64_t now, int64_t touch, struct sli_lookup *out);
@@ -235,7 +313,10 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
  * one of this table's; -E2BIG when the key or value is longer than
  * SLI_STATE_KEY_MAX or SLI_STATE_VALUE_MAX; -ENOMEM when memory for the
  * entry is missing, or the table is full because a resize could not get
- * memory (it retries on later operations). On error nothing changed.
+ * memory (it retries on later operations). With spilling also the I/O
+ * errors: -ENOSPC, -EIO... when evicting (records stay in memory and are
+ * retried later), -EBADMSG when the spilled entry of @k cannot be read.
+ * On error nothing changed.
  */
 int sli_table_put(struct sli_table *t, const struct sli_skey *k, const void *value, uint32_t len,
 		  int64_t expiry);
@@ -290,9 +371,18 @@ void sli_table_stats(const struct sli_table *t, struct sli_table_stats *st);
  */
 int sli_table_partition(struct sli_table *t, struct sli_table_part **out);
 
-/** The entries of key group @kg in @p: their count, and the array in *@entries. */
+/**
+ * The entries of key group @kg in @p: their count, and the array in *@entries.
+ * A spilling table's spilled entries of @kg are read here (batched) into
+ * memory owned by @p: the array of a group is then valid until the next
+ * call for another group. When they cannot be read, the return is 0 and
+ * sli_table_part_error() says why.
+ */
 size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
 			    const struct sli_entry *const **entries);
+
+/** 0, or the error of the last sli_table_part_group() that failed to read spilled entries. */
+int sli_table_part_error(const struct sli_table_part *p);
 
 /** Free a partition; accepts NULL. */
 void sli_table_part_destroy(struct sli_table_part *p);

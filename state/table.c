@@ -43,18 +43,33 @@
  * per-group lists (16 more bytes per entry, and a structure a
  * copy-on-write snapshot would have to freeze).
  *
+ * Spilling (sli_table_set_spill, spill.c). The slot array is the hot
+ * tier. Past the budget, puts/removes/clears/cleanups first evict: a
+ * clock hand walks the slot array, clears the reference bit (F_REF, set
+ * by every get and put) of referenced entries and moves unreferenced
+ * ones without a namespace to the spill store (record appended, slot
+ * deleted, block freed); count and per-group counts include spilled
+ * entries. A lookup that misses in memory asks the store's index (slot
+ * hash -> record) and, on a hit, reads the record (a batch's misses in
+ * one engine batch), verifies it and reinserts it as a referenced entry.
+ * Gets never evict, so their pointers keep their contract; an entry that
+ * cannot be reinserted (table full) is "pinned": a copy freed at the next
+ * mutating call. Every other operation on a spilled key reloads it first.
+ *
  * Threads: the owning task's only. Pointers to values stay valid until
  * the next put/remove/clear/cleanup: resize steps move slots, never
  * entries.
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sluice/sl_alloc.h>
 #include <sluice/sl_common.h>
 
 #include "sli_core.h"
+#include "sli_io.h"
 #include "sli_state.h"
 
 #define SEG_SHIFT 12 /* 4096 slots = 64 KiB per segment */
@@ -65,6 +80,9 @@
 
 #define F_LINKED 1u /* has a ring after the header: namespaced entry or anchor */
 #define F_ANCHOR 2u /* head of the ring of one (state, key)'s namespaced entries */
+#define F_REF	 4u /* used since the clock hand last passed (spilling) */
+
+#define EVICT_SLOTS 1024 /* slots the clock hand examines per operation at most */
 
 #define ANCHOR_TAG 0xa5c4e1b3d2f09687ull /* makes an anchor's slot hash differ */
 
@@ -121,6 +139,20 @@ struct sli_table {
 	bool maxp_pow2;
 	size_t *kg_count; /* [nkg] */
 	struct sli_table_stats st;
+	/* Spilling: */
+	struct sli_spill *sp; /* NULL: no budget */
+	size_t budget;
+	size_t ebytes; /* slab bytes of live entries and anchors */
+	size_t hand;   /* clock position in tab */
+	struct pin *pins;
+	int err;
+	char errmsg[600];
+};
+
+/* An entry read from disk that could not be reinserted: freed at the next mutation. */
+struct pin {
+	struct pin *next;
+	uint64_t pad;
 };
 
 struct sli_table_part {
@@ -130,6 +162,14 @@ struct sli_table_part {
 	unsigned kg_first, nkg;
 	size_t *off; /* [nkg + 1]: group g is ents[off[g], off[g + 1]) */
 	const struct sli_entry **ents;
+	/* Spilled entries: group g's records are at locs[soff[g], soff[g + 1]). */
+	size_t *soff;
+	sli_spill_loc *locs;
+	uint64_t *hashes;
+	const struct sli_entry **gents; /* the group loaded last: resident + spilled */
+	void *arena;			/* its spilled entries */
+	unsigned gkg;
+	int err;
 };
 
 /* Where an entry's slot is. */
@@ -172,6 +212,11 @@ static inline size_t val_off(const struct sli_entry *e)
 static inline unsigned char *eval(const struct sli_entry *e)
 {
 	return (unsigned char *)e + val_off(e);
+}
+
+static inline size_t esize(const struct sli_entry *e)
+{
+	return sli_slab_usable(e, e->cls);
 }
 
 static inline struct ring *ering(struct sli_entry *e)
@@ -536,6 +581,8 @@ static inline bool has_room(const struct sli_table *t, size_t more)
 	return t->tab.used + more <= t->tab.cap - t->tab.cap / 8;
 }
 
+static void pins_free(struct sli_table *t);
+
 /* ------------------------------------------------------------ lifecycle */
 
 int sli_table_create(const struct sl_allocator *a, unsigned max_parallelism, unsigned kg_first,
@@ -578,6 +625,8 @@ void sli_table_destroy(struct sli_table *t)
 {
 	if (t == NULL)
 		return;
+	pins_free(t);
+	sli_spill_destroy(t->sp);
 	sli_slab_fini(&t->slab); /* every entry */
 	stab_free(t, &t->tab, t->tab.nseg);
 	stab_free(t, &t->old, t->old.nseg);
@@ -585,6 +634,235 @@ void sli_table_destroy(struct sli_table *t)
 		stab_free(t, &t->next, (t->zeroed + SEG_SLOTS - 1) >> SEG_SHIFT);
 	sl_alloc_free(t->a, t->kg_count);
 	sl_alloc_free(t->a, t);
+}
+
+/* ------------------------------------------------------------- spilling */
+
+static struct sli_entry *entry_new(struct sli_table *t, const struct sli_skey *k, unsigned flags,
+				   unsigned kg, uint32_t len);
+
+/* What the budget bounds (stats.resident). */
+static inline size_t resident(const struct sli_table *t)
+{
+	return sizeof(*t) + t->nkg * sizeof(size_t) + t->mem + t->ebytes;
+}
+
+static int set_err(struct sli_table *t, int rc)
+{
+	const char *m = rc == -ENOMEM ? "no memory for a spilled entry" : sli_spill_error(t->sp);
+	size_t n = strnlen(m, sizeof(t->errmsg) - 1);
+
+	t->err = rc;
+	memcpy(t->errmsg, m, n);
+	t->errmsg[n] = '\0';
+	return rc;
+}
+
+/* The store dropped an expired record by itself. */
+static void spill_gone(void *arg, unsigned kg)
+{
+	struct sli_table *t = arg;
+
+	t->count--;
+	t->kg_count[kg - t->kg_first]--;
+	t->mods++;
+}
+
+static void pins_free(struct sli_table *t)
+{
+	while (t->pins != NULL) {
+		struct pin *p = t->pins;
+
+		t->pins = p->next;
+		sl_alloc_free(t->a, p);
+	}
+}
+
+/*
+ * Move unreferenced entries to the spill store until the table is within
+ * budget, examining at most EVICT_SLOTS slots. Return: 0, or the store's
+ * error (the entries not moved stay, nothing is lost).
+ */
+static int evict(struct sli_table *t)
+{
+	size_t max = sli_spill_rec_max(t->sp);
+
+	if (t->hand >= t->tab.cap)
+		t->hand = 0;
+	for (unsigned n = 0; n < EVICT_SLOTS && resident(t) > t->budget; n++) {
+		struct slot *s = slot_at(&t->tab, t->hand);
+		struct sli_entry *e = s->e;
+
+		if (e != NULL && !(e->flags & F_LINKED)) {
+			if (e->flags & F_REF) {
+				e->flags &= (uint8_t)~F_REF;
+			} else if (sli_spill_rec_size(e->key_len, 0, e->val_len) <= max) {
+				struct sli_spill_rec r = { .hash = s->hash,
+							   .expiry = e->expiry,
+							   .key = ekey(e),
+							   .value = eval(e),
+							   .key_len = e->key_len,
+							   .value_len = e->val_len,
+							   .state_id = e->state_id,
+							   .kg = e->kg };
+				int rc = sli_spill_add(t->sp, &r);
+
+				if (rc < 0)
+					return rc;
+				/* The backward shift may refill this slot: look at it again. */
+				tab_delete(&t->tab, t->hand);
+				t->ebytes -= esize(e);
+				sli_slab_free(&t->slab, e, e->cls);
+				t->st.evictions++;
+				t->mods++;
+				continue;
+			}
+		}
+		t->hand = (t->hand + 1) & t->tab.mask;
+	}
+	return 0;
+}
+
+/*
+ * Spill upkeep, first thing in every mutating call: free pinned copies,
+ * one step of compaction, evict while over budget. Return: 0, or the
+ * eviction's error (compaction errors are only recorded).
+ */
+static int maintain(struct sli_table *t)
+{
+	int rc;
+
+	if (t->pins != NULL)
+		pins_free(t);
+	if (t->sp == NULL)
+		return 0;
+	if ((rc = sli_spill_work(t->sp, spill_gone, t)) < 0)
+		set_err(t, rc);
+	if (resident(t) > t->budget && (rc = evict(t)) < 0)
+		return set_err(t, rc);
+	return 0;
+}
+
+/*
+ * Bring back the spilled entry of @k (slot hash @h) read into @r from
+ * @loc: reinserted, or pinned when the table has no room. NULL: no memory.
+ */
+static struct sli_entry *reload(struct sli_table *t, const struct sli_skey *k, uint64_t h,
+				const struct sli_spill_rec *r, sli_spill_loc loc)
+{
+	struct sli_entry *e = NULL;
+	struct pin *p;
+
+	maybe_grow(t, 1); /* reloads by gets fill the table too */
+	if (has_room(t, 1))
+		e = entry_new(t, k, 0, r->kg, r->value_len);
+	if (e != NULL) {
+		if (r->value_len != 0)
+			memcpy(eval(e), r->value, r->value_len);
+		e->expiry = r->expiry;
+		e->flags |= F_REF;
+		tab_insert(&t->tab, h, e);
+		sli_spill_drop(t->sp, h, loc);
+		t->st.reloads++;
+		return e;
+	}
+	p = sl_alloc_aligned(t->a, sizeof(*p) + align8(sizeof(*e) + k->key_len) + r->value_len, 16);
+	if (p == NULL)
+		return NULL;
+	e = (struct sli_entry *)(p + 1);
+	*e = (struct sli_entry){ .expiry = r->expiry,
+				 .key_len = k->key_len,
+				 .val_len = r->value_len,
+				 .state_id = k->state_id,
+				 .kg = r->kg };
+	if (k->key_len != 0)
+		memcpy(ekey(e), k->key, k->key_len);
+	if (r->value_len != 0)
+		memcpy(eval(e), r->value, r->value_len);
+	p->next = t->pins;
+	t->pins = p;
+	return e;
+}
+
+/*
+ * The spilled entry of @k, brought back (NULL: none). *@err: 0, or why it
+ * could not be read or brought back (recorded for sli_table_error()).
+ */
+static struct sli_entry *spill_get(struct sli_table *t, const struct sli_skey *k, uint64_t h,
+				   int *err)
+{
+	struct sli_spill_rec r;
+	struct sli_entry *e;
+	sli_spill_loc loc;
+	int rc;
+
+	*err = 0;
+	if (t->sp == NULL || k->ns_len != 0 || !sli_spill_maybe(t->sp, h))
+		return NULL;
+	rc = sli_spill_fetch(t->sp, 1, k, &h, &r, &loc);
+	if (rc < 0) {
+		*err = set_err(t, rc);
+		return NULL;
+	}
+	if (loc == 0)
+		return NULL;
+	e = reload(t, k, h, &r, loc);
+	if (e == NULL)
+		*err = set_err(t, -ENOMEM);
+	return e;
+}
+
+/* After spill_get() for a mutation: the slot of @k when it is back in the table. */
+static int spill_find(struct sli_table *t, const struct sli_skey *k, uint64_t h, struct loc *l)
+{
+	int err;
+
+	if (spill_get(t, k, h, &err) == NULL)
+		return err;
+	if (!find(t, h, k, 0, l))
+		return -ENOMEM; /* pinned: no room to bring it back */
+	return 1;
+}
+
+int sli_table_set_spill(struct sli_table *t, const struct sli_spill_conf *c)
+{
+	int rc;
+
+	if (t == NULL || c == NULL || c->budget == 0 || t->sp != NULL)
+		return -EINVAL;
+	rc = sli_spill_create(t->a, c, &t->sp);
+	if (rc < 0)
+		return rc;
+	t->budget = c->budget;
+	t->hand = 0;
+	return 0;
+}
+
+int sli_table_spill_flush(struct sli_table *t)
+{
+	int rc;
+
+	if (t == NULL)
+		return -EINVAL;
+	if (t->sp == NULL)
+		return 0;
+	rc = sli_spill_flush(t->sp);
+	return rc < 0 ? set_err(t, rc) : 0;
+}
+
+int sli_table_error(struct sli_table *t, char *buf, size_t len)
+{
+	int rc = t->err;
+
+	if (buf != NULL && len != 0)
+		snprintf(buf, len, "%s", rc != 0 ? t->errmsg : "");
+	t->err = 0;
+	return rc;
+}
+
+const char *sli_table_spill_engine(const struct sli_table *t)
+{
+	return t->sp != NULL ? sli_spill_engine(t->sp) : NULL;
 }
 
 /* --------------------------------------------------------------- lookup */
@@ -595,6 +873,7 @@ static inline const void *found(struct sli_entry *e, int64_t now, int64_t touch,
 		return NULL;
 	if (touch != SLI_TTL_KEEP)
 		e->expiry = touch;
+	e->flags |= F_REF;
 	if (len != NULL)
 		*len = e->val_len;
 	return eval(e);
@@ -603,13 +882,17 @@ static inline const void *found(struct sli_entry *e, int64_t now, int64_t touch,
 const void *sli_table_get(struct sli_table *t, const struct sli_skey *k, int64_t now, int64_t touch,
 			  uint32_t *len)
 {
+	uint64_t h = key_slot_hash(k);
+	struct sli_entry *e;
 	struct loc l;
+	int err;
 
 	SL_ASSERT(t != NULL && k != NULL);
 	step(t);
-	if (!find(t, key_slot_hash(k), k, 0, &l))
-		return NULL;
-	return found(l.s->e, now, touch, len);
+	if (find(t, h, k, 0, &l))
+		return found(l.s->e, now, touch, len);
+	e = spill_get(t, k, h, &err);
+	return e != NULL ? found(e, now, touch, len) : NULL;
 }
 
 /* The first live entry of the array inserts go to with slot hash @h, or NULL. */
@@ -629,10 +912,13 @@ static inline struct sli_entry *probe_hash(const struct stab *st, uint64_t h)
 int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_skey *keys,
 			   int64_t now, int64_t touch, struct sli_lookup *out)
 {
-	uint64_t h[CHUNK];
+	uint64_t h[CHUNK], mh[CHUNK];
 	struct sli_entry *cand[CHUNK];
-	unsigned m;
-	int hits = 0;
+	struct sli_skey mk[CHUNK];
+	struct sli_spill_rec rec[CHUNK];
+	sli_spill_loc mloc[CHUNK];
+	unsigned m, mi[CHUNK];
+	int hits = 0, err = 0;
 
 	if (n == 0)
 		return 0;
@@ -641,6 +927,7 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 	step(t);
 	for (unsigned base = 0; base < n; base += m) {
 		const struct sli_skey *k = keys + base;
+		unsigned nm = 0;
 
 		m = n - base < CHUNK ? n - base : CHUNK;
 		for (unsigned j = 0; j < m; j++) {
@@ -662,6 +949,36 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 			/* A hash match of another key is a 2^-64 event, but possible. */
 			if (e == NULL ? t->phase == MIGRATING : !match(e, &k[j], 0))
 				e = find(t, h[j], &k[j], 0, &l) ? l.s->e : NULL;
+			if (e == NULL && t->sp != NULL && k[j].ns_len == 0 &&
+			    sli_spill_maybe(t->sp, h[j])) {
+				mi[nm] = j; /* on disk: read with the others below */
+				mk[nm] = k[j];
+				mh[nm++] = h[j];
+				continue;
+			}
+			o->value = e != NULL ? found(e, now, touch, &o->len) : NULL;
+			if (o->value == NULL)
+				o->len = 0;
+			else
+				hits++;
+		}
+		if (nm != 0) {
+			int rc = sli_spill_fetch(t->sp, nm, mk, mh, rec, mloc);
+
+			if (rc < 0)
+				err = set_err(t, rc);
+		}
+		for (unsigned i = 0; i < nm; i++) {
+			struct sli_lookup *o = &out[base + mi[i]];
+			struct sli_entry *e = NULL;
+			struct loc l;
+
+			/* The same key twice in a batch: the first brought it back. */
+			if (i > 0 && find(t, mh[i], &mk[i], 0, &l))
+				e = l.s->e;
+			else if (mloc[i] != 0 && rec[i].key != NULL &&
+				 (e = reload(t, &mk[i], mh[i], &rec[i], mloc[i])) == NULL)
+				err = set_err(t, -ENOMEM);
 			o->value = e != NULL ? found(e, now, touch, &o->len) : NULL;
 			if (o->value == NULL)
 				o->len = 0;
@@ -669,7 +986,7 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 				hits++;
 		}
 	}
-	return hits;
+	return err < 0 ? err : hits;
 }
 
 /* --------------------------------------------------------------- update */
@@ -705,6 +1022,7 @@ static int update(struct sli_table *t, const struct loc *l, const void *value, u
 			ering(ering(n)->next)->prev = n;
 		}
 		l->s->e = n;
+		t->ebytes += esize(n) - esize(e);
 		sli_slab_free(&t->slab, e, e->cls);
 		e = n;
 	} else if (len != 0) {
@@ -713,6 +1031,7 @@ static int update(struct sli_table *t, const struct loc *l, const void *value, u
 	e->val_len = len;
 	if (expiry != SLI_TTL_KEEP)
 		e->expiry = expiry;
+	e->flags |= F_REF;
 	t->mods++;
 	return 0;
 }
@@ -735,6 +1054,7 @@ static struct sli_entry *entry_new(struct sli_table *t, const struct sli_skey *k
 	e->kg = (uint16_t)kg;
 	e->cls = (uint8_t)cls;
 	e->flags = (uint8_t)flags;
+	t->ebytes += esize(e);
 	if (k->key_len != 0)
 		memcpy(ekey(e), k->key, k->key_len);
 	if (k->ns_len != 0)
@@ -781,6 +1101,7 @@ static int insert(struct sli_table *t, uint64_t h, const struct sli_skey *k, uns
 	if (flags & F_LINKED) {
 		a = anchor_get(t, k, kg, &created);
 		if (a == NULL) {
+			t->ebytes -= esize(e);
 			sli_slab_free(&t->slab, e, e->cls);
 			return -ENOMEM;
 		}
@@ -827,11 +1148,17 @@ int sli_table_put(struct sli_table *t, const struct sli_skey *k, const void *val
 	kg = key_group(t, k->hash);
 	if (kg < t->kg_first || kg - t->kg_first >= t->nkg)
 		return -EINVAL;
+	if ((rc = maintain(t)) < 0)
+		return rc;
 	/* Before the step, so that a resize started now already progresses. */
 	maybe_grow(t, 2);
 	step(t);
 	h = key_slot_hash(k);
 	if (find(t, h, k, 0, &l))
+		return update(t, &l, value, len, expiry);
+	if ((rc = spill_find(t, k, h, &l)) < 0)
+		return rc;
+	if (rc > 0)
 		return update(t, &l, value, len, expiry);
 	return insert(t, h, k, kg, value, len, expiry);
 }
@@ -846,6 +1173,7 @@ static void entry_free(struct sli_table *t, struct sli_entry *e)
 		t->count--;
 		t->kg_count[e->kg - t->kg_first]--;
 	}
+	t->ebytes -= esize(e);
 	sli_slab_free(&t->slab, e, e->cls);
 }
 
@@ -887,9 +1215,13 @@ int sli_table_remove(struct sli_table *t, const struct sli_skey *k)
 
 	if (rc < 0)
 		return rc;
+	maintain(t);
 	step(t);
-	if (!find(t, key_slot_hash(k), k, 0, &l))
-		return 0;
+	if (!find(t, key_slot_hash(k), k, 0, &l)) {
+		rc = spill_find(t, k, key_slot_hash(k), &l);
+		if (rc <= 0)
+			return rc;
+	}
 	remove_at(t, &l);
 	maybe_shrink(t);
 	return 1;
@@ -923,11 +1255,13 @@ int sli_table_clear_key(struct sli_table *t, const struct sli_skey *k)
 
 	if (rc < 0)
 		return rc;
+	maintain(t);
 	step(t);
 	pk = *k;
 	pk.ns = NULL;
 	pk.ns_len = 0;
-	if (find(t, key_slot_hash(&pk), &pk, 0, &l)) {
+	if (find(t, key_slot_hash(&pk), &pk, 0, &l) ||
+	    spill_find(t, &pk, key_slot_hash(&pk), &l) > 0) {
 		remove_at(t, &l);
 		n++;
 	}
@@ -947,6 +1281,7 @@ int sli_table_ttl_cleanup(struct sli_table *t, int64_t now, unsigned budget)
 
 	if (t == NULL)
 		return -EINVAL;
+	maintain(t);
 	step(t);
 	if (t->cursor >= t->tab.cap)
 		t->cursor = 0;
@@ -966,6 +1301,14 @@ int sli_table_ttl_cleanup(struct sli_table *t, int64_t now, unsigned budget)
 		t->cursor = (t->cursor + 1) & t->tab.mask;
 	}
 	t->st.last_cleanup_examined = examined;
+	if (t->sp != NULL) {
+		int rc = sli_spill_expire(t->sp, now, budget, spill_gone, t);
+
+		if (rc < 0)
+			set_err(t, rc);
+		else
+			removed += rc;
+	}
 	if (removed != 0)
 		maybe_shrink(t);
 	return removed;
@@ -994,6 +1337,9 @@ void sli_table_stats(const struct sli_table *t, struct sli_table_stats *st)
 	st->old_capacity = t->phase == MIGRATING ? t->old.cap : 0;
 	st->bytes = sizeof(*t) + t->nkg * sizeof(size_t) + t->mem + t->slab.bytes;
 	st->phase = t->phase;
+	st->resident = resident(t);
+	if (t->sp != NULL)
+		sli_spill_stats(t->sp, st);
 }
 
 /* Call @fn for each live slot: the current array, then the undrained part of the old one. */
@@ -1034,12 +1380,59 @@ static int place(const struct sli_table *t, const struct slot *s, bool old, size
 	return 0;
 }
 
+/* Count (soff[g + 1]) or place (locs at soff[g], cursor) the spilled records by key group. */
+static int count_spilled(void *arg, uint64_t h, sli_spill_loc loc)
+{
+	struct sli_table_part *p = arg;
+
+	(void)h;
+	p->soff[sli_spill_loc_kg(loc) - p->kg_first + 1]++;
+	return 0;
+}
+
+static int place_spilled(void *arg, uint64_t h, sli_spill_loc loc)
+{
+	struct sli_table_part *p = arg;
+	size_t i = p->soff[sli_spill_loc_kg(loc) - p->kg_first]++;
+
+	p->locs[i] = loc;
+	p->hashes[i] = h;
+	return 0;
+}
+
+/* The spilled records of every group, by key group (their reads wait for sli_table_part_group). */
+static int partition_spilled(struct sli_table *t, struct sli_table_part *p, size_t spilled)
+{
+	p->soff = sl_alloc_aligned(t->a, (t->nkg + 1) * sizeof(size_t), SL_CACHE_LINE);
+	p->locs = sl_alloc_aligned(t->a, (spilled ? spilled : 1) * sizeof(*p->locs), SL_CACHE_LINE);
+	p->hashes =
+	    sl_alloc_aligned(t->a, (spilled ? spilled : 1) * sizeof(*p->hashes), SL_CACHE_LINE);
+	if (p->soff == NULL || p->locs == NULL || p->hashes == NULL)
+		return -ENOMEM;
+	memset(p->soff, 0, (t->nkg + 1) * sizeof(size_t));
+	sli_spill_each(t->sp, count_spilled, p);
+	for (unsigned g = 0; g < t->nkg; g++)
+		p->soff[g + 1] += p->soff[g];
+	sli_spill_each(t->sp, place_spilled, p);
+	for (unsigned g = t->nkg; g > 0; g--)
+		p->soff[g] = p->soff[g - 1];
+	p->soff[0] = 0;
+	return 0;
+}
+
 int sli_table_partition(struct sli_table *t, struct sli_table_part **out)
 {
 	struct sli_table_part *p;
+	struct sli_table_stats st = { 0 };
+	size_t spilled = 0, res;
 
 	if (t == NULL || out == NULL)
 		return -EINVAL;
+	if (t->sp != NULL) {
+		sli_spill_stats(t->sp, &st);
+		spilled = st.spilled;
+	}
+	res = t->count - spilled;
 	p = sl_alloc_aligned(t->a, sizeof(*p), SL_CACHE_LINE);
 	if (p == NULL)
 		return -ENOMEM;
@@ -1049,43 +1442,115 @@ int sli_table_partition(struct sli_table *t, struct sli_table_part **out)
 	p->mods = t->mods;
 	p->kg_first = t->kg_first;
 	p->nkg = t->nkg;
+	p->gkg = UINT32_MAX;
 	p->off = sl_alloc_aligned(t->a, (t->nkg + 1) * sizeof(size_t), SL_CACHE_LINE);
-	p->ents =
-	    sl_alloc_aligned(t->a, (t->count ? t->count : 1) * sizeof(*p->ents), SL_CACHE_LINE);
-	if (p->off == NULL || p->ents == NULL) {
+	p->ents = sl_alloc_aligned(t->a, (res ? res : 1) * sizeof(*p->ents), SL_CACHE_LINE);
+	if (p->off == NULL || p->ents == NULL ||
+	    (t->sp != NULL && partition_spilled(t, p, spilled) < 0)) {
 		sli_table_part_destroy(p);
 		return -ENOMEM;
 	}
 	/* off[g] starts as group g's first index and is used as its fill cursor... */
 	p->off[0] = 0;
 	for (unsigned g = 0; g < t->nkg; g++)
-		p->off[g + 1] = p->off[g] + t->kg_count[g];
+		p->off[g + 1] = p->off[g] + t->kg_count[g] -
+				(p->soff != NULL ? p->soff[g + 1] - p->soff[g] : 0);
 	each_slot(t, place, p);
 	/* ...so afterwards off[g] is where group g ends: shift back by one. */
 	for (unsigned g = t->nkg; g > 0; g--)
 		p->off[g] = p->off[g - 1];
 	p->off[0] = 0;
-	SL_ASSERT(p->off[t->nkg] == t->count);
+	SL_ASSERT(p->off[t->nkg] == res);
 	*out = p;
+	return 0;
+}
+
+/* Read the spilled entries of group @g (index into the partition) into p->arena and p->gents. */
+static int part_load(struct sli_table_part *p, unsigned g)
+{
+	size_t nres = p->off[g + 1] - p->off[g], nsp = p->soff[g + 1] - p->soff[g], bytes = 0,
+	       at = 0;
+	const sli_spill_loc *locs = p->locs + p->soff[g];
+	struct sli_spill *sp = p->t->sp;
+	struct sli_spill_rec rec[64];
+	unsigned char *arena;
+
+	sl_alloc_free(p->a, p->gents);
+	sl_alloc_free(p->a, p->arena);
+	p->gents = NULL;
+	p->arena = NULL;
+	p->gkg = UINT32_MAX;
+	for (size_t i = 0; i < nsp; i++)
+		bytes += sli_spill_loc_len(locs[i]); /* a record is longer than its entry */
+	p->gents = sl_alloc_aligned(p->a, (nres + nsp) * sizeof(*p->gents), SL_CACHE_LINE);
+	p->arena = arena = sl_alloc_aligned(p->a, bytes, SL_CACHE_LINE);
+	if (p->gents == NULL || arena == NULL)
+		return -ENOMEM;
+	memcpy(p->gents, p->ents + p->off[g], nres * sizeof(*p->gents));
+	for (size_t base = 0; base < nsp; base += 64) {
+		unsigned m = nsp - base < 64 ? (unsigned)(nsp - base) : 64;
+		int rc = sli_spill_read(sp, m, locs + base, rec);
+
+		if (rc < 0)
+			return rc;
+		for (unsigned i = 0; i < m; i++) {
+			struct sli_entry *e = (struct sli_entry *)(void *)(arena + at);
+
+			*e = (struct sli_entry){ .expiry = rec[i].expiry,
+						 .key_len = rec[i].key_len,
+						 .val_len = rec[i].value_len,
+						 .state_id = rec[i].state_id,
+						 .kg = rec[i].kg };
+			if (rec[i].key_len != 0)
+				memcpy(ekey(e), rec[i].key, rec[i].key_len);
+			if (rec[i].value_len != 0)
+				memcpy(eval(e), rec[i].value, rec[i].value_len);
+			at += align8(val_off(e) + e->val_len);
+			p->gents[nres + base + i] = e;
+		}
+	}
+	p->gkg = g;
 	return 0;
 }
 
 size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
 			    const struct sli_entry *const **entries)
 {
+	struct sli_table_part *w = (struct sli_table_part *)p; /* loading is not a visible change */
+	unsigned g;
+	int rc;
+
 	SL_ASSERT(p->t->mods == p->mods); /* the table changed since the partition */
-	if (kg < p->kg_first || kg - p->kg_first >= p->nkg) {
-		*entries = NULL;
+	*entries = NULL;
+	if (kg < p->kg_first || kg - p->kg_first >= p->nkg)
+		return 0;
+	g = kg - p->kg_first;
+	if (p->soff == NULL || p->soff[g + 1] == p->soff[g]) {
+		*entries = p->ents + p->off[g];
+		return p->off[g + 1] - p->off[g];
+	}
+	if (p->gkg != g && (rc = part_load(w, g)) < 0) {
+		w->err = rc;
 		return 0;
 	}
-	*entries = p->ents + p->off[kg - p->kg_first];
-	return p->off[kg - p->kg_first + 1] - p->off[kg - p->kg_first];
+	*entries = p->gents;
+	return p->off[g + 1] - p->off[g] + p->soff[g + 1] - p->soff[g];
+}
+
+int sli_table_part_error(const struct sli_table_part *p)
+{
+	return p->err;
 }
 
 void sli_table_part_destroy(struct sli_table_part *p)
 {
 	if (p == NULL)
 		return;
+	sl_alloc_free(p->a, p->gents);
+	sl_alloc_free(p->a, p->arena);
+	sl_alloc_free(p->a, p->soff);
+	sl_alloc_free(p->a, p->locs);
+	sl_alloc_free(p->a, p->hashes);
 	sl_alloc_free(p->a, p->ents);
 	sl_alloc_free(p->a, p->off);
 	sl_alloc_free(p->a, p);
@@ -1112,7 +1577,23 @@ struct check {
 	size_t entries, anchors, linked, ring_members, tab_used, old_used;
 	size_t bound; /* no ring is longer than the table */
 	size_t *kg;
+	size_t spilled;
+	unsigned kg_first, nkg;
+	bool bad;
 };
+
+static int check_spilled(void *arg, uint64_t h, sli_spill_loc loc)
+{
+	struct check *c = arg;
+	unsigned kg = sli_spill_loc_kg(loc);
+
+	(void)h;
+	if (kg < c->kg_first || kg - c->kg_first >= c->nkg)
+		return -EUCLEAN;
+	c->kg[kg - c->kg_first]++;
+	c->spilled++;
+	return 0;
+}
 
 /* Is slot @i reachable by a probe for hash @h (no empty slot before it)? */
 static bool reachable(const struct sli_table *t, bool old, size_t i, uint64_t h)
@@ -1187,11 +1668,15 @@ int sli_table_check(const struct sli_table *t, sli_key_hash_fn hash, void *arg)
 		return -ENOMEM;
 	memset(c.kg, 0, t->nkg * sizeof(size_t));
 	c.bound = t->count;
+	c.kg_first = t->kg_first;
+	c.nkg = t->nkg;
 	rc = each_slot(t, check_slot, &c);
-	if (rc == 0 &&
-	    (c.entries != t->count || c.anchors != t->anchors || c.ring_members != c.linked ||
-	     c.tab_used != t->tab.used || (t->phase == MIGRATING && c.old_used != t->old.used) ||
-	     t->slab.live != t->count + t->anchors))
+	if (rc == 0 && t->sp != NULL)
+		rc = sli_spill_each(t->sp, check_spilled, &c);
+	if (rc == 0 && (c.entries + c.spilled != t->count || c.anchors != t->anchors ||
+			c.ring_members != c.linked || c.tab_used != t->tab.used ||
+			(t->phase == MIGRATING && c.old_used != t->old.used) ||
+			t->slab.live != c.entries + t->anchors))
 		rc = -EUCLEAN;
 	for (unsigned g = 0; rc == 0 && g < t->nkg; g++)
 		if (c.kg[g] != t->kg_count[g])

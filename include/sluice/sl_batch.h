@@ -36,8 +36,8 @@ enum sl_event_kind {
 	SL_EVENT_WATERMARK = 1, /**< value: the watermark (event-time ms) */
 	SL_EVENT_BARRIER = 2,	/**< value: the checkpoint id */
 	SL_EVENT_END = 3,	/**< end of input on this channel */
-	SL_EVENT_IDLE = 4,	/**< channel idle: ignore it in watermark minimum */
-	SL_EVENT_ACTIVE = 5,	/**< channel active again */
+	SL_EVENT_IDLE = 4,	/**< channel idle: ignored in the watermark minimum (sl_time.h) */
+	SL_EVENT_ACTIVE = 5,	/**< channel active again, before its next record */
 	SL_EVENT_LATENCY = 6,	/**< value: emission time (ns) of a latency marker */
 };
 
@@ -63,12 +63,12 @@ struct sl_batch {
 	uint32_t arena_used;
 	uint32_t arena_cap;
 	uint32_t channel; /**< input channel it arrived on (set by the receiver) */
-	uint32_t reserved;
+	uint32_t split;	  /**< from a source's poll(): the split of its records (sl_job.h) */
 	struct sl_batch_pool *pool;	  /**< where it returns when released; NULL: standalone */
 	struct sl_batch *next;		  /**< free-list link, owned by the pool */
 	const struct sl_allocator *alloc; /**< for the arena (and the batch, if standalone) */
 	uint32_t arena_max;		  /**< the arena never grows past this */
-	uint32_t reserved2;
+	uint32_t nsplits; /**< from a source's poll(): its split count, 0: one (sl_job.h) */
 };
 
 /** key[] holds a key hash for every element. */

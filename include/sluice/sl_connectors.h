@@ -187,6 +187,14 @@ struct sl_lines_conf {
  * lines in file order. File sizes are taken when the subtask opens: the
  * input must not change while the job runs.
  *
+ * Watermark splits (sl_source_ops.poll() in sl_job.h): each non-empty file
+ * a subtask reads (the part of it in the subtask's range) is one split,
+ * numbered in read order; all are counted from the first poll, so a file
+ * not reached yet holds the subtask's watermark back (unless idle), and a
+ * file read to its end no longer does. A batch never mixes files; every
+ * file but the last ends with SL_SOURCE_SPLIT_END, the last with
+ * SL_SOURCE_END. Stdin and streams are one split.
+ *
  * Errors name "FILE:LINE" with the true line number in that file, also
  * for subtasks that start in the middle of a file (the newlines before
  * are counted when the first error needs them).

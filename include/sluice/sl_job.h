@@ -180,6 +180,11 @@ typedef int (*sl_reduce_fn)(void *acc, const void *in, void *arg);
 
 /** sl_source_ops.poll() returns this (or'ed into the count) at the end of input. */
 #define SL_SOURCE_END (1 << 30)
+/**
+ * sl_source_ops.poll() or's this into the count when the split out->split
+ * has no more records after those returned (which may be none).
+ */
+#define SL_SOURCE_SPLIT_END (1 << 29)
 
 struct sl_source_ops {
 	/** Open subtask @info->index of @info->parallelism; *state is passed back. */
@@ -189,6 +194,18 @@ struct sl_source_ops {
 	 * out->cap elements and their timestamps. Return the number added,
 	 * or'ed with SL_SOURCE_END when the input is exhausted; 0 means
 	 * nothing available now (the worker moves on); -errno fails the job.
+	 *
+	 * Splits (optional; files of a directory, Kafka partitions), for
+	 * watermarks per split (sl_time.h): a source made of several splits
+	 * sets out->nsplits to how many this subtask has so far (numbered
+	 * 0..n-1; the number may grow from one poll to the next, a partition
+	 * discovered, never shrink) and out->split to the split every record
+	 * it returns comes from (so it cuts its batches where the split
+	 * changes). Both are 0 on entry; a source that leaves nsplits 0 is
+	 * one split, number 0. A split counted holds the subtask's watermark
+	 * back, records or not, until poll() reports its end with
+	 * SL_SOURCE_SPLIT_END (SL_SOURCE_END ends them all) or it turns idle.
+	 * A split number >= the count fails the job (-EINVAL).
 	 */
 	int (*poll)(void *state, struct sl_batch *out);
 	/** Release everything; called once after open() succeeded. */
@@ -335,6 +352,12 @@ struct sl_platform {
 	/** A NUMA-local allocator for the calling thread on @node. */
 	int (*allocator_create)(void *ctx, int node, struct sl_allocator **out);
 	void (*allocator_destroy)(void *ctx, struct sl_allocator *a);
+	/**
+	 * The processing-time clock in ms (timers, state TTL), called from
+	 * the workers' threads: it must be thread-safe and should never go
+	 * back. NULL: CLOCK_REALTIME. Tests drive processing time with it.
+	 */
+	int64_t (*now_ms)(void *ctx);
 };
 
 /**

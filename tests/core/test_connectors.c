@@ -224,7 +224,7 @@ static int drain(const struct sl_source_ops *ops, void *conf, struct run *r, uin
 		rc = ops->poll(st, b);
 		if (rc < 0)
 			break;
-		CU_ASSERT((uint32_t)(rc & ~SL_SOURCE_END) == b->n);
+		CU_ASSERT((uint32_t)(rc & ~(SL_SOURCE_END | SL_SOURCE_SPLIT_END)) == b->n);
 		CU_ASSERT(b->n <= b->cap);
 		for (uint32_t i = 0; i < b->n; i++) {
 			const struct sl_line *e = sl_batch_elem(b, i);
@@ -1173,6 +1173,10 @@ static void test_lines_errors(void)
 			unlink(b);
 			CU_ASSERT_FATAL(
 			    sl_batch_create(NULL, 8, sizeof(struct sl_line), 1 << 20, &bt) == 0);
+			/* a's line ends split 0 (one split per file); b then fails. */
+			rc = sl_lines_ops.poll(st, bt);
+			CU_ASSERT(rc == (1 | SL_SOURCE_SPLIT_END) && bt->split == 0);
+			sl_batch_clear(bt);
 			rc = sl_lines_ops.poll(st, bt);
 			CU_ASSERT(rc == -ENOENT);
 			snprintf(want, sizeof(want), "cannot open '%s': No such file or directory",

@@ -361,17 +361,22 @@ def plan_wordcount():
     check(re.match(r"^job wordcount: ", out), "text plan starts with the job: " + out)
     for op in ("lines[source]", "tokenize[flat_map]", "count[reduce]", "collect[sink]"):
         check(op in out, "text plan shows %s: %s" % (op, out))
-    check("hash" in out, "key_by makes a hash exchange: " + out)
+    # Parallelism 1 on both sides: the key_by has one target and is fused, no exchange.
+    check("hash" not in out and "  -> task" not in out, "key_by fused at parallelism 1: " + out)
     doc = json.loads(ok("plan", "wordcount", "--format", "json").stdout)
     check(doc["job"] == "wordcount", "json: %r" % doc)
     ops = [o["name"] for t in doc["tasks"] for o in t["operators"]]
     check(ops == ["lines", "tokenize", "count", "collect"], "json operators: %r" % ops)
     check(all(t["parallelism"] == 1 for t in doc["tasks"]), "default parallelism 1: %r" % doc)
-    check(doc["tasks"][0]["outputs"][0]["partitioning"] == "hash", "hash edge: %r" % doc)
+    check(len(doc["tasks"]) == 1 and doc["tasks"][0]["outputs"] == [],
+          "one fused task at parallelism 1: %r" % doc)
+    out = ok("plan", "wordcount", "--parallelism", "3").stdout.decode()
+    check("hash" in out, "key_by makes a hash exchange at parallelism 3: " + out)
     doc = json.loads(ok("plan", "wordcount", "--format=json", "--parallelism", "3",
                         "--batch-size", "7").stdout)
     check(doc["batch_size"] == 7, "batch size in the plan: %r" % doc)
     check([t["parallelism"] for t in doc["tasks"]] == [3, 3], "parallelism 3: %r" % doc)
+    check(doc["tasks"][0]["outputs"][0]["partitioning"] == "hash", "hash edge: %r" % doc)
     check(all(len(t["subtasks"]) == 3 for t in doc["tasks"]), "3 subtasks each: %r" % doc)
     # Streams cannot be split: the source alone runs at parallelism 1.
     for inp in ("-", "socket://127.0.0.1:9"):
@@ -649,18 +654,27 @@ def run_stats():
         check(doc["job"] == "wordcount", what + ": job name %r" % doc)
         subs = doc["subtasks"]
         names = sorted({s["task"] for s in subs})
-        check(names == ["count -> collect", "lines -> tokenize"], what + ": tasks %r" % names)
-        check(len(subs) == 2 * int(par), what + ": one entry per subtask: %r" % subs)
 
         def total_of(task, field):
             return sum(s[field] for s in subs if s["task"] == task)
-        got = (total_of("lines -> tokenize", "records_in"),
-               total_of("lines -> tokenize", "records_out"),
-               total_of("count -> collect", "records_in"),
-               total_of("count -> collect", "records_out"))
-        check(got == (len(lines), total, total, distinct),
-              what + ": lines, words out, words in, distinct words %r, oracle %r" % (
-                  got, (len(lines), total, total, distinct)))
+        if par == "1":
+            # Both sides at parallelism 1: the key_by is fused, one task (plan.c).
+            check(names == ["lines -> tokenize -> count -> collect"], what + ": tasks %r" % names)
+            check(len(subs) == 1, what + ": one entry per subtask: %r" % subs)
+            got = (total_of(names[0], "records_in"), total_of(names[0], "records_out"))
+            check(got == (len(lines), distinct),
+                  what + ": lines in, distinct words out %r, oracle %r" % (
+                      got, (len(lines), distinct)))
+        else:
+            check(names == ["count -> collect", "lines -> tokenize"], what + ": tasks %r" % names)
+            check(len(subs) == 2 * int(par), what + ": one entry per subtask: %r" % subs)
+            got = (total_of("lines -> tokenize", "records_in"),
+                   total_of("lines -> tokenize", "records_out"),
+                   total_of("count -> collect", "records_in"),
+                   total_of("count -> collect", "records_out"))
+            check(got == (len(lines), total, total, distinct),
+                  what + ": lines, words out, words in, distinct words %r, oracle %r" % (
+                      got, (len(lines), total, total, distinct)))
         for s in subs:
             check(all(s[k] >= 0 for k in ("busy_ns", "backpressured_ns", "idle_ns")),
                   what + ": times %r" % s)
@@ -672,7 +686,8 @@ def run_stats():
                   what + ": subtask %r ran on the PU the plan shows %r" % (s, placed))
     p = ok("run", "wordcount", "--input", path, "--stats", "-")
     err = p.stderr.decode()
-    check(re.search(r"^lines -> tokenize +0/1 ", err, re.M) is not None, "--stats -: table " + err)
+    check(re.search(r"^lines -> tokenize -> count -> collect +0/1 ", err, re.M) is not None,
+          "--stats -: table " + err)
     runtime_error(["run", "wordcount", "--input", path, "--stats",
                    os.path.join(TMP, "no-such-dir", "s.json")], "no-such-dir")
 

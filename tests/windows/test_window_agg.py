@@ -9,6 +9,8 @@ inputs (gen_events.py).
   tumbling, sliding and session windows, lateness 0 and > 0, disorder
   smaller and larger than D, at parallelism 1, 2, 4 and several batch
   sizes;
+- sliced sliding shapes: slides that do not divide the size, slide = size,
+  slide > size (gaps), gcd 1;
 - periodic watermarks (every 200 ms) with D larger than the disorder: the
   output must equal the oracle's final-watermark-only run, at any
   parallelism;
@@ -89,6 +91,30 @@ def exact_per_record_watermarks():
                 _, late = compare(path, lines, window, d, lat, 1, what)
                 n_late += len(late)
     check(n_late > 0, "the inputs must produce some late records (else the test is weak)")
+
+
+@case
+def sliced_window_shapes():
+    """Panes of gcd(size, slide): slides that do not divide the size, slide = size, slides
+    longer than the size (gaps in no window: their records are late once past the watermark),
+    gcd 1, with lateness, disorder beyond D and every-N watermarks (late firings, panes freed
+    while their newer windows live)."""
+    windows = ["sliding:1000:300", "sliding:7:3", "sliding:300:300", "sliding:90:250",
+               "sliding:40:100", "sliding:600:50"]
+    n_late = 0
+    for i, window in enumerate(windows):
+        for disorder, d, lat, every in ((60, 20, 0, 1), (120, 30, 200, 1), (40, 100, 70, 3)):
+            path, lines = gen("sliced-%d-%d.csv" % (i, lat), 300 + i * 11 + lat, 3000, 40,
+                              disorder, start=-1500, extra=["--step", "3"])
+            what = "%s D=%d L=%d disorder=%d every=%d" % (window, d, lat, disorder, every)
+            _, late = compare(path, lines, window, d, lat, every, what)
+            n_late += len(late)
+    check(n_late > 0, "the inputs must produce some late records (else the test is weak)")
+    path, lines = gen("sliced-par.csv", 77, 5000, 200, 70, extra=["--step", "4"])
+    for window in ("sliding:1000:300", "sliding:90:250"):
+        for par, batch in (("2", "7"), ("4", "64")):
+            compare(path, lines, window, 25, 100, 1, "%s p=%s batch=%s" % (window, par, batch),
+                    extra=["--parallelism", par, "--batch-size", batch])
 
 
 @case

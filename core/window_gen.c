@@ -1,0 +1,1508 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * window_gen.c — the general window operator (sl_window(), sl_time.h):
+ * Flink's WindowOperator and EvictingWindowOperator with window
+ * assigners (tumbling, sliding, session with a static or dynamic gap,
+ * global), triggers (built-in and custom), evictors, allowed lateness,
+ * the late side output, and reduce / aggregate / process functions.
+ *
+ * State of one subtask:
+ *   keys     the key dictionary of sli_timers.h (key bytes -> dense id);
+ *   windows  one entry per live (key, window), found by (key id, start,
+ *            end) through an open-addressing table (linear probing,
+ *            deletion by backward shift); an entry holds the contents
+ *            (a list of element copies with their timestamps and an
+ *            arena for their strings, or one accumulator), the
+ *            trigger's state and the process function's window state,
+ *            the last three in one fixed-size blob per entry; a session
+ *            key also links its windows (Flink's MergingWindowSet, with
+ *            the state window always the actual window);
+ *   timers   the timer service of sli_timers.h, namespace = (start,
+ *            end): trigger timers and cleanup timers share it, so a
+ *            window has at most one timer per time and domain, as in
+ *            Flink, and a timer is both when their times agree.
+ *
+ * Invariants: an entry exists for a window from its first element to
+ * its cleanup (or its merge into another session); a session key's
+ * windows never intersect; `has` says whether the contents are non-null
+ * in Flink's sense (a list with elements, or an accumulator), and only
+ * windows with contents fire.
+ *
+ * Threads: one struct sli_wgen per subtask, on its worker's thread.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sl_error.h>
+
+#include "sli_exec.h"
+#include "sli_timers.h"
+
+/* The node's configuration, checked and resolved by sli_wgen_conf_new(). */
+struct sli_wgen_conf {
+	struct sl_window_assigner as;
+	struct sl_trigger trig; /* never KIND_DEFAULT */
+	struct sl_evictor ev;
+	int64_t lateness;
+	sl_reduce_fn reduce;
+	struct sl_aggregate agg;
+	bool has_agg;
+	sl_window_process_fn process;
+	void *arg;
+	uint32_t state_size;
+	void (*clear)(const struct sl_window_ctx *ctx, void *arg);
+	struct sl_type in; /* the input type */
+	bool event_time;   /* time windows; the global window is not */
+	bool merging;	   /* sessions */
+	bool list;	   /* contents kept as a list: process alone, or an evictor */
+	uint32_t acc_size; /* incremental: accumulator bytes (reduce: the element's) */
+	uint32_t tsize;	   /* trigger state bytes */
+};
+
+struct gent {
+	int64_t start, end;
+	uint32_t key;
+	uint32_t next; /* session list of its key, or free list: entry + 1, 0: end */
+	uint32_t n, cap;
+	uint8_t *data; /* list: [cap * in.size] */
+	int64_t *ts;   /* list: [cap] */
+	char *arena;   /* strings of the list, or of the reduce accumulator */
+	uint32_t aused, acap;
+	bool used;
+	bool has; /* contents are non-null */
+};
+
+struct sli_wgen {
+	const struct sli_wgen_conf *cf;
+	struct sli_keys *keys;
+	struct sli_timers *tm;
+	uint32_t *sess; /* [key id] first session entry + 1 */
+	uint32_t nsess, capsess;
+
+	struct gent *ents;
+	uint8_t *blobs; /* [capents * stride]: accumulator | trigger state | window state */
+	size_t stride, acc_off, ts_off, ws_off;
+	uint32_t nents, capents, free_head; /* free_head: entry + 1 */
+	uint32_t *wslot;		    /* entry + 1, 0: empty */
+	uint32_t wcap, wcount;
+
+	uint8_t *scratch; /* one blob: a window without an entry */
+	uint8_t *fold;	  /* an accumulator folded over a list */
+	bool *evict;
+	uint32_t capevict;
+	uint32_t *mv; /* merging: the windows merged */
+	const void **mstates;
+	uint32_t capmv;
+};
+
+/* The trigger context (sl_time.h), on the stack of each trigger call. */
+struct sl_trigger_ctx {
+	struct sli_opi *op;
+	uint32_t key;
+	struct sl_window win;
+	struct sl_key kb;
+	void *state;
+	const void *const *merged;
+	unsigned nmerged;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static size_t align8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size)
+{
+	uint32_t ncap = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	p = realloc(*arr, (size_t)ncap * size);
+	if (p == NULL)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+static int64_t floor_mod(int64_t a, int64_t m)
+{
+	int64_t r = a % m;
+
+	return r < 0 ? r + m : r;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	int64_t t;
+
+	return __builtin_add_overflow(a, b, &t) ? (b > 0 ? INT64_MAX : INT64_MIN) : t;
+}
+
+static int64_t max_ts(int64_t start, int64_t end)
+{
+	struct sl_window w = { start, end };
+
+	return sl_window_max_ts(&w);
+}
+
+/*
+ * Flink's cleanupTime(): max_ts + lateness for event-time windows
+ * (INT64_MAX when it overflows), max_ts otherwise (INT64_MAX: global).
+ */
+static int64_t cleanup_time(const struct sli_wgen_conf *cf, int64_t start, int64_t end)
+{
+	int64_t m = max_ts(start, end), t;
+
+	if (!cf->event_time)
+		return m;
+	return __builtin_add_overflow(m, cf->lateness, &t) ? INT64_MAX : t;
+}
+
+static bool window_late(const struct sli_opi *op, int64_t start, int64_t end)
+{
+	const struct sli_wgen_conf *cf = op->wgen->cf;
+
+	return cf->event_time && cleanup_time(cf, start, end) <= op->watermark;
+}
+
+static int64_t proc_now(const struct sli_opi *op)
+{
+	return sli_proc_now_ms(op->st->w->x);
+}
+
+/* Fail the job once with @rc, unless it already failed. */
+static int fail(struct sli_opi *op, int rc, const char *what)
+{
+	if (!atomic_load_explicit(&op->st->w->x->failed, memory_order_relaxed))
+		sli_fail(op, rc, "%s: %s", what, op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+	return rc;
+}
+
+/* ------------------------------------------------------------- entries */
+
+static uint64_t mix(uint64_t a, uint64_t b, uint64_t c)
+{
+	return sli_fmix64(a * 0x9e3779b97f4a7c15ull ^ sli_fmix64(b + 0x632be59bd9b4e019ull) ^
+			  sli_fmix64(c ^ 0xbf58476d1ce4e5b9ull));
+}
+
+static uint32_t wslot_home(const struct sli_wgen *w, uint32_t key, int64_t start, int64_t end)
+{
+	return (uint32_t)mix(key, (uint64_t)start, (uint64_t)end) & (w->wcap - 1);
+}
+
+static int wtab_grow(struct sli_wgen *w)
+{
+	uint32_t ncap = w->wcap ? w->wcap * 2 : 256;
+	uint32_t *ns = calloc(ncap, sizeof(*ns));
+	uint32_t ocap = w->wcap, *os = w->wslot;
+
+	if (ns == NULL)
+		return -ENOMEM;
+	w->wslot = ns;
+	w->wcap = ncap;
+	for (uint32_t j = 0; j < ocap; j++) {
+		if (os[j]) {
+			const struct gent *e = &w->ents[os[j] - 1];
+			uint32_t i = wslot_home(w, e->key, e->start, e->end);
+
+			while (ns[i])
+				i = (i + 1) & (ncap - 1);
+			ns[i] = os[j];
+		}
+	}
+	free(os);
+	return 0;
+}
+
+/* Slot of (key, start, end), or of the empty slot where it would go. */
+static uint32_t wtab_find(const struct sli_wgen *w, uint32_t key, int64_t start, int64_t end)
+{
+	uint32_t i = wslot_home(w, key, start, end);
+
+	for (; w->wslot[i]; i = (i + 1) & (w->wcap - 1)) {
+		const struct gent *e = &w->ents[w->wslot[i] - 1];
+
+		if (e->key == key && e->start == start && e->end == end)
+			break;
+	}
+	return i;
+}
+
+/* The entry of (key, [start, end)), or -1. */
+static int64_t ent_find(const struct sli_wgen *w, uint32_t key, int64_t start, int64_t end)
+{
+	uint32_t i = wtab_find(w, key, start, end);
+
+	return w->wslot[i] ? (int64_t)w->wslot[i] - 1 : -1;
+}
+
+static void wtab_remove(struct sli_wgen *w, uint32_t i)
+{
+	uint32_t mask = w->wcap - 1, j = i;
+
+	w->wslot[i] = 0;
+	for (;;) {
+		const struct gent *e;
+		uint32_t home;
+
+		j = (j + 1) & mask;
+		if (!w->wslot[j])
+			break;
+		e = &w->ents[w->wslot[j] - 1];
+		home = wslot_home(w, e->key, e->start, e->end);
+		/* Move it back unless its home lies in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			w->wslot[i] = w->wslot[j];
+			w->wslot[j] = 0;
+			i = j;
+		}
+	}
+	w->wcount--;
+}
+
+static uint8_t *blob(const struct sli_wgen *w, uint32_t e)
+{
+	return w->blobs + (size_t)e * w->stride;
+}
+
+static void *acc_of(const struct sli_wgen *w, uint32_t e)
+{
+	return blob(w, e) + w->acc_off;
+}
+
+static void *tstate_of(const struct sli_wgen *w, uint32_t e)
+{
+	return w->cf->tsize ? blob(w, e) + w->ts_off : NULL;
+}
+
+static void *wstate_of(const struct sli_wgen *w, uint32_t e)
+{
+	return w->cf->state_size ? blob(w, e) + w->ws_off : NULL;
+}
+
+/* A new, empty entry for (key, [start, end)). Return its index or -ENOMEM. */
+static int64_t ent_add(struct sli_wgen *w, uint32_t key, int64_t start, int64_t end)
+{
+	struct gent *x;
+	uint32_t e;
+
+	if ((w->wcount + 1) * 2 > w->wcap && wtab_grow(w) < 0)
+		return -ENOMEM;
+	if (w->free_head) {
+		e = w->free_head - 1;
+		w->free_head = w->ents[e].next;
+	} else {
+		uint32_t cap = w->capents;
+
+		if (grow((void **)&w->ents, &w->capents, w->nents + 1, sizeof(*w->ents)) < 0)
+			return -ENOMEM;
+		if (w->capents != cap) {
+			uint8_t *nb = realloc(w->blobs, (size_t)w->capents * w->stride);
+
+			if (nb == NULL)
+				return -ENOMEM;
+			w->blobs = nb;
+		}
+		e = w->nents++;
+		memset(&w->ents[e], 0, sizeof(w->ents[e]));
+	}
+	x = &w->ents[e];
+	x->start = start;
+	x->end = end;
+	x->key = key;
+	x->next = 0;
+	x->n = 0;
+	x->aused = 0;
+	x->used = true;
+	x->has = false;
+	memset(blob(w, e), 0, w->stride);
+	w->wslot[wtab_find(w, key, start, end)] = e + 1;
+	w->wcount++;
+	return e;
+}
+
+/* Remove entry @e from the table and the key's session list; it goes to the free list. */
+static void ent_drop(struct sli_wgen *w, uint32_t e)
+{
+	struct gent *x = &w->ents[e];
+
+	if (w->cf->merging) {
+		uint32_t *pp = &w->sess[x->key];
+
+		while (*pp && *pp != e + 1)
+			pp = &w->ents[*pp - 1].next;
+		if (*pp)
+			*pp = x->next;
+	}
+	wtab_remove(w, wtab_find(w, x->key, x->start, x->end));
+	x->used = false;
+	x->has = false;
+	x->n = 0;
+	x->aused = 0;
+	x->next = w->free_head;
+	w->free_head = e + 1;
+}
+
+/* ------------------------------------------------------------ contents */
+
+/* Copy the strings of element @el (in place) from @src_arena into @x's arena. */
+static int copy_strings(struct sli_wgen *w, struct gent *x, uint8_t *el, const char *src_arena)
+{
+	const struct sl_type *t = &w->cf->in;
+
+	for (uint32_t k = 0; k < t->nstr; k++) {
+		struct sl_str s;
+
+		memcpy(&s, el + t->str_off[k], sizeof(s));
+		if (grow((void **)&x->arena, &x->acap, x->aused + s.len, 1) < 0)
+			return -ENOMEM;
+		if (s.len)
+			memcpy(x->arena + x->aused, src_arena + s.off, s.len);
+		s.off = x->aused;
+		x->aused += s.len;
+		memcpy(el + t->str_off[k], &s, sizeof(s));
+	}
+	return 0;
+}
+
+/* Append element @el with @ts (strings in @src_arena, NULL: none) to @x's list. */
+static int list_append(struct sli_wgen *w, struct gent *x, const void *el, int64_t ts,
+		       const char *src_arena)
+{
+	uint32_t size = w->cf->in.size;
+	uint8_t *d;
+
+	if (x->n == x->cap) {
+		uint32_t ncap = x->cap ? x->cap * 2 : 8;
+		int64_t *nt = realloc(x->ts, (size_t)ncap * sizeof(*nt));
+
+		if (nt == NULL)
+			return -ENOMEM;
+		x->ts = nt;
+		d = realloc(x->data, (size_t)ncap * size);
+		if (d == NULL)
+			return -ENOMEM;
+		x->data = d;
+		x->cap = ncap;
+	}
+	d = x->data + (size_t)x->n * size;
+	memcpy(d, el, size);
+	if (src_arena != NULL && copy_strings(w, x, d, src_arena) < 0)
+		return -ENOMEM;
+	x->ts[x->n++] = ts;
+	x->has = true;
+	return 0;
+}
+
+/* A batch that shows @n elements at @data (of @size bytes) with strings in @arena. */
+static struct sl_batch view_of(uint8_t *data, int64_t *ts, uint32_t n, uint32_t size, char *arena,
+			       uint32_t aused)
+{
+	struct sl_batch v = { 0 };
+
+	v.n = v.cap = n;
+	v.elem_size = size;
+	v.data = data;
+	v.ts = ts;
+	v.arena = arena;
+	v.arena_used = v.arena_cap = aused;
+	return v;
+}
+
+/* Fold @el into the reduce accumulator @acc, keeping the accumulator's strings. */
+static int reduce_into(struct sli_wgen *w, void *acc, const void *el)
+{
+	const struct sl_type *t = &w->cf->in;
+	struct sl_str saved[SL_TYPE_MAX_STR];
+	int rc;
+
+	for (uint32_t k = 0; k < t->nstr; k++)
+		memcpy(&saved[k], (uint8_t *)acc + t->str_off[k], sizeof(saved[k]));
+	rc = w->cf->reduce(acc, el, w->cf->arg);
+	for (uint32_t k = 0; k < t->nstr; k++)
+		memcpy((uint8_t *)acc + t->str_off[k], &saved[k], sizeof(saved[k]));
+	return rc;
+}
+
+/* Add element @i of @b to entry @e's contents. Return 0 or -errno (after sli_fail). */
+static int contents_add(struct sli_opi *op, uint32_t e, const struct sl_batch *b, uint32_t i)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	struct gent *x = &w->ents[e];
+	const void *el = sl_batch_elem(b, i);
+	int rc = 0;
+
+	if (cf->list) {
+		rc = list_append(w, x, el, b->ts[i], cf->in.nstr ? b->arena : NULL);
+		return rc < 0 ? fail(op, rc, "storing a window element") : 0;
+	}
+	if (cf->reduce != NULL) {
+		if (!x->has) {
+			memcpy(acc_of(w, e), el, cf->in.size);
+			x->aused = 0;
+			rc = cf->in.nstr ? copy_strings(w, x, acc_of(w, e), b->arena) : 0;
+			if (rc < 0)
+				return fail(op, rc, "storing a window element");
+			x->has = true;
+			return 0;
+		}
+		rc = reduce_into(w, acc_of(w, e), el);
+		return rc < 0 ? fail(op, rc, "the window reduce function failed") : 0;
+	}
+	if (!x->has) {
+		memset(acc_of(w, e), 0, cf->acc_size);
+		if (cf->agg.create != NULL)
+			cf->agg.create(acc_of(w, e), cf->agg.arg);
+		x->has = true;
+	}
+	cf->agg.add(acc_of(w, e), el, b->ts[i], b, cf->agg.arg);
+	return 0;
+}
+
+/* PURGE: the contents become null (the trigger's state stays). */
+static void contents_clear(struct sli_wgen *w, uint32_t e)
+{
+	struct gent *x = &w->ents[e];
+
+	x->n = 0;
+	x->aused = 0;
+	x->has = false;
+}
+
+/* Append entry @from's contents to @to's (sessions merging). */
+static int contents_merge(struct sli_wgen *w, uint32_t to, uint32_t from)
+{
+	const struct sli_wgen_conf *cf = w->cf;
+	struct gent *t = &w->ents[to], *f = &w->ents[from];
+
+	if (!f->has)
+		return 0;
+	if (cf->list) {
+		for (uint32_t j = 0; j < f->n; j++) {
+			int rc = list_append(w, t, f->data + (size_t)j * cf->in.size, f->ts[j],
+					     cf->in.nstr ? f->arena : NULL);
+
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	if (!t->has) {
+		memcpy(acc_of(w, to), acc_of(w, from), cf->acc_size);
+		if (cf->reduce != NULL && cf->in.nstr) {
+			t->aused = 0;
+			if (copy_strings(w, t, acc_of(w, to), f->arena) < 0)
+				return -ENOMEM;
+		}
+		t->has = true;
+		return 0;
+	}
+	if (cf->reduce != NULL)
+		return reduce_into(w, acc_of(w, to), acc_of(w, from));
+	cf->agg.merge(acc_of(w, to), acc_of(w, from), cf->agg.arg);
+	return 0;
+}
+
+/* ------------------------------------------------------------ triggers */
+
+const struct sl_window *sl_trigger_ctx_window(const struct sl_trigger_ctx *c)
+{
+	return c ? &c->win : NULL;
+}
+
+const struct sl_key *sl_trigger_ctx_key(const struct sl_trigger_ctx *c)
+{
+	return c ? &c->kb : NULL;
+}
+
+int64_t sl_trigger_ctx_watermark(const struct sl_trigger_ctx *c)
+{
+	return c ? c->op->watermark : INT64_MIN;
+}
+
+int64_t sl_trigger_ctx_processing_time(const struct sl_trigger_ctx *c)
+{
+	return c ? proc_now(c->op) : 0;
+}
+
+void *sl_trigger_ctx_state(struct sl_trigger_ctx *c)
+{
+	return c ? c->state : NULL;
+}
+
+unsigned sl_trigger_ctx_merged_count(const struct sl_trigger_ctx *c)
+{
+	return c ? c->nmerged : 0;
+}
+
+const void *sl_trigger_ctx_merged_state(const struct sl_trigger_ctx *c, unsigned i)
+{
+	return c && i < c->nmerged ? c->merged[i] : NULL;
+}
+
+static int timer_op(struct sl_trigger_ctx *c, enum sli_domain d, int64_t time, bool add)
+{
+	struct sli_wgen *w;
+	struct sli_ns ns;
+	int rc;
+
+	if (c == NULL)
+		return -EINVAL;
+	w = c->op->wgen;
+	ns = (struct sli_ns){ c->win.start, c->win.end };
+	if (!add)
+		return sli_timers_delete(w->tm, d, c->key, ns, time);
+	rc = sli_timers_register(w->tm, d, c->key, ns, time);
+	if (rc > 0 && d == SLI_PROC_TIME)
+		sli_proc_timer_note(c->op, time);
+	return rc;
+}
+
+int sl_trigger_register_event_timer(struct sl_trigger_ctx *c, int64_t time)
+{
+	return timer_op(c, SLI_EVENT_TIME, time, true);
+}
+
+int sl_trigger_register_processing_timer(struct sl_trigger_ctx *c, int64_t time)
+{
+	return timer_op(c, SLI_PROC_TIME, time, true);
+}
+
+int sl_trigger_delete_event_timer(struct sl_trigger_ctx *c, int64_t time)
+{
+	return timer_op(c, SLI_EVENT_TIME, time, false);
+}
+
+int sl_trigger_delete_processing_timer(struct sl_trigger_ctx *c, int64_t time)
+{
+	return timer_op(c, SLI_PROC_TIME, time, false);
+}
+
+/* The state of the built-in continuous event-time trigger (Flink's "fire-time"). */
+struct cont_state {
+	int64_t fire;
+	int64_t set; /* 0: null */
+};
+
+enum tcall { T_ELEMENT, T_EVENT, T_PROC };
+
+/* Flink's ContinuousEventTimeTrigger.registerNextFireTimestamp(). */
+static int cont_next(struct sl_trigger_ctx *c, int64_t time)
+{
+	const struct sl_trigger *t = &c->op->wgen->cf->trig;
+	struct cont_state *s = c->state;
+	int64_t next = sat_add(time, t->interval), m = sl_window_max_ts(&c->win);
+
+	if (next > m)
+		next = m;
+	/* A reducing state with min(): the smaller of what is there and next. */
+	if (!s->set || next < s->fire)
+		s->fire = next;
+	s->set = 1;
+	return sl_trigger_register_event_timer(c, next);
+}
+
+/*
+ * One trigger call: @what happened (an element @el at @time, or a timer
+ * at @time). Return an enum sl_trigger_result, purging applied, or -errno.
+ */
+static int trig_call(struct sl_trigger_ctx *c, enum tcall what, const void *el,
+		     const struct sl_batch *src, int64_t time)
+{
+	const struct sl_trigger *t = &c->op->wgen->cf->trig;
+	int64_t m = sl_window_max_ts(&c->win);
+	int r = SL_TRIGGER_CONTINUE;
+
+	switch (t->kind) {
+	case SL_TRIGGER_KIND_EVENT_TIME:
+		if (what == T_ELEMENT) {
+			if (m <= c->op->watermark)
+				r = SL_TRIGGER_FIRE;
+			else
+				r = sl_trigger_register_event_timer(c, m) < 0 ? -ENOMEM
+									      : SL_TRIGGER_CONTINUE;
+		} else if (what == T_EVENT && time == m) {
+			r = SL_TRIGGER_FIRE;
+		}
+		break;
+	case SL_TRIGGER_KIND_PROCESSING_TIME:
+		if (what == T_ELEMENT)
+			r = sl_trigger_register_processing_timer(c, m) < 0 ? -ENOMEM
+									   : SL_TRIGGER_CONTINUE;
+		else if (what == T_PROC)
+			r = SL_TRIGGER_FIRE;
+		break;
+	case SL_TRIGGER_KIND_COUNT:
+		if (what == T_ELEMENT) {
+			uint64_t *n = c->state;
+
+			if (++*n >= t->count) {
+				*n = 0;
+				r = SL_TRIGGER_FIRE;
+			}
+		}
+		break;
+	case SL_TRIGGER_KIND_CONTINUOUS_EVENT_TIME: {
+		struct cont_state *s = c->state;
+
+		if (what == T_ELEMENT) {
+			if (m <= c->op->watermark)
+				return t->purging ? SL_TRIGGER_FIRE_AND_PURGE : SL_TRIGGER_FIRE;
+			if (sl_trigger_register_event_timer(c, m) < 0)
+				return -ENOMEM;
+			/* Java's %: the remainder has the sign of the dividend. */
+			if (!s->set && cont_next(c, time - time % t->interval) < 0)
+				return -ENOMEM;
+		} else if (what == T_EVENT) {
+			if (time == m) {
+				r = SL_TRIGGER_FIRE;
+			} else if (s->set && s->fire == time) {
+				s->set = 0;
+				if (cont_next(c, time) < 0)
+					return -ENOMEM;
+				r = SL_TRIGGER_FIRE;
+			}
+		}
+		break;
+	}
+	case SL_TRIGGER_KIND_CUSTOM:
+		if (what == T_ELEMENT && t->ops->on_element != NULL)
+			r = t->ops->on_element(c, el, time, src, t->arg);
+		else if (what == T_EVENT && t->ops->on_event_time != NULL)
+			r = t->ops->on_event_time(c, time, t->arg);
+		else if (what == T_PROC && t->ops->on_processing_time != NULL)
+			r = t->ops->on_processing_time(c, time, t->arg);
+		if (r > SL_TRIGGER_FIRE_AND_PURGE) {
+			snprintf(c->op->errbuf, sizeof(c->op->errbuf),
+				 "the trigger returned %d, not an enum sl_trigger_result", r);
+			r = -EINVAL;
+		}
+		break;
+	default: /* never */
+		break;
+	}
+	if (r > 0 && t->purging && (r & SL_TRIGGER_FIRE))
+		r = SL_TRIGGER_FIRE_AND_PURGE;
+	return r;
+}
+
+/* Trigger.onMerge(): c's window is the merge result, c->merged the merged windows' states. */
+static int trig_merge(struct sl_trigger_ctx *c)
+{
+	const struct sl_trigger *t = &c->op->wgen->cf->trig;
+	int64_t m = sl_window_max_ts(&c->win);
+
+	switch (t->kind) {
+	case SL_TRIGGER_KIND_EVENT_TIME:
+		if (m > c->op->watermark)
+			return sl_trigger_register_event_timer(c, m) < 0 ? -ENOMEM : 0;
+		return 0;
+	case SL_TRIGGER_KIND_PROCESSING_TIME:
+		if (m > proc_now(c->op))
+			return sl_trigger_register_processing_timer(c, m) < 0 ? -ENOMEM : 0;
+		return 0;
+	case SL_TRIGGER_KIND_COUNT: {
+		uint64_t *n = c->state;
+
+		for (unsigned i = 0; i < c->nmerged; i++)
+			*n += *(const uint64_t *)c->merged[i];
+		return 0;
+	}
+	case SL_TRIGGER_KIND_CONTINUOUS_EVENT_TIME: {
+		struct cont_state *s = c->state;
+
+		for (unsigned i = 0; i < c->nmerged; i++) {
+			const struct cont_state *o = c->merged[i];
+
+			if (o->set && (!s->set || o->fire < s->fire)) {
+				s->fire = o->fire;
+				s->set = 1;
+			}
+		}
+		if (s->set)
+			return sl_trigger_register_event_timer(c, s->fire) < 0 ? -ENOMEM : 0;
+		return 0;
+	}
+	case SL_TRIGGER_KIND_CUSTOM:
+		return t->ops->on_merge(c, t->arg);
+	default:
+		return 0;
+	}
+}
+
+/* Trigger.clear(): the window is gone. */
+static int trig_clear(struct sl_trigger_ctx *c)
+{
+	const struct sl_trigger *t = &c->op->wgen->cf->trig;
+	int64_t m = sl_window_max_ts(&c->win);
+
+	switch (t->kind) {
+	case SL_TRIGGER_KIND_EVENT_TIME:
+		sl_trigger_delete_event_timer(c, m);
+		return 0;
+	case SL_TRIGGER_KIND_PROCESSING_TIME:
+		sl_trigger_delete_processing_timer(c, m);
+		return 0;
+	case SL_TRIGGER_KIND_COUNT:
+		*(uint64_t *)c->state = 0;
+		return 0;
+	case SL_TRIGGER_KIND_CONTINUOUS_EVENT_TIME: {
+		struct cont_state *s = c->state;
+
+		if (s->set) {
+			sl_trigger_delete_event_timer(c, s->fire);
+			s->set = 0;
+		}
+		return 0;
+	}
+	case SL_TRIGGER_KIND_CUSTOM:
+		return t->ops->clear ? t->ops->clear(c, t->arg) : 0;
+	default:
+		return 0;
+	}
+}
+
+/* A trigger context for key @key and window [@start, @end) with trigger state @state. */
+static struct sl_trigger_ctx tctx(struct sli_opi *op, uint32_t key, int64_t start, int64_t end,
+				  void *state)
+{
+	struct sl_trigger_ctx c = { .op = op, .key = key, .win = { start, end }, .state = state };
+
+	c.kb = sli_keys_get(op->wgen->keys, key);
+	return c;
+}
+
+static int trig_fail(struct sli_opi *op, int rc)
+{
+	return fail(op, rc, "the window trigger failed");
+}
+
+/* ------------------------------------------------------------ firing */
+
+static struct sl_window_ctx wctx(struct sli_opi *op, uint32_t key, int64_t start, int64_t end,
+				 void *state)
+{
+	struct sl_window_ctx c = { .window = { start, end },
+				   .watermark = op->watermark,
+				   .state = state,
+				   .info = &op->info };
+
+	c.key = sli_keys_get(op->wgen->keys, key);
+	c.processing_time = proc_now(op);
+	return c;
+}
+
+/* Compact entry @e's list to the elements not marked in w->evict. */
+static int list_compact(struct sli_wgen *w, uint32_t e)
+{
+	const struct sli_wgen_conf *cf = w->cf;
+	struct gent *x = &w->ents[e];
+	uint32_t j = 0, size = cf->in.size;
+	char *old = NULL;
+
+	for (uint32_t i = 0; i < x->n; i++) {
+		if (w->evict[i])
+			continue;
+		if (i != j) {
+			memmove(x->data + (size_t)j * size, x->data + (size_t)i * size, size);
+			x->ts[j] = x->ts[i];
+		}
+		j++;
+	}
+	if (j == x->n)
+		return 0;
+	x->n = j;
+	x->has = j > 0;
+	if (cf->in.nstr == 0 || x->aused == 0)
+		return 0;
+	/* Rebuild the arena from the elements kept. */
+	old = x->arena;
+	x->arena = NULL;
+	x->acap = x->aused = 0;
+	for (uint32_t i = 0; i < x->n; i++)
+		if (copy_strings(w, x, x->data + (size_t)i * size, old) < 0) {
+			free(old);
+			return -ENOMEM;
+		}
+	free(old);
+	return 0;
+}
+
+/* Run the evictor (before or after the function) on entry @e's list. */
+static int evict(struct sli_opi *op, uint32_t e, const struct sl_window_ctx *ctx, bool after)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sl_evictor *ev = &w->cf->ev;
+	struct gent *x = &w->ents[e];
+	int rc = 0;
+
+	if (ev->kind == SL_EVICTOR_NONE || (ev->kind != SL_EVICTOR_CUSTOM && ev->after != after))
+		return 0;
+	if (grow((void **)&w->evict, &w->capevict, x->n + 1, sizeof(*w->evict)) < 0)
+		return fail(op, -ENOMEM, "evicting");
+	memset(w->evict, 0, (size_t)x->n * sizeof(*w->evict));
+	if (ev->kind == SL_EVICTOR_COUNT) {
+		/* CountEvictor: the first n - count go. */
+		for (uint64_t i = 0; x->n > ev->count && i < x->n - ev->count; i++)
+			w->evict[i] = true;
+	} else if (ev->kind == SL_EVICTOR_TIME) {
+		/* TimeEvictor: cutoff = the largest timestamp - size; ts <= cutoff go. */
+		int64_t hi = INT64_MIN, cut;
+
+		if (x->n == 0)
+			return 0;
+		for (uint32_t i = 0; i < x->n; i++)
+			hi = x->ts[i] > hi ? x->ts[i] : hi;
+		cut = sat_add(hi, -ev->size);
+		for (uint32_t i = 0; i < x->n; i++)
+			w->evict[i] = x->ts[i] <= cut;
+	} else {
+		struct sl_batch v =
+		    view_of(x->data, x->ts, x->n, w->cf->in.size, x->arena, x->aused);
+		int (*fn)(const struct sl_window_ctx *, const struct sl_batch *, bool *, void *) =
+		    after ? ev->ops->evict_after : ev->ops->evict_before;
+
+		if (fn == NULL)
+			return 0;
+		rc = fn(ctx, &v, w->evict, ev->arg);
+		if (rc < 0)
+			return fail(op, rc, "the window evictor failed");
+	}
+	rc = list_compact(w, e);
+	return rc < 0 ? fail(op, rc, "evicting") : 0;
+}
+
+/* Call the process function with one element @el of @size bytes (strings in @arena). */
+static int process_one(struct sli_opi *op, const struct sl_window_ctx *ctx, void *el, uint32_t size,
+		       int64_t ts, char *arena, uint32_t aused)
+{
+	const struct sli_wgen_conf *cf = op->wgen->cf;
+	struct sl_batch v = view_of(el, &ts, 1, size, arena, aused);
+
+	return cf->process(ctx, &v, &op->coll, cf->arg);
+}
+
+/*
+ * The window function over a list (an evictor, or process alone):
+ * reduce or aggregate the elements, then emit or process the result.
+ */
+static int fire_list(struct sli_opi *op, uint32_t e, const struct sl_window_ctx *ctx)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	struct gent *x = &w->ents[e];
+	struct sl_batch v = view_of(x->data, x->ts, x->n, cf->in.size, x->arena, x->aused);
+	int64_t m = sl_window_max_ts(&ctx->window);
+	int rc;
+
+	if (cf->reduce == NULL && !cf->has_agg)
+		return cf->process(ctx, &v, &op->coll, cf->arg);
+	if (cf->reduce != NULL) {
+		if (x->n == 0)
+			return 0; /* Flink would reduce to null */
+		memcpy(w->fold, x->data, cf->in.size);
+		for (uint32_t i = 1; i < x->n; i++) {
+			rc = reduce_into(w, w->fold, x->data + (size_t)i * cf->in.size);
+			if (rc < 0)
+				return rc;
+		}
+		/* The fold keeps the first element's strings, in the entry's arena. */
+		if (cf->process != NULL)
+			return process_one(op, ctx, w->fold, cf->in.size, m, x->arena, x->aused);
+		return sl_emit(&op->coll, w->fold, m, cf->in.nstr ? &v : NULL);
+	}
+	memset(w->fold, 0, cf->acc_size);
+	if (cf->agg.create != NULL)
+		cf->agg.create(w->fold, cf->agg.arg);
+	for (uint32_t i = 0; i < x->n; i++)
+		cf->agg.add(w->fold, sl_batch_elem(&v, i), x->ts[i], &v, cf->agg.arg);
+	if (cf->process != NULL)
+		return process_one(op, ctx, w->fold, cf->acc_size, m, NULL, 0);
+	return cf->agg.result(&ctx->window, &ctx->key, w->fold, &op->coll, cf->agg.arg);
+}
+
+/* FIRE: evaluate the window function over entry @e's contents (emitWindowContents). */
+static int fire(struct sli_opi *op, uint32_t e)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	struct gent *x = &w->ents[e];
+	struct sl_window_ctx ctx;
+	int64_t m;
+	int rc;
+
+	if (!x->has)
+		return 0; /* contents null: nothing to fire */
+	ctx = wctx(op, x->key, x->start, x->end, wstate_of(w, e));
+	m = sl_window_max_ts(&ctx.window);
+	op->errbuf[0] = '\0';
+	op->coll.stamped = true; /* Flink's TimestampedCollector: everything at max_ts */
+	op->coll.stamp = m;
+	if (cf->list) {
+		rc = evict(op, e, &ctx, false);
+		if (rc == 0) {
+			rc = fire_list(op, e, &ctx);
+			if (rc < 0)
+				fail(op, rc, "the window function failed");
+		}
+		if (rc == 0)
+			rc = evict(op, e, &ctx, true);
+	} else if (cf->process != NULL) {
+		rc = process_one(op, &ctx, acc_of(w, e), cf->acc_size, m, x->arena, x->aused);
+	} else if (cf->reduce != NULL) {
+		struct sl_batch v = view_of(NULL, NULL, 0, cf->in.size, x->arena, x->aused);
+
+		rc = sl_emit(&op->coll, acc_of(w, e), m, cf->in.nstr ? &v : NULL);
+	} else {
+		rc = cf->agg.result(&ctx.window, &ctx.key, acc_of(w, e), &op->coll, cf->agg.arg);
+	}
+	op->coll.stamped = false;
+	if (rc < 0 && !cf->list)
+		fail(op, rc, "the window function failed");
+	return rc;
+}
+
+/* Flink's clearAllState(): contents, trigger state, process state; the entry goes. */
+static int clear_all(struct sli_opi *op, uint32_t key, int64_t start, int64_t end, int64_t e)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	void *ts = e >= 0 ? tstate_of(w, (uint32_t)e) : w->scratch + w->ts_off;
+	void *ws = e >= 0 ? wstate_of(w, (uint32_t)e) : w->scratch + w->ws_off;
+	struct sl_trigger_ctx c = tctx(op, key, start, end, ts);
+	int rc;
+
+	if (e < 0)
+		memset(w->scratch, 0, w->stride);
+	rc = trig_clear(&c);
+	if (rc < 0)
+		return trig_fail(op, rc);
+	if (cf->clear != NULL) {
+		struct sl_window_ctx wc = wctx(op, key, start, end, cf->state_size ? ws : NULL);
+
+		cf->clear(&wc, cf->arg);
+	}
+	if (e >= 0)
+		ent_drop(w, (uint32_t)e);
+	return 0;
+}
+
+/* Cleanup timer of a window (none for "end of time"); Flink's registerCleanupTimer(). */
+static int cleanup_register(struct sli_opi *op, uint32_t key, int64_t start, int64_t end)
+{
+	const struct sli_wgen_conf *cf = op->wgen->cf;
+	int64_t t = cleanup_time(cf, start, end);
+	struct sl_trigger_ctx c = tctx(op, key, start, end, NULL);
+	int rc;
+
+	if (t == INT64_MAX)
+		return 0;
+	rc = cf->event_time ? sl_trigger_register_event_timer(&c, t)
+			    : sl_trigger_register_processing_timer(&c, t);
+	return rc < 0 ? fail(op, rc, "registering a cleanup timer") : 0;
+}
+
+/* Act on trigger result @r for entry @e: fire, then purge. */
+static int act(struct sli_opi *op, int64_t e, int r)
+{
+	int rc = 0;
+
+	if (e < 0)
+		return 0;
+	if (r & SL_TRIGGER_FIRE)
+		rc = fire(op, (uint32_t)e);
+	if (rc == 0 && (r & SL_TRIGGER_PURGE))
+		contents_clear(op->wgen, (uint32_t)e);
+	return rc;
+}
+
+/* The element was added to entry @e: on_element, act, cleanup timer. */
+static int element_trigger(struct sli_opi *op, uint32_t e, const struct sl_batch *b, uint32_t i)
+{
+	struct sli_wgen *w = op->wgen;
+	struct gent *x = &w->ents[e];
+	uint32_t key = x->key;
+	int64_t start = x->start, end = x->end;
+	struct sl_trigger_ctx c = tctx(op, key, start, end, tstate_of(w, e));
+	int r;
+
+	op->errbuf[0] = '\0';
+	r = trig_call(&c, T_ELEMENT, sl_batch_elem(b, i), b, b->ts[i]);
+	if (r < 0)
+		return trig_fail(op, r);
+	r = act(op, e, r);
+	if (r < 0)
+		return r;
+	return cleanup_register(op, key, start, end);
+}
+
+/* ------------------------------------------------------------ assigning */
+
+/* Tumbling, sliding and global: every window of the element. */
+static int assign_fixed(struct sli_opi *op, uint32_t key, const struct sl_batch *b, uint32_t i,
+			bool *skipped)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sl_window_assigner *as = &w->cf->as;
+	int64_t ts = b->ts[i], size = as->size, slide, start;
+
+	if (as->kind == SL_ASSIGNER_GLOBAL) {
+		start = INT64_MIN;
+		size = 0;
+		slide = 1;
+	} else {
+		slide = as->kind == SL_ASSIGNER_TUMBLING ? size : as->slide;
+		start = ts - floor_mod(ts - as->offset, slide);
+	}
+	/* Flink: start = last_start, last_start - slide, ... while start > ts - size. */
+	for (;;) {
+		int64_t end = as->kind == SL_ASSIGNER_GLOBAL ? INT64_MAX : start + size;
+		int64_t e;
+		int rc;
+
+		if (as->kind != SL_ASSIGNER_GLOBAL && start <= ts - size)
+			break;
+		if (!window_late(op, start, end)) {
+			*skipped = false;
+			e = ent_find(w, key, start, end);
+			if (e < 0)
+				e = ent_add(w, key, start, end);
+			if (e < 0)
+				return fail(op, (int)e, "storing a window");
+			rc = contents_add(op, (uint32_t)e, b, i);
+			if (rc == 0)
+				rc = element_trigger(op, (uint32_t)e, b, i);
+			if (rc < 0)
+				return rc;
+		}
+		if (as->kind == SL_ASSIGNER_GLOBAL || start < INT64_MIN + slide)
+			break;
+		start -= slide;
+	}
+	return 0;
+}
+
+/* Sort the @n entries @v by window start (a handful: insertion sort). */
+static void sort_by_start(const struct sli_wgen *w, uint32_t *v, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t x = v[i], j = i;
+
+		for (; j > 0 && w->ents[v[j - 1]].start > w->ents[x].start; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+/* Room for @n merged windows in w->mv and w->mstates. */
+static int merge_room(struct sli_wgen *w, uint32_t n)
+{
+	uint32_t cap = w->capmv;
+	const void **ns;
+
+	if (grow((void **)&w->mv, &w->capmv, n, sizeof(*w->mv)) < 0)
+		return -ENOMEM;
+	if (w->capmv == cap && w->mstates != NULL)
+		return 0;
+	ns = realloc(w->mstates, (size_t)w->capmv * sizeof(*ns));
+	if (ns == NULL)
+		return -ENOMEM;
+	w->mstates = ns;
+	return 0;
+}
+
+/*
+ * Merge the @n windows w->mv[] of @key into a new window [start, end):
+ * Flink's MergingWindowSet.addWindow() merge callback. Return the new
+ * entry, or -errno (after sli_fail).
+ */
+static int64_t merge_windows(struct sli_opi *op, uint32_t key, uint32_t n, int64_t start,
+			     int64_t end)
+{
+	struct sli_wgen *w = op->wgen;
+	int64_t e = ent_add(w, key, start, end);
+	struct sl_trigger_ctx c;
+	int rc;
+
+	if (e < 0)
+		return fail(op, (int)e, "storing a window");
+	sort_by_start(w, w->mv, n);
+	for (uint32_t j = 0; j < n; j++)
+		w->mstates[j] = tstate_of(w, w->mv[j]);
+	c = tctx(op, key, start, end, tstate_of(w, (uint32_t)e));
+	c.merged = w->mstates;
+	c.nmerged = n;
+	op->errbuf[0] = '\0';
+	rc = trig_merge(&c);
+	for (uint32_t j = 0; j < n && rc >= 0; j++) {
+		const struct gent *m = &w->ents[w->mv[j]];
+		struct sl_trigger_ctx mc = tctx(op, key, m->start, m->end, tstate_of(w, w->mv[j]));
+		int64_t ct = cleanup_time(w->cf, m->start, m->end);
+
+		rc = trig_clear(&mc);
+		if (rc >= 0 && ct != INT64_MAX)
+			sli_timers_delete(w->tm, SLI_EVENT_TIME, key,
+					  (struct sli_ns){ m->start, m->end }, ct);
+	}
+	if (rc < 0)
+		return trig_fail(op, rc);
+	for (uint32_t j = 0; j < n; j++) {
+		rc = contents_merge(w, (uint32_t)e, w->mv[j]);
+		if (rc < 0)
+			return fail(op, rc, "merging session windows");
+		ent_drop(w, w->mv[j]);
+	}
+	w->ents[e].next = w->sess[key];
+	w->sess[key] = (uint32_t)e + 1;
+	return e;
+}
+
+/* Sessions: merge [ts, ts + gap) with the key's windows it touches, then add. */
+static int assign_session(struct sli_opi *op, uint32_t key, const struct sl_batch *b, uint32_t i,
+			  bool *skipped)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sl_window_assigner *as = &w->cf->as;
+	int64_t ts = b->ts[i], gap = as->gap, start = ts, end;
+	uint32_t n = 0;
+	int64_t e;
+	int rc;
+
+	if (as->gap_fn != NULL) {
+		gap = as->gap_fn(sl_batch_elem(b, i), ts, b, as->gap_arg);
+		if (gap <= 0) {
+			sli_fail(op, -EINVAL,
+				 "the session gap function returned %lld for an element at %lld: "
+				 "a gap must be > 0",
+				 (long long)gap, (long long)ts);
+			return -EINVAL;
+		}
+	}
+	end = sat_add(ts, gap);
+	/* The windows intersecting the new one (touching counts), and their cover. */
+	for (uint32_t p = w->sess[key]; p; p = w->ents[p - 1].next) {
+		const struct gent *x = &w->ents[p - 1];
+
+		if (x->start <= end && x->end >= start) {
+			if (merge_room(w, n + 1) < 0)
+				return fail(op, -ENOMEM, "merging session windows");
+			w->mv[n++] = p - 1;
+			start = x->start < start ? x->start : start;
+			end = x->end > end ? x->end : end;
+		}
+	}
+	if (n == 1 && w->ents[w->mv[0]].start == start && w->ents[w->mv[0]].end == end) {
+		e = w->mv[0]; /* inside one window: no merge */
+	} else if (n > 0) {
+		if (window_late(op, start, end)) {
+			sli_fail(op, -EINVAL,
+				 "session merge produced a late window [%lld, %lld) (watermark "
+				 "%lld)",
+				 (long long)start, (long long)end, (long long)op->watermark);
+			return -EINVAL;
+		}
+		e = merge_windows(op, key, n, start, end);
+		if (e < 0)
+			return (int)e;
+	} else {
+		if (window_late(op, start, end))
+			return 0; /* retired at once: skipped */
+		e = ent_add(w, key, start, end);
+		if (e < 0)
+			return fail(op, (int)e, "storing a window");
+		w->ents[e].next = w->sess[key];
+		w->sess[key] = (uint32_t)e + 1;
+	}
+	if (window_late(op, w->ents[e].start, w->ents[e].end))
+		return 0;
+	*skipped = false;
+	rc = contents_add(op, (uint32_t)e, b, i);
+	return rc < 0 ? rc : element_trigger(op, (uint32_t)e, b, i);
+}
+
+static int late_element(struct sli_opi *op, const struct sl_batch *b, uint32_t i)
+{
+	if (op->nport_out[1] > 0)
+		return sl_emit_side(&op->coll, 0, sl_batch_elem(b, i), b->ts[i], b);
+	atomic_fetch_add_explicit(&op->node->counters.late_records_dropped, 1,
+				  memory_order_relaxed);
+	return 0;
+}
+
+/* --------------------------------------------------------------- timers */
+
+/* A timer fired: Flink's onEventTime() / onProcessingTime(). */
+static int on_timer(struct sli_opi *op, const struct sli_timer *t, enum sli_domain d)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	int64_t start = t->ns.a, end = t->ns.b;
+	int64_t e = ent_find(w, t->key, start, end);
+	struct sl_trigger_ctx c;
+	int r;
+
+	if (e < 0 && cf->merging)
+		return 0; /* a timer of a merged or cleared session: nothing to do */
+	if (e < 0)
+		memset(w->scratch, 0, w->stride);
+	c = tctx(op, t->key, start, end,
+		 e >= 0 ? tstate_of(w, (uint32_t)e) : w->scratch + w->ts_off);
+	op->errbuf[0] = '\0';
+	r = trig_call(&c, d == SLI_EVENT_TIME ? T_EVENT : T_PROC, NULL, NULL, t->time);
+	if (r < 0)
+		return trig_fail(op, r);
+	r = act(op, e, r);
+	if (r < 0)
+		return r;
+	if ((cf->event_time ? SLI_EVENT_TIME : SLI_PROC_TIME) == d &&
+	    t->time == cleanup_time(cf, start, end))
+		return clear_all(op, t->key, start, end, ent_find(w, t->key, start, end));
+	return 0;
+}
+
+/* ------------------------------------------------------------ operator */
+
+int sli_wgen_conf_new(const struct sl_window_conf *conf, const struct sl_type *in,
+		      const struct sl_type *out, struct sli_wgen_conf **res, char *msg, size_t len)
+{
+	const struct sl_window_assigner *as;
+	const struct sl_trigger *t;
+	const struct sl_evictor *ev;
+	struct sli_wgen_conf *cf;
+	const char *bad = NULL;
+	int forms;
+
+	if (conf == NULL || out == NULL) {
+		snprintf(msg, len, "needs a configuration and an output type");
+		return -EINVAL;
+	}
+	as = &conf->assigner;
+	t = &conf->trigger;
+	ev = &conf->evictor;
+	forms = (conf->reduce != NULL) + (conf->aggregate != NULL);
+	if (as->kind == SL_ASSIGNER_NONE)
+		bad = "no window assigner (tumbling, sliding, session or global)";
+	else if (as->kind == SL_ASSIGNER_TUMBLING && as->size <= 0)
+		bad = "a tumbling window needs a size > 0";
+	else if (as->kind == SL_ASSIGNER_SLIDING && (as->size <= 0 || as->slide <= 0))
+		bad = "a sliding window needs a size and a slide > 0";
+	else if (as->kind == SL_ASSIGNER_SESSION && as->gap_fn == NULL && as->gap <= 0)
+		bad = "a session window needs a gap > 0 or a gap function";
+	else if (as->kind > SL_ASSIGNER_GLOBAL)
+		bad = "unknown window assigner";
+	else if (conf->allowed_lateness < 0)
+		bad = "allowed lateness must be >= 0";
+	else if (t->kind == SL_TRIGGER_KIND_COUNT && t->count == 0)
+		bad = "a count trigger needs a count > 0";
+	else if (t->kind == SL_TRIGGER_KIND_CONTINUOUS_EVENT_TIME && t->interval <= 0)
+		bad = "a continuous event-time trigger needs an interval > 0";
+	else if (t->kind == SL_TRIGGER_KIND_CUSTOM && t->ops == NULL)
+		bad = "a custom trigger needs its ops";
+	else if (t->kind > SL_TRIGGER_KIND_CUSTOM)
+		bad = "unknown trigger kind";
+	else if (as->kind == SL_ASSIGNER_SESSION && t->kind == SL_TRIGGER_KIND_CUSTOM &&
+		 t->ops->on_merge == NULL)
+		bad = "session windows merge, and the custom trigger has no on_merge()";
+	else if (ev->kind == SL_EVICTOR_COUNT && ev->count == 0)
+		bad = "a count evictor needs a count > 0";
+	else if (ev->kind == SL_EVICTOR_TIME && ev->size < 0)
+		bad = "a time evictor needs a size >= 0";
+	else if (ev->kind == SL_EVICTOR_CUSTOM &&
+		 (ev->ops == NULL ||
+		  (ev->ops->evict_before == NULL && ev->ops->evict_after == NULL)))
+		bad = "a custom evictor needs evict_before() or evict_after()";
+	else if (ev->kind > SL_EVICTOR_CUSTOM)
+		bad = "unknown evictor kind";
+	else if (forms > 1 || (forms == 0 && conf->process == NULL))
+		bad = "needs exactly one window function: reduce, aggregate, process, or reduce or "
+		      "aggregate with process";
+	else if (conf->reduce != NULL && conf->process == NULL &&
+		 (out->size != in->size || out->nstr != in->nstr))
+		bad = "a reduce window emits elements of its input type: the output type differs";
+	else if (conf->aggregate != NULL &&
+		 (conf->aggregate->add == NULL || conf->aggregate->acc_size == 0 ||
+		  (conf->process == NULL && conf->aggregate->result == NULL)))
+		bad = "the aggregate needs acc_size and add() (and result() without process)";
+	else if (conf->aggregate != NULL && as->kind == SL_ASSIGNER_SESSION &&
+		 ev->kind == SL_EVICTOR_NONE && conf->aggregate->merge == NULL)
+		bad = "session windows merge, the aggregate needs merge()";
+	else if (conf->state_size > 0 && (conf->process == NULL || as->kind == SL_ASSIGNER_SESSION))
+		bad = "per-window state is for process functions on windows that do not merge";
+	if (bad != NULL) {
+		snprintf(msg, len, "%s", bad);
+		return -EINVAL;
+	}
+	cf = calloc(1, sizeof(*cf));
+	if (cf == NULL) {
+		snprintf(msg, len, "out of memory");
+		return -ENOMEM;
+	}
+	cf->as = *as;
+	cf->trig = *t;
+	if (t->kind == SL_TRIGGER_KIND_DEFAULT)
+		cf->trig.kind = as->kind == SL_ASSIGNER_GLOBAL ? SL_TRIGGER_KIND_NEVER
+							       : SL_TRIGGER_KIND_EVENT_TIME;
+	cf->ev = *ev;
+	cf->lateness = conf->allowed_lateness;
+	cf->reduce = conf->reduce;
+	if (conf->aggregate != NULL) {
+		cf->agg = *conf->aggregate;
+		cf->has_agg = true;
+	}
+	cf->process = conf->process;
+	cf->arg = conf->arg;
+	cf->state_size = conf->state_size;
+	cf->clear = conf->clear;
+	cf->in = *in;
+	cf->event_time = as->kind != SL_ASSIGNER_GLOBAL;
+	cf->merging = as->kind == SL_ASSIGNER_SESSION;
+	cf->list = ev->kind != SL_EVICTOR_NONE || forms == 0;
+	cf->acc_size = cf->reduce ? in->size : cf->has_agg ? cf->agg.acc_size : 0;
+	switch (cf->trig.kind) {
+	case SL_TRIGGER_KIND_COUNT:
+		cf->tsize = sizeof(uint64_t);
+		break;
+	case SL_TRIGGER_KIND_CONTINUOUS_EVENT_TIME:
+		cf->tsize = sizeof(struct cont_state);
+		break;
+	case SL_TRIGGER_KIND_CUSTOM:
+		cf->tsize = t->ops->state_size;
+		break;
+	default:
+		break;
+	}
+	*res = cf;
+	return 0;
+}
+
+struct sli_wgen *sli_wgen_new(struct sli_opi *op)
+{
+	const struct sli_wgen_conf *cf = op->node->wgen;
+	struct sli_wgen *w = calloc(1, sizeof(*w));
+	size_t fold;
+
+	if (w == NULL)
+		return NULL;
+	w->cf = cf;
+	op->key = op->node->in[0]->key;
+	w->acc_off = 0;
+	w->ts_off = align8(cf->list ? 0 : cf->acc_size);
+	w->ws_off = w->ts_off + align8(cf->tsize);
+	w->stride = w->ws_off + align8(cf->state_size);
+	if (w->stride == 0)
+		w->stride = 8;
+	fold = align8(cf->acc_size > cf->in.size ? cf->acc_size : cf->in.size);
+	w->keys = sli_keys_new();
+	w->tm = sli_timers_new();
+	w->scratch = calloc(1, w->stride);
+	w->fold = calloc(1, fold ? fold : 8);
+	if (w->keys == NULL || w->tm == NULL || w->scratch == NULL || w->fold == NULL ||
+	    wtab_grow(w) < 0) {
+		sli_wgen_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void sli_wgen_free(struct sli_wgen *w)
+{
+	if (w == NULL)
+		return;
+	for (uint32_t e = 0; e < w->nents; e++) {
+		free(w->ents[e].data);
+		free(w->ents[e].ts);
+		free(w->ents[e].arena);
+	}
+	free(w->ents);
+	free(w->blobs);
+	free(w->wslot);
+	free(w->sess);
+	free(w->scratch);
+	free(w->fold);
+	free(w->evict);
+	free(w->mv);
+	free(w->mstates);
+	sli_keys_free(w->keys);
+	sli_timers_free(w->tm);
+	free(w);
+}
+
+/* Element @i of @b: its windows, then the late check. */
+static int wgen_element(struct sli_opi *op, struct sl_batch *b, uint32_t i)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	struct sl_key k;
+	uint64_t h;
+	int64_t key;
+	bool skipped = true;
+	int rc;
+
+	op->errbuf[0] = '\0';
+	op->key(sl_batch_elem(b, i), b, &k);
+	h = (b->flags & SL_BATCH_F_KEYED) ? b->key[i] : sli_hash64(k.ptr, k.len, 0);
+	key = sli_keys_intern(w->keys, h, k.ptr, k.len);
+	if (key < 0)
+		return fail(op, (int)key, "storing a key");
+	if (cf->merging && (uint32_t)key >= w->nsess) {
+		/* A new key (ids are dense): its session list starts empty. */
+		if (grow((void **)&w->sess, &w->capsess, (uint32_t)key + 1, sizeof(*w->sess)) < 0)
+			return fail(op, -ENOMEM, "storing a key");
+		while (w->nsess <= (uint32_t)key)
+			w->sess[w->nsess++] = 0;
+	}
+	if (cf->merging)
+		rc = assign_session(op, (uint32_t)key, b, i, &skipped);
+	else
+		rc = assign_fixed(op, (uint32_t)key, b, i, &skipped);
+	if (rc < 0)
+		return rc;
+	/* Late: skipped by all its windows and ts + lateness <= watermark (Java's wrap). */
+	if (skipped && cf->event_time &&
+	    (int64_t)((uint64_t)b->ts[i] + (uint64_t)cf->lateness) <= op->watermark)
+		rc = late_element(op, b, i);
+	return rc;
+}
+
+int sli_wgen_batch(struct sli_opi *op, struct sl_batch *b)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; i < b->n && rc == 0; i++)
+		rc = wgen_element(op, b, i);
+	sli_release(op, b);
+	return rc;
+}
+
+static int run_timers(struct sli_opi *op, enum sli_domain d, int64_t upto)
+{
+	struct sli_timer t;
+	int rc = 0;
+
+	while (rc == 0 && sli_timers_pop(op->wgen->tm, d, upto, &t) == 1)
+		rc = on_timer(op, &t, d);
+	return rc;
+}
+
+int sli_wgen_watermark(struct sli_opi *op, int64_t wm)
+{
+	return run_timers(op, SLI_EVENT_TIME, wm);
+}
+
+int sli_wgen_proc_time(struct sli_opi *op, int64_t now_ms)
+{
+	int rc = run_timers(op, SLI_PROC_TIME, now_ms);
+
+	op->next_proc_timer = sli_timers_next(op->wgen->tm, SLI_PROC_TIME);
+	return rc;
+}

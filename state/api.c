@@ -1,0 +1,1003 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * api.c — the keyed-state API of sl_state.h on top of the per-task table
+ * (sli_state.h): declaring state, and value, list, map, reducing and
+ * aggregating state of the current key and namespace, with TTL.
+ *
+ * Layering: sl_state_declare() checks the descriptor and hands a copy to
+ * core (sli_state_attach()) together with this file's backend vtable;
+ * core's keyed operators open an instance per subtask through it and
+ * pass a struct sl_ctx (core/sli_exec.h) to every access, from which we
+ * read the current key (bytes and hash), namespace and our instance.
+ *
+ * Entries: one table entry per (state, key, namespace), whatever the
+ * kind. A value is its bytes; reducing and aggregating states hold the
+ * value or accumulator; a list or a map is one entry holding all its
+ * items, each an 8-aligned record with its own expiry (Flink's TTL is
+ * per list element and per map entry):
+ *   list item  { u32 len, u32 0, i64 expiry } bytes, padded to 8
+ *   map item   { u32 klen, u32 vlen, i64 expiry } key (padded) value (padded)
+ * with map items sorted by key bytes. Adding to a list or putting into a
+ * map rewrites the entry (O(its size)), dropping expired items; the
+ * entry's own expiry is the latest of its items', so the table expires
+ * and cleans it once all items expired.
+ *
+ * TTL clocks: the table's TTL cleanup compares all expiries of a table
+ * with one clock, so states with an event-time TTL live in a second
+ * table; states without TTL (expiry SLI_TTL_NONE, read at INT64_MIN so
+ * nothing is ever expired) share the first with processing-time ones.
+ * The keyed operator calls maintain() after every batch and watermark:
+ * one sli_table_ttl_cleanup() slice of a bounded budget per table that
+ * has TTL states.
+ *
+ * Threads: an instance belongs to one operator subtask, on its worker.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sl_error.h>
+#include <sluice/sl_state.h>
+
+#include "sli_exec.h"
+#include "sli_state.h"
+#include "sli_state_api.h"
+
+#define IHDR 16 /* item header of lists and maps */
+
+struct sapi {
+	const struct sl_subtask_info *info;
+	const struct sl_state_desc *descs; /* the node's copies */
+	unsigned n;
+	struct sli_table *t[2]; /* [0] no TTL and processing-time TTL, [1] event-time TTL */
+	bool proc_ttl;		/* some state has a processing-time TTL */
+	uint8_t *buf;		/* scratch for rewritten values */
+	size_t cap;
+	struct sli_state_api_stats st;
+};
+
+/* What one access works on: the state, its table, entry key and clock. */
+struct access {
+	struct sapi *sa;
+	const struct sl_state_desc *d;
+	struct sli_table *t;
+	struct sli_skey k;
+	int64_t now;	/* entries with expiry <= now are expired */
+	int64_t expiry; /* of what is written now */
+	int64_t touch;	/* of what is read now (SLI_TTL_KEEP: unchanged) */
+	bool rw;	/* TTL updated on read and write */
+};
+
+static const char *const kind_names[] = {
+	[SL_STATE_VALUE] = "value",
+	[SL_STATE_LIST] = "list",
+	[SL_STATE_MAP] = "map",
+	[SL_STATE_REDUCING] = "reducing",
+	[SL_STATE_AGGREGATING] = "aggregating",
+};
+
+static inline uint64_t pad8(uint64_t x)
+{
+	return (x + 7) & ~(uint64_t)7;
+}
+
+/* now + ttl, short of INT64_MAX (which means "never"). */
+static int64_t expiry_at(int64_t now, int64_t ttl)
+{
+	return now >= INT64_MAX - 1 - ttl ? INT64_MAX - 1 : now + ttl;
+}
+
+/* ----------------------------------------------------------- errors */
+
+static int ctx_fail(const struct sl_ctx *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write a sentence to the subtask's errbuf (reported if the function returns @rc). */
+static int ctx_fail(const struct sl_ctx *c, int rc, const char *fmt, ...)
+{
+	const struct sl_subtask_info *info = sl_ctx_info(c);
+	va_list ap;
+
+	if (info == NULL || info->errbuf == NULL || info->errlen == 0)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(info->errbuf, info->errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* A table error @rc of @fn on @a: a sentence, and @rc. */
+static int table_fail(const struct sl_ctx *c, const struct access *a, const char *fn, int rc)
+{
+	const char *why;
+
+	switch (rc) {
+	case -E2BIG:
+		why = "the key or value is too large";
+		break;
+	case -ENOMEM:
+		why = "out of memory";
+		break;
+	case -EINVAL:
+		why = "the key's group is not one of this subtask's (a key function that is not "
+		      "pure?)";
+		break;
+	default:
+		why = sl_strerror(rc);
+		break;
+	}
+	return ctx_fail(c, rc, "%s: state '%s' of operator '%s': %s", fn, a->d->name,
+			a->sa->info->op_name, why);
+}
+
+/*
+ * Check an access to state @id of kind @kind (-1: any) and fill @a.
+ * Return 0 or -errno with a sentence.
+ */
+static int enter(struct sl_ctx *c, int id, int kind, const char *fn, struct access *a)
+{
+	const struct sl_state_desc *d;
+	struct sapi *sa;
+
+	if (c == NULL || sl_ctx_info(c) == NULL)
+		return -EINVAL;
+	if (!c->active)
+		return ctx_fail(c, -EINVAL,
+				"%s: the context of operator '%s' was used outside its element() "
+				"or timer() call",
+				fn, sl_ctx_info(c)->op_name);
+	sa = c->state;
+	if (sa == NULL)
+		return ctx_fail(c, -ENOENT,
+				"%s: operator '%s' declares no keyed state (see sl_state_declare)",
+				fn, sl_ctx_info(c)->op_name);
+	if (id < 0 || (unsigned)id >= sa->n)
+		return ctx_fail(c, -ENOENT, "%s: operator '%s' has no state with id %d", fn,
+				sa->info->op_name, id);
+	d = &sa->descs[id];
+	if (kind >= 0 && d->kind != (enum sl_state_kind)kind)
+		return ctx_fail(c, -EINVAL,
+				"%s: state '%s' of operator '%s' is a %s state, not a %s state", fn,
+				d->name, sa->info->op_name, kind_names[d->kind], kind_names[kind]);
+	a->sa = sa;
+	a->d = d;
+	a->k = (struct sli_skey){
+		.hash = c->hash,
+		.key = c->key.ptr,
+		.ns = c->ns,
+		.key_len = c->key.len,
+		.ns_len = c->ns_len,
+		.state_id = (uint16_t)id,
+	};
+	if (d->ttl.ttl_ms > 0) {
+		bool ev = d->ttl.time == SL_TTL_EVENT_TIME;
+
+		a->t = sa->t[ev];
+		a->now = ev ? sl_ctx_current_watermark(c) : sl_ctx_current_processing_time(c);
+		a->expiry = expiry_at(a->now, d->ttl.ttl_ms);
+		a->rw = d->ttl.update == SL_TTL_ON_READ_AND_WRITE;
+		a->touch = a->rw ? a->expiry : SLI_TTL_KEEP;
+	} else {
+		a->t = sa->t[0];
+		a->now = INT64_MIN;
+		a->expiry = SLI_TTL_NONE;
+		a->rw = false;
+		a->touch = SLI_TTL_KEEP;
+	}
+	return 0;
+}
+
+static int reserve(struct sl_ctx *c, struct access *a, uint64_t need, const char *fn)
+{
+	struct sapi *sa = a->sa;
+	size_t ncap;
+	uint8_t *nb;
+
+	if (need > SL_STATE_VALUE_MAX)
+		return ctx_fail(
+		    c, -E2BIG, "%s: state '%s' of operator '%s' would hold %llu bytes (max %u)", fn,
+		    a->d->name, sa->info->op_name, (unsigned long long)need, SL_STATE_VALUE_MAX);
+	if (need <= sa->cap)
+		return 0;
+	ncap = sa->cap ? sa->cap : 256;
+	while (ncap < need)
+		ncap *= 2;
+	nb = realloc(sa->buf, ncap);
+	if (nb == NULL)
+		return ctx_fail(c, -ENOMEM, "%s: state '%s' of operator '%s': out of memory", fn,
+				a->d->name, sa->info->op_name);
+	sa->buf = nb;
+	sa->cap = ncap;
+	return 0;
+}
+
+static const void *get(struct access *a, int64_t touch, uint32_t *len)
+{
+	uint32_t l = 0;
+	const void *v = sli_table_get(a->t, &a->k, a->now, touch, &l);
+
+	*len = l;
+	return v;
+}
+
+static int put(struct sl_ctx *c, struct access *a, const void *v, uint32_t len, int64_t expiry,
+	       const char *fn)
+{
+	int rc = sli_table_put(a->t, &a->k, v, len, expiry);
+
+	return rc < 0 ? table_fail(c, a, fn, rc) : rc;
+}
+
+/* --------------------------------------------------------------- value */
+
+int sl_value_get(struct sl_ctx *c, int id, const void **v, uint32_t *len)
+{
+	struct access a;
+	const void *p;
+	uint32_t l;
+	int rc = enter(c, id, SL_STATE_VALUE, "sl_value_get", &a);
+
+	if (rc < 0)
+		return rc;
+	p = get(&a, a.touch, &l);
+	if (v != NULL)
+		*v = p;
+	if (len != NULL)
+		*len = p ? l : 0;
+	return p != NULL;
+}
+
+int sl_value_put(struct sl_ctx *c, int id, const void *v, uint32_t len)
+{
+	struct access a;
+	int rc = enter(c, id, SL_STATE_VALUE, "sl_value_put", &a);
+
+	if (rc < 0)
+		return rc;
+	if (v == NULL && len > 0)
+		return ctx_fail(c, -EINVAL, "sl_value_put: state '%s' of operator '%s': NULL value",
+				a.d->name, a.sa->info->op_name);
+	if (len > SL_STATE_VALUE_MAX)
+		return ctx_fail(c, -E2BIG,
+				"sl_value_put: state '%s' of operator '%s': a value of %u bytes "
+				"(max %u)",
+				a.d->name, a.sa->info->op_name, len, SL_STATE_VALUE_MAX);
+	rc = put(c, &a, v, len, a.expiry, "sl_value_put");
+	return rc < 0 ? rc : 0;
+}
+
+/* ---------------------------------------------------- lists and maps */
+
+struct item {
+	uint32_t a, b; /* list: len, 0; map: klen, vlen */
+	int64_t expiry;
+};
+
+static inline struct item item_at(const uint8_t *p)
+{
+	struct item it;
+
+	memcpy(&it, p, sizeof(it));
+	return it;
+}
+
+static inline uint64_t list_item_size(uint32_t len)
+{
+	return IHDR + pad8(len);
+}
+
+static inline uint64_t map_item_size(uint32_t klen, uint32_t vlen)
+{
+	return IHDR + pad8(klen) + pad8(vlen);
+}
+
+/* Append a list item to the scratch buffer at *@off (reserved). */
+static void list_write(uint8_t *buf, uint64_t *off, const void *v, uint32_t len, int64_t expiry)
+{
+	struct item it = { len, 0, expiry };
+
+	memcpy(buf + *off, &it, sizeof(it));
+	if (len)
+		memcpy(buf + *off + IHDR, v, len);
+	memset(buf + *off + IHDR + len, 0, pad8(len) - len);
+	*off += list_item_size(len);
+}
+
+static void map_write(uint8_t *buf, uint64_t *off, const void *k, uint32_t klen, const void *v,
+		      uint32_t vlen, int64_t expiry)
+{
+	struct item it = { klen, vlen, expiry };
+	uint8_t *p = buf + *off;
+
+	memcpy(p, &it, sizeof(it));
+	memset(p + IHDR, 0, pad8(klen) + pad8(vlen));
+	if (klen)
+		memcpy(p + IHDR, k, klen);
+	if (vlen)
+		memcpy(p + IHDR + pad8(klen), v, vlen);
+	*off += map_item_size(klen, vlen);
+}
+
+/* Size of the items of a list (@map false) or map value. */
+static inline uint64_t item_size(bool map, struct item it)
+{
+	return map ? map_item_size(it.a, it.b) : list_item_size(it.a);
+}
+
+/*
+ * Rewrite the list or map value @old (@olen bytes, or NULL) into the
+ * scratch buffer keeping its live items, with their expiry set to @a's
+ * when @refresh; return its length in *@out and the latest expiry in
+ * *@maxexp. @extra bytes more are reserved at the end.
+ */
+static int rewrite(struct sl_ctx *c, struct access *a, bool map, const uint8_t *old, uint32_t olen,
+		   bool refresh, uint64_t extra, uint64_t *out, int64_t *maxexp, const char *fn)
+{
+	uint64_t off = 0;
+	int rc;
+
+	*maxexp = INT64_MIN;
+	/* @old may point into the table: the scratch buffer is ours, so copying is safe. */
+	rc = reserve(c, a, (uint64_t)olen + extra, fn);
+	if (rc < 0)
+		return rc;
+	for (uint32_t p = 0; old != NULL && p < olen;) {
+		struct item it = item_at(old + p);
+		uint64_t sz = item_size(map, it);
+
+		if (it.expiry > a->now) {
+			memcpy(a->sa->buf + off, old + p, sz);
+			if (refresh) {
+				it.expiry = a->expiry;
+				memcpy(a->sa->buf + off, &it, sizeof(it));
+			}
+			if (it.expiry > *maxexp)
+				*maxexp = it.expiry;
+			off += sz;
+		}
+		p += (uint32_t)sz;
+	}
+	*out = off;
+	return 0;
+}
+
+/* Store the scratch buffer's @len bytes as the entry (or remove it when empty). */
+static int store(struct sl_ctx *c, struct access *a, uint64_t len, int64_t maxexp, const char *fn)
+{
+	if (len == 0) {
+		sli_table_remove(a->t, &a->k);
+		return 0;
+	}
+	return put(c, a, a->sa->buf, (uint32_t)len, maxexp, fn);
+}
+
+int sl_list_add(struct sl_ctx *c, int id, const void *v, uint32_t len)
+{
+	struct access a;
+	const void *old;
+	uint32_t olen;
+	uint64_t off;
+	int64_t maxexp;
+	int rc = enter(c, id, SL_STATE_LIST, "sl_list_add", &a);
+
+	if (rc < 0)
+		return rc;
+	if (v == NULL && len > 0)
+		return ctx_fail(c, -EINVAL, "sl_list_add: state '%s' of operator '%s': NULL value",
+				a.d->name, a.sa->info->op_name);
+	old = get(&a, SLI_TTL_KEEP, &olen);
+	rc = rewrite(c, &a, false, old, old ? olen : 0, false, list_item_size(len), &off, &maxexp,
+		     "sl_list_add");
+	if (rc < 0)
+		return rc;
+	list_write(a.sa->buf, &off, v, len, a.expiry);
+	if (a.expiry > maxexp)
+		maxexp = a.expiry;
+	rc = store(c, &a, off, maxexp, "sl_list_add");
+	return rc < 0 ? rc : 0;
+}
+
+int sl_list_update(struct sl_ctx *c, int id, const struct sl_bytes *items, unsigned n)
+{
+	struct access a;
+	uint64_t need = 0, off = 0;
+	int rc = enter(c, id, SL_STATE_LIST, "sl_list_update", &a);
+
+	if (rc < 0)
+		return rc;
+	if (items == NULL && n > 0)
+		return ctx_fail(c, -EINVAL,
+				"sl_list_update: state '%s' of operator '%s': NULL items",
+				a.d->name, a.sa->info->op_name);
+	for (unsigned i = 0; i < n; i++) {
+		if (items[i].ptr == NULL && items[i].len > 0)
+			return ctx_fail(c, -EINVAL,
+					"sl_list_update: state '%s' of operator '%s': item %u is "
+					"NULL",
+					a.d->name, a.sa->info->op_name, i);
+		need += list_item_size(items[i].len);
+	}
+	rc = reserve(c, &a, need, "sl_list_update");
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; i < n; i++)
+		list_write(a.sa->buf, &off, items[i].ptr, items[i].len, a.expiry);
+	rc = store(c, &a, off, a.expiry, "sl_list_update");
+	return rc < 0 ? rc : 0;
+}
+
+/*
+ * With TTL on read and write, a read refreshes the items it returns:
+ * rewrite the value with every live item's expiry renewed. Return 0 or
+ * -errno.
+ */
+static int refresh_all(struct sl_ctx *c, struct access *a, bool map, const char *fn)
+{
+	const void *old;
+	uint32_t olen;
+	uint64_t off;
+	int64_t maxexp;
+	int rc;
+
+	old = get(a, SLI_TTL_KEEP, &olen);
+	if (old == NULL)
+		return 0;
+	rc = rewrite(c, a, map, old, olen, true, 0, &off, &maxexp, fn);
+	return rc < 0 ? rc : store(c, a, off, maxexp, fn);
+}
+
+/* Move @p to the first live item at or after it; return whether there is one. */
+static int skip_expired(const uint8_t **p, const uint8_t *end, int64_t now, bool map)
+{
+	while (*p < end) {
+		struct item it = item_at(*p);
+
+		if (it.expiry > now)
+			return 1;
+		*p += item_size(map, it);
+	}
+	return 0;
+}
+
+int sl_list_get(struct sl_ctx *c, int id, struct sl_list_iter *it)
+{
+	struct access a;
+	const uint8_t *v;
+	uint32_t len;
+	int rc = enter(c, id, SL_STATE_LIST, "sl_list_get", &a);
+
+	if (rc < 0)
+		return rc;
+	if (it == NULL)
+		return ctx_fail(c, -EINVAL,
+				"sl_list_get: state '%s' of operator '%s': NULL iterator",
+				a.d->name, a.sa->info->op_name);
+	it->p = it->end = NULL;
+	it->now = a.now;
+	if (a.rw && (rc = refresh_all(c, &a, false, "sl_list_get")) < 0)
+		return rc;
+	v = get(&a, SLI_TTL_KEEP, &len);
+	if (v == NULL)
+		return 0;
+	it->p = v;
+	it->end = v + len;
+	return skip_expired(&it->p, it->end, it->now, false);
+}
+
+int sl_list_next(struct sl_list_iter *it, const void **v, uint32_t *len)
+{
+	struct item x;
+
+	if (it == NULL || it->p == NULL || !skip_expired(&it->p, it->end, it->now, false))
+		return 0;
+	x = item_at(it->p);
+	if (v != NULL)
+		*v = it->p + IHDR;
+	if (len != NULL)
+		*len = x.a;
+	it->p += list_item_size(x.a);
+	return 1;
+}
+
+/* Byte order of map keys: memcmp, the shorter first on a common prefix. */
+static int keycmp(const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+	uint32_t m = alen < blen ? alen : blen;
+	int r = m ? memcmp(a, b, m) : 0;
+
+	if (r != 0)
+		return r;
+	return (alen > blen) - (alen < blen);
+}
+
+/* The live item of key @k in map value @v, or NULL. */
+static const uint8_t *map_find(const uint8_t *v, uint32_t len, const void *k, uint32_t klen,
+			       int64_t now)
+{
+	for (uint32_t p = 0; v != NULL && p < len;) {
+		struct item it = item_at(v + p);
+		int r = keycmp(v + p + IHDR, it.a, k, klen);
+
+		if (r == 0)
+			return it.expiry > now ? v + p : NULL;
+		if (r > 0)
+			return NULL; /* sorted: it is not there */
+		p += (uint32_t)map_item_size(it.a, it.b);
+	}
+	return NULL;
+}
+
+static int map_enter(struct sl_ctx *c, int id, const void *k, uint32_t klen, const char *fn,
+		     struct access *a)
+{
+	int rc = enter(c, id, SL_STATE_MAP, fn, a);
+
+	if (rc < 0)
+		return rc;
+	if (k == NULL && klen > 0)
+		return ctx_fail(c, -EINVAL, "%s: state '%s' of operator '%s': NULL map key", fn,
+				a->d->name, a->sa->info->op_name);
+	return 0;
+}
+
+enum map_op { MAP_PUT, MAP_REMOVE, MAP_TOUCH };
+
+/*
+ * Rewrite the map, dropping expired items, and: MAP_PUT map @k to @v
+ * (replacing or inserting at its sorted place), MAP_REMOVE drop @k,
+ * MAP_TOUCH restart the expiry of @k's item. *@existed: whether @k had
+ * a live value before.
+ */
+static int map_rewrite(struct sl_ctx *c, struct access *a, enum map_op op, const void *k,
+		       uint32_t klen, const void *v, uint32_t vlen, int *existed, const char *fn)
+{
+	const uint8_t *old;
+	uint32_t olen;
+	uint64_t off = 0, need;
+	int64_t maxexp = INT64_MIN;
+	bool done = op != MAP_PUT;
+	int rc;
+
+	*existed = 0;
+	old = get(a, SLI_TTL_KEEP, &olen);
+	if (old == NULL)
+		olen = 0;
+	need = (uint64_t)olen + (op == MAP_PUT ? map_item_size(klen, vlen) : 0);
+	rc = reserve(c, a, need, fn);
+	if (rc < 0)
+		return rc;
+	for (uint32_t p = 0; p < olen;) {
+		struct item it = item_at(old + p);
+		uint64_t sz = map_item_size(it.a, it.b);
+		int r = keycmp(old + p + IHDR, it.a, k, klen);
+
+		p += (uint32_t)sz;
+		if (it.expiry <= a->now)
+			continue;
+		if (r == 0)
+			*existed = 1;
+		if (r == 0 && op != MAP_TOUCH)
+			continue; /* replaced, or removed */
+		if (r > 0 && !done) {
+			map_write(a->sa->buf, &off, k, klen, v, vlen, a->expiry);
+			maxexp = a->expiry > maxexp ? a->expiry : maxexp;
+			done = true;
+		}
+		memcpy(a->sa->buf + off, old + p - sz, sz);
+		if (r == 0) { /* MAP_TOUCH */
+			it.expiry = a->expiry;
+			memcpy(a->sa->buf + off, &it, sizeof(it));
+		}
+		maxexp = it.expiry > maxexp ? it.expiry : maxexp;
+		off += sz;
+	}
+	if (!done) {
+		map_write(a->sa->buf, &off, k, klen, v, vlen, a->expiry);
+		maxexp = a->expiry > maxexp ? a->expiry : maxexp;
+	}
+	return store(c, a, off, maxexp, fn);
+}
+
+int sl_map_put(struct sl_ctx *c, int id, const void *k, uint32_t klen, const void *v, uint32_t vlen)
+{
+	struct access a;
+	int existed, rc = map_enter(c, id, k, klen, "sl_map_put", &a);
+
+	if (rc < 0)
+		return rc;
+	if (v == NULL && vlen > 0)
+		return ctx_fail(c, -EINVAL, "sl_map_put: state '%s' of operator '%s': NULL value",
+				a.d->name, a.sa->info->op_name);
+	rc = map_rewrite(c, &a, MAP_PUT, k, klen, v, vlen, &existed, "sl_map_put");
+	return rc < 0 ? rc : !existed;
+}
+
+int sl_map_remove(struct sl_ctx *c, int id, const void *k, uint32_t klen)
+{
+	struct access a;
+	const uint8_t *v;
+	uint32_t len;
+	int existed, rc = map_enter(c, id, k, klen, "sl_map_remove", &a);
+
+	if (rc < 0)
+		return rc;
+	v = get(&a, SLI_TTL_KEEP, &len);
+	if (v == NULL)
+		return 0;
+	rc = map_rewrite(c, &a, MAP_REMOVE, k, klen, NULL, 0, &existed, "sl_map_remove");
+	return rc < 0 ? rc : existed;
+}
+
+/* Find @k's live item, restarting its expiry first with TTL on read and write. */
+static int map_lookup(struct sl_ctx *c, int id, const void *k, uint32_t klen, const char *fn,
+		      const uint8_t **item)
+{
+	struct access a;
+	const uint8_t *v;
+	uint32_t len;
+	int existed, rc = map_enter(c, id, k, klen, fn, &a);
+
+	if (rc < 0)
+		return rc;
+	v = get(&a, SLI_TTL_KEEP, &len);
+	*item = map_find(v, v ? len : 0, k, klen, a.now);
+	if (*item == NULL || !a.rw)
+		return *item != NULL;
+	rc = map_rewrite(c, &a, MAP_TOUCH, k, klen, NULL, 0, &existed, fn);
+	if (rc < 0)
+		return rc;
+	v = get(&a, SLI_TTL_KEEP, &len);
+	*item = map_find(v, v ? len : 0, k, klen, a.now);
+	return *item != NULL;
+}
+
+int sl_map_get(struct sl_ctx *c, int id, const void *k, uint32_t klen, const void **v,
+	       uint32_t *vlen)
+{
+	const uint8_t *item;
+	int rc = map_lookup(c, id, k, klen, "sl_map_get", &item);
+
+	if (rc <= 0) {
+		if (v != NULL)
+			*v = NULL;
+		if (vlen != NULL)
+			*vlen = 0;
+		return rc;
+	}
+	{
+		struct item it = item_at(item);
+
+		if (v != NULL)
+			*v = item + IHDR + pad8(it.a);
+		if (vlen != NULL)
+			*vlen = it.b;
+	}
+	return 1;
+}
+
+int sl_map_contains(struct sl_ctx *c, int id, const void *k, uint32_t klen)
+{
+	const uint8_t *item;
+
+	return map_lookup(c, id, k, klen, "sl_map_contains", &item);
+}
+
+int sl_map_iterate(struct sl_ctx *c, int id, struct sl_map_iter *it)
+{
+	struct access a;
+	const uint8_t *v;
+	uint32_t len;
+	int rc = enter(c, id, SL_STATE_MAP, "sl_map_iterate", &a);
+
+	if (rc < 0)
+		return rc;
+	if (it == NULL)
+		return ctx_fail(c, -EINVAL,
+				"sl_map_iterate: state '%s' of operator '%s': NULL iterator",
+				a.d->name, a.sa->info->op_name);
+	it->p = it->end = NULL;
+	it->now = a.now;
+	if (a.rw && (rc = refresh_all(c, &a, true, "sl_map_iterate")) < 0)
+		return rc;
+	v = get(&a, SLI_TTL_KEEP, &len);
+	if (v == NULL)
+		return 0;
+	it->p = v;
+	it->end = v + len;
+	return skip_expired(&it->p, it->end, it->now, true);
+}
+
+int sl_map_next(struct sl_map_iter *it, const void **k, uint32_t *klen, const void **v,
+		uint32_t *vlen)
+{
+	struct item x;
+
+	if (it == NULL || it->p == NULL || !skip_expired(&it->p, it->end, it->now, true))
+		return 0;
+	x = item_at(it->p);
+	if (k != NULL)
+		*k = it->p + IHDR;
+	if (klen != NULL)
+		*klen = x.a;
+	if (v != NULL)
+		*v = it->p + IHDR + pad8(x.a);
+	if (vlen != NULL)
+		*vlen = x.b;
+	it->p += map_item_size(x.a, x.b);
+	return 1;
+}
+
+/* ---------------------------------------------- reducing, aggregating */
+
+int sl_reducing_add(struct sl_ctx *c, int id, const void *v)
+{
+	struct access a;
+	const void *old;
+	uint32_t olen, size;
+	int rc = enter(c, id, SL_STATE_REDUCING, "sl_reducing_add", &a);
+
+	if (rc < 0)
+		return rc;
+	if (v == NULL)
+		return ctx_fail(c, -EINVAL,
+				"sl_reducing_add: state '%s' of operator '%s': NULL value",
+				a.d->name, a.sa->info->op_name);
+	size = a.d->value_size;
+	rc = reserve(c, &a, size, "sl_reducing_add");
+	if (rc < 0)
+		return rc;
+	old = get(&a, SLI_TTL_KEEP, &olen);
+	if (old != NULL && olen == size) {
+		memcpy(a.sa->buf, old, size);
+		rc = a.d->reduce(a.sa->buf, v, a.d->arg);
+		if (rc < 0)
+			return ctx_fail(c, rc,
+					"sl_reducing_add: the reduce function of state '%s' of "
+					"operator '%s' failed: %s",
+					a.d->name, a.sa->info->op_name, sl_strerror(rc));
+	} else {
+		memcpy(a.sa->buf, v, size);
+	}
+	rc = put(c, &a, a.sa->buf, size, a.expiry, "sl_reducing_add");
+	return rc < 0 ? rc : 0;
+}
+
+int sl_reducing_get(struct sl_ctx *c, int id, void *out)
+{
+	struct access a;
+	const void *v;
+	uint32_t len;
+	int rc = enter(c, id, SL_STATE_REDUCING, "sl_reducing_get", &a);
+
+	if (rc < 0)
+		return rc;
+	if (out == NULL)
+		return ctx_fail(c, -EINVAL,
+				"sl_reducing_get: state '%s' of operator '%s': NULL output",
+				a.d->name, a.sa->info->op_name);
+	v = get(&a, a.touch, &len);
+	if (v == NULL || len != a.d->value_size)
+		return 0;
+	memcpy(out, v, len);
+	return 1;
+}
+
+int sl_aggregating_add(struct sl_ctx *c, int id, const void *in, uint32_t len)
+{
+	struct access a;
+	const void *old;
+	uint32_t olen, size;
+	int rc = enter(c, id, SL_STATE_AGGREGATING, "sl_aggregating_add", &a);
+
+	if (rc < 0)
+		return rc;
+	if (in == NULL && len > 0)
+		return ctx_fail(c, -EINVAL,
+				"sl_aggregating_add: state '%s' of operator '%s': NULL input",
+				a.d->name, a.sa->info->op_name);
+	size = a.d->agg.acc_size;
+	rc = reserve(c, &a, size, "sl_aggregating_add");
+	if (rc < 0)
+		return rc;
+	old = get(&a, SLI_TTL_KEEP, &olen);
+	if (old != NULL && olen == size) {
+		memcpy(a.sa->buf, old, size);
+	} else {
+		memset(a.sa->buf, 0, size);
+		a.d->agg.create(a.sa->buf, a.d->arg);
+	}
+	rc = a.d->agg.add(a.sa->buf, in, len, a.d->arg);
+	if (rc < 0)
+		return ctx_fail(c, rc,
+				"sl_aggregating_add: the add function of state '%s' of operator "
+				"'%s' failed: %s",
+				a.d->name, a.sa->info->op_name, sl_strerror(rc));
+	rc = put(c, &a, a.sa->buf, size, a.expiry, "sl_aggregating_add");
+	return rc < 0 ? rc : 0;
+}
+
+int sl_aggregating_get(struct sl_ctx *c, int id, void *out)
+{
+	struct access a;
+	const void *v;
+	uint32_t len;
+	int rc = enter(c, id, SL_STATE_AGGREGATING, "sl_aggregating_get", &a);
+
+	if (rc < 0)
+		return rc;
+	if (out == NULL)
+		return ctx_fail(c, -EINVAL,
+				"sl_aggregating_get: state '%s' of operator '%s': NULL output",
+				a.d->name, a.sa->info->op_name);
+	v = get(&a, a.touch, &len);
+	if (v == NULL || len != a.d->agg.acc_size)
+		return 0;
+	rc = a.d->agg.result(v, out, a.d->arg);
+	if (rc < 0)
+		return ctx_fail(c, rc,
+				"sl_aggregating_get: the result function of state '%s' of operator "
+				"'%s' failed: %s",
+				a.d->name, a.sa->info->op_name, sl_strerror(rc));
+	return 1;
+}
+
+/* ----------------------------------------------------------------- all */
+
+int sl_state_clear(struct sl_ctx *c, int id)
+{
+	struct access a;
+	uint32_t len;
+	int live, rc = enter(c, id, -1, "sl_state_clear", &a);
+
+	if (rc < 0)
+		return rc;
+	live = get(&a, SLI_TTL_KEEP, &len) != NULL;
+	sli_table_remove(a.t, &a.k);
+	return live;
+}
+
+/* ----------------------------------------------------------- backend */
+
+static void api_close(void *inst)
+{
+	struct sapi *sa = inst;
+
+	if (sa == NULL)
+		return;
+	sli_table_destroy(sa->t[0]);
+	sli_table_destroy(sa->t[1]);
+	free(sa->buf);
+	free(sa);
+}
+
+static int api_open(const struct sl_subtask_info *info, const struct sl_allocator *a,
+		    const struct sl_state_desc *descs, unsigned n, unsigned kg_first,
+		    unsigned kg_last, void **inst)
+{
+	struct sapi *sa = calloc(1, sizeof(*sa));
+	bool ev = false;
+	int rc;
+
+	if (sa == NULL)
+		return -ENOMEM;
+	sa->info = info;
+	sa->descs = descs;
+	sa->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		if (descs[i].ttl.ttl_ms <= 0)
+			continue;
+		if (descs[i].ttl.time == SL_TTL_EVENT_TIME)
+			ev = true;
+		else
+			sa->proc_ttl = true;
+	}
+	rc = sli_table_create(a, info->max_parallelism, kg_first, kg_last, &sa->t[0]);
+	if (rc == 0 && ev)
+		rc = sli_table_create(a, info->max_parallelism, kg_first, kg_last, &sa->t[1]);
+	if (rc < 0) {
+		snprintf(info->errbuf, info->errlen,
+			 "cannot create the keyed-state table for key groups %u..%u of %u: %s",
+			 kg_first, kg_last, info->max_parallelism, sl_strerror(rc));
+		api_close(sa);
+		return rc;
+	}
+	*inst = sa;
+	return 0;
+}
+
+static void cleanup(struct sapi *sa, struct sli_table *t, int64_t now, unsigned budget)
+{
+	int removed = sli_table_ttl_cleanup(t, now, budget);
+
+	sa->st.cleanups++;
+	sa->st.last_budget = budget;
+	if (budget > sa->st.max_budget)
+		sa->st.max_budget = budget;
+	if (removed > 0) {
+		sa->st.removed += (uint64_t)removed;
+		if ((unsigned)removed > sa->st.max_removed)
+			sa->st.max_removed = (unsigned)removed;
+	}
+}
+
+static void api_maintain(void *inst, struct sl_ctx *c, unsigned budget)
+{
+	struct sapi *sa = inst;
+
+	if (sa->proc_ttl)
+		cleanup(sa, sa->t[0], sl_ctx_current_processing_time(c), budget);
+	if (sa->t[1] != NULL)
+		cleanup(sa, sa->t[1], sl_ctx_current_watermark(c), budget);
+}
+
+static const struct sli_state_backend api_backend = {
+	.open = api_open,
+	.close = api_close,
+	.maintain = api_maintain,
+};
+
+int sli_state_api_stats(const struct sl_ctx *c, struct sli_state_api_stats *out)
+{
+	const struct sapi *sa;
+
+	if (c == NULL || c->state == NULL || out == NULL)
+		return -EINVAL;
+	sa = c->state;
+	*out = sa->st;
+	out->entries = sli_table_count(sa->t[0]) + (sa->t[1] ? sli_table_count(sa->t[1]) : 0);
+	return 0;
+}
+
+/* ----------------------------------------------------------- declare */
+
+/* The first problem with @d, or NULL. */
+static const char *desc_problem(const struct sl_state_desc *d)
+{
+	if (d->name == NULL || d->name[0] == '\0')
+		return "has no name";
+	if ((unsigned)d->kind > SL_STATE_AGGREGATING)
+		return "has an unknown kind";
+	if (d->kind == SL_STATE_REDUCING && (d->reduce == NULL || d->value_size == 0))
+		return "is a reducing state without a reduce function or a value_size";
+	if (d->kind == SL_STATE_REDUCING && d->value_size > SL_STATE_VALUE_MAX)
+		return "has a value_size above SL_STATE_VALUE_MAX";
+	if (d->kind == SL_STATE_AGGREGATING &&
+	    (d->agg.create == NULL || d->agg.add == NULL || d->agg.result == NULL ||
+	     d->agg.acc_size == 0 || d->agg.out_size == 0))
+		return "is an aggregating state without create, add, result, acc_size or out_size";
+	if (d->kind == SL_STATE_AGGREGATING && d->agg.acc_size > SL_STATE_VALUE_MAX)
+		return "has an acc_size above SL_STATE_VALUE_MAX";
+	if (d->ttl.ttl_ms < 0)
+		return "has a negative TTL";
+	if ((unsigned)d->ttl.update > SL_TTL_ON_READ_AND_WRITE)
+		return "has an unknown TTL update type";
+	if ((unsigned)d->ttl.time > SL_TTL_EVENT_TIME)
+		return "has an unknown TTL time characteristic";
+	return NULL;
+}
+
+int sl_state_declare(struct sl_stream *op, const struct sl_state_desc *d)
+{
+	const char *bad;
+
+	if (op == NULL || op->job == NULL)
+		return -EINVAL;
+	if (op->node == NULL) /* not built: the job holds the reason */
+		return op->job->build_err ? op->job->build_err : -EINVAL;
+	if (d == NULL) {
+		sli_build_fail(op->job, -EINVAL,
+			       "sl_state_declare on operator '%s': NULL descriptor",
+			       op->node->name);
+		return -EINVAL;
+	}
+	bad = desc_problem(d);
+	if (bad != NULL) {
+		sli_build_fail(op->job, -EINVAL, "state '%s' of operator '%s' %s",
+			       d->name ? d->name : "", op->node->name, bad);
+		return -EINVAL;
+	}
+	return sli_state_attach(op, d, &api_backend);
+}

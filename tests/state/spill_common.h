@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * spill_common.h — helpers of the spill tests: temporary directories,
+ * key numbers as 8-byte keys, values derived from (key, version) so that
+ * the reference is an array of versions, and the engines under test.
+ */
+#ifndef SL_TEST_SPILL_COMMON_H
+#define SL_TEST_SPILL_COMMON_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sli_core.h"
+#include "sli_io.h"
+#include "sli_state.h"
+
+static inline uint64_t sp_hash(uint64_t key)
+{
+	return sli_hash64(&key, sizeof(key), 0x5eed5011ull);
+}
+
+static inline struct sli_skey sp_key(const uint64_t *key, uint16_t state_id)
+{
+	return (struct sli_skey){
+		.hash = sp_hash(*key), .key = key, .key_len = 8, .state_id = state_id
+	};
+}
+
+/* The value of @key at @version: 16 bytes that depend on both. */
+static inline void sp_value(uint64_t key, uint32_t version, uint64_t v[2])
+{
+	v[0] = sli_fmix64(key * 0x9e3779b97f4a7c15ull + version);
+	v[1] = (uint64_t)version << 32 | (uint32_t)key;
+}
+
+static inline bool sp_value_ok(uint64_t key, uint32_t version, const void *p, uint32_t len)
+{
+	uint64_t v[2];
+
+	sp_value(key, version, v);
+	return len == sizeof(v) && memcmp(p, v, sizeof(v)) == 0;
+}
+
+/* A fresh directory under /tmp (removed by sp_rmdir). */
+static inline char *sp_mkdtemp(char *buf, size_t len)
+{
+	snprintf(buf, len, "/tmp/sluice-spill-test-XXXXXX");
+	return mkdtemp(buf);
+}
+
+/* Remove @dir and the files in it (no subdirectories are made). */
+static inline void sp_rmdir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[4352];
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Bytes of the spill files in @dir, from the file system. */
+static inline unsigned long long sp_dir_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned long long sum = 0;
+	char path[4352];
+	struct stat st;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (strncmp(de->d_name, "spill-", 6) == 0 && stat(path, &st) == 0)
+			sum += (unsigned long long)st.st_size;
+	}
+	closedir(d);
+	return sum;
+}
+
+#endif /* SL_TEST_SPILL_COMMON_H */
