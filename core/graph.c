@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sluice/sl_error.h>
 
@@ -87,6 +89,7 @@ int sl_job_create(const char *name, struct sl_job **out)
 	job->batch_size = DEFAULT_BATCH;
 	job->ring_size = DEFAULT_RING;
 	job->max_record_size = DEFAULT_MAX_RECORD;
+	job->state.job_name = job->name;
 	atomic_init(&job->stop_requested, 0);
 	atomic_init(&job->exec, NULL);
 	atomic_init(&job->stats_readers, 0);
@@ -120,6 +123,7 @@ void sl_job_destroy(struct sl_job *job)
 	free(job->nodes);
 	free(job->edges);
 	free(job->last_task_stats);
+	free(job->state.dir);
 	free(job->name);
 	free(job);
 }
@@ -142,9 +146,148 @@ static int parse_uint(const char *v, unsigned long long lo, unsigned long long h
 	return 0;
 }
 
+/*
+ * A size in bytes: digits, then optionally B, or K, M, G, T with an
+ * optional B or iB (any case), all powers of 1024 ("64M" = "64MiB" =
+ * 67108864). Return 0, or -EINVAL (also on overflow).
+ */
+static int parse_size(const char *v, unsigned long long *out)
+{
+	static const char units[] = "kmgt";
+	unsigned long long x;
+	const char *u;
+	char *end;
+	int shift = 0;
+
+	if (v == NULL || *v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end != '\0' && (u = strchr(units, end[0] | 0x20)) != NULL) {
+		shift = 10 * (int)(u - units + 1);
+		end++;
+		if ((end[0] | 0x20) == 'i' && (end[1] | 0x20) == 'b')
+			end += 2;
+		else if ((end[0] | 0x20) == 'b')
+			end++;
+	} else if ((*end | 0x20) == 'b') {
+		end++;
+	}
+	if (*end != '\0' || (shift && x > (ULLONG_MAX >> shift)))
+		return -EINVAL;
+	*out = x << shift;
+	return 0;
+}
+
+/* Why @dir cannot hold spill directories (a sentence), or NULL when it can. */
+static const char *state_dir_problem(const char *dir, char *why, size_t len)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	char *slash;
+
+	if (dir[0] == '\0')
+		return "expected a directory path";
+	if (strlen(dir) >= sizeof(path) - 256)
+		return "the path is too long";
+	snprintf(path, sizeof(path), "%s", dir);
+	/* The directory, or its nearest existing ancestor (it will be created). */
+	while (stat(path, &sb) < 0) {
+		if (errno != ENOENT) {
+			snprintf(why, len, "%s: %s", path, strerror(errno));
+			return why;
+		}
+		slash = strrchr(path, '/');
+		while (slash != NULL && slash > path && slash[-1] == '/')
+			slash--;
+		if (slash == NULL)
+			snprintf(path, sizeof(path), ".");
+		else
+			slash[slash == path] = '\0';
+	}
+	if (!S_ISDIR(sb.st_mode))
+		snprintf(why, len, "%s is not a directory", path);
+	else if (access(path, W_OK | X_OK) < 0)
+		snprintf(why, len, "%s is not writable: %s", path, strerror(errno));
+	else
+		return NULL;
+	return why;
+}
+
+/* The smallest state-memory: below it, about every access would spill. */
+#define STATE_MEMORY_MIN (64u << 10)
+
+/* The state-memory, state-dir and state-io options: 1 when @key is not one of them. */
+static int set_state_opt(struct sl_job *job, const char *key, const char *value, char *errbuf,
+			 size_t errlen)
+{
+	static const char *const io_names[] = { "auto", "io_uring", "posix" };
+	unsigned long long x;
+	char why[PATH_MAX + 64];
+	const char *bad;
+	char *dup;
+
+	if (!strcmp(key, "state-memory")) {
+		if (parse_size(value, &x) < 0 || (x != 0 && x < STATE_MEMORY_MIN))
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for option 'state-memory': expected 0 "
+					     "(unlimited) or a size of at least 64K, in bytes or "
+					     "with a unit K, M, G or T (KiB, MiB...)",
+					     value);
+		job->state.memory = x;
+		return 0;
+	}
+	if (!strcmp(key, "state-dir")) {
+		bad = state_dir_problem(value, why, sizeof(why));
+		if (bad != NULL)
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for option 'state-dir': %s", value,
+					     bad);
+		dup = strdup(value);
+		if (dup == NULL)
+			return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory");
+		free(job->state.dir);
+		job->state.dir = dup;
+		return 0;
+	}
+	if (!strcmp(key, "state-io")) {
+		for (int i = 0; i < (int)SL_ARRAY_SIZE(io_names); i++) {
+			if (!strcmp(value, io_names[i])) {
+				job->state.io = i;
+				return 0;
+			}
+		}
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "bad value '%s' for option 'state-io': expected auto, "
+				     "io_uring or posix",
+				     value);
+	}
+	return 1;
+}
+
+int sli_state_default_dir(const char *job_name, char *buf, size_t len)
+{
+	const char *tmp = getenv("TMPDIR");
+	int n;
+
+	if (tmp == NULL || tmp[0] != '/')
+		tmp = "/tmp";
+	n = snprintf(buf, len, "%s/sluice-state-%ld-%s", tmp, (long)getpid(), job_name);
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	/* A job name is not a path: no separators in the directory's name. */
+	for (char *p = buf + strlen(tmp) + 1; *p != '\0'; p++)
+		if (*p == '/')
+			*p = '_';
+	return 0;
+}
+
 int sl_job_set(struct sl_job *job, const char *key, const char *value, char *errbuf, size_t errlen)
 {
 	unsigned long long x;
+	int rc;
 
 	if (job == NULL || key == NULL || value == NULL)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL, "sl_job_set: NULL argument");
@@ -196,6 +339,9 @@ int sl_job_set(struct sl_job *job, const char *key, const char *value, char *err
 		job->object_reuse = !strcmp(value, "true");
 		return 0;
 	}
+	rc = set_state_opt(job, key, value, errbuf, errlen);
+	if (rc <= 0)
+		return rc;
 	return sl_errbuf_set(errbuf, errlen, -ENOENT, "unknown job option '%s'", key);
 }
 
@@ -224,6 +370,19 @@ int sl_job_get(const struct sl_job *job, const char *key, char *buf, size_t len)
 			   : -ENOSPC;
 	else if (!strcmp(key, "object-reuse"))
 		return snprintf(buf, len, "%s", job->object_reuse ? "true" : "false") < (int)len
+			   ? 0
+			   : -ENOSPC;
+	else if (!strcmp(key, "state-memory"))
+		v = job->state.memory;
+	else if (!strcmp(key, "state-dir") && job->state.dir == NULL)
+		return sli_state_default_dir(job->name, buf, len) < 0 ? -ENOSPC : 0;
+	else if (!strcmp(key, "state-dir"))
+		return snprintf(buf, len, "%s", job->state.dir) < (int)len ? 0 : -ENOSPC;
+	else if (!strcmp(key, "state-io"))
+		return snprintf(buf, len, "%s",
+				job->state.io == 1   ? "io_uring"
+				: job->state.io == 2 ? "posix"
+						     : "auto") < (int)len
 			   ? 0
 			   : -ENOSPC;
 	else

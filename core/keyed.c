@@ -80,7 +80,7 @@ int sli_keyed_open(struct sli_opi *op)
 	SL_ASSERT(sli_key_group_subtask(kg_last, op->info.parallelism, op->info.max_parallelism) ==
 		  op->info.index);
 	rc = n->state_backend->open(&op->info, op->st->w->alloc, n->states, n->nstates, kg_first,
-				    kg_last, &k->ctx.state);
+				    kg_last, &op->st->w->x->job->state, &k->ctx.state);
 	if (rc < 0)
 		return rc;
 	k->be = n->state_backend;

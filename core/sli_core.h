@@ -154,12 +154,26 @@ struct sli_node;
  *   close     free it (accepts NULL);
  *   maintain  bounded housekeeping between calls (TTL cleanup of at most
  *             about @budget table slots), with @c for the clocks.
+ * @opts are the job's state options (sl_job_set state-memory, state-dir,
+ * state-io), borrowed for the duration of open.
  */
 struct sl_ctx;
+
+/* The job's keyed-state options (sl_job_set()). */
+struct sli_state_opts {
+	uint64_t memory;      /* bytes of resident state per subtask; 0: unlimited */
+	char *dir;	      /* spill directory (owned), NULL: sli_state_default_dir() */
+	int io;		      /* 0 auto, 1 io_uring, 2 posix (enum sli_io_kind's order) */
+	const char *job_name; /* the job's name (for the default directory) */
+};
+
+/* The default spill root of this process and job: $TMPDIR or /tmp, then sluice-state-PID-JOB. */
+int sli_state_default_dir(const char *job_name, char *buf, size_t len);
+
 struct sli_state_backend {
 	int (*open)(const struct sl_subtask_info *info, const struct sl_allocator *a,
 		    const struct sl_state_desc *descs, unsigned n, unsigned kg_first,
-		    unsigned kg_last, void **inst);
+		    unsigned kg_last, const struct sli_state_opts *opts, void **inst);
 	void (*close)(void *inst);
 	void (*maintain)(void *inst, struct sl_ctx *c, unsigned budget);
 };
@@ -316,6 +330,8 @@ struct sl_job {
 	uint32_t max_record_size;
 	bool idle_busy;
 	bool object_reuse; /* same-size maps run in place (out == in) */
+	/* keyed state: state-memory, state-dir, state-io */
+	struct sli_state_opts state;
 
 	struct sli_node **nodes;
 	unsigned nnodes;

@@ -81,6 +81,7 @@ struct runtime_opts {
 	const char *max_record_size;
 	const char *idle;
 	int placement; /* enum sl_place_policy */
+	const char *state_memory, *state_dir, *state_io;
 };
 
 static const char *const placement_names[] = { "spread", "pack", NULL };
@@ -129,6 +130,30 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .help = "workers round-robin over NUMA nodes, or filling one node first (default "
 		    "spread)",
 	    .choices = placement_names,
+	},
+	{
+	    .name = "state-memory",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, state_memory),
+	    .metavar = "SIZE",
+	    .help = "keyed state kept in memory per subtask, e.g. 512M or 2GiB (units K, M, G, T "
+		    "are powers of 1024; at least 64K); past it state spills to disk (default 0: "
+		    "unlimited, all in memory)",
+	},
+	{
+	    .name = "state-dir",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, state_dir),
+	    .metavar = "DIR",
+	    .help = "where spilled state goes, one directory per subtask, removed after the run "
+		    "(default: $TMPDIR or /tmp, in sluice-state-PID-JOB)",
+	},
+	{
+	    .name = "state-io",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, state_io),
+	    .metavar = "auto|io_uring|posix",
+	    .help = "how spill files are read and written (default auto: io_uring when available)",
 	},
 	{ .name = NULL },
 };
@@ -368,6 +393,9 @@ static int job_create(struct job_cmd *c)
 		{ "batch-size", offsetof(struct runtime_opts, batch_size) },
 		{ "max-record-size", offsetof(struct runtime_opts, max_record_size) },
 		{ "idle", offsetof(struct runtime_opts, idle) },
+		{ "state-memory", offsetof(struct runtime_opts, state_memory) },
+		{ "state-dir", offsetof(struct runtime_opts, state_dir) },
+		{ "state-io", offsetof(struct runtime_opts, state_io) },
 	};
 	int rc;
 

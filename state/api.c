@@ -30,14 +30,26 @@
  * one sli_table_ttl_cleanup() slice of a bounded budget per table that
  * has TTL states.
  *
+ * Spilling: with the job's state-memory option, open gives the tables a
+ * budget (sli_table_set_spill(); half each when there are two) and a
+ * directory each, STATE-DIR/OPERATOR-SUBTASK and ...-event, removed at
+ * close with the default STATE-DIR when it is empty. Every entry here is
+ * namespace-free (keyed process functions have no namespace), so all
+ * kinds can move to disk; a list or map whose record outgrows 256 KiB
+ * stays in memory. A read of a spilled entry that fails is an error of
+ * the call, never an absent value.
+ *
  * Threads: an instance belongs to one operator subtask, on its worker.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sluice/sl_error.h>
 #include <sluice/sl_state.h>
@@ -48,12 +60,18 @@
 
 #define IHDR 16 /* item header of lists and maps */
 
+/* struct sli_state_opts.io is enum sli_io_kind without core knowing state/. */
+_Static_assert(SLI_IO_AUTO == 0 && SLI_IO_URING == 1 && SLI_IO_POSIX == 2, "state-io order");
+
 struct sapi {
 	const struct sl_subtask_info *info;
 	const struct sl_state_desc *descs; /* the node's copies */
 	unsigned n;
 	struct sli_table *t[2]; /* [0] no TTL and processing-time TTL, [1] event-time TTL */
 	bool proc_ttl;		/* some state has a processing-time TTL */
+	bool spills;		/* the tables have a memory budget */
+	char *dir[2];		/* spill directories of t[0], t[1] (removed at close) */
+	char *root;		/* the default spill root (removed at close when empty) */
 	uint8_t *buf;		/* scratch for rewritten values */
 	size_t cap;
 	struct sli_state_api_stats st;
@@ -63,6 +81,7 @@ struct sapi {
 struct access {
 	struct sapi *sa;
 	const struct sl_state_desc *d;
+	const char *fn; /* the API function, for messages */
 	struct sli_table *t;
 	struct sli_skey k;
 	int64_t now;	/* entries with expiry <= now are expired */
@@ -109,33 +128,53 @@ static int ctx_fail(const struct sl_ctx *c, int rc, const char *fmt, ...)
 	return rc;
 }
 
-/* A table error @rc of @fn on @a: a sentence, and @rc. */
-static int table_fail(const struct sl_ctx *c, const struct access *a, const char *fn, int rc)
+static int fail(const struct sl_ctx *c, const struct access *a, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "FN: state 'S' of operator 'O': " then the rest, in the subtask's errbuf; return @rc. */
+static int fail(const struct sl_ctx *c, const struct access *a, int rc, const char *fmt, ...)
 {
-	const char *why;
+	const struct sl_subtask_info *info = sl_ctx_info(c);
+	va_list ap;
+	int n;
+
+	if (info == NULL || info->errbuf == NULL || info->errlen == 0)
+		return rc;
+	n = snprintf(info->errbuf, info->errlen, "%s: state '%s' of operator '%s': ", a->fn,
+		     a->d->name, a->sa->info->op_name);
+	if (n < 0 || (size_t)n >= info->errlen)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(info->errbuf + n, info->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* A table error @rc on @a: a sentence, and @rc. */
+static int table_fail(const struct sl_ctx *c, const struct access *a, int rc)
+{
+	char why[256];
 
 	switch (rc) {
 	case -E2BIG:
-		why = "the key or value is too large";
-		break;
+		return fail(c, a, rc, "the key or value is too large");
 	case -ENOMEM:
-		why = "out of memory";
-		break;
+		return fail(c, a, rc, "out of memory");
 	case -EINVAL:
-		why = "the key's group is not one of this subtask's (a key function that is not "
-		      "pure?)";
-		break;
+		return fail(c, a, rc,
+			    "the key's group is not one of this subtask's (a key function that "
+			    "is not pure?)");
 	default:
-		why = sl_strerror(rc);
-		break;
+		/* Spill I/O: the table says which file and offset. */
+		if (a->sa->spills && sli_table_error(a->t, why, sizeof(why)) < 0 && why[0])
+			return fail(c, a, rc, "spilled state: %s: %s", why, sl_strerror(rc));
+		return fail(c, a, rc, "%s", sl_strerror(rc));
 	}
-	return ctx_fail(c, rc, "%s: state '%s' of operator '%s': %s", fn, a->d->name,
-			a->sa->info->op_name, why);
 }
 
 /*
- * Check an access to state @id of kind @kind (-1: any) and fill @a.
- * Return 0 or -errno with a sentence.
+ * Check an access by @fn to state @id of kind @kind (-1: any) and fill
+ * @a. Return 0 or -errno with a sentence.
  */
 static int enter(struct sl_ctx *c, int id, int kind, const char *fn, struct access *a)
 {
@@ -164,6 +203,7 @@ static int enter(struct sl_ctx *c, int id, int kind, const char *fn, struct acce
 				d->name, sa->info->op_name, kind_names[d->kind], kind_names[kind]);
 	a->sa = sa;
 	a->d = d;
+	a->fn = fn;
 	a->k = (struct sli_skey){
 		.hash = c->hash,
 		.key = c->key.ptr,
@@ -190,16 +230,26 @@ static int enter(struct sl_ctx *c, int id, int kind, const char *fn, struct acce
 	return 0;
 }
 
-static int reserve(struct sl_ctx *c, struct access *a, uint64_t need, const char *fn)
+/* enter(), then fail with "NULL @what" when @p is NULL but @len is not 0. */
+static int enter_arg(struct sl_ctx *c, int id, int kind, const char *fn, const void *p,
+		     uint64_t len, const char *what, struct access *a)
+{
+	int rc = enter(c, id, kind, fn, a);
+
+	if (rc == 0 && p == NULL && len > 0)
+		return fail(c, a, -EINVAL, "NULL %s", what);
+	return rc;
+}
+
+static int reserve(struct sl_ctx *c, struct access *a, uint64_t need)
 {
 	struct sapi *sa = a->sa;
 	size_t ncap;
 	uint8_t *nb;
 
 	if (need > SL_STATE_VALUE_MAX)
-		return ctx_fail(
-		    c, -E2BIG, "%s: state '%s' of operator '%s' would hold %llu bytes (max %u)", fn,
-		    a->d->name, sa->info->op_name, (unsigned long long)need, SL_STATE_VALUE_MAX);
+		return fail(c, a, -E2BIG, "it would hold %llu bytes (max %u)",
+			    (unsigned long long)need, SL_STATE_VALUE_MAX);
 	if (need <= sa->cap)
 		return 0;
 	ncap = sa->cap ? sa->cap : 256;
@@ -207,28 +257,38 @@ static int reserve(struct sl_ctx *c, struct access *a, uint64_t need, const char
 		ncap *= 2;
 	nb = realloc(sa->buf, ncap);
 	if (nb == NULL)
-		return ctx_fail(c, -ENOMEM, "%s: state '%s' of operator '%s': out of memory", fn,
-				a->d->name, sa->info->op_name);
+		return fail(c, a, -ENOMEM, "out of memory");
 	sa->buf = nb;
 	sa->cap = ncap;
 	return 0;
 }
 
-static const void *get(struct access *a, int64_t touch, uint32_t *len)
+/*
+ * The live value of @a's entry (*@v, *@len; @touch as for
+ * sli_table_get()). Return 1; 0 when absent or expired (*@v NULL);
+ * -errno with a sentence when its spilled record could not be read,
+ * which is never taken for an absent value.
+ */
+static int get(struct sl_ctx *c, struct access *a, int64_t touch, const void **v, uint32_t *len)
 {
+	char why[256];
 	uint32_t l = 0;
-	const void *v = sli_table_get(a->t, &a->k, a->now, touch, &l);
+	int rc;
 
-	*len = l;
-	return v;
+	if (a->sa->spills)
+		sli_table_error(a->t, NULL, 0); /* a compaction's error, already retried */
+	*v = sli_table_get(a->t, &a->k, a->now, touch, &l);
+	*len = *v != NULL ? l : 0;
+	if (*v != NULL || !a->sa->spills || (rc = sli_table_error(a->t, why, sizeof(why))) == 0)
+		return *v != NULL;
+	return fail(c, a, rc, "cannot read its spilled entry: %s", why);
 }
 
-static int put(struct sl_ctx *c, struct access *a, const void *v, uint32_t len, int64_t expiry,
-	       const char *fn)
+static int put(struct sl_ctx *c, struct access *a, const void *v, uint32_t len, int64_t expiry)
 {
 	int rc = sli_table_put(a->t, &a->k, v, len, expiry);
 
-	return rc < 0 ? table_fail(c, a, fn, rc) : rc;
+	return rc < 0 ? table_fail(c, a, rc) : rc;
 }
 
 /* --------------------------------------------------------------- value */
@@ -242,30 +302,24 @@ int sl_value_get(struct sl_ctx *c, int id, const void **v, uint32_t *len)
 
 	if (rc < 0)
 		return rc;
-	p = get(&a, a.touch, &l);
+	rc = get(c, &a, a.touch, &p, &l);
 	if (v != NULL)
 		*v = p;
 	if (len != NULL)
-		*len = p ? l : 0;
-	return p != NULL;
+		*len = l;
+	return rc;
 }
 
 int sl_value_put(struct sl_ctx *c, int id, const void *v, uint32_t len)
 {
 	struct access a;
-	int rc = enter(c, id, SL_STATE_VALUE, "sl_value_put", &a);
+	int rc = enter_arg(c, id, SL_STATE_VALUE, "sl_value_put", v, len, "value", &a);
 
 	if (rc < 0)
 		return rc;
-	if (v == NULL && len > 0)
-		return ctx_fail(c, -EINVAL, "sl_value_put: state '%s' of operator '%s': NULL value",
-				a.d->name, a.sa->info->op_name);
 	if (len > SL_STATE_VALUE_MAX)
-		return ctx_fail(c, -E2BIG,
-				"sl_value_put: state '%s' of operator '%s': a value of %u bytes "
-				"(max %u)",
-				a.d->name, a.sa->info->op_name, len, SL_STATE_VALUE_MAX);
-	rc = put(c, &a, v, len, a.expiry, "sl_value_put");
+		return fail(c, &a, -E2BIG, "a value of %u bytes (max %u)", len, SL_STATE_VALUE_MAX);
+	rc = put(c, &a, v, len, a.expiry);
 	return rc < 0 ? rc : 0;
 }
 
@@ -334,14 +388,14 @@ static inline uint64_t item_size(bool map, struct item it)
  * *@maxexp. @extra bytes more are reserved at the end.
  */
 static int rewrite(struct sl_ctx *c, struct access *a, bool map, const uint8_t *old, uint32_t olen,
-		   bool refresh, uint64_t extra, uint64_t *out, int64_t *maxexp, const char *fn)
+		   bool refresh, uint64_t extra, uint64_t *out, int64_t *maxexp)
 {
 	uint64_t off = 0;
 	int rc;
 
 	*maxexp = INT64_MIN;
 	/* @old may point into the table: the scratch buffer is ours, so copying is safe. */
-	rc = reserve(c, a, (uint64_t)olen + extra, fn);
+	rc = reserve(c, a, (uint64_t)olen + extra);
 	if (rc < 0)
 		return rc;
 	for (uint32_t p = 0; old != NULL && p < olen;) {
@@ -365,13 +419,13 @@ static int rewrite(struct sl_ctx *c, struct access *a, bool map, const uint8_t *
 }
 
 /* Store the scratch buffer's @len bytes as the entry (or remove it when empty). */
-static int store(struct sl_ctx *c, struct access *a, uint64_t len, int64_t maxexp, const char *fn)
+static int store(struct sl_ctx *c, struct access *a, uint64_t len, int64_t maxexp)
 {
 	if (len == 0) {
 		sli_table_remove(a->t, &a->k);
 		return 0;
 	}
-	return put(c, a, a->sa->buf, (uint32_t)len, maxexp, fn);
+	return put(c, a, a->sa->buf, (uint32_t)len, maxexp);
 }
 
 int sl_list_add(struct sl_ctx *c, int id, const void *v, uint32_t len)
@@ -381,22 +435,17 @@ int sl_list_add(struct sl_ctx *c, int id, const void *v, uint32_t len)
 	uint32_t olen;
 	uint64_t off;
 	int64_t maxexp;
-	int rc = enter(c, id, SL_STATE_LIST, "sl_list_add", &a);
+	int rc = enter_arg(c, id, SL_STATE_LIST, "sl_list_add", v, len, "value", &a);
 
-	if (rc < 0)
+	if (rc < 0 || (rc = get(c, &a, SLI_TTL_KEEP, &old, &olen)) < 0)
 		return rc;
-	if (v == NULL && len > 0)
-		return ctx_fail(c, -EINVAL, "sl_list_add: state '%s' of operator '%s': NULL value",
-				a.d->name, a.sa->info->op_name);
-	old = get(&a, SLI_TTL_KEEP, &olen);
-	rc = rewrite(c, &a, false, old, old ? olen : 0, false, list_item_size(len), &off, &maxexp,
-		     "sl_list_add");
+	rc = rewrite(c, &a, false, old, olen, false, list_item_size(len), &off, &maxexp);
 	if (rc < 0)
 		return rc;
 	list_write(a.sa->buf, &off, v, len, a.expiry);
 	if (a.expiry > maxexp)
 		maxexp = a.expiry;
-	rc = store(c, &a, off, maxexp, "sl_list_add");
+	rc = store(c, &a, off, maxexp);
 	return rc < 0 ? rc : 0;
 }
 
@@ -404,28 +453,21 @@ int sl_list_update(struct sl_ctx *c, int id, const struct sl_bytes *items, unsig
 {
 	struct access a;
 	uint64_t need = 0, off = 0;
-	int rc = enter(c, id, SL_STATE_LIST, "sl_list_update", &a);
+	int rc = enter_arg(c, id, SL_STATE_LIST, "sl_list_update", items, n, "items", &a);
 
 	if (rc < 0)
 		return rc;
-	if (items == NULL && n > 0)
-		return ctx_fail(c, -EINVAL,
-				"sl_list_update: state '%s' of operator '%s': NULL items",
-				a.d->name, a.sa->info->op_name);
 	for (unsigned i = 0; i < n; i++) {
 		if (items[i].ptr == NULL && items[i].len > 0)
-			return ctx_fail(c, -EINVAL,
-					"sl_list_update: state '%s' of operator '%s': item %u is "
-					"NULL",
-					a.d->name, a.sa->info->op_name, i);
+			return fail(c, &a, -EINVAL, "item %u is NULL", i);
 		need += list_item_size(items[i].len);
 	}
-	rc = reserve(c, &a, need, "sl_list_update");
+	rc = reserve(c, &a, need);
 	if (rc < 0)
 		return rc;
 	for (unsigned i = 0; i < n; i++)
 		list_write(a.sa->buf, &off, items[i].ptr, items[i].len, a.expiry);
-	rc = store(c, &a, off, a.expiry, "sl_list_update");
+	rc = store(c, &a, off, a.expiry);
 	return rc < 0 ? rc : 0;
 }
 
@@ -434,19 +476,18 @@ int sl_list_update(struct sl_ctx *c, int id, const struct sl_bytes *items, unsig
  * rewrite the value with every live item's expiry renewed. Return 0 or
  * -errno.
  */
-static int refresh_all(struct sl_ctx *c, struct access *a, bool map, const char *fn)
+static int refresh_all(struct sl_ctx *c, struct access *a, bool map)
 {
 	const void *old;
 	uint32_t olen;
 	uint64_t off;
 	int64_t maxexp;
-	int rc;
+	int rc = get(c, a, SLI_TTL_KEEP, &old, &olen);
 
-	old = get(a, SLI_TTL_KEEP, &olen);
-	if (old == NULL)
-		return 0;
-	rc = rewrite(c, a, map, old, olen, true, 0, &off, &maxexp, fn);
-	return rc < 0 ? rc : store(c, a, off, maxexp, fn);
+	if (rc <= 0)
+		return rc;
+	rc = rewrite(c, a, map, old, olen, true, 0, &off, &maxexp);
+	return rc < 0 ? rc : store(c, a, off, maxexp);
 }
 
 /* Move @p to the first live item at or after it; return whether there is one. */
@@ -462,44 +503,72 @@ static int skip_expired(const uint8_t **p, const uint8_t *end, int64_t now, bool
 	return 0;
 }
 
-int sl_list_get(struct sl_ctx *c, int id, struct sl_list_iter *it)
+/*
+ * Start iterating the list or map (@map) state @id for @fn: the live
+ * items from *@p to *@end, expired at *@now. Return 1 when there is one,
+ * 0 when none, -errno.
+ */
+static int iter_start(struct sl_ctx *c, int id, bool map, const char *fn, bool null_it,
+		      const uint8_t **p, const uint8_t **end, int64_t *now)
 {
 	struct access a;
-	const uint8_t *v;
+	const void *v;
 	uint32_t len;
-	int rc = enter(c, id, SL_STATE_LIST, "sl_list_get", &a);
+	int rc = enter(c, id, map ? SL_STATE_MAP : SL_STATE_LIST, fn, &a);
 
 	if (rc < 0)
 		return rc;
-	if (it == NULL)
-		return ctx_fail(c, -EINVAL,
-				"sl_list_get: state '%s' of operator '%s': NULL iterator",
-				a.d->name, a.sa->info->op_name);
-	it->p = it->end = NULL;
-	it->now = a.now;
-	if (a.rw && (rc = refresh_all(c, &a, false, "sl_list_get")) < 0)
+	if (null_it)
+		return fail(c, &a, -EINVAL, "NULL iterator");
+	*p = *end = NULL;
+	*now = a.now;
+	if (a.rw && (rc = refresh_all(c, &a, map)) < 0)
 		return rc;
-	v = get(&a, SLI_TTL_KEEP, &len);
-	if (v == NULL)
+	rc = get(c, &a, SLI_TTL_KEEP, &v, &len);
+	if (rc <= 0)
+		return rc;
+	*p = v;
+	*end = *p + len;
+	return skip_expired(p, *end, *now, map);
+}
+
+int sl_list_get(struct sl_ctx *c, int id, struct sl_list_iter *it)
+{
+	struct sl_list_iter none, *i = it != NULL ? it : &none;
+
+	return iter_start(c, id, false, "sl_list_get", it == NULL, &i->p, &i->end, &i->now);
+}
+
+/*
+ * Step an iteration at *@p to its next live item, if any: 1 and its
+ * first bytes (@k, @klen: a list's element, a map's key) and a map item's
+ * value (@v, @vlen); 0 at the end. Any output may be NULL.
+ */
+static int iter_next(const uint8_t **p, const uint8_t *end, int64_t now, bool map, const void **k,
+		     uint32_t *klen, const void **v, uint32_t *vlen)
+{
+	struct item x;
+	const uint8_t *q;
+
+	if (*p == NULL || !skip_expired(p, end, now, map))
 		return 0;
-	it->p = v;
-	it->end = v + len;
-	return skip_expired(&it->p, it->end, it->now, false);
+	q = *p;
+	x = item_at(q);
+	*p += item_size(map, x);
+	if (k != NULL)
+		*k = q + IHDR;
+	if (klen != NULL)
+		*klen = x.a;
+	if (v != NULL)
+		*v = q + IHDR + pad8(x.a);
+	if (vlen != NULL)
+		*vlen = x.b;
+	return 1;
 }
 
 int sl_list_next(struct sl_list_iter *it, const void **v, uint32_t *len)
 {
-	struct item x;
-
-	if (it == NULL || it->p == NULL || !skip_expired(&it->p, it->end, it->now, false))
-		return 0;
-	x = item_at(it->p);
-	if (v != NULL)
-		*v = it->p + IHDR;
-	if (len != NULL)
-		*len = x.a;
-	it->p += list_item_size(x.a);
-	return 1;
+	return it != NULL && iter_next(&it->p, it->end, it->now, false, v, len, NULL, NULL);
 }
 
 /* Byte order of map keys: memcmp, the shorter first on a common prefix. */
@@ -530,19 +599,6 @@ static const uint8_t *map_find(const uint8_t *v, uint32_t len, const void *k, ui
 	return NULL;
 }
 
-static int map_enter(struct sl_ctx *c, int id, const void *k, uint32_t klen, const char *fn,
-		     struct access *a)
-{
-	int rc = enter(c, id, SL_STATE_MAP, fn, a);
-
-	if (rc < 0)
-		return rc;
-	if (k == NULL && klen > 0)
-		return ctx_fail(c, -EINVAL, "%s: state '%s' of operator '%s': NULL map key", fn,
-				a->d->name, a->sa->info->op_name);
-	return 0;
-}
-
 enum map_op { MAP_PUT, MAP_REMOVE, MAP_TOUCH };
 
 /*
@@ -552,8 +608,9 @@ enum map_op { MAP_PUT, MAP_REMOVE, MAP_TOUCH };
  * a live value before.
  */
 static int map_rewrite(struct sl_ctx *c, struct access *a, enum map_op op, const void *k,
-		       uint32_t klen, const void *v, uint32_t vlen, int *existed, const char *fn)
+		       uint32_t klen, const void *v, uint32_t vlen, int *existed)
 {
+	const void *oldv;
 	const uint8_t *old;
 	uint32_t olen;
 	uint64_t off = 0, need;
@@ -562,11 +619,12 @@ static int map_rewrite(struct sl_ctx *c, struct access *a, enum map_op op, const
 	int rc;
 
 	*existed = 0;
-	old = get(a, SLI_TTL_KEEP, &olen);
-	if (old == NULL)
-		olen = 0;
+	rc = get(c, a, SLI_TTL_KEEP, &oldv, &olen);
+	if (rc < 0)
+		return rc;
+	old = oldv;
 	need = (uint64_t)olen + (op == MAP_PUT ? map_item_size(klen, vlen) : 0);
-	rc = reserve(c, a, need, fn);
+	rc = reserve(c, a, need);
 	if (rc < 0)
 		return rc;
 	for (uint32_t p = 0; p < olen;) {
@@ -598,36 +656,32 @@ static int map_rewrite(struct sl_ctx *c, struct access *a, enum map_op op, const
 		map_write(a->sa->buf, &off, k, klen, v, vlen, a->expiry);
 		maxexp = a->expiry > maxexp ? a->expiry : maxexp;
 	}
-	return store(c, a, off, maxexp, fn);
+	return store(c, a, off, maxexp);
 }
 
 int sl_map_put(struct sl_ctx *c, int id, const void *k, uint32_t klen, const void *v, uint32_t vlen)
 {
 	struct access a;
-	int existed, rc = map_enter(c, id, k, klen, "sl_map_put", &a);
+	int existed, rc = enter_arg(c, id, SL_STATE_MAP, "sl_map_put", k, klen, "map key", &a);
 
 	if (rc < 0)
 		return rc;
 	if (v == NULL && vlen > 0)
-		return ctx_fail(c, -EINVAL, "sl_map_put: state '%s' of operator '%s': NULL value",
-				a.d->name, a.sa->info->op_name);
-	rc = map_rewrite(c, &a, MAP_PUT, k, klen, v, vlen, &existed, "sl_map_put");
+		return fail(c, &a, -EINVAL, "NULL value");
+	rc = map_rewrite(c, &a, MAP_PUT, k, klen, v, vlen, &existed);
 	return rc < 0 ? rc : !existed;
 }
 
 int sl_map_remove(struct sl_ctx *c, int id, const void *k, uint32_t klen)
 {
 	struct access a;
-	const uint8_t *v;
+	const void *v;
 	uint32_t len;
-	int existed, rc = map_enter(c, id, k, klen, "sl_map_remove", &a);
+	int existed, rc = enter_arg(c, id, SL_STATE_MAP, "sl_map_remove", k, klen, "map key", &a);
 
-	if (rc < 0)
+	if (rc < 0 || (rc = get(c, &a, SLI_TTL_KEEP, &v, &len)) <= 0)
 		return rc;
-	v = get(&a, SLI_TTL_KEEP, &len);
-	if (v == NULL)
-		return 0;
-	rc = map_rewrite(c, &a, MAP_REMOVE, k, klen, NULL, 0, &existed, "sl_map_remove");
+	rc = map_rewrite(c, &a, MAP_REMOVE, k, klen, NULL, 0, &existed);
 	return rc < 0 ? rc : existed;
 }
 
@@ -636,21 +690,20 @@ static int map_lookup(struct sl_ctx *c, int id, const void *k, uint32_t klen, co
 		      const uint8_t **item)
 {
 	struct access a;
-	const uint8_t *v;
+	const void *v;
 	uint32_t len;
-	int existed, rc = map_enter(c, id, k, klen, fn, &a);
+	int existed, rc = enter_arg(c, id, SL_STATE_MAP, fn, k, klen, "map key", &a);
 
-	if (rc < 0)
+	*item = NULL;
+	if (rc < 0 || (rc = get(c, &a, SLI_TTL_KEEP, &v, &len)) <= 0)
 		return rc;
-	v = get(&a, SLI_TTL_KEEP, &len);
-	*item = map_find(v, v ? len : 0, k, klen, a.now);
+	*item = map_find(v, len, k, klen, a.now);
 	if (*item == NULL || !a.rw)
 		return *item != NULL;
-	rc = map_rewrite(c, &a, MAP_TOUCH, k, klen, NULL, 0, &existed, fn);
-	if (rc < 0)
+	rc = map_rewrite(c, &a, MAP_TOUCH, k, klen, NULL, 0, &existed);
+	if (rc < 0 || (rc = get(c, &a, SLI_TTL_KEEP, &v, &len)) <= 0)
 		return rc;
-	v = get(&a, SLI_TTL_KEEP, &len);
-	*item = map_find(v, v ? len : 0, k, klen, a.now);
+	*item = map_find(v, len, k, klen, a.now);
 	return *item != NULL;
 }
 
@@ -687,161 +740,116 @@ int sl_map_contains(struct sl_ctx *c, int id, const void *k, uint32_t klen)
 
 int sl_map_iterate(struct sl_ctx *c, int id, struct sl_map_iter *it)
 {
-	struct access a;
-	const uint8_t *v;
-	uint32_t len;
-	int rc = enter(c, id, SL_STATE_MAP, "sl_map_iterate", &a);
+	struct sl_map_iter none, *i = it != NULL ? it : &none;
 
-	if (rc < 0)
-		return rc;
-	if (it == NULL)
-		return ctx_fail(c, -EINVAL,
-				"sl_map_iterate: state '%s' of operator '%s': NULL iterator",
-				a.d->name, a.sa->info->op_name);
-	it->p = it->end = NULL;
-	it->now = a.now;
-	if (a.rw && (rc = refresh_all(c, &a, true, "sl_map_iterate")) < 0)
-		return rc;
-	v = get(&a, SLI_TTL_KEEP, &len);
-	if (v == NULL)
-		return 0;
-	it->p = v;
-	it->end = v + len;
-	return skip_expired(&it->p, it->end, it->now, true);
+	return iter_start(c, id, true, "sl_map_iterate", it == NULL, &i->p, &i->end, &i->now);
 }
 
 int sl_map_next(struct sl_map_iter *it, const void **k, uint32_t *klen, const void **v,
 		uint32_t *vlen)
 {
-	struct item x;
-
-	if (it == NULL || it->p == NULL || !skip_expired(&it->p, it->end, it->now, true))
-		return 0;
-	x = item_at(it->p);
-	if (k != NULL)
-		*k = it->p + IHDR;
-	if (klen != NULL)
-		*klen = x.a;
-	if (v != NULL)
-		*v = it->p + IHDR + pad8(x.a);
-	if (vlen != NULL)
-		*vlen = x.b;
-	it->p += map_item_size(x.a, x.b);
-	return 1;
+	return it != NULL && iter_next(&it->p, it->end, it->now, true, k, klen, v, vlen);
 }
 
 /* ---------------------------------------------- reducing, aggregating */
 
-int sl_reducing_add(struct sl_ctx *c, int id, const void *v)
+/*
+ * Load the current key's fixed-size value (@size bytes: a reducing
+ * state's value or an aggregating state's accumulator) into the scratch
+ * buffer. Return 1 when there was one, 0 when not, -errno.
+ */
+static int fixed_load(struct sl_ctx *c, struct access *a, uint32_t size)
 {
-	struct access a;
 	const void *old;
-	uint32_t olen, size;
-	int rc = enter(c, id, SL_STATE_REDUCING, "sl_reducing_add", &a);
+	uint32_t olen;
+	int rc = reserve(c, a, size);
+
+	if (rc < 0 || (rc = get(c, a, SLI_TTL_KEEP, &old, &olen)) <= 0)
+		return rc;
+	if (olen != size)
+		return 0;
+	memcpy(a->sa->buf, old, size);
+	return 1;
+}
+
+/* A user function's failure @rc: a sentence naming it, and @rc. */
+static int fn_fail(struct sl_ctx *c, const struct access *a, const char *what, int rc)
+{
+	return ctx_fail(c, rc, "%s: the %s function of state '%s' of operator '%s' failed: %s",
+			a->fn, what, a->d->name, a->sa->info->op_name, sl_strerror(rc));
+}
+
+/* The current key's fixed-size value (@size bytes) for a get: *@v, 1; 0 when none; -errno. */
+static int fixed_get(struct sl_ctx *c, int id, int kind, const char *fn, void *out,
+		     struct access *a, const void **v)
+{
+	uint32_t len;
+	int rc = enter(c, id, kind, fn, a);
 
 	if (rc < 0)
 		return rc;
-	if (v == NULL)
-		return ctx_fail(c, -EINVAL,
-				"sl_reducing_add: state '%s' of operator '%s': NULL value",
-				a.d->name, a.sa->info->op_name);
-	size = a.d->value_size;
-	rc = reserve(c, &a, size, "sl_reducing_add");
-	if (rc < 0)
+	if (out == NULL)
+		return fail(c, a, -EINVAL, "NULL output");
+	rc = get(c, a, a->touch, v, &len);
+	if (rc <= 0)
 		return rc;
-	old = get(&a, SLI_TTL_KEEP, &olen);
-	if (old != NULL && olen == size) {
-		memcpy(a.sa->buf, old, size);
-		rc = a.d->reduce(a.sa->buf, v, a.d->arg);
-		if (rc < 0)
-			return ctx_fail(c, rc,
-					"sl_reducing_add: the reduce function of state '%s' of "
-					"operator '%s' failed: %s",
-					a.d->name, a.sa->info->op_name, sl_strerror(rc));
-	} else {
-		memcpy(a.sa->buf, v, size);
-	}
-	rc = put(c, &a, a.sa->buf, size, a.expiry, "sl_reducing_add");
+	return len == (kind == SL_STATE_REDUCING ? a->d->value_size : a->d->agg.acc_size);
+}
+
+int sl_reducing_add(struct sl_ctx *c, int id, const void *v)
+{
+	struct access a;
+	int rc = enter_arg(c, id, SL_STATE_REDUCING, "sl_reducing_add", v, 1, "value", &a);
+
+	if (rc < 0 || (rc = fixed_load(c, &a, a.d->value_size)) < 0)
+		return rc;
+	if (rc == 0)
+		memcpy(a.sa->buf, v, a.d->value_size);
+	else if ((rc = a.d->reduce(a.sa->buf, v, a.d->arg)) < 0)
+		return fn_fail(c, &a, "reduce", rc);
+	rc = put(c, &a, a.sa->buf, a.d->value_size, a.expiry);
 	return rc < 0 ? rc : 0;
 }
 
 int sl_reducing_get(struct sl_ctx *c, int id, void *out)
 {
 	struct access a;
-	const void *v;
-	uint32_t len;
-	int rc = enter(c, id, SL_STATE_REDUCING, "sl_reducing_get", &a);
+	const void *v = NULL;
+	int rc = fixed_get(c, id, SL_STATE_REDUCING, "sl_reducing_get", out, &a, &v);
 
-	if (rc < 0)
-		return rc;
-	if (out == NULL)
-		return ctx_fail(c, -EINVAL,
-				"sl_reducing_get: state '%s' of operator '%s': NULL output",
-				a.d->name, a.sa->info->op_name);
-	v = get(&a, a.touch, &len);
-	if (v == NULL || len != a.d->value_size)
-		return 0;
-	memcpy(out, v, len);
-	return 1;
+	if (rc > 0)
+		memcpy(out, v, a.d->value_size);
+	return rc;
 }
 
 int sl_aggregating_add(struct sl_ctx *c, int id, const void *in, uint32_t len)
 {
 	struct access a;
-	const void *old;
-	uint32_t olen, size;
-	int rc = enter(c, id, SL_STATE_AGGREGATING, "sl_aggregating_add", &a);
+	int rc = enter_arg(c, id, SL_STATE_AGGREGATING, "sl_aggregating_add", in, len, "input", &a);
 
-	if (rc < 0)
+	if (rc < 0 || (rc = fixed_load(c, &a, a.d->agg.acc_size)) < 0)
 		return rc;
-	if (in == NULL && len > 0)
-		return ctx_fail(c, -EINVAL,
-				"sl_aggregating_add: state '%s' of operator '%s': NULL input",
-				a.d->name, a.sa->info->op_name);
-	size = a.d->agg.acc_size;
-	rc = reserve(c, &a, size, "sl_aggregating_add");
-	if (rc < 0)
-		return rc;
-	old = get(&a, SLI_TTL_KEEP, &olen);
-	if (old != NULL && olen == size) {
-		memcpy(a.sa->buf, old, size);
-	} else {
-		memset(a.sa->buf, 0, size);
+	if (rc == 0) {
+		memset(a.sa->buf, 0, a.d->agg.acc_size);
 		a.d->agg.create(a.sa->buf, a.d->arg);
 	}
 	rc = a.d->agg.add(a.sa->buf, in, len, a.d->arg);
 	if (rc < 0)
-		return ctx_fail(c, rc,
-				"sl_aggregating_add: the add function of state '%s' of operator "
-				"'%s' failed: %s",
-				a.d->name, a.sa->info->op_name, sl_strerror(rc));
-	rc = put(c, &a, a.sa->buf, size, a.expiry, "sl_aggregating_add");
+		return fn_fail(c, &a, "add", rc);
+	rc = put(c, &a, a.sa->buf, a.d->agg.acc_size, a.expiry);
 	return rc < 0 ? rc : 0;
 }
 
 int sl_aggregating_get(struct sl_ctx *c, int id, void *out)
 {
 	struct access a;
-	const void *v;
-	uint32_t len;
-	int rc = enter(c, id, SL_STATE_AGGREGATING, "sl_aggregating_get", &a);
+	const void *v = NULL;
+	int rc = fixed_get(c, id, SL_STATE_AGGREGATING, "sl_aggregating_get", out, &a, &v);
 
-	if (rc < 0)
+	if (rc <= 0)
 		return rc;
-	if (out == NULL)
-		return ctx_fail(c, -EINVAL,
-				"sl_aggregating_get: state '%s' of operator '%s': NULL output",
-				a.d->name, a.sa->info->op_name);
-	v = get(&a, a.touch, &len);
-	if (v == NULL || len != a.d->agg.acc_size)
-		return 0;
 	rc = a.d->agg.result(v, out, a.d->arg);
-	if (rc < 0)
-		return ctx_fail(c, rc,
-				"sl_aggregating_get: the result function of state '%s' of operator "
-				"'%s' failed: %s",
-				a.d->name, a.sa->info->op_name, sl_strerror(rc));
-	return 1;
+	return rc < 0 ? fn_fail(c, &a, "result", rc) : 1;
 }
 
 /* ----------------------------------------------------------------- all */
@@ -849,12 +857,14 @@ int sl_aggregating_get(struct sl_ctx *c, int id, void *out)
 int sl_state_clear(struct sl_ctx *c, int id)
 {
 	struct access a;
+	const void *v;
 	uint32_t len;
 	int live, rc = enter(c, id, -1, "sl_state_clear", &a);
 
 	if (rc < 0)
 		return rc;
-	live = get(&a, SLI_TTL_KEEP, &len) != NULL;
+	/* A spilled entry that cannot be read is removed all the same. */
+	live = get(c, &a, SLI_TTL_KEEP, &v, &len) > 0;
 	sli_table_remove(a.t, &a.k);
 	return live;
 }
@@ -867,15 +877,96 @@ static void api_close(void *inst)
 
 	if (sa == NULL)
 		return;
-	sli_table_destroy(sa->t[0]);
+	sli_table_destroy(sa->t[0]); /* deletes its spill files */
 	sli_table_destroy(sa->t[1]);
+	for (int i = 0; i < 2; i++) {
+		if (sa->dir[i] != NULL)
+			rmdir(sa->dir[i]);
+		free(sa->dir[i]);
+	}
+	if (sa->root != NULL)
+		rmdir(sa->root); /* fails while other subtasks' directories are in it */
+	free(sa->root);
 	free(sa->buf);
 	free(sa);
 }
 
+/* mkdir -p @path (0700). Return 0 or -errno. */
+static int make_dirs(const char *path)
+{
+	char p[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		p[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+/*
+ * Give the tables the job's memory budget, spilling to
+ * ROOT/OPERATOR-SUBTASK (t[0]) and ROOT/OPERATOR-SUBTASK-event (t[1]);
+ * with two tables each gets half. Return 0, or -errno with a sentence.
+ */
+static int spill_setup(struct sapi *sa, const struct sli_state_opts *o)
+{
+	const struct sl_subtask_info *info = sa->info;
+	unsigned nt = sa->t[1] != NULL ? 2 : 1;
+	char root[PATH_MAX], name[96];
+	const char *what = root;
+	size_t len;
+	int rc;
+
+	root[0] = '\0';
+	if (o->dir != NULL && strlen(o->dir) >= sizeof(root))
+		what = o->dir, rc = -ENAMETOOLONG;
+	else if (o->dir != NULL)
+		rc = snprintf(root, sizeof(root), "%s", o->dir) < 0 ? -EINVAL : 0;
+	else if ((rc = sli_state_default_dir(o->job_name, root, sizeof(root))) == 0 &&
+		 (sa->root = strdup(root)) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = make_dirs(root);
+	/* A directory name of the operator's name: no separators, nothing hidden. */
+	snprintf(name, sizeof(name), "%.80s-%u", info->op_name, info->index);
+	for (char *p = name; *p != '\0'; p++)
+		if (*p == '/' || (p == name && *p == '.'))
+			*p = '_';
+	for (unsigned i = 0; rc == 0 && i < nt; i++) {
+		struct sli_spill_conf conf = { .budget = (size_t)(o->memory / nt),
+					       .io = (enum sli_io_kind)o->io };
+
+		len = strlen(root) + strlen(name) + sizeof("/-event");
+		if ((sa->dir[i] = malloc(len)) == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		snprintf(sa->dir[i], len, "%s/%s%s", root, name, i ? "-event" : "");
+		what = conf.dir = sa->dir[i];
+		rc = sli_table_set_spill(sa->t[i], &conf);
+		if (rc == -ENOENT && make_dirs(root) == 0) /* the root went with another job */
+			rc = sli_table_set_spill(sa->t[i], &conf);
+	}
+	if (rc == 0) {
+		sa->spills = true;
+		return 0;
+	}
+	snprintf(info->errbuf, info->errlen, "cannot spill keyed state to '%s': %s", what,
+		 rc == -EBUSY ? "another running job uses this directory" : sl_strerror(rc));
+	return rc;
+}
+
 static int api_open(const struct sl_subtask_info *info, const struct sl_allocator *a,
 		    const struct sl_state_desc *descs, unsigned n, unsigned kg_first,
-		    unsigned kg_last, void **inst)
+		    unsigned kg_last, const struct sli_state_opts *opts, void **inst)
 {
 	struct sapi *sa = calloc(1, sizeof(*sa));
 	bool ev = false;
@@ -897,10 +988,13 @@ static int api_open(const struct sl_subtask_info *info, const struct sl_allocato
 	rc = sli_table_create(a, info->max_parallelism, kg_first, kg_last, &sa->t[0]);
 	if (rc == 0 && ev)
 		rc = sli_table_create(a, info->max_parallelism, kg_first, kg_last, &sa->t[1]);
-	if (rc < 0) {
+	if (rc < 0)
 		snprintf(info->errbuf, info->errlen,
 			 "cannot create the keyed-state table for key groups %u..%u of %u: %s",
 			 kg_first, kg_last, info->max_parallelism, sl_strerror(rc));
+	else if (opts != NULL && opts->memory > 0)
+		rc = spill_setup(sa, opts);
+	if (rc < 0) {
 		api_close(sa);
 		return rc;
 	}
@@ -947,7 +1041,19 @@ int sli_state_api_stats(const struct sl_ctx *c, struct sli_state_api_stats *out)
 		return -EINVAL;
 	sa = c->state;
 	*out = sa->st;
-	out->entries = sli_table_count(sa->t[0]) + (sa->t[1] ? sli_table_count(sa->t[1]) : 0);
+	for (int i = 0; i < 2 && sa->t[i] != NULL; i++) {
+		struct sli_table_stats ts;
+
+		sli_table_stats(sa->t[i], &ts);
+		out->entries += ts.entries;
+		out->resident += ts.resident;
+		out->spilled += ts.spilled;
+		out->evictions += ts.evictions;
+		out->reloads += ts.reloads;
+		out->spill_writes += ts.spill_writes;
+	}
+	out->engine = sli_table_spill_engine(sa->t[0]);
+	out->spill_dir = sa->dir[0];
 	return 0;
 }
 

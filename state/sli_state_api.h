@@ -2,7 +2,8 @@
 /*
  * sli_state_api.h — what state/api.c (the keyed-state API of sl_state.h)
  * shows besides the public header: counters of its TTL cleanup, so that
- * tests can check it is incremental and bounded. Not public ABI.
+ * tests can check it is incremental and bounded, and of spilling, so that
+ * they can check state really went to disk. Not public ABI.
  */
 #ifndef SLI_STATE_API_H
 #define SLI_STATE_API_H
@@ -19,6 +20,14 @@ struct sli_state_api_stats {
 	unsigned max_removed; /* most removed by one call */
 	unsigned max_budget;  /* largest slot budget one call was given */
 	unsigned last_budget; /* the budget of the latest call */
+	/* Spilling (state-memory), summed over the subtask's tables; 0 without a budget. */
+	size_t resident;       /* bytes the budget bounds (sli_table_stats.resident) */
+	size_t spilled;	       /* entries on disk now */
+	uint64_t evictions;    /* entries moved to disk */
+	uint64_t reloads;      /* entries read back */
+	uint64_t spill_writes; /* write requests to the spill files */
+	const char *engine;    /* "io_uring", "posix", or NULL: no spilling */
+	const char *spill_dir; /* the first table's spill directory, or NULL */
 };
 
 /**

@@ -245,8 +245,35 @@ void sl_job_destroy(struct sl_job *job);
  * | idle            | busy (busy-poll) or sleep (spin, then sleep) | sleep |
  * | max-record-size | bytes of one record's strings, 16..1 GiB | 1 MiB |
  * | object-reuse    | true or false (Flink's enableObjectReuse) | false |
+ * | state-memory    | 0 or >= 64K bytes per subtask; K, M, G, T | 0 (unlimited) |
+ * | state-dir       | directory for spill files              | see below |
+ * | state-io        | auto, io_uring or posix                | auto    |
  *
  * Worker placement (spread or pack) belongs to the platform (sl_numa.h).
+ *
+ * state-memory: sizes are bytes, or take a unit K, M, G or T (also KB,
+ * KiB...; any case), all powers of 1024: 64M = 64MiB = 67108864. The
+ * memory budget of each keyed operator subtask's state
+ * (sl_state.h) — its table's slots and the entries it keeps in memory.
+ * Past it, cold entries are written to files in a directory
+ * STATE-DIR/OPERATOR-SUBTASK and read back when accessed (states with an
+ * event-time TTL live in a second table, STATE-DIR/OPERATOR-SUBTASK-event;
+ * when there is one, each table gets half the budget). The spill store's
+ * own memory is on top: about 2 MiB of buffers per table and an index of
+ * 21..43 bytes per spilled entry. 0 keeps all state in memory. Only
+ * sl_state.h state is bounded: windows, joins and sl_reduce keep theirs
+ * in memory.
+ * state-dir: created when missing (the option checks that it, or its
+ * nearest existing parent, is a writable directory); the per-subtask
+ * directories in it are created at open and removed, with their files,
+ * when the job ends. The default directory, sluice-state-PID-JOB under
+ * $TMPDIR (or /tmp), is removed too once its last subtask closed; a
+ * directory given here is left in place. Spill files are a cache, not a
+ * checkpoint: a later run deletes stale ones.
+ * state-io: how spill files are read and written. auto is io_uring,
+ * falling back to pread/pwrite (logged) when io_uring is unavailable or
+ * in a sanitizer build; io_uring and posix fail the run's open when that
+ * engine cannot be set up.
  *
  * object-reuse: a map (sl_map, sl_map_batch) whose output elements have
  * the size of its input elements runs in place: its output is written
@@ -257,7 +284,7 @@ void sl_job_destroy(struct sl_job *job);
  * object reuse, it saves a copy per element and is off by default.
  *
  * Return: 0; -ENOENT for an unknown key, -EINVAL for a bad value (with a
- * sentence in @errbuf naming the key and the accepted values).
+ * sentence in @errbuf naming the key and the accepted values); -ENOMEM.
  */
 int sl_job_set(struct sl_job *job, const char *key, const char *value, char *errbuf, size_t errlen);
 

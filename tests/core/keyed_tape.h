@@ -5,8 +5,8 @@
  * poll per record, optionally gated (the next record only after the
  * keyed function acknowledged the previous one) and driving a test
  * processing-time clock (the platform's now_ms); a collecting sink of
- * 32-byte output records; a job builder. Header-only, included once per
- * test program.
+ * 32-byte output records; a job maker and a job builder. Header-only,
+ * included once per test program.
  */
 #ifndef SL_TEST_KEYED_TAPE_H
 #define SL_TEST_KEYED_TAPE_H
@@ -15,10 +15,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sluice/sluice.h>
+
+#include "sl_test.h"
 
 /* Input element: a key and a value. */
 struct kin {
@@ -223,6 +226,25 @@ static inline struct sl_stream *kt_source(struct sl_job *job, const struct tape 
 		s = sl_assign_watermarks(s, &ws);
 	}
 	return sl_key_by(s, key_of_kin);
+}
+
+/* A job @name at parallelism @p and batch size @batch; @workers > 0: that many workers. */
+static inline struct sl_job *kt_new_job(const char *name, unsigned p, unsigned batch,
+					unsigned workers)
+{
+	struct sl_job *job;
+	char buf[32], err[512];
+
+	CU_ASSERT_FATAL(sl_job_create(name, &job) == 0);
+	snprintf(buf, sizeof(buf), "%u", p);
+	CU_ASSERT_FATAL(sl_job_set(job, "parallelism", buf, err, sizeof(err)) == 0);
+	snprintf(buf, sizeof(buf), "%u", batch);
+	CU_ASSERT_FATAL(sl_job_set(job, "batch-size", buf, err, sizeof(err)) == 0);
+	if (workers) {
+		snprintf(buf, sizeof(buf), "%u", workers);
+		CU_ASSERT_FATAL(sl_job_set(job, "workers", buf, err, sizeof(err)) == 0);
+	}
+	return job;
 }
 
 static inline void kt_reset(int64_t clock)

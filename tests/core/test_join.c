@@ -117,44 +117,12 @@ static void key_rgt_tag(const void *e, const struct sl_batch *src, struct sl_key
 
 /* ------------------------------------------------------- array source */
 
+/* Which elements an array source (test_sources.h) emits: arr_conf.kind. */
 enum src_kind { SRC_LFT, SRC_RGT, SRC_SEL_L, SRC_SEL_R };
 
-/*
- * Emits evs[0..n) in order as elements of @kind, per_poll per poll (0:
- * a batch's worth). @ready, when set, gates element @next (n: the end).
- */
-struct arr_conf {
-	const struct in *evs;
-	size_t n;
-	enum src_kind kind;
-	uint32_t per_poll;
-	bool (*ready)(size_t next, void *arg);
-	void *arg;
-	atomic_bool ended;
-};
+#include "test_sources.h"
 
-struct arr_state {
-	struct arr_conf *c;
-	size_t next;
-};
-
-static int arr_open(void *arg, const struct sl_subtask_info *info, void **state)
-{
-	struct arr_state *s;
-
-	if (info->parallelism != 1) {
-		snprintf(info->errbuf, info->errlen, "the array source runs at parallelism 1");
-		return -EINVAL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
-	s->c = arg;
-	*state = s;
-	return 0;
-}
-
-static int fill(struct arr_conf *c, const struct in *r, struct sl_batch *out, uint32_t n)
+static int arr_fill(const struct arr_conf *c, const struct in *r, struct sl_batch *out, uint32_t n)
 {
 	char name[32];
 	int len;
@@ -177,33 +145,6 @@ static int fill(struct arr_conf *c, const struct in *r, struct sl_batch *out, ui
 	}
 	}
 }
-
-static int arr_poll(void *state, struct sl_batch *out)
-{
-	struct arr_state *s = state;
-	struct arr_conf *c = s->c;
-	uint32_t n = 0;
-
-	while (n < out->cap && s->next < c->n && (c->per_poll == 0 || n < c->per_poll)) {
-		if (c->ready != NULL && !c->ready(s->next, c->arg))
-			break;
-		if (fill(c, &c->evs[s->next], out, n) < 0)
-			return -ENOMEM;
-		out->ts[n++] = c->evs[s->next++].ts;
-	}
-	if (s->next == c->n && (c->ready == NULL || c->ready(c->n, c->arg))) {
-		atomic_store_explicit(&c->ended, true, memory_order_release);
-		return (int)n | SL_SOURCE_END;
-	}
-	return (int)n;
-}
-
-static void arr_close(void *state)
-{
-	free(state);
-}
-
-static const struct sl_source_ops arr_ops = { arr_open, arr_poll, arr_close };
 
 /* ---------------------------------------------------------- the sink */
 
@@ -609,6 +550,51 @@ struct outcome {
 
 #define NREC 300
 
+typedef struct sl_stream *(*join_build_fn)(struct sl_stream *l, struct sl_stream *r,
+					   const void *spec);
+
+static struct sl_stream *build_window_join(struct sl_stream *l, struct sl_stream *r,
+					   const void *spec)
+{
+	return sl_window_join(l, r, "j", spec, wj_fn, NULL, &jout_type);
+}
+
+static struct sl_stream *build_interval_join(struct sl_stream *l, struct sl_stream *r,
+					     const void *spec)
+{
+	return sl_interval_join(l, r, "j", spec, ij_fn, NULL, &jout_type);
+}
+
+/*
+ * Run job @name at parallelism @p with a random batch size: sources @ca
+ * and @cb (out-of-orderness @ba, @bb) into the join @build makes with
+ * @spec, into @out (initialised here). It must succeed, find no element
+ * late, and leave nothing buffered.
+ */
+static void random_run(const char *name, unsigned p, struct arr_conf *ca, struct arr_conf *cb,
+		       int64_t ba, int64_t bb, join_build_fn build, const void *spec,
+		       struct tups *out)
+{
+	struct sl_stream *sl, *sr, *j;
+	struct sl_job *job;
+	uint64_t bad, late = 99, bl = 99, br = 99;
+
+	tups_init(out);
+	reset_pairs();
+	CU_ASSERT_FATAL(sl_job_create(name, &job) == 0);
+	set_opt(job, "parallelism", p);
+	set_opt(job, "batch-size", 1 + (unsigned)(next_rand() % 64));
+	sources(job, ca, cb, ba, bb, &sl, &sr);
+	j = build(sl, sr, spec);
+	sl_sink(j, "out", &tup_sink, out);
+	CU_ASSERT_EQUAL_FATAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
+	CU_ASSERT_EQUAL(sl_job_op_counters(job, "j", &bad, &late), 0);
+	CU_ASSERT_EQUAL(late, 0);
+	CU_ASSERT_EQUAL(sl_join_buffered(job, "j", &bl, &br), 0);
+	CU_ASSERT_EQUAL(bl + br, 0);
+	sl_job_destroy(job);
+}
+
 /* One random window-join run at parallelism @p against the reference. */
 static void window_case(const struct sl_window_spec *spec, unsigned p, int step, int jitter,
 			uint32_t per_poll)
@@ -619,26 +605,12 @@ static void window_case(const struct sl_window_spec *spec, unsigned p, int step,
 	struct arr_conf cb = { .evs = r, .n = NREC, .kind = SRC_RGT, .per_poll = per_poll };
 	int64_t ba = gen(l, NREC, -500, 4, step, jitter, 1000);
 	int64_t bb = gen(r, NREC, -480, 4, step, jitter, 5000);
-	struct sl_stream *sl, *sr, *j;
-	struct sl_job *job;
 	struct tups out;
 	size_t nwant;
-	uint64_t bad, late = 99, bl = 99, br = 99;
 	char what[96];
 
-	tups_init(&out);
-	reset_pairs();
-	CU_ASSERT_FATAL(sl_job_create("wj", &job) == 0);
-	set_opt(job, "parallelism", p);
-	set_opt(job, "batch-size", 1 + (unsigned)(next_rand() % 64));
-	sources(job, &ca, &cb, ba, bb, &sl, &sr);
-	j = sl_window_join(sl, sr, "j", spec, wj_fn, NULL, &jout_type);
-	sl_sink(j, "out", &tup_sink, &out);
-	CU_ASSERT_EQUAL_FATAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
-	CU_ASSERT_EQUAL(sl_job_op_counters(job, "j", &bad, &late), 0);
-	CU_ASSERT_EQUAL(late, 0);
-	CU_ASSERT_EQUAL(sl_join_buffered(job, "j", &bl, &br), 0);
-	CU_ASSERT_EQUAL(bl + br, 0); /* the final watermark cleaned every window */
+	/* The final watermark must clean every window. */
+	random_run("wj", p, &ca, &cb, ba, bb, build_window_join, spec, &out);
 	if (spec->kind == SL_WINDOW_SESSION)
 		nwant = ref_session(l, NREC, r, NREC, spec->gap, want);
 	else
@@ -646,7 +618,6 @@ static void window_case(const struct sl_window_spec *spec, unsigned p, int step,
 	CU_ASSERT(nwant > 0);
 	snprintf(what, sizeof(what), "window join kind %d p %u", (int)spec->kind, p);
 	check_same(what, out.t, out.n, want, nwant);
-	sl_job_destroy(job);
 	tups_fini(&out);
 }
 
@@ -692,33 +663,17 @@ static void interval_case(const struct sl_interval_join_spec *spec, unsigned p, 
 	struct arr_conf cb = { .evs = r, .n = NREC, .kind = SRC_RGT, .per_poll = 3 };
 	int64_t ba = gen(l, NREC, 0, 3, step, jitter, 1000);
 	int64_t bb = gen(r, NREC, 0, 3, step, jitter, 5000);
-	struct sl_stream *sl, *sr, *j;
-	struct sl_job *job;
 	struct tups out;
 	size_t nwant;
-	uint64_t bad, late = 99, bl = 99, br = 99;
 	char what[128];
 
-	tups_init(&out);
-	reset_pairs();
-	CU_ASSERT_FATAL(sl_job_create("ij", &job) == 0);
-	set_opt(job, "parallelism", p);
-	set_opt(job, "batch-size", 1 + (unsigned)(next_rand() % 64));
-	sources(job, &ca, &cb, ba, bb, &sl, &sr);
-	j = sl_interval_join(sl, sr, "j", spec, ij_fn, NULL, &jout_type);
-	sl_sink(j, "out", &tup_sink, &out);
-	CU_ASSERT_EQUAL_FATAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
-	CU_ASSERT_EQUAL(sl_job_op_counters(job, "j", &bad, &late), 0);
-	CU_ASSERT_EQUAL(late, 0);
-	CU_ASSERT_EQUAL(sl_join_buffered(job, "j", &bl, &br), 0);
-	CU_ASSERT_EQUAL(bl + br, 0);
+	random_run("ij", p, &ca, &cb, ba, bb, build_interval_join, spec, &out);
 	nwant = ref_interval(l, NREC, r, NREC, spec, want);
 	CU_ASSERT(nwant > 0);
 	snprintf(what, sizeof(what), "interval join [%" PRId64 "%s, %" PRId64 "%s] p %u",
 		 spec->lower, spec->lower_exclusive ? " excl" : "", spec->upper,
 		 spec->upper_exclusive ? " excl" : "", p);
 	check_same(what, out.t, out.n, want, nwant);
-	sl_job_destroy(job);
 	tups_fini(&out);
 }
 
@@ -755,16 +710,6 @@ static void test_interval_negative(void)
 }
 
 /* ------------------------------------------------ lateness, cleanup */
-
-#define GATE_GIVE_UP_S 60
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* A gate: element @at waits until @pair was joined and the buffers hold @bl, @br (-1: any). */
 struct gate {

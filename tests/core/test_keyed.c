@@ -127,19 +127,7 @@ static int run(struct sl_job *job, const struct sl_platform *pf)
 
 static struct sl_job *new_job(unsigned p, unsigned batch, unsigned workers)
 {
-	struct sl_job *job;
-	char buf[32];
-
-	CU_ASSERT_FATAL(sl_job_create("keyed", &job) == 0);
-	snprintf(buf, sizeof(buf), "%u", p);
-	CU_ASSERT_FATAL(sl_job_set(job, "parallelism", buf, errbuf, sizeof(errbuf)) == 0);
-	snprintf(buf, sizeof(buf), "%u", batch);
-	CU_ASSERT_FATAL(sl_job_set(job, "batch-size", buf, errbuf, sizeof(errbuf)) == 0);
-	if (workers) {
-		snprintf(buf, sizeof(buf), "%u", workers);
-		CU_ASSERT_FATAL(sl_job_set(job, "workers", buf, errbuf, sizeof(errbuf)) == 0);
-	}
-	return job;
+	return kt_new_job("keyed", p, batch, workers);
 }
 
 /* --------------------------------------------- event time, by hand */

@@ -205,80 +205,17 @@ static void key_of_ev(const void *elem, const struct sl_batch *src, struct sl_ke
 
 /* ------------------------------------------------------- array source */
 
-/*
- * Emits evs[0..n) in order: per_poll elements per poll (0: as many as the
- * batch holds). @ready, when set, gates element @next (next == n: the
- * end of input): while it says no, poll() returns what it has (maybe 0).
- * Parallelism 1 only.
- */
-struct arr_conf {
-	const struct in *evs;
-	size_t n;
-	uint32_t per_poll;
-	bool (*ready)(size_t next, void *arg);
-	void *arg;
-	atomic_bool ended; /* poll() returned SL_SOURCE_END */
-};
+/* The array source (test_sources.h) emits element {key, ts} with timestamp ts. */
+#include "test_sources.h"
 
-struct arr_state {
-	struct arr_conf *c;
-	size_t next;
-};
-
-static int arr_open(void *arg, const struct sl_subtask_info *info, void **state)
+static int arr_fill(const struct arr_conf *c, const struct in *r, struct sl_batch *out, uint32_t n)
 {
-	struct arr_state *s;
+	struct ev *e = sl_batch_elem(out, n);
 
-	if (info->parallelism != 1) {
-		snprintf(info->errbuf, info->errlen, "the array source runs at parallelism 1");
-		return -EINVAL;
-	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
-	s->c = arg;
-	*state = s;
+	(void)c;
+	e->key = r->key;
+	e->val = r->ts;
 	return 0;
-}
-
-static int arr_poll(void *state, struct sl_batch *out)
-{
-	struct arr_state *s = state;
-	struct arr_conf *c = s->c;
-	uint32_t n = 0;
-
-	while (n < out->cap && s->next < c->n && (c->per_poll == 0 || n < c->per_poll)) {
-		struct ev *e = sl_batch_elem(out, n);
-
-		if (c->ready != NULL && !c->ready(s->next, c->arg))
-			break;
-		e->key = c->evs[s->next].key;
-		e->val = c->evs[s->next].ts;
-		out->ts[n++] = c->evs[s->next++].ts;
-	}
-	if (s->next == c->n && (c->ready == NULL || c->ready(c->n, c->arg))) {
-		atomic_store_explicit(&c->ended, true, memory_order_release);
-		return (int)n | SL_SOURCE_END;
-	}
-	return (int)n;
-}
-
-static void arr_close(void *state)
-{
-	free(state);
-}
-
-static const struct sl_source_ops arr_ops = { arr_open, arr_poll, arr_close };
-
-/* A gate's safety net: give up waiting after this long (a failure, reported). */
-#define GATE_GIVE_UP_S 60
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 /* --------------------------------------------------------------- tapes */

@@ -46,7 +46,7 @@ struct wout {
 };
 static const struct sl_type wout_type = SL_TYPE(struct wout);
 
-struct in3 {
+struct in {
 	int64_t key, ts, val;
 };
 
@@ -157,55 +157,18 @@ static const struct sl_sink_ops ev_sink = { tape_open, tape_write_ev, tape_finis
 
 /* ------------------------------------------------------- array source */
 
-struct arr_conf {
-	const struct in3 *evs;
-	size_t n;
-	bool (*ready)(size_t next, void *arg); /* NULL: always */
-	void *arg;
-};
+/* The array source (test_sources.h) emits element {key, val} with timestamp ts. */
+#include "test_sources.h"
 
-struct arr_state {
-	struct arr_conf *c;
-	size_t next;
-};
-
-static int arr_open(void *arg, const struct sl_subtask_info *info, void **state)
+static int arr_fill(const struct arr_conf *c, const struct in *r, struct sl_batch *out, uint32_t n)
 {
-	struct arr_state *s = calloc(1, sizeof(*s));
+	struct ev *e = sl_batch_elem(out, n);
 
-	if (s == NULL)
-		return -ENOMEM;
-	s->c = arg;
-	*state = s;
+	(void)c;
+	e->key = r->key;
+	e->val = r->val;
 	return 0;
 }
-
-static int arr_poll(void *state, struct sl_batch *out)
-{
-	struct arr_state *s = state;
-	struct arr_conf *c = s->c;
-	uint32_t n = 0;
-
-	while (n < out->cap && s->next < c->n) {
-		struct ev *e = sl_batch_elem(out, n);
-
-		if (c->ready != NULL && !c->ready(s->next, c->arg))
-			break;
-		e->key = c->evs[s->next].key;
-		e->val = c->evs[s->next].val;
-		out->ts[n++] = c->evs[s->next++].ts;
-	}
-	if (s->next == c->n && (c->ready == NULL || c->ready(c->n, c->arg)))
-		return (int)n | SL_SOURCE_END;
-	return (int)n;
-}
-
-static void arr_close(void *state)
-{
-	free(state);
-}
-
-static const struct sl_source_ops arr_ops = { arr_open, arr_poll, arr_close };
 
 /* ----------------------------------------------------- window functions */
 
@@ -309,7 +272,7 @@ static void count_clear(const struct sl_window_ctx *ctx, void *arg)
 /* ------------------------------------------------------------- one job */
 
 struct run_spec {
-	const struct in3 *evs;
+	const struct in *evs;
 	size_t n;
 	int64_t bound; /* per-record watermarks with this out-of-orderness */
 	struct sl_window_conf conf;
@@ -337,7 +300,7 @@ static void set_opt(struct sl_job *job, const char *key, const char *v)
 /* Run @r; outcome in @o (tapes initialised here). */
 static void run(const struct run_spec *r, struct outcome *o)
 {
-	struct arr_conf src = { r->evs, r->n, r->ready, r->ready_arg };
+	struct arr_conf src = { .evs = r->evs, .n = r->n, .ready = r->ready, .arg = r->ready_arg };
 	struct sl_watermark_strategy ws = { .out_of_orderness_ms = r->bound, .every = 1 };
 	const struct sl_type *ot = r->out_type ? r->out_type : &wout_type;
 	struct sl_job *job;
@@ -410,8 +373,8 @@ static struct sl_window_conf proc_conf(struct sl_window_assigner as, int flags)
  */
 static void test_global_never_ends(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 2, 3, 10 },
-					  { 1, 3, 3 }, { 1, 4, 4 }, { 1, 5, 5 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 2, 3, 10 },
+					 { 1, 3, 3 }, { 1, 4, 4 }, { 1, 5, 5 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 
 	r.conf = proc_conf(sl_assigner_global(), SHOW_VALS);
@@ -427,8 +390,8 @@ static void test_global_never_ends(void)
  */
 static void test_count_window(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 1, 4, 4 },
-					  { 1, 5, 5 }, { 1, 6, 6 }, { 1, 7, 7 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 1, 4, 4 },
+					 { 1, 5, 5 }, { 1, 6, 6 }, { 1, 7, 7 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 
 	r.conf.aggregate = &count_sum;
@@ -445,8 +408,8 @@ static void test_count_window(void)
  */
 static void test_count_window_slide(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 1, 4, 4 },
-					  { 1, 5, 5 }, { 1, 6, 6 }, { 1, 7, 7 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 1, 4, 4 },
+					 { 1, 5, 5 }, { 1, 6, 6 }, { 1, 7, 7 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 
 	r.conf = proc_conf(sl_assigner_global(), SHOW_VALS);
@@ -473,9 +436,9 @@ static const struct sl_trigger_ops said_ops = { .on_element = said_on_element };
  */
 static void test_trigger_results(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 10 }, { 1, 2, 21 }, { 1, 3, 30 }, { 1, 4, 42 },
-					  { 1, 5, 50 }, { 1, 6, 63 }, { 1, 7, 71 } };
-	static const struct in3 bad[] = { { 1, 1, 19 } };
+	static const struct in evs[] = { { 1, 1, 10 }, { 1, 2, 21 }, { 1, 3, 30 }, { 1, 4, 42 },
+					 { 1, 5, 50 }, { 1, 6, 63 }, { 1, 7, 71 } };
+	static const struct in bad[] = { { 1, 1, 19 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 	struct outcome o;
 
@@ -500,7 +463,7 @@ static void test_trigger_results(void)
  */
 static void test_trigger_replaces_default(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 1, 25, 25 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 1, 25, 25 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 
 	r.conf.assigner = sl_assigner_tumbling(10, 0);
@@ -525,7 +488,7 @@ static int sum_val(void *acc, const void *in, void *arg)
 
 static void test_evictor_disables_preaggregation(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 
 	r.conf.assigner = sl_assigner_tumbling(10, 0);
@@ -557,7 +520,7 @@ static void test_evictor_disables_preaggregation(void)
  */
 static void test_process_sees_whole_contents(void)
 {
-	static const struct in3 evs[] = {
+	static const struct in evs[] = {
 		{ 1, 5, 5 }, { 2, 3, 3 }, { 1, 1, 1 }, { 1, 7, 7 }, { 1, 30, 30 }
 	};
 	struct run_spec r = { ARR(evs), .bound = 10 };
@@ -584,8 +547,8 @@ static int64_t gap_of_val(const void *elem, int64_t ts, const struct sl_batch *s
  */
 static void test_session_dynamic_gap(void)
 {
-	static const struct in3 evs[] = { { 1, 0, 5 }, { 1, 10, 2 }, { 1, 4, 7 }, { 1, 20, 1 } };
-	static const struct in3 bad[] = { { 1, 0, 5 }, { 1, 10, 0 } };
+	static const struct in evs[] = { { 1, 0, 5 }, { 1, 10, 2 }, { 1, 4, 7 }, { 1, 20, 1 } };
+	static const struct in bad[] = { { 1, 0, 5 }, { 1, 10, 0 } };
 	struct run_spec r = { ARR(evs), .bound = 100 };
 	struct outcome o;
 
@@ -662,7 +625,7 @@ static bool gate_ready(size_t next, void *arg)
  */
 static void test_processing_time_trigger(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 15, 15 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 15, 15 } };
 	struct outcome o;
 	struct clock_gate g = { 0 };
 	struct sl_platform pf = { .ctx = &g, .now_ms = gate_now };
@@ -690,7 +653,7 @@ static void test_processing_time_trigger(void)
  */
 static void test_continuous_event_time_trigger(void)
 {
-	static const struct in3 evs[] = {
+	static const struct in evs[] = {
 		{ 1, 5, 5 }, { 1, 12, 12 }, { 1, 40, 40 }, { 1, 70, 70 }, { 1, 130, 130 }
 	};
 	struct run_spec r = { ARR(evs), .bound = 0 };
@@ -774,7 +737,7 @@ static const struct sl_trigger_ops coe_ops = { .state_size = sizeof(uint64_t),
  */
 static void test_custom_trigger_timers_merge(void)
 {
-	static const struct in3 evs[] = {
+	static const struct in evs[] = {
 		{ 1, 0, 0 }, { 1, 30, 30 }, { 1, 5, 5 }, { 1, 20, 20 }, { 1, 12, 12 }
 	};
 	struct run_spec r = { ARR(evs), .bound = 100 };
@@ -815,11 +778,9 @@ static void test_custom_trigger_timers_merge(void)
  */
 static void test_time_evictor(void)
 {
-	static const struct in3 evs[] = {
-		{ 1, 1, 1 }, { 1, 50, 50 }, { 1, 45, 45 }, { 1, 58, 58 }
-	};
-	static const struct in3 evs2[] = { { 1, 1, 1 },	  { 1, 3, 3 },	 { 1, 10, 10 },
-					   { 1, 12, 12 }, { 1, 20, 20 }, { 1, 21, 21 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 50, 50 }, { 1, 45, 45 }, { 1, 58, 58 } };
+	static const struct in evs2[] = { { 1, 1, 1 },	 { 1, 3, 3 },	{ 1, 10, 10 },
+					  { 1, 12, 12 }, { 1, 20, 20 }, { 1, 21, 21 } };
 	struct run_spec r = { ARR(evs), .bound = 100 };
 
 	r.conf = proc_conf(sl_assigner_tumbling(100, 0), SHOW_VALS);
@@ -852,8 +813,8 @@ static const struct sl_evictor_ops odd_ops = { .evict_before = evict_odd };
  */
 static void test_custom_evictor(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 },
-					  { 1, 4, 4 }, { 1, 5, 5 }, { 1, 6, 6 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 },
+					 { 1, 4, 4 }, { 1, 5, 5 }, { 1, 6, 6 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 
 	r.conf = proc_conf(sl_assigner_global(), SHOW_VALS);
@@ -899,7 +860,7 @@ static int proc_reduced(const struct sl_window_ctx *ctx, const struct sl_batch *
  */
 static void test_incremental_process(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 2, 4, 4 } };
+	static const struct in evs[] = { { 1, 1, 1 }, { 1, 2, 2 }, { 1, 3, 3 }, { 2, 4, 4 } };
 	struct run_spec r = { ARR(evs), .bound = 0 };
 
 	r.conf.assigner = sl_assigner_tumbling(10, 0);
@@ -933,8 +894,8 @@ static void test_incremental_process(void)
  */
 static void test_lateness_and_late_output(void)
 {
-	static const struct in3 evs[] = { { 1, 1, 1 },	 { 1, 12, 12 }, { 1, 3, 3 },
-					  { 1, 20, 20 }, { 1, 4, 4 },	{ 1, 16, 16 } };
+	static const struct in evs[] = { { 1, 1, 1 },	{ 1, 12, 12 }, { 1, 3, 3 },
+					 { 1, 20, 20 }, { 1, 4, 4 },   { 1, 16, 16 } };
 	static const char *want = " 1:[0,10)=1/1{1#1}@9 1:[0,10)=2/4{1,3#2}@9"
 				  " 1:[10,20)=1/12{12#1}@19 1:[10,20)=2/28{12,16#2}@19"
 				  " 1:[20,30)=1/20{20#1}@29";
@@ -1232,7 +1193,7 @@ static void sorted_words(const char *s, char *out, size_t len)
  */
 static void test_determinism(void)
 {
-	static struct in3 evs[DN];
+	static struct in evs[DN];
 	static char got[1 << 17], want[1 << 17], tmp[1 << 17];
 	static const unsigned ps[] = { 1, 2, 4 };
 	static const uint32_t bs[] = { 1, 7, 512 };

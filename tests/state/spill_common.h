@@ -2,7 +2,9 @@
 /*
  * spill_common.h — helpers of the spill tests: temporary directories,
  * key numbers as 8-byte keys, values derived from (key, version) so that
- * the reference is an array of versions, and the engines under test.
+ * the reference is an array of versions, a seeded random sequence, and
+ * a check of every entry through a partition against that reference.
+ * Uses CUnit's assertions: include sl_test.h first.
  */
 #ifndef SL_TEST_SPILL_COMMON_H
 #define SL_TEST_SPILL_COMMON_H
@@ -43,6 +45,57 @@ static inline bool sp_value_ok(uint64_t key, uint32_t version, const void *p, ui
 
 	sp_value(key, version, v);
 	return len == sizeof(v) && memcmp(p, v, sizeof(v)) == 0;
+}
+
+/* splitmix64: the next number of the sequence in *@state. */
+static inline uint64_t sp_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/*
+ * Every entry of @t through a partition of @groups key groups, against
+ * the versions @ver of keys 0..@n (0: absent); with @check_group, each
+ * entry's key group must also be its hash modulo @groups. Returns the
+ * entries that are wrong (a bad key or value, seen twice, absent in
+ * @ver, in the wrong group); *@seen is the number of entries seen.
+ */
+static inline unsigned sp_check_partition(struct sli_table *t, const uint32_t *ver, size_t n,
+					  unsigned groups, bool check_group, size_t *seen)
+{
+	struct sli_table_part *p;
+	unsigned char *mark = calloc(n, 1);
+	unsigned bad = 0;
+
+	*seen = 0;
+	CU_ASSERT_FATAL(mark != NULL && sli_table_partition(t, &p) == 0);
+	for (unsigned g = 0; g < groups; g++) {
+		const struct sli_entry *const *ents;
+		size_t m = sli_table_part_group(p, g, &ents);
+
+		CU_ASSERT(sli_table_part_error(p) == 0);
+		for (size_t i = 0; i < m; i++) {
+			struct sli_entry_view v;
+			uint64_t key;
+
+			sli_table_entry(ents[i], &v);
+			memcpy(&key, v.key, 8);
+			if (v.key_len != 8 || key >= n || mark[key] || ver[key] == 0 ||
+			    (check_group && v.key_group != sp_hash(key) % groups) ||
+			    !sp_value_ok(key, ver[key], v.value, v.value_len))
+				bad++;
+			else
+				mark[key] = 1;
+			(*seen)++;
+		}
+	}
+	sli_table_part_destroy(p);
+	free(mark);
+	return bad;
 }
 
 /* A fresh directory under /tmp (removed by sp_rmdir). */

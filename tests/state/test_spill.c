@@ -32,11 +32,7 @@ static uint64_t rng = 7;
 
 static uint64_t rnd(void)
 {
-	uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return sp_rand(&rng);
 }
 
 static const enum sli_io_kind kinds[] = { SLI_IO_POSIX, SLI_IO_URING };
@@ -121,38 +117,13 @@ static unsigned verify_gets(struct sli_table *t, const uint32_t *ver, unsigned n
 /* Every entry through a partition; the number of mismatches (missing, extra, wrong). */
 static unsigned verify_partition(struct sli_table *t, const uint32_t *ver, unsigned n)
 {
-	struct sli_table_part *p;
-	unsigned bad = 0;
-	size_t seen = 0, present = 0;
-	unsigned char *mark = calloc(n, 1);
+	size_t seen, present = 0;
+	unsigned bad = sp_check_partition(t, ver, n, MAXP, true, &seen);
 
-	CU_ASSERT_FATAL(mark != NULL && sli_table_partition(t, &p) == 0);
-	for (unsigned g = 0; g < MAXP; g++) {
-		const struct sli_entry *const *ents;
-		size_t m = sli_table_part_group(p, g, &ents);
-
-		CU_ASSERT(sli_table_part_error(p) == 0);
-		for (size_t i = 0; i < m; i++) {
-			struct sli_entry_view v;
-			uint64_t key;
-
-			sli_table_entry(ents[i], &v);
-			memcpy(&key, v.key, 8);
-			if (v.key_len != 8 || key >= n || mark[key] || ver[key] == 0 ||
-			    v.key_group != sp_hash(key) % MAXP ||
-			    !sp_value_ok(key, ver[key], v.value, v.value_len))
-				bad++;
-			else
-				mark[key] = 1;
-			seen++;
-		}
-	}
 	for (unsigned i = 0; i < n; i++)
 		present += ver[i] != 0;
 	if (seen != present)
 		bad++;
-	sli_table_part_destroy(p);
-	free(mark);
 	return bad;
 }
 
