@@ -491,12 +491,13 @@ static void set_opt(struct sl_job *job, const char *key, unsigned v)
  *   A: {1, 0}; once B is at 190, it sets phase 1 and moves the clock 1 s
  *      (so it is idle at its next poll); waits until key 1's [0,100)
  *      fired; with @back, emits {1, X} with X far ahead of B (and
- *      publishes X); ends after B.
+ *      publishes X), then {1, X + 1}; ends after B.
  *   B: {2, 10 i} for i = 0..19; waits for phase 1; then one element per
  *      poll, never waiting (so the clock's jump never finds it silent:
  *      jump_counted()), until [0,100) of key 1 fired; then with @back it
  *      waits (the clock stands still: it cannot turn idle) until the
- *      window added A's X, and emits X + 10 j for j = 1..500; ends.
+ *      window added A's X + 1 (so A's watermark X - 1 before it reached
+ *      the valve first), and emits X + 10 j for j = 1..500; ends.
  * [0,100) of key 1 can fire before the end only if A's channel no longer
  * holds the window's watermark at -1: A idle, and excluded.
  */
@@ -539,8 +540,30 @@ static int a_next(struct script *c, unsigned index, struct ev *e, int64_t *ts)
 			*ts = x;
 			return 1;
 		}
+	case 3:
+		/*
+		 * X + 1 follows A's watermark X - 1 in A's channel: once the
+		 * window added it, the valve has seen that watermark, so B may
+		 * go past X without racing it (B waits for this add).
+		 */
+		c->i = 4;
+		if (ab->back) {
+			int64_t x1 = atomic_load(&s->x) + 1;
+
+			*e = (struct ev){ 1, x1 };
+			*ts = x1;
+			return 1;
+		}
+		return 0;
 	default:
-		if (!atomic_load(&s->b_ended) && !expired(s))
+		/*
+		 * End only once the window added B's last element: B's end is
+		 * announced when its source ends, with elements still in flight,
+		 * and A's end would let them all fire early.
+		 */
+		if ((!atomic_load(&s->b_ended) ||
+		     log_find(s, "+2/%" PRId64, atomic_load(&s->b_last)) < 0) &&
+		    !expired(s))
 			return 0;
 		atomic_store(&s->a_ended, 1);
 		return -1;
@@ -578,7 +601,7 @@ static int b_next(struct script *c, unsigned index, struct ev *e, int64_t *ts)
 		return -1;
 	}
 	x = atomic_load(&s->x);
-	if (x == 0 || log_find(s, "+1/%" PRId64, x) < 0)
+	if (x == 0 || log_find(s, "+1/%" PRId64, x + 1) < 0)
 		return expired(s) ? (atomic_store(&s->b_ended, 1), -1) : 0;
 	return b_emit(s, e, ts, x + 10 * ++c->j);
 }
@@ -649,7 +672,7 @@ static void test_split_idle_until_next_record(void)
 	fire_after = log_find(&s, "2:[%" PRId64 ",%" PRId64 ")=10", x + 100, x + 200);
 	last = log_find(&s, "+2/%" PRId64, x + 5000);
 	CU_ASSERT(fire_after >= 0 && last >= 0 && last < fire_after);
-	CU_ASSERT(log_find(&s, "1:[%" PRId64 ",%" PRId64 ")=1", x, x + 100) > last);
+	CU_ASSERT(log_find(&s, "1:[%" PRId64 ",%" PRId64 ")=2", x, x + 100) > last);
 	scen_fini(&s);
 }
 
