@@ -514,10 +514,12 @@ static int source_push(struct sli_subtask *st, struct sl_batch *b)
 		sli_pool_put(&st->w->pool, b);
 		return rc;
 	}
+	/* Whole runs of records at a time: only a record whose ev != 0 cuts the batch. */
 	for (uint32_t i = 0; i < b->n; i++) {
-		unsigned ev = sli_wmgen_record(&st->gen, split, b->ts[i]);
+		unsigned ev;
 		struct sl_batch *seg;
 
+		i += sli_wmgen_records(&st->gen, split, b->ts + i, b->n - i, &ev) - 1;
 		if (ev == 0)
 			continue; /* periodic emission: step_source() */
 		if (start == 0 && i + 1 == b->n) {

@@ -77,6 +77,15 @@ int sli_wmgen_grow(struct sli_wmgen *g, uint32_t n, uint64_t now, unsigned *ev);
 unsigned sli_wmgen_activity(struct sli_wmgen *g, uint32_t split, uint64_t now);
 /* One record of @split at @ts (after sli_wmgen_activity). Return SLI_WM_*. */
 unsigned sli_wmgen_record(struct sli_wmgen *g, uint32_t split, int64_t ts);
+/*
+ * Records @ts[0..n) of @split (after sli_wmgen_activity), the same as
+ * sli_wmgen_record() on each in turn, stopping after the first one whose
+ * result is not 0: return how many were consumed (n when none), *@ev
+ * that result (0 when none). Between every-N boundaries (and with
+ * periodic emission or none at all) it only takes the maximum timestamp.
+ */
+uint32_t sli_wmgen_records(struct sli_wmgen *g, uint32_t split, const int64_t *ts, uint32_t n,
+			   unsigned *ev);
 /* Periodic emission: every active split's watermark catches up. Return SLI_WM_*. */
 unsigned sli_wmgen_periodic(struct sli_wmgen *g);
 /* @split has no more records. Return SLI_WM_*. */

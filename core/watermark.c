@@ -159,6 +159,46 @@ unsigned sli_wmgen_record(struct sli_wmgen *g, uint32_t split, int64_t ts)
 	return old <= g->out ? combine(g) : 0;
 }
 
+static int64_t max_of(int64_t max, const int64_t *ts, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		max = ts[i] > max ? ts[i] : max;
+	return max;
+}
+
+uint32_t sli_wmgen_records(struct sli_wmgen *g, uint32_t split, const int64_t *ts, uint32_t n,
+			   unsigned *ev)
+{
+	struct sli_wmsplit *s = &g->s[split];
+	uint32_t i = 0;
+
+	*ev = 0;
+	if (g->every == 0 || g->none) {
+		s->max_ts = max_of(s->max_ts, ts, n); /* count is not kept: nothing reads it */
+		return n;
+	}
+	while (i < n) {
+		/* Records up to and including the next every-N boundary. */
+		uint64_t left = g->every - s->count % g->every;
+		uint32_t k = left < n - i ? (uint32_t)left : n - i;
+		int64_t old = s->wm, c;
+
+		s->max_ts = max_of(s->max_ts, ts + i, k);
+		s->count += k;
+		i += k;
+		if (k < left)
+			break; /* no boundary in the rest */
+		/* The boundary record i - 1: as sli_wmgen_record(). */
+		c = candidate(g, s);
+		if (c <= old)
+			continue;
+		s->wm = c;
+		if (old <= g->out && (*ev = combine(g)) != 0)
+			return i;
+	}
+	return i;
+}
+
 unsigned sli_wmgen_periodic(struct sli_wmgen *g)
 {
 	if (g->none)

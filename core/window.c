@@ -48,7 +48,11 @@
  *   - hot path: a key caches its last pane and that pane's earliest
  *     window end; while the element falls in it and that end - 1 is past
  *     the watermark (nothing late, nothing to fire now), the element is
- *     one add().
+ *     one add();
+ *   - a key's panes live in its ring (pane index mod ring size: starts and
+ *     accumulators adjacent, no table entry) when their slot is free, else
+ *     in the table: a firing of a key with nothing in the table merges
+ *     adjacent ring slots, without a lookup per pane.
  * Sessions and other sliding windows keep one entry per window.
  *
  * Time arithmetic never overflows: window starts come from grid_mod(),
@@ -68,24 +72,31 @@
 
 #include "sli_exec.h"
 
-#define T_FIRE	0x1
-#define T_CLEAN 0x2
+#define RING_MAX 256	     /* slots of a key's pane ring, at most */
+#define RID	 0x80000000u /* pane ids: in a ring */
+#define RFREE	 INT64_MAX   /* no pane starts there (its windows would end after INT64_MAX) */
+#define T_FIRE	 0x1
+#define T_CLEAN	 0x2
 
-/* 64 bytes, what an element needs first. */
+/* 32 bytes (32-aligned), what an element needs: half a cache line per key. */
 struct wkey {
-	uint64_t hash;
 	int64_t cur_start; /* slicing: the cached pane's start */
 	int64_t cur_fire;  /* slicing: end - 1 of its earliest window */
+	uint64_t off;	   /* bytes in karena; keys of <= 8 bytes: the bytes, zero-padded */
 	uint32_t len;
 	union {
 		uint32_t sessions; /* session windows: first entry + 1, 0: none */
 		uint32_t cur;	   /* slicing: the cached pane, entry + 1, 0: none */
 	};
-	uint64_t off;	   /* bytes in karena; keys of <= 8 bytes: the bytes, zero-padded */
+};
+_Static_assert(sizeof(struct wkey) == 32, "two keys per cache line");
+
+/* The rest of a key, read on slow paths only (same index). */
+struct wkcold {
+	uint64_t hash;
 	int64_t rlo, rhi;  /* slicing: window starts whose fire timers are registered */
 	int64_t last_fire; /* slicing: time of its last on-time firing (drops duplicates) */
 };
-_Static_assert(sizeof(struct wkey) == 64, "a key is one cache line's worth");
 
 struct went {
 	int64_t start, end;
@@ -127,8 +138,23 @@ struct sli_win {
 	uint32_t *btab; /* time -> bucket + 1, open addressing; 0: empty */
 	uint32_t btcap, btcount;
 	uint32_t bk_last; /* bucket + 1 of the last lookup, 0: none */
+	/*
+	 * Per key, a ring of its panes by pane index (1 << ring_bits slots):
+	 * a pane goes into its slot when that is free, and into the window
+	 * table otherwise (kspill counts those). A key with no spilled pane
+	 * has all of them in its ring: a firing reads adjacent starts and
+	 * accumulators instead of doing one hash lookup per pane. A ring pane
+	 * has no entry: its id is RID | (key << ring_bits | slot).
+	 */
+	int64_t *rstart; /* the slots' pane starts, RFREE: empty */
+	uint8_t *raccs;	 /* their accumulators */
+	uint32_t *kspill;
+	uint32_t ring_bits;
+	bool ring_on;
+	uint32_t nring, capring; /* keys 0..nring-1 have rings */
 
-	struct wkey *keys;
+	struct wkey *keys; /* 32-byte aligned */
+	struct wkcold *kcold;
 	uint32_t nkeys, capkeys;
 	uint32_t *kslot; /* key id + 1, 0: empty */
 	uint32_t kcap;	 /* power of two */
@@ -233,7 +259,7 @@ static int key_grow_table(struct sli_win *w)
 	if (ns == NULL)
 		return -ENOMEM;
 	for (uint32_t k = 0; k < w->nkeys; k++) {
-		uint32_t i = (uint32_t)w->keys[k].hash & (ncap - 1);
+		uint32_t i = (uint32_t)w->kcold[k].hash & (ncap - 1);
 
 		while (ns[i])
 			i = (i + 1) & (ncap - 1);
@@ -265,6 +291,63 @@ static inline bool key_is(const struct sli_win *w, const struct wkey *k, const v
 	return x == k->off;
 }
 
+/* Room for twice as many keys: hot records 32-byte aligned (realloc keeps 16). */
+static int keys_grow(struct sli_win *w)
+{
+	uint32_t ncap = w->capkeys ? w->capkeys * 2 : 256;
+	struct wkey *nk = aligned_alloc(32, (size_t)ncap * sizeof(*nk));
+	struct wkcold *nc;
+
+	if (nk == NULL)
+		return -ENOMEM;
+	nc = realloc(w->kcold, (size_t)ncap * sizeof(*nc));
+	if (nc == NULL) {
+		free(nk);
+		return -ENOMEM;
+	}
+	w->kcold = nc;
+	if (w->nkeys)
+		memcpy(nk, w->keys, (size_t)w->nkeys * sizeof(*nk));
+	free(w->keys);
+	w->keys = nk;
+	w->capkeys = ncap;
+	return 0;
+}
+
+/* An empty ring for new key @key (keys come in order), if rings are on. Return 0 or -ENOMEM. */
+static int ring_key(struct sli_win *w, uint32_t key)
+{
+	size_t r = (size_t)1 << w->ring_bits;
+
+	if (!w->ring_on || ((uint64_t)key + 1) << w->ring_bits > RID)
+		return 0; /* ids would not fit: this key's panes are all in the table */
+	if (key >= w->capring) {
+		uint32_t ncap = w->capring ? w->capring * 2 : 256;
+		int64_t *nr;
+		uint8_t *na;
+		uint32_t *ns;
+
+		nr = realloc(w->rstart, ncap * r * sizeof(*nr));
+		if (nr == NULL)
+			return -ENOMEM;
+		w->rstart = nr;
+		na = realloc(w->raccs, ncap * r * w->acc_size);
+		if (na == NULL)
+			return -ENOMEM;
+		w->raccs = na;
+		ns = realloc(w->kspill, ncap * sizeof(*ns));
+		if (ns == NULL)
+			return -ENOMEM;
+		w->kspill = ns;
+		w->capring = ncap;
+	}
+	for (size_t i = 0; i < r; i++)
+		w->rstart[key * r + i] = RFREE;
+	w->kspill[key] = 0;
+	w->nring = key + 1;
+	return 0;
+}
+
 /* The id of key (@p, @len) with @hash, added when new. Return >= 0 or -ENOMEM. */
 static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t len)
 {
@@ -273,15 +356,21 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 	if ((w->nkeys + 1) * 2 > w->kcap && key_grow_table(w) < 0)
 		return -ENOMEM;
 	for (i = (uint32_t)hash & (w->kcap - 1); w->kslot[i]; i = (i + 1) & (w->kcap - 1)) {
-		const struct wkey *k = &w->keys[w->kslot[i] - 1];
+		uint32_t id = w->kslot[i] - 1;
+		const struct wkey *k = &w->keys[id];
 
-		if (k->hash == hash && key_is(w, k, p, len))
-			return w->kslot[i] - 1;
+		/* Short keys: their bytes decide (the hash is theirs); long ones: hash first. */
+		if (len <= 8 ? key_is(w, k, p, len)
+			     : w->kcold[id].hash == hash && key_is(w, k, p, len))
+			return id;
 	}
-	if (grow((void **)&w->keys, &w->capkeys, w->nkeys + 1, sizeof(*w->keys)) < 0)
+	if (w->nkeys == w->capkeys && keys_grow(w) < 0)
 		return -ENOMEM;
-	w->keys[w->nkeys] =
-	    (struct wkey){ .hash = hash, .len = len, .rlo = 1, .rhi = 0, .last_fire = INT64_MIN };
+	if (ring_key(w, w->nkeys) < 0)
+		return -ENOMEM;
+	w->keys[w->nkeys] = (struct wkey){ .len = len };
+	w->kcold[w->nkeys] =
+	    (struct wkcold){ .hash = hash, .rlo = 1, .rhi = 0, .last_fire = INT64_MIN };
 	if (len <= 8) {
 		memcpy(&w->keys[w->nkeys].off, p, len);
 		w->kslot[i] = ++w->nkeys;
@@ -308,8 +397,10 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 
 /* ------------------------------------------------------------- windows */
 
-static void *acc_of(struct sli_win *w, uint32_t e)
+static inline void *acc_of(struct sli_win *w, uint32_t e)
 {
+	if (e & RID)
+		return w->raccs + (size_t)(e & ~RID) * w->acc_size;
 	return w->accs + (size_t)e * w->acc_size;
 }
 
@@ -511,6 +602,22 @@ struct sli_win *sli_win_new(struct sli_opi *op)
 			    (w->agg->merge != NULL && (w->agg->flags & SL_AGG_SLICEABLE));
 		w->slide = slide;
 		w->pane = g;
+		if (w->sliced) {
+			/*
+			 * Rings when a key's live panes usually fit: a window's panes,
+			 * its lateness, and two more for panes created ahead of the
+			 * watermark; else (or beyond RING_MAX) the table only.
+			 */
+			int64_t np = w->spec->size / g, nl = w->spec->allowed_lateness / g;
+			uint32_t r = 4;
+
+			while (np <= RING_MAX && nl <= RING_MAX && r < np + nl + 2 && r < RING_MAX)
+				r *= 2;
+			if (np <= RING_MAX && nl <= RING_MAX && np + nl + 2 <= RING_MAX) {
+				w->ring_on = true;
+				w->ring_bits = (uint32_t)__builtin_ctz(r);
+			}
+		}
 		w->scratch = malloc(w->acc_size);
 		if (w->scratch == NULL) {
 			sli_win_free(w);
@@ -529,6 +636,7 @@ void sli_win_free(struct sli_win *w)
 	if (w == NULL)
 		return;
 	free(w->keys);
+	free(w->kcold);
 	free(w->kslot);
 	free(w->karena);
 	free(w->ents);
@@ -543,6 +651,9 @@ void sli_win_free(struct sli_win *w)
 	free(w->bheap);
 	free(w->btab);
 	free(w->scratch);
+	free(w->rstart);
+	free(w->raccs);
+	free(w->kspill);
 	free(w);
 }
 
@@ -874,6 +985,22 @@ static int bucket_add(struct sli_win *w, int64_t time, bool fire, uint32_t v)
 	return 0;
 }
 
+/* Floor of @ps / pane length: consecutive panes have consecutive indices. */
+static inline uint64_t pane_index(const struct sli_win *w, int64_t ps)
+{
+	int64_t q = ps / w->pane;
+
+	return (uint64_t)(ps % w->pane < 0 ? q - 1 : q);
+}
+
+/* Key @key's ring slot for pane start @ps (key < nring): its index in rstart. */
+static inline uint32_t ring_slot(const struct sli_win *w, uint32_t key, int64_t ps)
+{
+	uint32_t mask = (1u << w->ring_bits) - 1;
+
+	return key << w->ring_bits | ((uint32_t)pane_index(w, ps) & mask);
+}
+
 /*
  * The pane of @key starting at @start, or -1. A pane is the table entry
  * (key, start, start): its end is implied by the pane length, and never
@@ -886,6 +1013,14 @@ static int64_t pane_find(struct sli_win *w, uint32_t key, int64_t start)
 
 	if (k->cur && k->cur_start == start)
 		return k->cur - 1;
+	if (key < w->nring) {
+		uint32_t r = ring_slot(w, key, start);
+
+		if (w->rstart[r] == start)
+			return RID | r;
+		if (w->kspill[key] == 0)
+			return -1; /* every pane of the key is in its ring */
+	}
 	slot = win_find(w, key, start, start);
 	return w->wslot[slot] ? (int64_t)w->wslot[slot] - 1 : -1;
 }
@@ -901,16 +1036,29 @@ static int64_t pane_new(struct sli_opi *op, uint32_t key, int64_t ps, int64_t fi
 	struct sli_win *w = op->win;
 	int64_t size = w->spec->size, wm = op->watermark, lo = 0;
 	int64_t clean = cleanup_time(w, last + size);
-	int64_t e = win_add(w, key, ps, ps);
 	bool any = false;
-	struct wkey *k;
+	struct wkcold *k;
+	int64_t e;
 	int rc;
 
-	if (e < 0)
-		return e;
+	if (key < w->nring && w->rstart[ring_slot(w, key, ps)] == RFREE) {
+		uint32_t r = ring_slot(w, key, ps);
+
+		w->rstart[r] = ps;
+		e = RID | r;
+		memset(acc_of(w, r | RID), 0, w->acc_size);
+		if (w->agg->create != NULL)
+			w->agg->create(acc_of(w, r | RID), w->agg->arg);
+	} else {
+		e = win_add(w, key, ps, ps);
+		if (e < 0)
+			return e;
+		if (key < w->nring)
+			w->kspill[key]++;
+	}
 	if (clean != INT64_MAX && (rc = bucket_add(w, clean, false, (uint32_t)e)) < 0)
 		return rc;
-	k = &w->keys[key];
+	k = &w->kcold[key];
 	for (int64_t st = last; st >= first && st + size - 1 > wm; st -= w->slide) {
 		any = true;
 		lo = st;
@@ -953,6 +1101,22 @@ static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
 	memset(w->scratch, 0, w->acc_size);
 	if (w->agg->create != NULL)
 		w->agg->create(w->scratch, w->agg->arg);
+	if (key < w->nring && w->kspill[key] == 0) {
+		/* Every pane in the ring: adjacent starts and accumulators, in pane order. */
+		uint32_t mask = (1u << w->ring_bits) - 1, base = key << w->ring_bits;
+		uint32_t i0 = (uint32_t)pane_index(w, start);
+		int64_t np = w->spec->size / w->pane, p = start;
+
+		for (uint32_t j = 0; j < (uint32_t)np; j++, p += w->pane) {
+			uint32_t r = base | ((i0 + j) & mask);
+
+			if (w->rstart[r] == p) {
+				w->agg->merge(w->scratch, acc_of(w, RID | r), w->agg->arg);
+				any = true;
+			}
+		}
+		return any ? emit_acc(op, key, start, end, w->scratch) : 0;
+	}
 	/* Lookups by chunk: the table slots, then the entries found, prefetched first. */
 	for (int64_t p0 = start; p0 < end; p0 += PANE_CHUNK * w->pane) {
 		int64_t left = (end - p0) / w->pane;
@@ -1067,7 +1231,7 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 			w->bk_last = 0;
 		/* Nothing registers timers meanwhile: t and its arrays stay put. */
 		for (uint32_t j = 0; j < t->nfires && rc == 0; j++) {
-			struct wkey *k = &w->keys[t->fires[j]];
+			struct wkcold *k = &w->kcold[t->fires[j]];
 
 			if (k->last_fire == time)
 				continue; /* a duplicate of a timer just fired */
@@ -1076,10 +1240,17 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 		}
 		for (uint32_t j = 0; j < t->nfrees && rc == 0; j++) {
 			uint32_t e = t->frees[j];
-			struct wkey *k = &w->keys[w->ents[e].key];
+			uint32_t key = e & RID ? (e & ~RID) >> w->ring_bits : w->ents[e].key;
+			struct wkey *k = &w->keys[key];
 
 			if (k->cur == e + 1)
 				k->cur = 0;
+			if (e & RID) {
+				w->rstart[e & ~RID] = RFREE;
+				continue;
+			}
+			if (key < w->nring)
+				w->kspill[key]--;
 			win_drop(w, e);
 		}
 		t->nfires = t->nfrees = 0;

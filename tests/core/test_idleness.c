@@ -970,6 +970,77 @@ static void test_bad_split_number(void)
 	sl_job_destroy(job);
 }
 
+/*
+ * The source path hands the generator a batch at a time
+ * (sli_wmgen_records()); that must be exactly the per-record rule
+ * (sli_wmgen_record() on each record in turn): the same events after the
+ * same records, the same per-split state, the same output. Random
+ * strategies (every-N, periodic, none; bounds 0..4), 1..3 splits, batches
+ * of 0..19 records, periodic emission now and then.
+ */
+static void test_gen_batch_equals_per_record(void)
+{
+	unsigned seed = 1;
+
+	for (int iter = 0; iter < 20000; iter++) {
+		struct sl_watermark_strategy ws = { 0 };
+		struct sli_wmgen a, b;
+		uint32_t ns;
+		unsigned ev;
+
+		ws.out_of_orderness_ms = rand_r(&seed) % 5;
+		ws.every = rand_r(&seed) % 4 == 0 ? 0 : 1 + rand_r(&seed) % 7;
+		ws.none = rand_r(&seed) % 10 == 0;
+		sli_wmgen_init(&a, &ws);
+		sli_wmgen_init(&b, &ws);
+		ns = 1 + rand_r(&seed) % 3;
+		CU_ASSERT_FATAL(sli_wmgen_grow(&a, ns, 0, &ev) == 0);
+		CU_ASSERT_FATAL(sli_wmgen_grow(&b, ns, 0, &ev) == 0);
+		for (int bt = 0; bt < 20; bt++) {
+			uint32_t sp = rand_r(&seed) % ns, n = rand_r(&seed) % 20;
+			uint32_t ra[20], rb[20];
+			unsigned ea[20], eb[20];
+			int64_t ts[20];
+			int na = 0, nb = 0;
+
+			for (uint32_t i = 0; i < n; i++)
+				ts[i] = rand_r(&seed) % 100 + bt * 10;
+			sli_wmgen_activity(&a, sp, 0);
+			sli_wmgen_activity(&b, sp, 0);
+			for (uint32_t i = 0; i < n; i++) {
+				unsigned e = sli_wmgen_record(&a, sp, ts[i]);
+
+				if (e)
+					ra[na] = i, ea[na++] = e;
+			}
+			for (uint32_t i = 0; i < n; i++) {
+				unsigned e;
+
+				i += sli_wmgen_records(&b, sp, ts + i, n - i, &e) - 1;
+				if (e)
+					rb[nb] = i, eb[nb++] = e;
+			}
+			CU_ASSERT_EQUAL_FATAL(na, nb);
+			for (int k = 0; k < na; k++) {
+				CU_ASSERT_EQUAL_FATAL(ra[k], rb[k]);
+				CU_ASSERT_EQUAL_FATAL(ea[k], eb[k]);
+			}
+			CU_ASSERT_EQUAL_FATAL(a.out, b.out);
+			for (uint32_t k = 0; k < ns; k++) {
+				CU_ASSERT_EQUAL_FATAL(a.s[k].max_ts, b.s[k].max_ts);
+				CU_ASSERT_EQUAL_FATAL(a.s[k].wm, b.s[k].wm);
+				if (ws.every && !ws.none)
+					CU_ASSERT_EQUAL_FATAL(a.s[k].count, b.s[k].count);
+			}
+			if (rand_r(&seed) % 5 == 0)
+				CU_ASSERT_EQUAL_FATAL(sli_wmgen_periodic(&a),
+						      sli_wmgen_periodic(&b));
+		}
+		sli_wmgen_fini(&a);
+		sli_wmgen_fini(&b);
+	}
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
@@ -980,6 +1051,8 @@ int main(void)
 		{ "time: idle channels are excluded from the input watermark minimum (valve)",
 		  test_valve_idle_excluded },
 		{ "time: a task whose inputs are all idle is idle (valve)", test_valve_all_idle },
+		{ "time: batched watermark generation equals the per-record rule",
+		  test_gen_batch_equals_per_record },
 		{ "time: a split with no records for d is idle until its next record",
 		  test_split_idle_until_next_record },
 		{ "time: idle channels are excluded from the input watermark minimum",
