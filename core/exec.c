@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <sluice/sl_error.h>
+#include <sluice/sl_log.h>
 
 #include "sli_exec.h"
 
@@ -1213,6 +1214,35 @@ static void teardown(struct sli_exec *x)
 
 /* ------------------------------------------------------------------- run */
 
+/*
+ * --state-memory bounds the keyed state of sl_state.h only: windows,
+ * joins and reduce keep theirs in their own in-memory tables. Say so
+ * once per run rather than let the budget look like it covers them.
+ */
+static void warn_unbounded_state(const struct sl_job *job)
+{
+	if (job->state.memory == 0)
+		return;
+	for (unsigned i = 0; i < job->nnodes; i++) {
+		const struct sli_node *n = job->nodes[i];
+
+		switch (n->kind) {
+		case SLI_REDUCE:
+		case SLI_WINDOW:
+		case SLI_WINDOW_GEN:
+		case SLI_WINDOW_JOIN:
+		case SLI_INTERVAL_JOIN:
+			sl_log(SL_LOG_WARN, "state",
+			       "operator '%s' (%s) keeps its state in memory: state-memory bounds "
+			       "keyed state (sl_state.h) only",
+			       n->name, sli_kind_name(n->kind));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
 int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *errbuf, size_t errlen)
 {
 	struct sli_exec *x;
@@ -1227,6 +1257,7 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 	rc = sli_job_plan(job, platform, errbuf, errlen);
 	if (rc < 0)
 		return rc;
+	warn_unbounded_state(job);
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory starting the job");

@@ -128,6 +128,22 @@ def parallelism_and_batches():
 
 
 @case
+def state_memory_does_not_cover_windows():
+    """--state-memory bounds keyed state (sl_state.h) only: window-agg's output is unchanged and
+    a warning names the window operator instead of the budget silently not applying."""
+    path, lines = gen("state-mem.csv", 11, 3000, 200, 40)
+    compare(path, lines, "tumbling:100", 50, 0, 1, "state-memory 64K",
+            extra=["--state-memory", "64K"])
+    p = run("--input", path, "--window", "tumbling:100", "--state-memory", "64K",
+            "--output", os.devnull)
+    check(p.returncode == 0 and b"operator 'window' (window) keeps its state in memory"
+          in p.stderr, "no warning that window state is not bounded", p)
+    p = run("--input", path, "--window", "tumbling:100", "--output", os.devnull)
+    check(p.returncode == 0 and b"keeps its state in memory" not in p.stderr,
+          "warning without --state-memory", p)
+
+
+@case
 def every_n_records():
     path, lines = gen("every.csv", 11, 3000, 40, 50, extra=["--step", "5"])
     for every in (2, 7, 100):
