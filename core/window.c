@@ -78,18 +78,30 @@
 #define T_FIRE	 0x1
 #define T_CLEAN	 0x2
 
-/* 32 bytes (32-aligned), what an element needs: half a cache line per key. */
-struct wkey {
+/*
+ * A key table slot, 32 bytes (32-aligned): all an element of an 8-byte
+ * key needs on the hot path, so that it touches the slot and the
+ * accumulator only. kw is the key's bytes when KS_WORD is set in id (an
+ * 8-byte key: its bytes decide), else its hash (the key's record decides).
+ */
+struct kslot {
+	uint64_t kw;
 	int64_t cur_start; /* slicing: the cached pane's start */
 	int64_t cur_fire;  /* slicing: end - 1 of its earliest window */
-	uint64_t off;	   /* bytes in karena; keys of <= 8 bytes: the bytes, zero-padded */
-	uint32_t len;
-	union {
-		uint32_t sessions; /* session windows: first entry + 1, 0: none */
-		uint32_t cur;	   /* slicing: the cached pane, entry + 1, 0: none */
-	};
+	uint32_t id;	   /* key id + 1, | KS_WORD; 0: empty */
+	uint32_t cur;	   /* slicing: the cached pane, entry + 1, 0: none */
 };
-_Static_assert(sizeof(struct wkey) == 32, "two keys per cache line");
+_Static_assert(sizeof(struct kslot) == 32, "two slots per cache line");
+#define KS_WORD	 0x80000000u
+#define KEYS_MAX 0x7ffffffeu /* key ids + 1 stay below KS_WORD */
+
+/* A key's record, by key id. */
+struct wkey {
+	uint64_t off; /* bytes in karena; keys of <= 8 bytes: the bytes, zero-padded */
+	uint32_t len;
+	uint32_t sessions; /* session windows: first entry + 1, 0: none */
+	uint32_t slot;	   /* its slot in the key table */
+};
 
 /* The rest of a key, read on slow paths only (same index). */
 struct wkcold {
@@ -153,11 +165,11 @@ struct sli_win {
 	bool ring_on;
 	uint32_t nring, capring; /* keys 0..nring-1 have rings */
 
-	struct wkey *keys; /* 32-byte aligned */
+	struct wkey *keys;
 	struct wkcold *kcold;
 	uint32_t nkeys, capkeys;
-	uint32_t *kslot; /* key id + 1, 0: empty */
-	uint32_t kcap;	 /* power of two */
+	struct kslot *ktab; /* open addressing, linear probing, no deletion; 64-byte aligned */
+	uint32_t kcap;	    /* power of two */
 	char *karena;
 	uint64_t kused, kcapb;
 
@@ -254,21 +266,29 @@ static int64_t cleanup_time(const struct sli_win *w, int64_t end)
 static int key_grow_table(struct sli_win *w)
 {
 	uint32_t ncap = w->kcap ? w->kcap * 2 : 1024;
-	uint32_t *ns = calloc(ncap, sizeof(*ns));
+	struct kslot *ns = aligned_alloc(64, (size_t)ncap * sizeof(*ns));
 
 	if (ns == NULL)
 		return -ENOMEM;
+	memset(ns, 0, (size_t)ncap * sizeof(*ns));
 	for (uint32_t k = 0; k < w->nkeys; k++) {
 		uint32_t i = (uint32_t)w->kcold[k].hash & (ncap - 1);
 
-		while (ns[i])
+		while (ns[i].id)
 			i = (i + 1) & (ncap - 1);
-		ns[i] = k + 1;
+		ns[i] = w->ktab[w->keys[k].slot];
+		w->keys[k].slot = i;
 	}
-	free(w->kslot);
-	w->kslot = ns;
+	free(w->ktab);
+	w->ktab = ns;
 	w->kcap = ncap;
 	return 0;
+}
+
+/* The slot of key id @key. */
+static inline struct kslot *kslot_of(const struct sli_win *w, uint32_t key)
+{
+	return &w->ktab[w->keys[key].slot];
 }
 
 /* The bytes of key @k: short keys live in the key's record (one cache miss less). */
@@ -291,25 +311,23 @@ static inline bool key_is(const struct sli_win *w, const struct wkey *k, const v
 	return x == k->off;
 }
 
-/* Room for twice as many keys: hot records 32-byte aligned (realloc keeps 16). */
+/* Room for twice as many keys. */
 static int keys_grow(struct sli_win *w)
 {
 	uint32_t ncap = w->capkeys ? w->capkeys * 2 : 256;
-	struct wkey *nk = aligned_alloc(32, (size_t)ncap * sizeof(*nk));
+	struct wkey *nk;
 	struct wkcold *nc;
 
+	if (w->capkeys > KEYS_MAX / 2)
+		return -ENOMEM; /* ids would not fit a slot */
+	nk = realloc(w->keys, (size_t)ncap * sizeof(*nk));
 	if (nk == NULL)
 		return -ENOMEM;
-	nc = realloc(w->kcold, (size_t)ncap * sizeof(*nc));
-	if (nc == NULL) {
-		free(nk);
-		return -ENOMEM;
-	}
-	w->kcold = nc;
-	if (w->nkeys)
-		memcpy(nk, w->keys, (size_t)w->nkeys * sizeof(*nk));
-	free(w->keys);
 	w->keys = nk;
+	nc = realloc(w->kcold, (size_t)ncap * sizeof(*nc));
+	if (nc == NULL)
+		return -ENOMEM;
+	w->kcold = nc;
 	w->capkeys = ncap;
 	return 0;
 }
@@ -348,33 +366,56 @@ static int ring_key(struct sli_win *w, uint32_t key)
 	return 0;
 }
 
+/*
+ * The slot of key (@p, @len) with @hash, or of the empty slot where it
+ * would go. An 8-byte key is found by its word alone: one slot touched
+ * per probe, no key record.
+ */
+static inline uint32_t key_probe(const struct sli_win *w, uint64_t hash, const void *p,
+				 uint32_t len)
+{
+	uint32_t mask = w->kcap - 1, i = (uint32_t)hash & mask;
+	uint64_t x;
+
+	if (len == 8) {
+		memcpy(&x, p, 8);
+		for (; w->ktab[i].id; i = (i + 1) & mask)
+			if (w->ktab[i].kw == x && (w->ktab[i].id & KS_WORD))
+				return i;
+		return i;
+	}
+	for (; w->ktab[i].id; i = (i + 1) & mask) {
+		const struct kslot *s = &w->ktab[i];
+
+		/* Short keys: their bytes decide (the hash is theirs); long ones: hash first. */
+		if (!(s->id & KS_WORD) && s->kw == hash && key_is(w, &w->keys[s->id - 1], p, len))
+			return i;
+	}
+	return i;
+}
+
 /* The id of key (@p, @len) with @hash, added when new. Return >= 0 or -ENOMEM. */
 static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t len)
 {
-	uint32_t i;
+	uint32_t i, id;
 
 	if ((w->nkeys + 1) * 2 > w->kcap && key_grow_table(w) < 0)
 		return -ENOMEM;
-	for (i = (uint32_t)hash & (w->kcap - 1); w->kslot[i]; i = (i + 1) & (w->kcap - 1)) {
-		uint32_t id = w->kslot[i] - 1;
-		const struct wkey *k = &w->keys[id];
-
-		/* Short keys: their bytes decide (the hash is theirs); long ones: hash first. */
-		if (len <= 8 ? key_is(w, k, p, len)
-			     : w->kcold[id].hash == hash && key_is(w, k, p, len))
-			return id;
-	}
+	i = key_probe(w, hash, p, len);
+	if (w->ktab[i].id)
+		return (w->ktab[i].id & ~KS_WORD) - 1;
 	if (w->nkeys == w->capkeys && keys_grow(w) < 0)
 		return -ENOMEM;
 	if (ring_key(w, w->nkeys) < 0)
 		return -ENOMEM;
-	w->keys[w->nkeys] = (struct wkey){ .len = len };
-	w->kcold[w->nkeys] =
-	    (struct wkcold){ .hash = hash, .rlo = 1, .rhi = 0, .last_fire = INT64_MIN };
+	id = w->nkeys;
+	w->keys[id] = (struct wkey){ .len = len, .slot = i };
+	w->kcold[id] = (struct wkcold){ .hash = hash, .rlo = 1, .rhi = 0, .last_fire = INT64_MIN };
 	if (len <= 8) {
-		memcpy(&w->keys[w->nkeys].off, p, len);
-		w->kslot[i] = ++w->nkeys;
-		return w->nkeys - 1;
+		memcpy(&w->keys[id].off, p, len);
+		w->ktab[i] = (struct kslot){ .kw = len == 8 ? w->keys[id].off : hash,
+					     .id = (id + 1) | (len == 8 ? KS_WORD : 0) };
+		return w->nkeys++;
 	}
 	if (w->kused + len > w->kcapb) {
 		uint64_t ncap = w->kcapb ? w->kcapb * 2 : 65536;
@@ -389,10 +430,10 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 		w->kcapb = ncap;
 	}
 	memcpy(w->karena + w->kused, p, len);
-	w->keys[w->nkeys].off = w->kused;
+	w->keys[id].off = w->kused;
 	w->kused += len;
-	w->kslot[i] = ++w->nkeys;
-	return w->nkeys - 1;
+	w->ktab[i] = (struct kslot){ .kw = hash, .id = id + 1 };
+	return w->nkeys++;
 }
 
 /* ------------------------------------------------------------- windows */
@@ -637,7 +678,7 @@ void sli_win_free(struct sli_win *w)
 		return;
 	free(w->keys);
 	free(w->kcold);
-	free(w->kslot);
+	free(w->ktab);
 	free(w->karena);
 	free(w->ents);
 	free(w->accs);
@@ -1008,7 +1049,7 @@ static inline uint32_t ring_slot(const struct sli_win *w, uint32_t key, int64_t 
  */
 static int64_t pane_find(struct sli_win *w, uint32_t key, int64_t start)
 {
-	const struct wkey *k = &w->keys[key];
+	const struct kslot *k = kslot_of(w, key);
 	uint32_t slot;
 
 	if (k->cur && k->cur_start == start)
@@ -1162,7 +1203,7 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 	const struct sl_window_spec *s = w->spec;
 	int64_t ts = b->ts[i], wm = op->watermark, size = s->size, slide = w->slide;
 	int64_t r = grid_mod(ts, s->offset, slide), last, first, ps, e, n;
-	struct wkey *k;
+	struct kslot *k;
 
 	/*
 	 * The newest window's start, last = ts - r, and the oldest's, the
@@ -1193,7 +1234,7 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 		if (e < 0)
 			return (int)e;
 	}
-	k = &w->keys[key];
+	k = kslot_of(w, key);
 	k->cur = (uint32_t)e + 1;
 	k->cur_start = ps;
 	k->cur_fire = first + size - 1;
@@ -1241,7 +1282,7 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 		for (uint32_t j = 0; j < t->nfrees && rc == 0; j++) {
 			uint32_t e = t->frees[j];
 			uint32_t key = e & RID ? (e & ~RID) >> w->ring_bits : w->ents[e].key;
-			struct wkey *k = &w->keys[key];
+			struct kslot *k = kslot_of(w, key);
 
 			if (k->cur == e + 1)
 				k->cur = 0;
@@ -1271,7 +1312,10 @@ static int late_element(struct sli_opi *op, const struct sl_batch *b, uint32_t i
 	return 0;
 }
 
-/* Element @i of @b, of key id @key: its windows, then the late check. */
+/*
+ * Element @i of @b, of key id @key, when not on the hot path of
+ * sli_win_batch(): its windows, then the late check.
+ */
 static int win_element(struct sli_opi *op, struct sl_batch *b, uint32_t i, uint32_t key)
 {
 	struct sli_win *w = op->win;
@@ -1280,17 +1324,6 @@ static int win_element(struct sli_opi *op, struct sl_batch *b, uint32_t i, uint3
 	int rc;
 
 	if (w->sliced) {
-		const struct wkey *kc = &w->keys[key];
-		int64_t ts = b->ts[i];
-
-		/* Hot path: the key's cached pane, every window of it still ahead. */
-		if (kc->cur && ts >= kc->cur_start &&
-		    (uint64_t)ts - (uint64_t)kc->cur_start < (uint64_t)w->pane &&
-		    kc->cur_fire > op->watermark) {
-			w->agg->add(acc_of(w, kc->cur - 1), sl_batch_elem(b, i), ts, b,
-				    w->agg->arg);
-			return 0;
-		}
 		rc = assign_sliced(op, key, b, i, &skipped);
 	} else if (w->spec->kind == SL_WINDOW_SESSION) {
 		rc = assign_session(op, key, b, i, &skipped);
@@ -1307,79 +1340,101 @@ static int win_element(struct sli_opi *op, struct sl_batch *b, uint32_t i, uint3
 }
 
 /*
- * sli_hash64(&x, 8, 0) for the 8-byte key x, inlined: the same value,
- * so batches hashed by an exchange and batches hashed here agree.
+ * The key table hash of an 8-byte key x: a multiply and a fold (every
+ * bit of x reaches the low bits, which pick the home slot). 8-byte keys
+ * are always hashed here, exchange hash or not: one key, one hash.
  */
 static inline uint64_t hash8(uint64_t x)
 {
-	uint64_t h = 8 * 0x9e3779b97f4a7c15ull ^ (x * 0x87c37b91114253d5ull);
+	uint64_t h = x * 0x9e3779b97f4a7c15ull;
 
-	h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937full;
-	return sli_fmix64(h);
+	return h ^ (h >> 29);
 }
 
 /*
  * Elements go through a software pipeline, each stage DIST elements
  * behind the one before: (1) the key and its hash, the key table slot
- * prefetched; (2) the slot read, the key's record prefetched; (3) the
- * record read, its cached pane accumulator prefetched; (4) the element
- * itself. With thousands of keys the state does not fit the L2 cache,
- * and these misses, taken one after the other, would cost more than the
- * rest. Stages 2 and 3 only prefetch: a key added or a table grown by
- * stage 4 meanwhile costs a useless prefetch, never a wrong result.
+ * prefetched; (2) the key's slot found (for an 8-byte key: by its word,
+ * in the slot itself), its cached pane accumulator prefetched; (3) the
+ * element itself. With thousands of keys the state does not fit the L2
+ * cache, and these misses, taken one after the other, would cost more
+ * than the rest. The hot path of stage 3 (slicing: the key's cached
+ * pane, every window of it still ahead, so nothing late and nothing to
+ * fire now) reads the slot and adds to the accumulator: one add(). A
+ * slot found by stage 2 stays valid until the table grows (keys are
+ * never deleted): stage 3 then forgets the slots found meanwhile; a key
+ * not found is looked up again, as it may have been added meanwhile.
  */
-#define DIST 8
-#define RING 32 /* > 3 * DIST, a power of two */
-_Static_assert(RING > 3 * DIST && (RING & (RING - 1)) == 0, "pipeline ring");
+#define DIST   8
+#define RING   32 /* > 2 * DIST, a power of two */
+#define NOSLOT UINT32_MAX
+_Static_assert(RING > 2 * DIST && (RING & (RING - 1)) == 0, "pipeline ring");
 
 int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 {
 	struct sli_win *w = op->win;
 	struct sl_key ks[RING];
 	uint64_t hs[RING];
+	uint32_t at[RING];
 	bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0;
 	uint32_t n = b->n;
 	int rc = 0;
 
-	for (uint32_t j = 0; j < n + 3 * DIST && rc == 0; j++) {
-		uint32_t mask = w->kcap - 1;
-
+	for (uint32_t j = 0; j < n + 2 * DIST && rc == 0; j++) {
 		if (j < n) {
 			struct sl_key *k = &ks[j % RING];
 			uint64_t x;
 
 			op->key(sl_batch_elem(b, j), b, k);
-			if (keyed) {
-				hs[j % RING] = b->key[j];
-			} else if (k->len == 8) {
+			if (k->len == 8) {
 				memcpy(&x, k->ptr, 8);
 				hs[j % RING] = hash8(x);
+			} else if (keyed) {
+				hs[j % RING] = b->key[j];
 			} else {
 				hs[j % RING] = sli_hash64(k->ptr, k->len, 0);
 			}
-			__builtin_prefetch(&w->kslot[hs[j % RING] & mask]);
+			__builtin_prefetch(&w->ktab[hs[j % RING] & (w->kcap - 1)]);
 		}
 		if (j >= DIST && j - DIST < n) {
-			uint32_t slot = w->kslot[hs[(j - DIST) % RING] & mask];
+			uint32_t e = (j - DIST) % RING;
+			uint32_t i = key_probe(w, hs[e], ks[e].ptr, ks[e].len);
+			const struct kslot *s = &w->ktab[i];
 
-			if (slot)
-				__builtin_prefetch(&w->keys[slot - 1]);
+			at[e] = s->id ? i : NOSLOT;
+			if (w->sliced && s->id && s->cur)
+				__builtin_prefetch(acc_of(w, s->cur - 1), 1);
 		}
-		if (w->sliced && j >= 2 * DIST && j - 2 * DIST < n) {
-			uint32_t slot = w->kslot[hs[(j - 2 * DIST) % RING] & mask];
+		if (j >= 2 * DIST) {
+			uint32_t e = j - 2 * DIST, key;
 
-			if (slot && w->keys[slot - 1].cur)
-				__builtin_prefetch(acc_of(w, w->keys[slot - 1].cur - 1), 1);
-		}
-		if (j >= 3 * DIST) {
-			uint32_t e = j - 3 * DIST;
-			int64_t key = key_id(w, hs[e % RING], ks[e % RING].ptr, ks[e % RING].len);
+			if (at[e % RING] != NOSLOT) {
+				const struct kslot *s = &w->ktab[at[e % RING]];
+				int64_t ts = b->ts[e];
 
-			if (key < 0) {
-				rc = (int)key;
-				break;
+				if (w->sliced && s->cur && ts >= s->cur_start &&
+				    (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)w->pane &&
+				    s->cur_fire > op->watermark) {
+					w->agg->add(acc_of(w, s->cur - 1), sl_batch_elem(b, e), ts,
+						    b, w->agg->arg);
+					continue;
+				}
+				key = (s->id & ~KS_WORD) - 1;
+			} else {
+				uint32_t cap = w->kcap;
+				int64_t id =
+				    key_id(w, hs[e % RING], ks[e % RING].ptr, ks[e % RING].len);
+
+				if (id < 0) {
+					rc = (int)id;
+					break;
+				}
+				key = (uint32_t)id;
+				if (w->kcap != cap)
+					for (uint32_t r = 0; r < RING; r++)
+						at[r] = NOSLOT;
 			}
-			rc = win_element(op, b, e, (uint32_t)key);
+			rc = win_element(op, b, e, key);
 		}
 	}
 	if (rc == -ENOMEM && !atomic_load_explicit(&op->st->w->x->failed, memory_order_relaxed))
