@@ -138,7 +138,8 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .metavar = "SIZE",
 	    .help = "keyed state kept in memory per subtask, e.g. 512M or 2GiB (units K, M, G, T "
 		    "are powers of 1024; at least 64K); past it state spills to disk (default 0: "
-		    "unlimited, all in memory)",
+		    "unlimited, all in memory); windows, joins and reduce keep their state in memory "
+		    "(a warning says so)",
 	},
 	{
 	    .name = "state-dir",

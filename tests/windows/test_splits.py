@@ -20,7 +20,6 @@ Usage: test_splits.py SLUICE
 """
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
@@ -29,21 +28,18 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import window_agg_oracle as oracle  # noqa: E402
 from harness import case, check, run_cases  # noqa: E402
+from wa_common import gen_events, run_window_agg  # noqa: E402
 
 SLUICE = None
 TMP = None
 
 
 def run(*args):
-    return subprocess.run([SLUICE, "run", "window-agg"] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=600)
+    return run_window_agg(SLUICE, *args)
 
 
 def gen(seed, records, keys, disorder, start):
-    return subprocess.run(
-        [sys.executable, os.path.join(HERE, "gen_events.py"), "--seed", str(seed), "--records",
-         str(records), "--keys", str(keys), "--disorder", str(disorder), "--start", str(start)],
-        stdout=subprocess.PIPE, check=True).stdout
+    return gen_events(seed, records, keys, disorder, start)
 
 
 def make_dir(name, files):

@@ -20,7 +20,6 @@ Usage: test_window_agg.py SLUICE
 """
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
@@ -29,24 +28,22 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import window_agg_oracle as oracle  # noqa: E402
 from harness import case, check, run_cases  # noqa: E402
+from wa_common import gen_events, run_window_agg  # noqa: E402
 
 SLUICE = None
 TMP = None
 
 
 def run(*args):
-    return subprocess.run([SLUICE, "run", "window-agg"] + list(args), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=600)
+    return run_window_agg(SLUICE, *args)
 
 
 def gen(name, seed, records, keys, disorder, start=0, extra=()):
+    data = gen_events(seed, records, keys, disorder, start, extra)
     path = os.path.join(TMP, name)
     with open(path, "wb") as f:
-        subprocess.run([sys.executable, os.path.join(HERE, "gen_events.py"), "--seed", str(seed),
-                        "--records", str(records), "--keys", str(keys), "--disorder",
-                        str(disorder), "--start", str(start)] + list(extra), stdout=f, check=True)
-    with open(path, "rb") as f:
-        return path, oracle.split_lines(f.read())
+        f.write(data)
+    return path, oracle.split_lines(data)
 
 
 def dropped(stderr):
