@@ -55,7 +55,7 @@
 
 #include "bench_common.h"
 
-#define MAX_RUNS 31
+#define MAX_RUNS BENCH_MAX_RUNS
 #define NKEYS	 100000u
 #define SEED	 0x5eed5eedu
 
@@ -71,18 +71,10 @@ _Static_assert(sizeof(struct ev) == 64, "elements are 64 bytes");
 
 static const struct sl_type ev_type = SL_TYPE(struct ev);
 
-static inline uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull; /* splitmix64 */
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* Element @i: writes all 64 bytes, and its timestamp (1 ms apart). */
 static inline void ev_fill(uint64_t i, uint64_t seed, struct ev *e, int64_t *ts)
 {
-	uint64_t h = mix64(i ^ seed);
+	uint64_t h = bench_mix64(i ^ seed);
 
 	*e = (struct ev){
 		.val = h,
@@ -192,59 +184,19 @@ struct replay_conf {
 	uint64_t count; /* elements to produce */
 };
 
-struct replay {
-	const struct replay_conf *conf;
-	uint64_t next; /* elements produced */
-};
-
-static int replay_open(void *arg, const struct sl_subtask_info *info, void **state)
-{
-	struct replay *r;
-
-	if (info->parallelism != 1)
-		return sl_errbuf_set(info->errbuf, info->errlen, -EINVAL,
-				     "replay: parallelism must be 1");
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return -ENOMEM;
-	r->conf = arg;
-	*state = r;
-	return 0;
-}
-
+/* The shared replay source (bench_common.h); a lap shifts ts by its length. */
 static int replay_poll(void *state, struct sl_batch *out)
 {
-	struct replay *r = state;
+	struct bench_replay *r = state;
 	const struct replay_conf *c = r->conf;
-	uint64_t want = out->cap - out->n;
-	uint32_t done = 0;
 
-	if (c->count - r->next < want)
-		want = c->count - r->next;
-	while (done < want) {
-		uint64_t pos = r->next % c->len, lap = r->next / c->len;
-		uint32_t m = (uint32_t)(c->len - pos < want - done ? c->len - pos : want - done);
-		int64_t shift = (int64_t)(lap * c->len);
-
-		memcpy(sl_batch_elem(out, out->n), &c->buf[pos], (size_t)m * sizeof(struct ev));
-		for (uint32_t k = 0; k < m; k++)
-			out->ts[out->n + k] = c->ts[pos + k] + shift;
-		out->n += m;
-		done += m;
-		r->next += m;
-	}
-	return r->next == c->count ? (int)done | SL_SOURCE_END : (int)done;
-}
-
-static void replay_close(void *state)
-{
-	free(state);
+	return bench_replay_poll(r, out, c->buf, c->ts, sizeof(*c->buf), c->len, c->count, c->len);
 }
 
 static const struct sl_source_ops replay_ops = {
-	.open = replay_open,
+	.open = bench_replay_open,
 	.poll = replay_poll,
-	.close = replay_close,
+	.close = bench_replay_close,
 };
 
 /* ------------------------------------------------------------- loops */
@@ -423,12 +375,7 @@ struct bench {
 
 static int set_opt(struct sl_job *job, const char *key, const char *value)
 {
-	char err[256];
-	int rc = sl_job_set(job, key, value, err, sizeof(err));
-
-	if (rc < 0)
-		fprintf(stderr, "bench_pipeline: %s=%s: %s\n", key, value, err);
-	return rc;
+	return bench_job_set("bench_pipeline", job, key, value);
 }
 
 static int build_job(struct bench *b, const struct variant *v, struct sl_null_sink *sink,
@@ -601,19 +548,6 @@ static void usage(FILE *f)
 	    "  --only VARIANT: run one variant (and its loop), e.g. under a profiler.\n");
 }
 
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 /* Every run of one variant, and the medians. */
 struct agg {
 	bool skip;
@@ -630,14 +564,6 @@ static unsigned fused_index(const struct variant *v)
 		if (variants[i].mode == v->mode && variants[i].api == v->api && !variants[i].keyed)
 			return i;
 	abort();
-}
-
-static double median_of(const double *v, unsigned n)
-{
-	double tmp[MAX_RUNS];
-
-	memcpy(tmp, v, n * sizeof(*v));
-	return bench_median(tmp, n);
 }
 
 static void summarise(struct agg *a, unsigned runs)
@@ -657,12 +583,12 @@ static void summarise(struct agg *a, unsigned runs)
 			if (v->keyed && !a[fused_index(v)].skip)
 				a[i].vs_fused[k] = rate[k] / a[fused_index(v)].run[k].rate;
 		}
-		a[i].rate = median_of(rate, runs);
+		a[i].rate = bench_median_of(rate, runs);
 		a[i].per_core = a[i].rate / v->workers;
-		a[i].cpu = median_of(cpu, runs);
-		a[i].ratio_loop = median_of(a[i].vs_loop, runs);
+		a[i].cpu = bench_median_of(cpu, runs);
+		a[i].ratio_loop = bench_median_of(a[i].vs_loop, runs);
 		a[i].ratio_fused =
-		    v->keyed && !a[fused_index(v)].skip ? median_of(a[i].vs_fused, runs) : 0;
+		    v->keyed && !a[fused_index(v)].skip ? bench_median_of(a[i].vs_fused, runs) : 0;
 	}
 }
 
@@ -734,11 +660,7 @@ static int write_json(const char *path, const struct bench *b, const struct agg 
 		first = 0;
 	}
 	fprintf(f, "]}\n");
-	if (fclose(f) != 0) {
-		fprintf(stderr, "bench_pipeline: writing '%s' failed\n", path);
-		return -EIO;
-	}
-	return 0;
+	return bench_json_close(f, "bench_pipeline", path);
 }
 
 int main(int argc, char **argv)
@@ -770,23 +692,23 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (parse_u64(optarg, 1000, 1ull << 40, &b.count) < 0)
+			if (bench_parse_u64(optarg, 1000, 1ull << 40, &b.count) < 0)
 				goto bad;
 			count_set = true;
 			break;
 		case 'e':
-			if (parse_u64(optarg, 1000, 1ull << 28, &replay_len) < 0)
+			if (bench_parse_u64(optarg, 1000, 1ull << 28, &replay_len) < 0)
 				goto bad;
 			len_set = true;
 			break;
 		case 'r':
-			if (parse_u64(optarg, 1, MAX_RUNS, &v64) < 0)
+			if (bench_parse_u64(optarg, 1, MAX_RUNS, &v64) < 0)
 				goto bad;
 			runs = (unsigned)v64;
 			runs_set = true;
 			break;
 		case 'b':
-			if (parse_u64(optarg, 1, 65536, &v64) < 0)
+			if (bench_parse_u64(optarg, 1, 65536, &v64) < 0)
 				goto bad;
 			b.batch = (uint32_t)v64;
 			break;

@@ -61,7 +61,7 @@
 #include "sli_core.h"
 #include "sli_state.h"
 
-#define MAX_RUNS 31
+#define MAX_RUNS BENCH_MAX_RUNS
 #define SEED	 0x5eedu
 #define BATCH	 32
 #define MAXP	 128
@@ -483,14 +483,6 @@ static int run_latency(int kind, const struct sl_allocator *a, uint64_t n, unsig
 
 /* ---------------------------------------------------------------- output */
 
-static double median_of(const double *v, unsigned runs)
-{
-	double tmp[MAX_RUNS];
-
-	memcpy(tmp, v, runs * sizeof(*v));
-	return bench_median(tmp, runs);
-}
-
 static double median_u64(const uint64_t *v, unsigned runs)
 {
 	double tmp[MAX_RUNS];
@@ -503,7 +495,8 @@ static double median_u64(const uint64_t *v, unsigned runs)
 /* Throughput of the state table over the plain table's, same phase. */
 static double ratio(const struct result *res, int ph, unsigned runs)
 {
-	return median_of(res[T_PLAIN].ns[ph], runs) / median_of(res[T_STATE].ns[ph], runs);
+	return bench_median_of(res[T_PLAIN].ns[ph], runs) /
+	       bench_median_of(res[T_STATE].ns[ph], runs);
 }
 
 static void print_table(const struct result *res, uint64_t n, unsigned runs, int pu, int node,
@@ -516,7 +509,7 @@ static void print_table(const struct result *res, uint64_t n, unsigned runs, int
 	       "state/plain");
 	for (int ph = 0; ph < NPHASE; ph++) {
 		for (int k = 0; k < NTAB; k++) {
-			double ns = median_of(res[k].ns[ph], runs);
+			double ns = bench_median_of(res[k].ns[ph], runs);
 
 			printf("%-18s  %-22s  %8.1f  %9.2f", phase_name[ph], tab_name[k], ns,
 			       1e3 / ns);
@@ -571,7 +564,7 @@ static int write_json(const char *path, const struct result *res, uint64_t n, un
 			fprintf(f,
 				"%s\n    {\"op\": \"%s\", \"table\": \"%s\", \"ns_per_op\": %.2f",
 				first ? "" : ",", phase_key[ph], tab_key[k],
-				median_of(res[k].ns[ph], runs));
+				bench_median_of(res[k].ns[ph], runs));
 			if (k == T_STATE)
 				fprintf(f, ", \"throughput_ratio_to_plain\": %.3f",
 					ratio(res, ph, runs));

@@ -51,7 +51,7 @@
 
 #include "bench_common.h"
 
-#define MAX_RUNS    31
+#define MAX_RUNS    BENCH_MAX_RUNS
 #define NKEYS	    10000u
 #define SEED	    0x5eed1234u
 #define PER_MS	    1000  /* records per ms of event time */
@@ -77,17 +77,10 @@ struct wres {
 
 static const struct sl_type wres_type = SL_TYPE(struct wres);
 
-static inline uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull; /* splitmix64 */
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 static inline uint64_t res_hash(int64_t start, uint64_t key, int64_t value)
 {
-	return mix64((uint64_t)start * 0x9e3779b97f4a7c15ull ^ mix64(key ^ (uint64_t)value << 20));
+	return bench_mix64((uint64_t)start * 0x9e3779b97f4a7c15ull ^
+			   bench_mix64(key ^ (uint64_t)value << 20));
 }
 
 /* ------------------------------------------------------------ queries */
@@ -112,59 +105,20 @@ struct replay_conf {
 	uint64_t count; /* elements to produce */
 };
 
-struct replay {
-	const struct replay_conf *conf;
-	uint64_t next;
-};
-
-static int replay_open(void *arg, const struct sl_subtask_info *info, void **state)
-{
-	struct replay *r;
-
-	if (info->parallelism != 1)
-		return sl_errbuf_set(info->errbuf, info->errlen, -EINVAL,
-				     "replay: parallelism must be 1");
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return -ENOMEM;
-	r->conf = arg;
-	*state = r;
-	return 0;
-}
-
+/* The shared replay source (bench_common.h); a lap shifts ts by its span of event time. */
 static int replay_poll(void *state, struct sl_batch *out)
 {
-	struct replay *r = state;
+	struct bench_replay *r = state;
 	const struct replay_conf *c = r->conf;
-	uint64_t want = out->cap - out->n;
-	uint32_t done = 0;
 
-	if (c->count - r->next < want)
-		want = c->count - r->next;
-	while (done < want) {
-		uint64_t pos = r->next % c->len, lap = r->next / c->len;
-		uint32_t m = (uint32_t)(c->len - pos < want - done ? c->len - pos : want - done);
-		int64_t shift = (int64_t)(lap * (c->len / PER_MS));
-
-		memcpy(sl_batch_elem(out, out->n), &c->buf[pos], (size_t)m * sizeof(struct ev));
-		for (uint32_t k = 0; k < m; k++)
-			out->ts[out->n + k] = c->ts[pos + k] + shift;
-		out->n += m;
-		done += m;
-		r->next += m;
-	}
-	return r->next == c->count ? (int)done | SL_SOURCE_END : (int)done;
-}
-
-static void replay_close(void *state)
-{
-	free(state);
+	return bench_replay_poll(r, out, c->buf, c->ts, sizeof(*c->buf), c->len, c->count,
+				 c->len / PER_MS);
 }
 
 static const struct sl_source_ops replay_ops = {
-	.open = replay_open,
+	.open = bench_replay_open,
 	.poll = replay_poll,
-	.close = replay_close,
+	.close = bench_replay_close,
 };
 
 /* ------------------------------------------------------------- engine */
@@ -228,12 +182,7 @@ struct bench {
 
 static int set_opt(struct sl_job *job, const char *key, const char *value)
 {
-	char err[256];
-	int rc = sl_job_set(job, key, value, err, sizeof(err));
-
-	if (rc < 0)
-		fprintf(stderr, "bench_window: %s=%s: %s\n", key, value, err);
-	return rc;
+	return bench_job_set("bench_window", job, key, value);
 }
 
 static int run_engine(struct bench *b, enum query q, struct result *r)
@@ -449,26 +398,13 @@ static int replay_init(struct replay_conf *c, uint64_t len)
 		return -ENOMEM;
 	}
 	for (uint64_t i = 0; i < len; i++) {
-		uint64_t h = mix64(i ^ SEED);
+		uint64_t h = bench_mix64(i ^ SEED);
 
 		buf[i].key = ((h >> 32) * NKEYS) >> 32;
 		buf[i].val = (int64_t)(h % 100);
 		ts[i] = (int64_t)(i / PER_MS) - (int64_t)((h >> 8) % (DISORDER_MS + 1));
 	}
 	*c = (struct replay_conf){ .buf = buf, .ts = ts, .len = len };
-	return 0;
-}
-
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
 	return 0;
 }
 
@@ -492,14 +428,6 @@ struct qstats {
 	double eng_med, loop_med, ratio_med;
 	struct result res;
 };
-
-static double median_of(const double *v, unsigned n)
-{
-	double tmp[MAX_RUNS];
-
-	memcpy(tmp, v, n * sizeof(*v));
-	return bench_median(tmp, n);
-}
 
 /* One round of query @q: loop and engine (order alternating by round), checked. */
 static int round_of(struct bench *b, enum query q, struct qstats *st, unsigned k)
@@ -573,11 +501,7 @@ static int write_json(const char *path, const struct bench *b, const struct qsta
 		first = 0;
 	}
 	fprintf(f, "]}\n");
-	if (fclose(f) != 0) {
-		fprintf(stderr, "bench_window: writing '%s' failed\n", path);
-		return -EIO;
-	}
-	return 0;
+	return bench_json_close(f, "bench_window", path);
 }
 
 int main(int argc, char **argv)
@@ -606,17 +530,17 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			if (parse_u64(optarg, 10000, 1ull << 40, &count) < 0)
+			if (bench_parse_u64(optarg, 10000, 1ull << 40, &count) < 0)
 				goto bad;
 			break;
 		case 'r':
-			if (parse_u64(optarg, 1, MAX_RUNS, &v64) < 0)
+			if (bench_parse_u64(optarg, 1, MAX_RUNS, &v64) < 0)
 				goto bad;
 			runs = (unsigned)v64;
 			runs_set = true;
 			break;
 		case 'b':
-			if (parse_u64(optarg, 1, 65536, &v64) < 0)
+			if (bench_parse_u64(optarg, 1, 65536, &v64) < 0)
 				goto bad;
 			b.batch = (uint32_t)v64;
 			break;
@@ -701,9 +625,9 @@ int main(int argc, char **argv)
 	for (unsigned q = 0; q < NQUERIES; q++) {
 		if (st[q].skip)
 			continue;
-		st[q].eng_med = median_of(st[q].eng, runs);
-		st[q].loop_med = median_of(st[q].loop, runs);
-		st[q].ratio_med = median_of(st[q].ratio, runs);
+		st[q].eng_med = bench_median_of(st[q].eng, runs);
+		st[q].loop_med = bench_median_of(st[q].loop, runs);
+		st[q].ratio_med = bench_median_of(st[q].ratio, runs);
 		printf("%-34s %10llu %12.2f %12.2f %10.3f\n", queries[q].desc,
 		       (unsigned long long)st[q].count, st[q].eng_med / 1e6, st[q].loop_med / 1e6,
 		       st[q].ratio_med);
