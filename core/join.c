@@ -45,6 +45,7 @@
 
 #include "sli_exec.h"
 #include "sli_timers.h"
+#include "sli_window.h"
 
 /* Bounds beyond this (2^62 ms, 146 million years) are refused: ts +- bound stays computable. */
 #define BOUND_MAX (INT64_C(1) << 62)
@@ -94,22 +95,6 @@ struct sli_join {
 };
 
 /* ------------------------------------------------------------- helpers */
-
-static int64_t floor_mod(int64_t a, int64_t m)
-{
-	int64_t r = a % m;
-
-	return r < 0 ? r + m : r;
-}
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	int64_t t;
-
-	if (__builtin_add_overflow(a, b, &t))
-		return b > 0 ? INT64_MAX : INT64_MIN;
-	return t;
-}
 
 static struct jrec *rec_at(const struct jbuf *b, uint32_t rsize, uint32_t i)
 {
@@ -389,7 +374,7 @@ static int ij_element(struct sli_opi *op, unsigned side, struct sl_batch *b, uin
 		}
 	}
 	/* Flink: at ts + relative upper bound when that is positive, else at ts. */
-	clean = j->rel_hi[side] > 0 ? sat_add(ts, j->rel_hi[side]) : ts;
+	clean = j->rel_hi[side] > 0 ? sli_sat_add(ts, j->rel_hi[side]) : ts;
 	rc = sli_timers_register(j->timers, SLI_EVENT_TIME, id, (struct sli_ns){ side, ts }, clean);
 	return rc < 0 ? rc : 0;
 }
@@ -407,12 +392,12 @@ static int ij_timer(struct sli_opi *op, const struct sli_timer *t)
 
 static int64_t win_cleanup(const struct sli_join *j, int64_t end)
 {
-	return sat_add(end - 1, j->spec->allowed_lateness);
+	return sli_cleanup_time(end, j->spec->allowed_lateness);
 }
 
 static bool win_late(const struct sli_join *j, int64_t end, int64_t wm)
 {
-	return win_cleanup(j, end) <= wm;
+	return sli_window_late(end, j->spec->allowed_lateness, wm);
 }
 
 static struct sli_ns win_ns(const struct jwin *w)
@@ -522,14 +507,14 @@ static int wj_fixed(struct sli_opi *op, unsigned side, struct sl_batch *b, uint3
 	const struct sl_window_spec *s = j->spec;
 	int64_t ts = b->ts[i];
 	int64_t slide = s->kind == SL_WINDOW_TUMBLING ? s->size : s->slide;
-	int64_t start = ts - floor_mod(ts - s->offset, slide);
-	int64_t limit = sat_add(ts, -s->size);
+	int64_t start = ts - sli_floor_mod(ts - s->offset, slide);
+	int64_t limit = sli_sat_add(ts, -s->size);
 	struct jkey *k = key_state(j, id);
 
 	if (k == NULL)
 		return -ENOMEM;
 	for (; start > limit; start -= slide) {
-		int64_t end = sat_add(start, s->size);
+		int64_t end = sli_sat_add(start, s->size);
 		struct jwin *w;
 		int rc;
 
@@ -596,7 +581,7 @@ static int wj_session(struct sli_opi *op, unsigned side, struct sl_batch *b, uin
 		      uint32_t id, bool *skipped)
 {
 	struct sli_join *j = op->join;
-	int64_t nlo = b->ts[i], nhi = sat_add(nlo, j->spec->gap), start = nlo, end = nhi;
+	int64_t nlo = b->ts[i], nhi = sli_sat_add(nlo, j->spec->gap), start = nlo, end = nhi;
 	int64_t wm = op->watermark;
 	struct jkey *k = key_state(j, id);
 	uint32_t nmerge = 0, kept = UINT32_MAX;

@@ -250,8 +250,11 @@ const struct sl_subtask_info *sl_ctx_info(const struct sl_ctx *c)
 	return c != NULL && c->op != NULL ? &c->op->info : NULL;
 }
 
-/* Check a timer call's arguments; intern the current key. 0 or -errno (sentence in errbuf). */
-static int timer_args(struct sl_ctx *c, enum sl_time_domain d, const char *what)
+/*
+ * Check a timer call's arguments; intern the current key; set *@ns to the
+ * timer's namespace. 0 or -errno (sentence in errbuf).
+ */
+static int timer_args(struct sl_ctx *c, enum sl_time_domain d, const char *what, struct sli_ns *ns)
 {
 	struct sli_keyed *k;
 
@@ -277,18 +280,18 @@ static int timer_args(struct sl_ctx *c, enum sl_time_domain d, const char *what)
 					     what, c->op->node->name);
 		c->key_id = id;
 	}
+	ns->a = c->tns_a;
+	ns->b = c->tns_b;
 	return 0;
 }
 
 int sl_timer_register(struct sl_ctx *c, enum sl_time_domain d, int64_t time)
 {
 	struct sli_ns ns;
-	int rc = timer_args(c, d, "sl_timer_register");
+	int rc = timer_args(c, d, "sl_timer_register", &ns);
 
 	if (rc < 0)
 		return rc;
-	ns.a = c->tns_a;
-	ns.b = c->tns_b;
 	rc = sli_timers_register(c->op->keyed->timers, (enum sli_domain)d, (uint32_t)c->key_id, ns,
 				 time);
 	if (rc < 0)
@@ -304,12 +307,10 @@ int sl_timer_register(struct sl_ctx *c, enum sl_time_domain d, int64_t time)
 int sl_timer_delete(struct sl_ctx *c, enum sl_time_domain d, int64_t time)
 {
 	struct sli_ns ns;
-	int rc = timer_args(c, d, "sl_timer_delete");
+	int rc = timer_args(c, d, "sl_timer_delete", &ns);
 
 	if (rc < 0)
 		return rc;
-	ns.a = c->tns_a;
-	ns.b = c->tns_b;
 	/* op->next_proc_timer may now be early: the check then finds nothing and recomputes. */
 	return sli_timers_delete(c->op->keyed->timers, (enum sli_domain)d, (uint32_t)c->key_id, ns,
 				 time);

@@ -71,6 +71,7 @@
 #include <sluice/sl_error.h>
 
 #include "sli_exec.h"
+#include "sli_window.h"
 
 #define RING_MAX 256	     /* slots of a key's pane ring, at most */
 #define RID	 0x80000000u /* pane ids: in a ring */
@@ -185,42 +186,6 @@ struct sli_win {
 
 /* ------------------------------------------------------------ helpers */
 
-static uint64_t mix(uint64_t a, uint64_t b, uint64_t c)
-{
-	uint64_t h =
-	    a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
-
-	h ^= (c + (h << 6) + (h >> 2)) * 0x94d049bb133111ebull;
-	h ^= h >> 31;
-	h *= 0xd6e8feb86659fd93ull;
-	return h ^ (h >> 32);
-}
-
-static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size)
-{
-	uint32_t ncap = *cap ? *cap : 16;
-	void *p;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	p = realloc(*arr, (size_t)ncap * size);
-	if (p == NULL)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
-}
-
-/* Floor modulo: the result has the sign of @m (> 0). */
-static int64_t floor_mod(int64_t a, int64_t m)
-{
-	int64_t r = a % m;
-
-	return r < 0 ? r + m : r;
-}
-
 static int64_t gcd64(int64_t a, int64_t b)
 {
 	while (b != 0) {
@@ -233,32 +198,20 @@ static int64_t gcd64(int64_t a, int64_t b)
 }
 
 /*
- * floor_mod(ts - offset, m) without computing ts - offset, which can
+ * sli_floor_mod(ts - offset, m) without computing ts - offset, which can
  * overflow: the distance from @ts down to the grid offset + k * m.
  */
 static int64_t grid_mod(int64_t ts, int64_t offset, int64_t m)
 {
-	int64_t r = floor_mod(ts, m) - floor_mod(offset, m); /* in (-m, m) */
+	int64_t r = sli_floor_mod(ts, m) - sli_floor_mod(offset, m); /* in (-m, m) */
 
 	return r < 0 ? r + m : r;
 }
 
-/* a + b for b >= 0, saturating at INT64_MAX. */
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	int64_t t;
-
-	return __builtin_add_overflow(a, b, &t) ? INT64_MAX : t;
-}
-
 /* end - 1 + lateness, saturating (Flink: Long.MAX_VALUE when it overflows). */
-static int64_t cleanup_time(const struct sli_win *w, int64_t end)
+static inline int64_t cleanup_time(const struct sli_win *w, int64_t end)
 {
-	int64_t t;
-
-	if (__builtin_add_overflow(end - 1, w->spec->allowed_lateness, &t))
-		return INT64_MAX;
-	return t;
+	return sli_cleanup_time(end, w->spec->allowed_lateness);
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -445,96 +398,22 @@ static inline void *acc_of(struct sli_win *w, uint32_t e)
 	return w->accs + (size_t)e * w->acc_size;
 }
 
-static uint32_t wslot_home(const struct sli_win *w, uint32_t key, int64_t start, int64_t end)
-{
-	return (uint32_t)mix(key, (uint64_t)start, (uint64_t)end) & (w->wcap - 1);
-}
-
-static int win_grow_table(struct sli_win *w)
-{
-	uint32_t ncap = w->wcap ? w->wcap * 2 : 1024;
-	uint32_t *ns = calloc(ncap, sizeof(*ns));
-	uint32_t ocap = w->wcap, *os = w->wslot;
-
-	if (ns == NULL)
-		return -ENOMEM;
-	w->wslot = ns;
-	w->wcap = ncap;
-	for (uint32_t j = 0; j < ocap; j++) {
-		if (os[j]) {
-			const struct went *e = &w->ents[os[j] - 1];
-			uint32_t i = wslot_home(w, e->key, e->start, e->end);
-
-			while (ns[i])
-				i = (i + 1) & (ncap - 1);
-			ns[i] = os[j];
-		}
-	}
-	free(os);
-	return 0;
-}
-
-/* Slot of (key, start, end), or of the empty slot where it would go. */
-static uint32_t win_find(const struct sli_win *w, uint32_t key, int64_t start, int64_t end)
-{
-	uint32_t i = wslot_home(w, key, start, end);
-
-	for (; w->wslot[i]; i = (i + 1) & (w->wcap - 1)) {
-		const struct went *e = &w->ents[w->wslot[i] - 1];
-
-		if (e->key == key && e->start == start && e->end == end)
-			break;
-	}
-	return i;
-}
-
-static void win_unlink_slot(struct sli_win *w, uint32_t i)
-{
-	uint32_t mask = w->wcap - 1, j = i;
-
-	/* Backward-shift deletion keeps every probe chain unbroken. */
-	w->wslot[i] = 0;
-	for (;;) {
-		const struct went *e;
-		uint32_t home;
-
-		j = (j + 1) & mask;
-		if (!w->wslot[j])
-			break;
-		e = &w->ents[w->wslot[j] - 1];
-		home = wslot_home(w, e->key, e->start, e->end);
-		/* Move it back if its home is not in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			w->wslot[i] = w->wslot[j];
-			w->wslot[j] = 0;
-			i = j;
-		}
-	}
-	w->wcount--;
-}
+SLI_WTAB_DEFINE(wtab, struct sli_win, 1024)
 
 /* A new entry for (key, [start, end)) with a fresh accumulator. Return its index or -ENOMEM. */
 static int64_t win_add(struct sli_win *w, uint32_t key, int64_t start, int64_t end)
 {
 	uint32_t e, i;
 
-	if ((w->wcount + 1) * 2 > w->wcap && win_grow_table(w) < 0)
+	if ((w->wcount + 1) * 2 > w->wcap && wtab_grow(w) < 0)
 		return -ENOMEM;
 	if (w->free_head) {
 		e = w->free_head - 1;
 		w->free_head = w->ents[e].next;
 	} else {
-		uint32_t cap = w->capents;
-
-		if (grow((void **)&w->ents, &w->capents, w->nents + 1, sizeof(*w->ents)) < 0)
+		if (sli_grow2((void **)&w->ents, &w->capents, w->nents + 1, sizeof(*w->ents),
+			      (void **)&w->accs, w->acc_size) < 0)
 			return -ENOMEM;
-		if (w->capents != cap) {
-			uint8_t *na = realloc(w->accs, (size_t)w->capents * w->acc_size);
-
-			if (na == NULL)
-				return -ENOMEM;
-			w->accs = na;
-		}
 		e = w->nents++;
 		w->ents[e].gen = 0;
 	}
@@ -547,7 +426,7 @@ static int64_t win_add(struct sli_win *w, uint32_t key, int64_t start, int64_t e
 	memset(acc_of(w, e), 0, w->acc_size);
 	if (w->agg->create != NULL)
 		w->agg->create(acc_of(w, e), w->agg->arg);
-	i = win_find(w, key, start, end);
+	i = wtab_find(w, key, start, end);
 	w->wslot[i] = e + 1;
 	w->wcount++;
 	return e;
@@ -558,7 +437,7 @@ static void win_drop(struct sli_win *w, uint32_t e)
 {
 	struct went *x = &w->ents[e];
 
-	win_unlink_slot(w, win_find(w, x->key, x->start, x->end));
+	wtab_remove(w, wtab_find(w, x->key, x->start, x->end));
 	x->used = 0;
 	x->gen++;
 	x->timers = 0;
@@ -573,7 +452,7 @@ static int heap_push(struct sli_win *w, int64_t time, uint32_t e)
 	struct timer t = { time, e, w->ents[e].gen };
 	uint32_t i;
 
-	if (grow((void **)&w->heap, &w->capheap, w->nheap + 1, sizeof(*w->heap)) < 0)
+	if (sli_grow((void **)&w->heap, &w->capheap, w->nheap + 1, sizeof(*w->heap)) < 0)
 		return -ENOMEM;
 	for (i = w->nheap++; i > 0 && w->heap[(i - 1) / 2].time > time; i = (i - 1) / 2)
 		w->heap[i] = w->heap[(i - 1) / 2];
@@ -665,7 +544,7 @@ struct sli_win *sli_win_new(struct sli_opi *op)
 			return NULL;
 		}
 	}
-	if (key_grow_table(w) < 0 || win_grow_table(w) < 0) {
+	if (key_grow_table(w) < 0 || wtab_grow(w) < 0) {
 		sli_win_free(w);
 		return NULL;
 	}
@@ -719,9 +598,9 @@ static int emit_window(struct sli_opi *op, uint32_t e)
 	return emit_acc(op, x->key, x->start, x->end, acc_of(op->win, e));
 }
 
-static bool window_late(const struct sli_win *w, int64_t end, int64_t wm)
+static inline bool window_late(const struct sli_win *w, int64_t end, int64_t wm)
 {
-	return cleanup_time(w, end) <= wm;
+	return sli_window_late(end, w->spec->allowed_lateness, wm);
 }
 
 /* Add element @i of @b to entry @e, then the trigger's on_element. */
@@ -770,7 +649,7 @@ static int assign_fixed(struct sli_opi *op, uint32_t key, const struct sl_batch 
 			continue;
 		}
 		*skipped = false;
-		slot = win_find(w, key, start, end);
+		slot = wtab_find(w, key, start, end);
 		e = w->wslot[slot] ? (int64_t)w->wslot[slot] - 1 : win_add(w, key, start, end);
 		if (e < 0)
 			return (int)e;
@@ -840,14 +719,14 @@ static int assign_session(struct sli_opi *op, uint32_t key, const struct sl_batc
 			pp = &x->next;
 		}
 		/* Re-key the kept entry as the cover; its old timers are deleted. */
-		win_unlink_slot(w, win_find(w, key, w->ents[kept].start, w->ents[kept].end));
-		if ((w->wcount + 1) * 2 > w->wcap && win_grow_table(w) < 0)
+		wtab_remove(w, wtab_find(w, key, w->ents[kept].start, w->ents[kept].end));
+		if ((w->wcount + 1) * 2 > w->wcap && wtab_grow(w) < 0)
 			return -ENOMEM;
 		w->ents[kept].start = start;
 		w->ents[kept].end = end;
 		w->ents[kept].gen++;
 		w->ents[kept].timers = 0;
-		w->wslot[win_find(w, key, start, end)] = kept + 1;
+		w->wslot[wtab_find(w, key, start, end)] = kept + 1;
 		w->wcount++;
 		/* EventTimeTrigger.onMerge: a timer at the cover's end - 1 if still ahead. */
 		if (end - 1 > wm) {
@@ -876,7 +755,7 @@ static int assign_session(struct sli_opi *op, uint32_t key, const struct sl_batc
 
 static uint32_t btab_home(const struct sli_win *w, int64_t time)
 {
-	return (uint32_t)mix((uint64_t)time, 0, 0) & (w->btcap - 1);
+	return (uint32_t)sli_wmix((uint64_t)time, 0, 0) & (w->btcap - 1);
 }
 
 /* Slot of the bucket of @time, or of the empty slot where it would go. */
@@ -913,7 +792,7 @@ static int btab_grow(struct sli_win *w)
 	return 0;
 }
 
-/* Backward-shift deletion, as win_unlink_slot(). */
+/* Backward-shift deletion, as wtab_remove(). */
 static void btab_remove(struct sli_win *w, int64_t time)
 {
 	uint32_t mask = w->btcap - 1, i = btab_find(w, time), j = i;
@@ -940,7 +819,7 @@ static int bheap_push(struct sli_win *w, uint32_t id)
 	int64_t time = w->bk[id].time;
 	uint32_t i;
 
-	if (grow((void **)&w->bheap, &w->capbheap, w->nbheap + 1, sizeof(*w->bheap)) < 0)
+	if (sli_grow((void **)&w->bheap, &w->capbheap, w->nbheap + 1, sizeof(*w->bheap)) < 0)
 		return -ENOMEM;
 	for (i = w->nbheap++; i > 0 && w->bk[w->bheap[(i - 1) / 2]].time > time; i = (i - 1) / 2)
 		w->bheap[i] = w->bheap[(i - 1) / 2];
@@ -988,7 +867,7 @@ static int64_t bucket_get(struct sli_win *w, int64_t time)
 		id = w->bk_free - 1;
 		w->bk_free = w->bk[id].next;
 	} else {
-		if (grow((void **)&w->bk, &w->capbk, w->nbk + 1, sizeof(*w->bk)) < 0)
+		if (sli_grow((void **)&w->bk, &w->capbk, w->nbk + 1, sizeof(*w->bk)) < 0)
 			return -ENOMEM;
 		id = w->nbk++;
 		w->bk[id] = (struct tbucket){ 0 };
@@ -1015,11 +894,13 @@ static int bucket_add(struct sli_win *w, int64_t time, bool fire, uint32_t v)
 		return (int)id;
 	t = &w->bk[id];
 	if (fire) {
-		if (grow((void **)&t->fires, &t->capfires, t->nfires + 1, sizeof(*t->fires)) < 0)
+		if (sli_grow((void **)&t->fires, &t->capfires, t->nfires + 1, sizeof(*t->fires)) <
+		    0)
 			return -ENOMEM;
 		t->fires[t->nfires++] = v;
 	} else {
-		if (grow((void **)&t->frees, &t->capfrees, t->nfrees + 1, sizeof(*t->frees)) < 0)
+		if (sli_grow((void **)&t->frees, &t->capfrees, t->nfrees + 1, sizeof(*t->frees)) <
+		    0)
 			return -ENOMEM;
 		t->frees[t->nfrees++] = v;
 	}
@@ -1062,7 +943,7 @@ static int64_t pane_find(struct sli_win *w, uint32_t key, int64_t start)
 		if (w->kspill[key] == 0)
 			return -1; /* every pane of the key is in its ring */
 	}
-	slot = win_find(w, key, start, start);
+	slot = wtab_find(w, key, start, start);
 	return w->wslot[slot] ? (int64_t)w->wslot[slot] - 1 : -1;
 }
 
@@ -1115,8 +996,8 @@ static int64_t pane_new(struct sli_opi *op, uint32_t key, int64_t ps, int64_t fi
 		return e;
 	/* Keep one interval: the hull when they touch, else the newer one (duplicates are dropped).
 	 */
-	if (k->rlo <= k->rhi && lo <= sat_add(k->rhi, w->slide) &&
-	    k->rlo <= sat_add(last, w->slide)) {
+	if (k->rlo <= k->rhi && lo <= sli_sat_add(k->rhi, w->slide) &&
+	    k->rlo <= sli_sat_add(last, w->slide)) {
 		k->rlo = lo < k->rlo ? lo : k->rlo;
 		k->rhi = last > k->rhi ? last : k->rhi;
 	} else {
@@ -1167,7 +1048,7 @@ static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
 		for (uint32_t j = 0; j < m; j++) {
 			int64_t p = p0 + (int64_t)j * w->pane;
 
-			home[j] = wslot_home(w, key, p, p);
+			home[j] = wtab_home(w, key, p, p);
 			__builtin_prefetch(&w->wslot[home[j]]);
 		}
 		for (uint32_t j = 0; j < m; j++) {

@@ -39,6 +39,7 @@
 
 #include "sli_exec.h"
 #include "sli_timers.h"
+#include "sli_window.h"
 
 /* The node's configuration, checked and resolved by sli_wgen_conf_new(). */
 struct sli_wgen_conf {
@@ -115,37 +116,6 @@ static size_t align8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
-static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size)
-{
-	uint32_t ncap = *cap ? *cap : 16;
-	void *p;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	p = realloc(*arr, (size_t)ncap * size);
-	if (p == NULL)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
-}
-
-static int64_t floor_mod(int64_t a, int64_t m)
-{
-	int64_t r = a % m;
-
-	return r < 0 ? r + m : r;
-}
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	int64_t t;
-
-	return __builtin_add_overflow(a, b, &t) ? (b > 0 ? INT64_MAX : INT64_MIN) : t;
-}
-
 static int64_t max_ts(int64_t start, int64_t end)
 {
 	struct sl_window w = { start, end };
@@ -159,11 +129,9 @@ static int64_t max_ts(int64_t start, int64_t end)
  */
 static int64_t cleanup_time(const struct sli_wgen_conf *cf, int64_t start, int64_t end)
 {
-	int64_t m = max_ts(start, end), t;
+	int64_t m = max_ts(start, end);
 
-	if (!cf->event_time)
-		return m;
-	return __builtin_add_overflow(m, cf->lateness, &t) ? INT64_MAX : t;
+	return cf->event_time ? sli_sat_add(m, cf->lateness) : m;
 }
 
 static bool window_late(const struct sli_opi *op, int64_t start, int64_t end)
@@ -188,54 +156,7 @@ static int fail(struct sli_opi *op, int rc, const char *what)
 
 /* ------------------------------------------------------------- entries */
 
-static uint64_t mix(uint64_t a, uint64_t b, uint64_t c)
-{
-	return sli_fmix64(a * 0x9e3779b97f4a7c15ull ^ sli_fmix64(b + 0x632be59bd9b4e019ull) ^
-			  sli_fmix64(c ^ 0xbf58476d1ce4e5b9ull));
-}
-
-static uint32_t wslot_home(const struct sli_wgen *w, uint32_t key, int64_t start, int64_t end)
-{
-	return (uint32_t)mix(key, (uint64_t)start, (uint64_t)end) & (w->wcap - 1);
-}
-
-static int wtab_grow(struct sli_wgen *w)
-{
-	uint32_t ncap = w->wcap ? w->wcap * 2 : 256;
-	uint32_t *ns = calloc(ncap, sizeof(*ns));
-	uint32_t ocap = w->wcap, *os = w->wslot;
-
-	if (ns == NULL)
-		return -ENOMEM;
-	w->wslot = ns;
-	w->wcap = ncap;
-	for (uint32_t j = 0; j < ocap; j++) {
-		if (os[j]) {
-			const struct gent *e = &w->ents[os[j] - 1];
-			uint32_t i = wslot_home(w, e->key, e->start, e->end);
-
-			while (ns[i])
-				i = (i + 1) & (ncap - 1);
-			ns[i] = os[j];
-		}
-	}
-	free(os);
-	return 0;
-}
-
-/* Slot of (key, start, end), or of the empty slot where it would go. */
-static uint32_t wtab_find(const struct sli_wgen *w, uint32_t key, int64_t start, int64_t end)
-{
-	uint32_t i = wslot_home(w, key, start, end);
-
-	for (; w->wslot[i]; i = (i + 1) & (w->wcap - 1)) {
-		const struct gent *e = &w->ents[w->wslot[i] - 1];
-
-		if (e->key == key && e->start == start && e->end == end)
-			break;
-	}
-	return i;
-}
+SLI_WTAB_DEFINE(wtab, struct sli_wgen, 256)
 
 /* The entry of (key, [start, end)), or -1. */
 static int64_t ent_find(const struct sli_wgen *w, uint32_t key, int64_t start, int64_t end)
@@ -243,30 +164,6 @@ static int64_t ent_find(const struct sli_wgen *w, uint32_t key, int64_t start, i
 	uint32_t i = wtab_find(w, key, start, end);
 
 	return w->wslot[i] ? (int64_t)w->wslot[i] - 1 : -1;
-}
-
-static void wtab_remove(struct sli_wgen *w, uint32_t i)
-{
-	uint32_t mask = w->wcap - 1, j = i;
-
-	w->wslot[i] = 0;
-	for (;;) {
-		const struct gent *e;
-		uint32_t home;
-
-		j = (j + 1) & mask;
-		if (!w->wslot[j])
-			break;
-		e = &w->ents[w->wslot[j] - 1];
-		home = wslot_home(w, e->key, e->start, e->end);
-		/* Move it back unless its home lies in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			w->wslot[i] = w->wslot[j];
-			w->wslot[j] = 0;
-			i = j;
-		}
-	}
-	w->wcount--;
 }
 
 static uint8_t *blob(const struct sli_wgen *w, uint32_t e)
@@ -301,17 +198,9 @@ static int64_t ent_add(struct sli_wgen *w, uint32_t key, int64_t start, int64_t 
 		e = w->free_head - 1;
 		w->free_head = w->ents[e].next;
 	} else {
-		uint32_t cap = w->capents;
-
-		if (grow((void **)&w->ents, &w->capents, w->nents + 1, sizeof(*w->ents)) < 0)
+		if (sli_grow2((void **)&w->ents, &w->capents, w->nents + 1, sizeof(*w->ents),
+			      (void **)&w->blobs, w->stride) < 0)
 			return -ENOMEM;
-		if (w->capents != cap) {
-			uint8_t *nb = realloc(w->blobs, (size_t)w->capents * w->stride);
-
-			if (nb == NULL)
-				return -ENOMEM;
-			w->blobs = nb;
-		}
 		e = w->nents++;
 		memset(&w->ents[e], 0, sizeof(w->ents[e]));
 	}
@@ -363,7 +252,7 @@ static int copy_strings(struct sli_wgen *w, struct gent *x, uint8_t *el, const c
 		struct sl_str s;
 
 		memcpy(&s, el + t->str_off[k], sizeof(s));
-		if (grow((void **)&x->arena, &x->acap, x->aused + s.len, 1) < 0)
+		if (sli_grow((void **)&x->arena, &x->acap, x->aused + s.len, 1) < 0)
 			return -ENOMEM;
 		if (s.len)
 			memcpy(x->arena + x->aused, src_arena + s.off, s.len);
@@ -601,7 +490,7 @@ static int cont_next(struct sl_trigger_ctx *c, int64_t time)
 {
 	const struct sl_trigger *t = &c->op->wgen->cf->trig;
 	struct cont_state *s = c->state;
-	int64_t next = sat_add(time, t->interval), m = sl_window_max_ts(&c->win);
+	int64_t next = sli_sat_add(time, t->interval), m = sl_window_max_ts(&c->win);
 
 	if (next > m)
 		next = m;
@@ -848,7 +737,7 @@ static int evict(struct sli_opi *op, uint32_t e, const struct sl_window_ctx *ctx
 
 	if (ev->kind == SL_EVICTOR_NONE || (ev->kind != SL_EVICTOR_CUSTOM && ev->after != after))
 		return 0;
-	if (grow((void **)&w->evict, &w->capevict, x->n + 1, sizeof(*w->evict)) < 0)
+	if (sli_grow((void **)&w->evict, &w->capevict, x->n + 1, sizeof(*w->evict)) < 0)
 		return fail(op, -ENOMEM, "evicting");
 	memset(w->evict, 0, (size_t)x->n * sizeof(*w->evict));
 	if (ev->kind == SL_EVICTOR_COUNT) {
@@ -863,7 +752,7 @@ static int evict(struct sli_opi *op, uint32_t e, const struct sl_window_ctx *ctx
 			return 0;
 		for (uint32_t i = 0; i < x->n; i++)
 			hi = x->ts[i] > hi ? x->ts[i] : hi;
-		cut = sat_add(hi, -ev->size);
+		cut = sli_sat_add(hi, -ev->size);
 		for (uint32_t i = 0; i < x->n; i++)
 			w->evict[i] = x->ts[i] <= cut;
 	} else {
@@ -1062,7 +951,7 @@ static int assign_fixed(struct sli_opi *op, uint32_t key, const struct sl_batch 
 		slide = 1;
 	} else {
 		slide = as->kind == SL_ASSIGNER_TUMBLING ? size : as->slide;
-		start = ts - floor_mod(ts - as->offset, slide);
+		start = ts - sli_floor_mod(ts - as->offset, slide);
 	}
 	/* Flink: start = last_start, last_start - slide, ... while start > ts - size. */
 	for (;;) {
@@ -1110,7 +999,7 @@ static int merge_room(struct sli_wgen *w, uint32_t n)
 	uint32_t cap = w->capmv;
 	const void **ns;
 
-	if (grow((void **)&w->mv, &w->capmv, n, sizeof(*w->mv)) < 0)
+	if (sli_grow((void **)&w->mv, &w->capmv, n, sizeof(*w->mv)) < 0)
 		return -ENOMEM;
 	if (w->capmv == cap && w->mstates != NULL)
 		return 0;
@@ -1188,7 +1077,7 @@ static int assign_session(struct sli_opi *op, uint32_t key, const struct sl_batc
 			return -EINVAL;
 		}
 	}
-	end = sat_add(ts, gap);
+	end = sli_sat_add(ts, gap);
 	/* The windows intersecting the new one (touching counts), and their cover. */
 	for (uint32_t p = w->sess[key]; p; p = w->ents[p - 1].next) {
 		const struct gent *x = &w->ents[p - 1];
@@ -1456,7 +1345,8 @@ static int wgen_element(struct sli_opi *op, struct sl_batch *b, uint32_t i)
 		return fail(op, (int)key, "storing a key");
 	if (cf->merging && (uint32_t)key >= w->nsess) {
 		/* A new key (ids are dense): its session list starts empty. */
-		if (grow((void **)&w->sess, &w->capsess, (uint32_t)key + 1, sizeof(*w->sess)) < 0)
+		if (sli_grow((void **)&w->sess, &w->capsess, (uint32_t)key + 1, sizeof(*w->sess)) <
+		    0)
 			return fail(op, -ENOMEM, "storing a key");
 		while (w->nsess <= (uint32_t)key)
 			w->sess[w->nsess++] = 0;

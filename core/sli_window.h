@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sli_window.h — what the window operators (window.c, window_gen.c) and
+ * the window join (join.c) share: array growth, time arithmetic that
+ * never overflows, the cleanup and lateness rules of SEMANTICS.md, and
+ * the (key id, start, end) -> entry open-addressing table.
+ *
+ * Everything is static inline (or, for the table, defined per operator
+ * by SLI_WTAB_DEFINE() on its own types): no call or indirection is added
+ * to a hot path.
+ */
+#ifndef SLI_WINDOW_H
+#define SLI_WINDOW_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/*
+ * Grow the array *@arr of *@cap elements of @size bytes to hold @need:
+ * capacity doubles from 16. Return 0 or -ENOMEM (the array unchanged).
+ */
+static inline int sli_grow(void **arr, uint32_t *cap, uint32_t need, size_t size)
+{
+	uint32_t ncap = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	p = realloc(*arr, (size_t)ncap * size);
+	if (p == NULL)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+/*
+ * sli_grow() of *@arr (elements of @size bytes) to hold @need, and when
+ * its capacity changed, of the parallel array *@par to as many elements
+ * of @psize bytes. Return 0 or -ENOMEM.
+ */
+static inline int sli_grow2(void **arr, uint32_t *cap, uint32_t need, size_t size, void **par,
+			    size_t psize)
+{
+	uint32_t ocap = *cap;
+	void *p;
+
+	if (sli_grow(arr, cap, need, size) < 0)
+		return -ENOMEM;
+	if (*cap != ocap) {
+		p = realloc(*par, (size_t)*cap * psize);
+		if (p == NULL)
+			return -ENOMEM;
+		*par = p;
+	}
+	return 0;
+}
+
+/* Floor modulo: the result has the sign of @m (> 0). */
+static inline int64_t sli_floor_mod(int64_t a, int64_t m)
+{
+	int64_t r = a % m;
+
+	return r < 0 ? r + m : r;
+}
+
+/* a + b, saturating at INT64_MAX (b > 0) or INT64_MIN (b < 0). */
+static inline int64_t sli_sat_add(int64_t a, int64_t b)
+{
+	int64_t t;
+
+	return __builtin_add_overflow(a, b, &t) ? (b > 0 ? INT64_MAX : INT64_MIN) : t;
+}
+
+/*
+ * Cleanup time of a time window ending at @end (its max timestamp is
+ * end - 1) with allowed @lateness >= 0: end - 1 + lateness, INT64_MAX
+ * when that overflows (Flink: Long.MAX_VALUE).
+ */
+static inline int64_t sli_cleanup_time(int64_t end, int64_t lateness)
+{
+	return sli_sat_add(end - 1, lateness);
+}
+
+/* A time window ending at @end is late (dropped) once its cleanup time is <= the watermark @wm. */
+static inline bool sli_window_late(int64_t end, int64_t lateness, int64_t wm)
+{
+	return sli_cleanup_time(end, lateness) <= wm;
+}
+
+/* Hash of a window (@a: key id, @b: start, @c: end) for the tables below. */
+static inline uint64_t sli_wmix(uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t h =
+	    a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
+
+	h ^= (c + (h << 6) + (h >> 2)) * 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	h *= 0xd6e8feb86659fd93ull;
+	return h ^ (h >> 32);
+}
+
+/*
+ * SLI_WTAB_DEFINE(pfx, W, mincap) - the (key, start, end) -> entry table
+ * of operator state W, which has `uint32_t *wslot` (entry + 1, 0: empty),
+ * `uint32_t wcap` (a power of two, or 0), `uint32_t wcount` and an array
+ * `ents` of entries with fields key, start and end. Open addressing with
+ * linear probing, deletion by backward shift. Defines:
+ *   pfx##_home(w, key, start, end)  the slot where the probe starts;
+ *   pfx##_grow(w)                   double wcap (first: @mincap), rehash;
+ *                                   0 or -ENOMEM;
+ *   pfx##_find(w, key, start, end)  the slot of the window, or the empty
+ *                                   slot where it would go;
+ *   pfx##_remove(w, i)              empty slot @i, wcount - 1.
+ */
+#define SLI_WTAB_DEFINE(pfx, W, mincap)                                                            \
+	static inline uint32_t pfx##_home(const W *w, uint32_t key, int64_t start, int64_t end)    \
+	{                                                                                          \
+		return (uint32_t)sli_wmix(key, (uint64_t)start, (uint64_t)end) & (w->wcap - 1);    \
+	}                                                                                          \
+                                                                                                   \
+	static int pfx##_grow(W *w)                                                                \
+	{                                                                                          \
+		uint32_t ncap = w->wcap ? w->wcap * 2 : (mincap);                                  \
+		uint32_t *ns = calloc(ncap, sizeof(*ns));                                          \
+		uint32_t ocap = w->wcap, *os = w->wslot;                                           \
+                                                                                                   \
+		if (ns == NULL)                                                                    \
+			return -ENOMEM;                                                            \
+		w->wslot = ns;                                                                     \
+		w->wcap = ncap;                                                                    \
+		for (uint32_t j = 0; j < ocap; j++) {                                              \
+			if (os[j]) {                                                               \
+				uint32_t i =                                                       \
+				    pfx##_home(w, w->ents[os[j] - 1].key,                          \
+					       w->ents[os[j] - 1].start, w->ents[os[j] - 1].end);  \
+                                                                                                   \
+				while (ns[i])                                                      \
+					i = (i + 1) & (ncap - 1);                                  \
+				ns[i] = os[j];                                                     \
+			}                                                                          \
+		}                                                                                  \
+		free(os);                                                                          \
+		return 0;                                                                          \
+	}                                                                                          \
+                                                                                                   \
+	static inline uint32_t pfx##_find(const W *w, uint32_t key, int64_t start, int64_t end)    \
+	{                                                                                          \
+		uint32_t i = pfx##_home(w, key, start, end);                                       \
+                                                                                                   \
+		for (; w->wslot[i]; i = (i + 1) & (w->wcap - 1)) {                                 \
+			uint32_t e_ = w->wslot[i] - 1;                                             \
+                                                                                                   \
+			if (w->ents[e_].key == key && w->ents[e_].start == start &&                \
+			    w->ents[e_].end == end)                                                \
+				break;                                                             \
+		}                                                                                  \
+		return i;                                                                          \
+	}                                                                                          \
+                                                                                                   \
+	static void pfx##_remove(W *w, uint32_t i)                                                 \
+	{                                                                                          \
+		uint32_t mask = w->wcap - 1, j = i;                                                \
+                                                                                                   \
+		w->wslot[i] = 0;                                                                   \
+		for (;;) {                                                                         \
+			uint32_t e_, home;                                                         \
+                                                                                                   \
+			j = (j + 1) & mask;                                                        \
+			if (!w->wslot[j])                                                          \
+				break;                                                             \
+			e_ = w->wslot[j] - 1;                                                      \
+			home = pfx##_home(w, w->ents[e_].key, w->ents[e_].start, w->ents[e_].end); \
+			/* Move it back unless its home lies in (i, j]. */                         \
+			if (((j - home) & mask) >= ((j - i) & mask)) {                             \
+				w->wslot[i] = w->wslot[j];                                         \
+				w->wslot[j] = 0;                                                   \
+				i = j;                                                             \
+			}                                                                          \
+		}                                                                                  \
+		w->wcount--;                                                                       \
+	}
+
+#endif /* SLI_WINDOW_H */
