@@ -387,7 +387,9 @@ static void sink_close(void *state)
 	free(s);
 }
 
-static const struct sl_sink_ops wc_sink_ops = { sink_open, sink_write, sink_finish, sink_close };
+static const struct sl_sink_ops wc_sink_ops = {
+	.open = sink_open, .write = sink_write, .finish = sink_finish, .close = sink_close
+};
 
 /* --------------------------------------------------------------- build */
 

@@ -325,6 +325,50 @@ extern const struct sl_sink_ops sl_text_sink_ops;
  */
 int sl_text_sink_prepare(struct sl_text_sink_conf *conf, char *errbuf, size_t errlen);
 
+/* ------------------------------------------- exactly-once file sink */
+
+/** Configuration of the part-file sink (the `arg` of sl_part_sink_ops). */
+struct sl_part_sink_conf {
+	const char *dir; /**< an existing directory */
+	sl_format_fn format;
+	void *arg;		  /**< passed to @format (concurrently by the subtasks) */
+	uint64_t roll_bytes;	  /**< start a new part file past this size; 0: 128 MiB */
+	int64_t roll_interval_ms; /**< ... or when the open one is this old; 0: never */
+	bool fsync;		  /**< fsync part files and the directory (default on: see below) */
+};
+
+/**
+ * sl_part_sink_ops - exactly-once output to part files in conf->dir (Flink's
+ * FileSink with a two-phase commit); `arg` is a struct sl_part_sink_conf *.
+ * Lines are formatted as by the text sink.
+ *
+ * Files, for subtask S in epoch E (the records after checkpoint E-1), the
+ * K-th file of the epoch:
+ *	.part-S-E-K.inprogress	being written; never visible
+ *	.part-S-E-K.pending	closed at barrier E (pre_commit), fsynced
+ *	part-S-E-K		committed: checkpoint E completed
+ * Only names without a leading '.' are output; a reader of DIR ignores
+ * dot-files. A part file rolls over past roll_bytes or roll_interval_ms
+ * (checked when a batch is written); empty part files are never created.
+ * The first epoch after a restore from checkpoint C is C + 1, so names
+ * never repeat across restarts.
+ *
+ * Without checkpoints, finish() pre-commits and the runtime commits at
+ * the end of the input. recover() runs before every run, restored or
+ * not (then with ckpt 0 and nold 0): it commits every file the restored
+ * checkpoint lists (a file already committed is fine; one missing under
+ * both names is an error naming it) and deletes every other .part-* file
+ * in DIR, of any subtask: in-progress files and files pre-committed for
+ * checkpoints that never completed. On a fresh start it refuses (-EEXIST)
+ * a directory that already holds committed part-* files: exactly-once
+ * output needs an empty directory, or a restore.
+ *
+ * open() errors: -EINVAL (NULL conf, dir or format); -ENOTDIR; -errno of
+ * open(2). write(), pre_commit() and commit() errors: -errno of
+ * write/fsync/rename with the file named.
+ */
+extern const struct sl_sink_ops sl_part_sink_ops;
+
 /**
  * Totals of a null sink, shared by its subtasks; zero-initialise it
  * (`struct sl_null_sink n = { 0 };`) and pass it as the sink's `arg`.

@@ -36,6 +36,7 @@
 
 #include "sl_alloc.h"
 #include "sl_batch.h"
+#include "sl_snap.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,6 +100,12 @@ struct sl_subtask_info {
 	uint32_t batch_size;	      /**< elements per batch in this job */
 	uint32_t max_record_size;     /**< bytes; larger records are bad records */
 	struct sl_counters *counters; /**< this operator's counters (shared by its subtasks) */
+	/**
+	 * The checkpoint this run was restored from (its sources resume after
+	 * it, its sinks' next epoch is restored_checkpoint + 1); 0 for a fresh
+	 * start.
+	 */
+	int64_t restored_checkpoint;
 	/**
 	 * Before returning -errno, write one sentence here saying what went
 	 * wrong and where (e.g. "input.csv:17: expected 3 fields"); the
@@ -210,6 +217,25 @@ struct sl_source_ops {
 	int (*poll)(void *state, struct sl_batch *out);
 	/** Release everything; called once after open() succeeded. */
 	void (*close)(void *state);
+
+	/*
+	 * Checkpoints (sl_snap.h). A job with checkpoints enabled refuses to
+	 * start when one of its sources has no snapshot().
+	 */
+	/**
+	 * Write the position just after the last record poll() returned into
+	 * the operator section (SL_SNAP_OP) of @w: replaying from it must
+	 * return exactly the records that follow. Return 0 or -errno.
+	 */
+	int (*snapshot)(void *state, struct sl_snap_writer *w);
+	/**
+	 * Called after open() and before the first poll() when the job is
+	 * restored: @r holds the operator section this subtask wrote (the
+	 * parallelism of a source cannot change across a restore). Seek to
+	 * it. Return 0 or -errno (-EBADMSG: the position is invalid for the
+	 * input, e.g. the file is shorter; say so in errbuf).
+	 */
+	int (*restore)(void *state, struct sl_snap_reader *r);
 };
 
 struct sl_sink_ops {
@@ -219,6 +245,39 @@ struct sl_sink_ops {
 	/** End of input reached: make everything durable. Return 0 or -errno. */
 	int (*finish)(void *state);
 	void (*close)(void *state);
+
+	/*
+	 * Two-phase commit (optional; Flink's TwoPhaseCommitSinkFunction).
+	 * With checkpoints enabled, a sink with pre_commit is exactly-once;
+	 * one without is at-least-once (its writes are visible at once and
+	 * are repeated after a restore).
+	 */
+	/**
+	 * Barrier @ckpt reached the sink: make everything written so far
+	 * durable but not yet visible, and record in the operator section of
+	 * @w what commit() and recover() need to make it visible. Also called
+	 * after finish() for the final checkpoint. Return 0 or -errno.
+	 */
+	int (*pre_commit)(void *state, int64_t ckpt, struct sl_snap_writer *w);
+	/**
+	 * Checkpoint @ckpt is complete: make visible what was pre-committed
+	 * for it and every earlier checkpoint. Called on the subtask's own
+	 * thread, or after the run on the thread of sl_job_run(). Must be
+	 * idempotent. Return 0 or -errno (the job fails: the checkpoint is
+	 * complete, so a restore commits it again through recover()).
+	 */
+	int (*commit)(void *state, int64_t ckpt);
+	/**
+	 * Once per run, before any subtask opens, also on a fresh start (then
+	 * @ckpt is 0 and @nold 0). Restored from checkpoint @ckpt: @old[i] holds the operator
+	 * section old subtask i wrote in pre_commit() (@nold: the old parallelism). Commit all of
+	 * it (idempotently: some may have been committed before the crash) and roll back everything
+	 * else the sink left (in-progress and pre-committed output of later checkpoints). @arg is
+	 * the sink's configuration. Return 0 or -errno with a sentence in
+	 * @errbuf.
+	 */
+	int (*recover)(void *arg, int64_t ckpt, struct sl_snap_reader *const *old, unsigned nold,
+		       char *errbuf, size_t errlen);
 };
 
 /* ---------------------------------------------------------------- jobs */

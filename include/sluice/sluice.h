@@ -18,6 +18,7 @@
 #include "sl_log.h"
 #include "sl_numa.h"
 #include "sl_ring.h"
+#include "sl_snap.h"
 #include "sl_state.h"
 #include "sl_time.h"
 

@@ -84,7 +84,9 @@ static void sink_close(void *state)
 	(void)state;
 }
 
-static const struct sl_sink_ops sink_ops = { sink_open, sink_write, sink_finish, sink_close };
+static const struct sl_sink_ops sink_ops = {
+	.open = sink_open, .write = sink_write, .finish = sink_finish, .close = sink_close
+};
 
 static inline void collected_init(struct collected *c)
 {

@@ -132,7 +132,9 @@ static void tape_close(void *state)
 	free(state);
 }
 
-static const struct sl_source_ops tape_ops = { tape_open, tape_poll, tape_close };
+static const struct sl_source_ops tape_ops = { .open = tape_open,
+					       .poll = tape_poll,
+					       .close = tape_close };
 
 static void key_of_kin(const void *elem, const struct sl_batch *src, struct sl_key *out)
 {
@@ -183,7 +185,9 @@ static void kc_close(void *state)
 	(void)state;
 }
 
-static const struct sl_sink_ops kc_ops = { kc_open, kc_write, NULL, kc_close };
+static const struct sl_sink_ops kc_ops = {
+	.open = kc_open, .write = kc_write, .finish = NULL, .close = kc_close
+};
 
 static inline void kcoll_init(struct kcoll *c)
 {

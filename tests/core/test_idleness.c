@@ -393,7 +393,9 @@ static void null_close(void *state)
 	(void)state;
 }
 
-static const struct sl_sink_ops null_sink = { null_open, null_write, null_finish, null_close };
+static const struct sl_sink_ops null_sink = {
+	.open = null_open, .write = null_write, .finish = null_finish, .close = null_close
+};
 
 /*
  * A scripted source: next() decides each poll, from the scenario's state:
@@ -458,7 +460,9 @@ static void script_close(void *state)
 	free(state);
 }
 
-static const struct sl_source_ops script_ops = { script_open, script_poll, script_close };
+static const struct sl_source_ops script_ops = { .open = script_open,
+						 .poll = script_poll,
+						 .close = script_close };
 
 /* Tumbling 100 ms windows keyed by ev.key at parallelism 1, logging into @s. */
 static struct sl_stream *window(struct sl_stream *in, struct scen *s, struct sl_aggregate *agg)
@@ -818,7 +822,9 @@ static int count_write(void *state, const struct sl_batch *b)
 	return 0;
 }
 
-static const struct sl_sink_ops count_sink = { null_open, count_write, null_finish, null_close };
+static const struct sl_sink_ops count_sink = {
+	.open = null_open, .write = count_write, .finish = null_finish, .close = null_close
+};
 
 static void test_backpressured_not_idle(void)
 {
@@ -900,7 +906,9 @@ static int splits_poll(void *state, struct sl_batch *out)
 	return ++st->n[1] == 100 && st->n[0] == 50 ? 1 | SL_SOURCE_END : 1;
 }
 
-static const struct sl_source_ops splits_ops = { splits_open, splits_poll, script_close };
+static const struct sl_source_ops splits_ops = { .open = splits_open,
+						 .poll = splits_poll,
+						 .close = script_close };
 
 static void test_per_split_minimum(void)
 {
@@ -946,7 +954,9 @@ static int bad_split_poll(void *state, struct sl_batch *out)
 	return 1;
 }
 
-static const struct sl_source_ops bad_split_ops = { splits_open, bad_split_poll, script_close };
+static const struct sl_source_ops bad_split_ops = { .open = splits_open,
+						    .poll = bad_split_poll,
+						    .close = script_close };
 
 static void test_bad_split_number(void)
 {

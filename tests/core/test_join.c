@@ -252,8 +252,12 @@ static void sink_close(void *state)
 	(void)state;
 }
 
-static const struct sl_sink_ops tup_sink = { sink_open, sink_write, sink_finish, sink_close };
-static const struct sl_sink_ops str_sink = { sink_open, sink_write_str, sink_finish, sink_close };
+static const struct sl_sink_ops tup_sink = {
+	.open = sink_open, .write = sink_write, .finish = sink_finish, .close = sink_close
+};
+static const struct sl_sink_ops str_sink = {
+	.open = sink_open, .write = sink_write_str, .finish = sink_finish, .close = sink_close
+};
 
 /* --------------------------------------------------- join functions */
 

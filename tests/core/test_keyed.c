@@ -776,7 +776,9 @@ static void test_context_outside_call(void)
 	static const struct trec tp[] = { { 1, 0, 1, 0 } };
 	static const struct tape t = { tp, 1, false, false, 0, 1 };
 	static const struct sl_keyed_process kp = { keep_element, NULL, NULL };
-	static const struct sl_sink_ops stale_ops = { kc_open, stale_write, NULL, kc_close };
+	static const struct sl_sink_ops stale_ops = {
+		.open = kc_open, .write = stale_write, .finish = NULL, .close = kc_close
+	};
 	struct sl_job *job = new_job(1, 64, 1);
 
 	saved_ctx = NULL;

@@ -75,7 +75,9 @@ static void src_close(void *state)
 	free(state);
 }
 
-static const struct sl_source_ops src_ops = { src_open, src_poll, src_close };
+static const struct sl_source_ops src_ops = { .open = src_open,
+					      .poll = src_poll,
+					      .close = src_close };
 
 /* ------------------------------------------------------ user functions */
 

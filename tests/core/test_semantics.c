@@ -325,8 +325,12 @@ static void tape_close(void *state)
 {
 }
 
-static const struct sl_sink_ops wout_sink = { tape_open, tape_write_wout, tape_finish, tape_close };
-static const struct sl_sink_ops ev_sink = { tape_open, tape_write_ev, tape_finish, tape_close };
+static const struct sl_sink_ops wout_sink = {
+	.open = tape_open, .write = tape_write_wout, .finish = tape_finish, .close = tape_close
+};
+static const struct sl_sink_ops ev_sink = {
+	.open = tape_open, .write = tape_write_ev, .finish = tape_finish, .close = tape_close
+};
 
 /* ------------------------------------------------------------ helpers */
 

@@ -90,7 +90,9 @@ static void arr_close(void *state)
 	free(state);
 }
 
-static const struct sl_source_ops arr_ops = { arr_open, arr_poll, arr_close };
+static const struct sl_source_ops arr_ops = { .open = arr_open,
+					      .poll = arr_poll,
+					      .close = arr_close };
 
 /* A gate's safety net: give up waiting after this long (a failure, reported). */
 #define GATE_GIVE_UP_S 60

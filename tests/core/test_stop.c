@@ -92,7 +92,9 @@ static void cnt_close(void *state)
 	free(s);
 }
 
-static const struct sl_source_ops counting_ops = { cnt_open, cnt_poll, cnt_close };
+static const struct sl_source_ops counting_ops = { .open = cnt_open,
+						   .poll = cnt_poll,
+						   .close = cnt_close };
 
 /* ------------------------------------------------ collecting sink */
 

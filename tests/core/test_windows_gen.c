@@ -152,8 +152,12 @@ static void tape_close(void *state)
 {
 }
 
-static const struct sl_sink_ops wout_sink = { tape_open, tape_write_wout, tape_finish, tape_close };
-static const struct sl_sink_ops ev_sink = { tape_open, tape_write_ev, tape_finish, tape_close };
+static const struct sl_sink_ops wout_sink = {
+	.open = tape_open, .write = tape_write_wout, .finish = tape_finish, .close = tape_close
+};
+static const struct sl_sink_ops ev_sink = {
+	.open = tape_open, .write = tape_write_ev, .finish = tape_finish, .close = tape_close
+};
 
 /* ------------------------------------------------------- array source */
 
@@ -1083,7 +1087,9 @@ static void words_close(void *state)
 {
 }
 
-static const struct sl_source_ops words_ops = { words_open, words_poll, words_close };
+static const struct sl_source_ops words_ops = { .open = words_open,
+						.poll = words_poll,
+						.close = words_close };
 
 static void key_of_sev(const void *elem, const struct sl_batch *src, struct sl_key *out)
 {
@@ -1119,7 +1125,9 @@ static int tape_write_sev(void *state, const struct sl_batch *b)
 	return 0;
 }
 
-static const struct sl_sink_ops sev_sink = { tape_open, tape_write_sev, tape_finish, tape_close };
+static const struct sl_sink_ops sev_sink = {
+	.open = tape_open, .write = tape_write_sev, .finish = tape_finish, .close = tape_close
+};
 
 /*
  * Elements with strings are copied with their bytes: count(2, 1) on

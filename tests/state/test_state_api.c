@@ -1043,7 +1043,9 @@ static void test_errors(void)
 	static const struct tape t = { tp, 2, false, false, 0, 1 };
 	static const struct sl_keyed_process kp = { bad_element, NULL, NULL };
 	static const struct sl_keyed_process kp_none = { none_element, NULL, NULL };
-	static const struct sl_sink_ops stale_ops = { kc_open, stale_write, NULL, kc_close };
+	static const struct sl_sink_ops stale_ops = {
+		.open = kc_open, .write = stale_write, .finish = NULL, .close = kc_close
+	};
 	const struct sl_state_desc good[] = {
 		{ .name = "val", .kind = SL_STATE_VALUE },
 		{ .name = "list", .kind = SL_STATE_LIST },

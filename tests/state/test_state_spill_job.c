@@ -197,7 +197,9 @@ static void res_close(void *state)
 	(void)state;
 }
 
-static const struct sl_sink_ops res_ops = { res_open, res_write, res_finish, res_close };
+static const struct sl_sink_ops res_ops = {
+	.open = res_open, .write = res_write, .finish = res_finish, .close = res_close
+};
 
 /*
  * Run the job with the options @kv (NULL-terminated key, value pairs);

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * sli_snap.h — the runtime's side of sl_snap.h: the section writer a
+ * subtask fills at a barrier, its serialised form, and the reader a
+ * restored subtask gets (snap.c).
+ *
+ * Serialised form of one writer (what a snapshot file holds for one
+ * operator, after the store's header): a sequence of
+ *	u32 section, u32 reserved (0), u64 length, length bytes
+ * for each non-empty section, key groups in increasing order, then the
+ * operator section. Little-endian.
+ */
+#ifndef SLI_SNAP_H
+#define SLI_SNAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sluice/sl_snap.h>
+
+struct sli_snap_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+struct sl_snap_writer {
+	uint32_t max_parallelism;
+	struct sli_snap_buf *kg; /* [max_parallelism], allocated on first use */
+	struct sli_snap_buf op;
+	struct sli_snap_buf *cur;
+	size_t total; /* bytes put, over all sections */
+};
+
+/* Zero @w, for key groups 0 .. @max_parallelism-1. */
+void sli_snap_writer_init(struct sl_snap_writer *w, uint32_t max_parallelism);
+/* Empty every section (buffers are kept for the next snapshot) and deselect. */
+void sli_snap_writer_reset(struct sl_snap_writer *w);
+void sli_snap_writer_free(struct sl_snap_writer *w);
+/* Bytes the serialised form takes (sections' headers included). */
+size_t sli_snap_writer_size(const struct sl_snap_writer *w);
+/* Serialise into @out (sli_snap_writer_size() bytes). */
+void sli_snap_writer_emit(const struct sl_snap_writer *w, uint8_t *out);
+
+/* One section handed to a reader; @file names where it came from, for messages. */
+struct sli_snap_sec {
+	uint32_t section;
+	const uint8_t *p;
+	uint64_t len;
+	const char *file;
+};
+
+struct sl_snap_reader {
+	const struct sli_snap_sec *secs;
+	unsigned nsecs, next;
+	const struct sli_snap_sec *cur; /* NULL before the first sl_snap_next() */
+	uint64_t pos;
+	char *errbuf;
+	size_t errlen;
+	/* test helper storage (sli_snap_reader_from_writer) */
+	struct sli_snap_sec *own;
+};
+
+/* A reader over @secs (borrowed); errors are written into @errbuf. */
+void sli_snap_reader_init(struct sl_snap_reader *r, const struct sli_snap_sec *secs, unsigned n,
+			  char *errbuf, size_t errlen);
+
+/*
+ * Parse the serialised form at @p (@len bytes, from @file) into sections
+ * appended to *@secs (*@n of them, grown with realloc). The sections
+ * point into @p. Return 0; -EBADMSG (a message naming @file in @errbuf);
+ * -ENOMEM.
+ */
+int sli_snap_parse(const uint8_t *p, size_t len, const char *file, struct sli_snap_sec **secs,
+		   unsigned *n, char *errbuf, size_t errlen);
+
+/*
+ * For tests: a reader over what @w holds, with only the sections for
+ * which @want(section, arg) is true (NULL: all), in the order a restore
+ * hands them (key groups ascending, then the operator section). Free
+ * with sli_snap_reader_free(). Return 0 or -ENOMEM.
+ */
+int sli_snap_reader_from_writer(struct sl_snap_reader *r, const struct sl_snap_writer *w,
+				int (*want)(uint32_t section, void *arg), void *arg, char *errbuf,
+				size_t errlen);
+void sli_snap_reader_free(struct sl_snap_reader *r);
+
+#endif /* SLI_SNAP_H */
