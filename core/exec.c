@@ -66,8 +66,6 @@ static void read_stats(const struct sli_exec *x, struct sli_subtask *st, uint64_
 
 /* ------------------------------------------------------ failure, waking */
 
-static void wake_all(struct sli_exec *x);
-
 void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
 {
 	struct sli_exec *x = op->st->w->x;
@@ -84,7 +82,7 @@ void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
 	x->fail_rc = rc < 0 ? rc : -EIO;
 	snprintf(x->fail_msg, sizeof(x->fail_msg), "operator '%s' (subtask %u/%u) failed: %s",
 		 op->node->name, op->info.index, op->info.parallelism, msg);
-	wake_all(x);
+	sli_wake_all(x);
 }
 
 static void futex_wake(_Atomic uint32_t *addr)
@@ -106,7 +104,7 @@ static void sli_worker_wake(struct sli_worker *w)
 	}
 }
 
-static void wake_all(struct sli_exec *x)
+void sli_wake_all(struct sli_exec *x)
 {
 	for (unsigned i = 0; i < x->nworkers; i++)
 		sli_worker_wake(&x->workers[i]);
@@ -353,7 +351,7 @@ int sli_push(struct sli_opi *op, unsigned port, struct sl_batch *b)
 /* ------------------------------------------------------------- subtasks */
 
 /* Flush every partial batch of the chain, in chain order, then the exchanges. */
-static int flush_subtask(struct sli_subtask *st)
+int sli_flush_subtask(struct sli_subtask *st)
 {
 	int rc;
 
@@ -370,7 +368,7 @@ static int flush_subtask(struct sli_subtask *st)
 }
 
 /* Send a control event to every output channel of the subtask. */
-static int broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int64_t value)
+int sli_broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int64_t value)
 {
 	for (unsigned o = 0; o < st->nout; o++) {
 		struct sl_batch *ev = sli_pool_get_event(&st->w->pool, kind, value);
@@ -394,9 +392,9 @@ static int chain_watermark(struct sli_subtask *st, int64_t wm, bool broadcast)
 	for (unsigned k = 0; k < st->task->nchain && rc == 0; k++)
 		rc = sli_op_watermark(&st->ops[k], wm);
 	if (rc == 0 && broadcast) {
-		rc = flush_subtask(st);
+		rc = sli_flush_subtask(st);
 		if (rc == 0)
-			rc = broadcast_event(st, SL_EVENT_WATERMARK, wm);
+			rc = sli_broadcast_event(st, SL_EVENT_WATERMARK, wm);
 	}
 	return rc;
 }
@@ -419,9 +417,11 @@ static int end_subtask(struct sli_subtask *st)
 	for (unsigned k = 0; k < st->task->nchain && rc == 0; k++)
 		rc = sli_op_end(&st->ops[k]);
 	if (rc == 0)
-		rc = flush_subtask(st);
+		rc = sli_flush_subtask(st);
 	if (rc == 0)
-		rc = broadcast_event(st, SL_EVENT_END, 0);
+		rc = sli_ckpt_subtask_end(st); /* the final checkpoint; sinks pre-commit */
+	if (rc == 0)
+		rc = sli_broadcast_event(st, SL_EVENT_END, 0);
 	if (rc < 0 && !failed(st->w->x))
 		sli_fail(&st->ops[0], rc, "finishing: %s", sl_strerror(rc));
 	st->done = true; /* counted in ndone once its backlogs are empty (step()) */
@@ -431,7 +431,7 @@ static int end_subtask(struct sli_subtask *st)
 /* Forward control event @b (owned) to every output, after the data before it. */
 static void forward_event(struct sli_subtask *st, struct sl_batch *b)
 {
-	if (flush_subtask(st) < 0) {
+	if (sli_flush_subtask(st) < 0) {
 		sli_pool_put(&st->w->pool, b);
 		return;
 	}
@@ -461,15 +461,15 @@ static int emit_wm(struct sli_subtask *st, unsigned ev, const int64_t *out)
 	int rc = 0;
 
 	if (ev & SLI_WM_ACTIVE)
-		rc = broadcast_event(st, SL_EVENT_ACTIVE, 0);
+		rc = sli_broadcast_event(st, SL_EVENT_ACTIVE, 0);
 	if (rc == 0 && (ev & SLI_WM_ADVANCE) && wm > st->watermark && wm != INT64_MAX) {
 		st->watermark = wm;
 		rc = chain_watermark(st, wm, true);
 	}
 	if (rc == 0 && (ev & SLI_WM_IDLE)) {
-		rc = flush_subtask(st);
+		rc = sli_flush_subtask(st);
 		if (rc == 0)
-			rc = broadcast_event(st, SL_EVENT_IDLE, 0);
+			rc = sli_broadcast_event(st, SL_EVENT_IDLE, 0);
 	}
 	if (rc < 0 && !failed(st->w->x))
 		sli_fail(&st->ops[0], rc, "sending a watermark or status: %s", sl_strerror(rc));
@@ -633,6 +633,21 @@ static enum step_result step_source(struct sli_subtask *st)
 		end_subtask(st);
 		return STEP_WORK;
 	}
+	if (st->restored_wm != INT64_MIN) {
+		/* Restored: downstream learns the watermark the checkpoint had reached. */
+		int64_t wm = st->restored_wm;
+
+		st->restored_wm = INT64_MIN;
+		if (wm > st->watermark && wm != INT64_MAX) {
+			st->watermark = wm;
+			if (chain_watermark(st, wm, true) < 0)
+				return STEP_IDLE;
+		}
+	}
+	if (sli_ckpt_due(st)) {
+		sli_ckpt_source(st);
+		return STEP_WORK;
+	}
 	b = sli_pool_get(&st->w->pool, op->node->type.size);
 	if (b == NULL) {
 		sli_fail(op, -ENOMEM, "out of memory for a source batch");
@@ -683,7 +698,7 @@ static enum step_result step_source(struct sli_subtask *st)
 	}
 	if (n == 0) {
 		if (st->dirty)
-			flush_subtask(st);
+			sli_flush_subtask(st);
 		return STEP_IDLE;
 	}
 	return STEP_WORK;
@@ -719,10 +734,16 @@ static void handle_input(struct sli_subtask *st, struct sli_inchan *ch, struct s
 			st->nopen--;
 			ev = sli_valve_end(&st->valve, c);
 		}
-		if (st->nopen == 0)
+		if (st->nopen == 0) {
 			end_subtask(st);
-		else
+		} else {
 			emit_wm(st, ev, &st->valve.out);
+			sli_ckpt_channel_ended(st);
+		}
+		return;
+	case SL_EVENT_BARRIER:
+		sli_pool_put(&st->w->pool, b);
+		sli_ckpt_barrier(st, c, b->value);
 		return;
 	default:
 		/* Barriers and latency markers: forwarded in order for now. */
@@ -770,6 +791,10 @@ static enum step_result step(struct sli_subtask *st)
 	struct sli_exec *x = st->w->x;
 	bool did = false;
 
+	/* Two-phase-commit sinks commit what completed checkpoints cover; a finished one
+	 * waits for its final checkpoint before it counts as done. */
+	if (st->ck.has_2pc && sli_ckpt_sink_poll(st) && st->done)
+		return STEP_IDLE;
 	if (st->done) {
 		/* Finished, but batches (END included) may still wait for ring space. */
 		if (st->drained)
@@ -795,7 +820,8 @@ static enum step_result step(struct sli_subtask *st)
 		for (c = 0; c < st->nin; c++) {
 			struct sli_inchan *ch = &st->in[(st->rr + c) % st->nin];
 
-			if (!ch->ended && sl_ring_dequeue(ch->chan->ring, (void **)&b) == 0) {
+			if (!ch->ended && !ch->blocked &&
+			    sl_ring_dequeue(ch->chan->ring, (void **)&b) == 0) {
 				if (ch->chan->producer != st->w)
 					sli_worker_wake(ch->chan->producer);
 				b->channel = (st->rr + c) % st->nin;
@@ -811,7 +837,7 @@ static enum step_result step(struct sli_subtask *st)
 			return STEP_BACKPRESSURED;
 	}
 	if (!did && st->dirty && !st->done)
-		flush_subtask(st);
+		sli_flush_subtask(st);
 	return did ? STEP_WORK : STEP_IDLE;
 }
 
@@ -894,7 +920,8 @@ static void *worker_main(void *arg)
 		for (unsigned k = 0; k < st->task->nchain && !failed(x); k++) {
 			st->ops[k].info.worker = (int)w->id;
 			st->ops[k].info.pu = w->pu;
-			sli_op_open(&st->ops[k]);
+			if (sli_op_open(&st->ops[k]) == 0)
+				sli_ckpt_restore_op(&st->ops[k]);
 		}
 	}
 	/* Nobody runs before everybody opened (a sink may create what a source reads). */
@@ -1054,6 +1081,7 @@ static int setup(struct sli_exec *x)
 				return -ENOMEM;
 			st->nin = st->nopen = nin;
 			st->watermark = INT64_MIN;
+			st->restored_wm = INT64_MIN;
 			st->next_proc_timer = INT64_MAX;
 			for (unsigned c = 0; c < nin; c++)
 				st->in[c].watermark = INT64_MIN;
@@ -1272,6 +1300,16 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 			      sl_strerror(rc));
 		goto out;
 	}
+	/* Restore (sinks recover before anything opens), then the checkpoint coordinator. */
+	rc = sli_ckpt_prepare(x, errbuf, errlen);
+	if (rc == 0)
+		rc = sli_ckpt_start(x, errbuf, errlen);
+	if (rc < 0) {
+		sli_ckpt_stop(x);
+		sli_ckpt_free(x);
+		teardown(x);
+		goto out;
+	}
 	/* Release: stats readers that load `exec` (acquire) see a built exec. */
 	atomic_store_explicit(&job->exec, x, memory_order_release);
 	for (; started < x->nworkers; started++)
@@ -1295,6 +1333,8 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 	atomic_store_explicit(&x->go, 1, memory_order_release);
 	pthread_barrier_wait(&x->finished); /* all opened */
 	pthread_barrier_wait(&x->finished); /* all done and closed */
+	sli_ckpt_stop(x);
+	sli_ckpt_free(x);
 	teardown(x);
 	pthread_barrier_wait(&x->teardown);
 	for (unsigned i = 0; i < started; i++)

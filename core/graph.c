@@ -29,13 +29,19 @@
 #define DEFAULT_MAX_RECORD (1u << 20)
 
 static const char *const kind_names[] = {
-	[SLI_SOURCE] = "source",       [SLI_MAP] = "map",
-	[SLI_MAP_BATCH] = "map",       [SLI_FILTER] = "filter",
-	[SLI_FILTER_BATCH] = "filter", [SLI_FLAT_MAP] = "flat_map",
-	[SLI_PROCESS] = "process",     [SLI_REDUCE] = "reduce",
-	[SLI_WINDOW] = "window",       [SLI_UNION] = "union",
+	[SLI_SOURCE] = "source",
+	[SLI_MAP] = "map",
+	[SLI_MAP_BATCH] = "map",
+	[SLI_FILTER] = "filter",
+	[SLI_FILTER_BATCH] = "filter",
+	[SLI_FLAT_MAP] = "flat_map",
+	[SLI_PROCESS] = "process",
+	[SLI_REDUCE] = "reduce",
+	[SLI_WINDOW] = "window",
+	[SLI_UNION] = "union",
 	[SLI_SINK] = "sink",
-	[SLI_WINDOW_JOIN] = "window_join", [SLI_INTERVAL_JOIN] = "interval_join",
+	[SLI_WINDOW_JOIN] = "window_join",
+	[SLI_INTERVAL_JOIN] = "interval_join",
 	[SLI_KEYED_PROCESS] = "keyed_process",
 	[SLI_WINDOW_GEN] = "window",
 };
@@ -90,6 +96,7 @@ int sl_job_create(const char *name, struct sl_job **out)
 	job->ring_size = DEFAULT_RING;
 	job->max_record_size = DEFAULT_MAX_RECORD;
 	job->state.job_name = job->name;
+	sli_ckpt_opts_init(&job->ckpt);
 	atomic_init(&job->stop_requested, 0);
 	atomic_init(&job->exec, NULL);
 	atomic_init(&job->stats_readers, 0);
@@ -124,6 +131,7 @@ void sl_job_destroy(struct sl_job *job)
 	free(job->edges);
 	free(job->last_task_stats);
 	free(job->state.dir);
+	sli_ckpt_opts_free(&job->ckpt);
 	free(job->name);
 	free(job);
 }
@@ -144,6 +152,29 @@ static int parse_uint(const char *v, unsigned long long lo, unsigned long long h
 		return -EINVAL;
 	*out = x;
 	return 0;
+}
+
+int sl_parse_duration_ms(const char *s, int64_t min, int64_t *out)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1 } };
+	size_t digits = s ? strspn(s, "0123456789") : 0;
+	int64_t v = 0;
+
+	if (digits == 0 || digits > 18)
+		return -EINVAL;
+	for (size_t i = 0; i < digits; i++)
+		v = v * 10 + (s[i] - '0');
+	for (size_t u = 0; u < SL_ARRAY_SIZE(units); u++) {
+		if (strcmp(s + digits, units[u].unit) != 0)
+			continue;
+		if (__builtin_mul_overflow(v, units[u].ms, out) || *out < min)
+			return -EINVAL;
+		return 0;
+	}
+	return -EINVAL;
 }
 
 /*
@@ -340,6 +371,9 @@ int sl_job_set(struct sl_job *job, const char *key, const char *value, char *err
 		return 0;
 	}
 	rc = set_state_opt(job, key, value, errbuf, errlen);
+	if (rc <= 0)
+		return rc;
+	rc = sli_ckpt_set_opt(job, key, value, errbuf, errlen);
 	if (rc <= 0)
 		return rc;
 	return sl_errbuf_set(errbuf, errlen, -ENOENT, "unknown job option '%s'", key);

@@ -44,17 +44,6 @@ struct sli_keyed {
 
 /* ------------------------------------------------------------ lifecycle */
 
-/*
- * The key groups subtask @i of @p owns out of @maxp: those kg with
- * kg * p / maxp == i (sli_key_group_subtask), i.e. ceil(i * maxp / p)
- * up to ceil((i + 1) * maxp / p) - 1. Never empty when p <= maxp.
- */
-static void key_groups(unsigned i, unsigned p, unsigned maxp, unsigned *first, unsigned *last)
-{
-	*first = (unsigned)(((uint64_t)i * maxp + p - 1) / p);
-	*last = (unsigned)(((uint64_t)(i + 1) * maxp + p - 1) / p) - 1;
-}
-
 int sli_keyed_open(struct sli_opi *op)
 {
 	const struct sli_node *n = op->node;
@@ -73,7 +62,7 @@ int sli_keyed_open(struct sli_opi *op)
 	k->ctx.key_id = -1;
 	if (n->nstates == 0 || n->state_backend == NULL)
 		return 0;
-	key_groups(op->info.index, op->info.parallelism, op->info.max_parallelism, &kg_first,
+	sli_key_group_range(op->info.index, op->info.parallelism, op->info.max_parallelism, &kg_first,
 		   &kg_last);
 	SL_ASSERT(sli_key_group_subtask(kg_first, op->info.parallelism, op->info.max_parallelism) ==
 		  op->info.index);

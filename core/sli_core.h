@@ -23,6 +23,8 @@
 #include <sluice/sl_ring.h>
 #include <sluice/sl_state.h>
 
+#include "sli_checkpoint.h"
+
 /* ------------------------------------------------------------- hashing */
 
 /** 64-bit hash of @len bytes (seeded, well mixed; not cryptographic). */
@@ -49,6 +51,18 @@ static inline unsigned sli_key_group_subtask(unsigned key_group, unsigned parall
 					     unsigned max_parallelism)
 {
 	return (unsigned)((uint64_t)key_group * parallelism / max_parallelism);
+}
+
+/*
+ * The key groups subtask @i of @p owns out of @maxp: those kg with
+ * kg * p / maxp == i (sli_key_group_subtask), i.e. ceil(i * maxp / p)
+ * up to ceil((i + 1) * maxp / p) - 1. Never empty when p <= maxp.
+ */
+static inline void sli_key_group_range(unsigned i, unsigned p, unsigned maxp, unsigned *first,
+				       unsigned *last)
+{
+	*first = (unsigned)(((uint64_t)i * maxp + p - 1) / p);
+	*last = (unsigned)(((uint64_t)(i + 1) * maxp + p - 1) / p) - 1;
 }
 
 /** Flink's default max parallelism for parallelism @p. */
@@ -254,8 +268,7 @@ struct sl_stream {
  */
 struct sli_wgen_conf;
 int sli_wgen_conf_new(const struct sl_window_conf *conf, const struct sl_type *in,
-		      const struct sl_type *out, struct sli_wgen_conf **res, char *msg,
-		      size_t len);
+		      const struct sl_type *out, struct sli_wgen_conf **res, char *msg, size_t len);
 
 /** Append @item to the growing pointer array *@arrp of *@n entries. 0 or -ENOMEM. */
 int sli_ptr_push(void *arrp, unsigned *n, void *item);
@@ -332,6 +345,8 @@ struct sl_job {
 	bool object_reuse; /* same-size maps run in place (out == in) */
 	/* keyed state: state-memory, state-dir, state-io */
 	struct sli_state_opts state;
+	/* checkpoint-*, restore (checkpoint.c) */
+	struct sli_ckpt_opts ckpt;
 
 	struct sli_node **nodes;
 	unsigned nnodes;

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 
+#include "sli_checkpoint.h"
 #include "sli_core.h"
 #include "sli_watermark.h"
 
@@ -49,6 +50,7 @@ struct sli_inchan {
 	int64_t watermark; /* the last one received (the valve decides whether it counts) */
 	bool ended;
 	unsigned input; /* which input of a two-input head it feeds (sli_edge.input) */
+	bool blocked;	/* delivered the barrier being aligned: not read until aligned */
 };
 
 struct sl_collector {
@@ -77,9 +79,9 @@ struct sli_opi {
 	struct sl_collector coll;
 	struct sli_rtab *rtab;
 	struct sli_win *win;
-	struct sli_join *join; /* join.c */
-	sl_key_fn key;	   /* reduce, window: the key of its input edge */
-	int64_t watermark; /* the last one delivered to it */
+	struct sli_join *join;	 /* join.c */
+	sl_key_fn key;		 /* reduce, window: the key of its input edge */
+	int64_t watermark;	 /* the last one delivered to it */
 	struct sli_keyed *keyed; /* keyed process (keyed.c) */
 	struct sli_wgen *wgen;	 /* general windows (window_gen.c) */
 	/* Its earliest processing-time timer, INT64_MAX: none (see sli_op_proc_time()). */
@@ -124,9 +126,12 @@ struct sli_subtask {
 	bool done;    /* end of input handled */
 	bool drained; /* done and every backlog sent: counted in ndone */
 	bool dirty;   /* partial output batches wait for a flush */
-	/* Earliest processing-time timer of the chain's operators (a lower bound), INT64_MAX: none. */
+	/* Earliest processing-time timer of the chain's operators (a lower bound), INT64_MAX: none.
+	 */
 	int64_t next_proc_timer;
 	struct sli_stats stats;
+	struct sli_ckpt_sub ck; /* checkpoint.c */
+	int64_t restored_wm;	/* a restored source's watermark, sent before its first poll */
 };
 
 struct sli_worker {
@@ -161,9 +166,16 @@ struct sli_exec {
 	int fail_rc;
 	char fail_msg[2 * SLI_ERRLEN];
 	pthread_barrier_t finished, teardown;
+	/* checkpoint.c: the coordinator (NULL: checkpoints off); restore data without one */
+	struct sli_ckpt_run *ck, *ck_restore;
 };
 
 /* exec.c */
+/* Flush the chain's partial output batches downstream. Return 0 or -errno. */
+int sli_flush_subtask(struct sli_subtask *st);
+/* Send control event @kind to every consumer of @st. Return 0 or -ENOMEM. */
+int sli_broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int64_t value);
+void sli_wake_all(struct sli_exec *x);
 void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Hand @b (owned) to whatever follows @op's output @port. Return 0 or -errno. */
@@ -254,6 +266,9 @@ struct sli_win *sli_win_new(struct sli_opi *op);
 void sli_win_free(struct sli_win *w);
 int sli_win_batch(struct sli_opi *op, struct sl_batch *b);
 int sli_win_watermark(struct sli_opi *op, int64_t wm);
+/* Checkpoints: the windows' state into @w (key-group sections), and back. */
+int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
+int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r);
 
 static inline struct sl_batch_pool *sli_pool(struct sli_opi *op)
 {

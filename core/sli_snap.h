@@ -23,6 +23,10 @@ struct sli_snap_buf {
 	size_t len, cap;
 };
 
+/* Make room for @n more bytes; append @n bytes. Return 0 or -ENOMEM. */
+int sli_snap_buf_reserve(struct sli_snap_buf *b, size_t n);
+int sli_snap_buf_put(struct sli_snap_buf *b, const void *p, size_t n);
+
 struct sl_snap_writer {
 	uint32_t max_parallelism;
 	struct sli_snap_buf *kg; /* [max_parallelism], allocated on first use */

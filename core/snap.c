@@ -57,28 +57,42 @@ int sl_snap_section(struct sl_snap_writer *w, uint32_t section)
 	return 0;
 }
 
+int sli_snap_buf_reserve(struct sli_snap_buf *b, size_t n)
+{
+	if (n <= b->cap - b->len)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap - b->len < n)
+		cap *= 2;
+	uint8_t *np = realloc(b->p, cap);
+	if (np == NULL)
+		return -ENOMEM;
+	b->p = np;
+	b->cap = cap;
+	return 0;
+}
+
+int sli_snap_buf_put(struct sli_snap_buf *b, const void *p, size_t n)
+{
+	int rc = sli_snap_buf_reserve(b, n);
+
+	if (rc == 0 && n > 0) {
+		memcpy(b->p + b->len, p, n);
+		b->len += n;
+	}
+	return rc;
+}
+
 int sl_snap_put(struct sl_snap_writer *w, const void *p, size_t n)
 {
-	struct sli_snap_buf *b = w->cur;
+	int rc;
 
-	if (b == NULL)
+	if (w->cur == NULL)
 		return -EINVAL;
-	if (n > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 256;
-
-		while (cap - b->len < n)
-			cap *= 2;
-		uint8_t *np = realloc(b->p, cap);
-		if (np == NULL)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = cap;
-	}
-	if (n > 0)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	w->total += n;
-	return 0;
+	rc = sli_snap_buf_put(w->cur, p, n);
+	if (rc == 0)
+		w->total += n;
+	return rc;
 }
 
 int sl_snap_put_bytes(struct sl_snap_writer *w, const void *p, size_t n)

@@ -1362,3 +1362,19 @@ int sli_win_watermark(struct sli_opi *op, int64_t wm)
 	}
 	return 0;
 }
+
+/* ---------------------------------------------------------- checkpoints */
+
+int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+{
+	(void)w;
+	snprintf(op->errbuf, sizeof(op->errbuf), "window state is not checkpointed yet");
+	return -ENOTSUP;
+}
+
+int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
+{
+	(void)r;
+	snprintf(op->errbuf, sizeof(op->errbuf), "window state is not checkpointed yet");
+	return -ENOTSUP;
+}

@@ -82,6 +82,9 @@ struct runtime_opts {
 	const char *idle;
 	int placement; /* enum sl_place_policy */
 	const char *state_memory, *state_dir, *state_io;
+	const char *max_parallelism;
+	const char *ck_dir, *ck_interval, *ck_timeout, *ck_min_pause, *ck_tolerable, *ck_retained;
+	const char *ck_mode, *ck_io, *restore;
 };
 
 static const char *const placement_names[] = { "spread", "pack", NULL };
@@ -136,10 +139,11 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .type = SLI_CLI_STRING,
 	    .offset = offsetof(struct runtime_opts, state_memory),
 	    .metavar = "SIZE",
-	    .help = "keyed state kept in memory per subtask, e.g. 512M or 2GiB (units K, M, G, T "
-		    "are powers of 1024; at least 64K); past it state spills to disk (default 0: "
-		    "unlimited, all in memory); windows, joins and reduce keep their state in memory "
-		    "(a warning says so)",
+	    .help =
+		"keyed state kept in memory per subtask, e.g. 512M or 2GiB (units K, M, G, T "
+		"are powers of 1024; at least 64K); past it state spills to disk (default 0: "
+		"unlimited, all in memory); windows, joins and reduce keep their state in memory "
+		"(a warning says so)",
 	},
 	{
 	    .name = "state-dir",
@@ -155,6 +159,83 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .offset = offsetof(struct runtime_opts, state_io),
 	    .metavar = "auto|io_uring|posix",
 	    .help = "how spill files are read and written (default auto: io_uring when available)",
+	},
+	{
+	    .name = "max-parallelism",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, max_parallelism),
+	    .metavar = "N",
+	    .help = "key groups, 1 to 32768: the most subtasks a keyed operator can be rescaled to "
+		    "(default: Flink's rule from the parallelism, at least 128); a restore needs "
+		    "the value the checkpoint was taken with",
+	},
+	{
+	    .name = "checkpoint-dir",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_dir),
+	    .metavar = "DIR",
+	    .help = "take checkpoints into DIR (chk-N subdirectories); without it no checkpoints "
+		    "are taken",
+	},
+	{
+	    .name = "checkpoint-interval",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_interval),
+	    .metavar = "DURATION",
+	    .help = "time between checkpoints, e.g. 200ms or 10s (default 0: only the final "
+		    "checkpoint at the end of the input or on SIGTERM)",
+	},
+	{
+	    .name = "checkpoint-timeout",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_timeout),
+	    .metavar = "DURATION",
+	    .help = "a checkpoint not complete after this fails (default 10m)",
+	},
+	{
+	    .name = "checkpoint-min-pause",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_min_pause),
+	    .metavar = "DURATION",
+	    .help = "least time between the end of one checkpoint and the start of the next "
+		    "(default 0)",
+	},
+	{
+	    .name = "checkpoint-tolerable-failures",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_tolerable),
+	    .metavar = "N",
+	    .help = "failed checkpoints in a row the job survives (default 0: the first failure "
+		    "fails the job)",
+	},
+	{
+	    .name = "checkpoint-retained",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_retained),
+	    .metavar = "N",
+	    .help = "complete checkpoints kept; older ones are deleted (default 3)",
+	},
+	{
+	    .name = "checkpoint-mode",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_mode),
+	    .metavar = "exactly-once|at-least-once",
+	    .help = "barrier alignment (default exactly-once)",
+	},
+	{
+	    .name = "checkpoint-io",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_io),
+	    .metavar = "auto|io_uring|posix",
+	    .help = "how checkpoint files are written (default auto: io_uring when available)",
+	},
+	{
+	    .name = "restore",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, restore),
+	    .metavar = "latest|PATH",
+	    .help = "start from the newest complete checkpoint in --checkpoint-dir (or from "
+		    "scratch when there is none), or from checkpoint or savepoint directory PATH",
 	},
 	{ .name = NULL },
 };
@@ -397,6 +478,16 @@ static int job_create(struct job_cmd *c)
 		{ "state-memory", offsetof(struct runtime_opts, state_memory) },
 		{ "state-dir", offsetof(struct runtime_opts, state_dir) },
 		{ "state-io", offsetof(struct runtime_opts, state_io) },
+		{ "max-parallelism", offsetof(struct runtime_opts, max_parallelism) },
+		{ "checkpoint-dir", offsetof(struct runtime_opts, ck_dir) },
+		{ "checkpoint-interval", offsetof(struct runtime_opts, ck_interval) },
+		{ "checkpoint-timeout", offsetof(struct runtime_opts, ck_timeout) },
+		{ "checkpoint-min-pause", offsetof(struct runtime_opts, ck_min_pause) },
+		{ "checkpoint-tolerable-failures", offsetof(struct runtime_opts, ck_tolerable) },
+		{ "checkpoint-retained", offsetof(struct runtime_opts, ck_retained) },
+		{ "checkpoint-mode", offsetof(struct runtime_opts, ck_mode) },
+		{ "checkpoint-io", offsetof(struct runtime_opts, ck_io) },
+		{ "restore", offsetof(struct runtime_opts, restore) },
 	};
 	int rc;
 

@@ -185,31 +185,6 @@ static int parse_i64(const char *s, size_t len, int64_t *out)
 	return 0;
 }
 
-/*
- * A duration: an integer of milliseconds, or with a unit ms, s, m, h.
- * @min: the smallest accepted value (0 or 1). Return 0 or -EINVAL.
- */
-static int parse_duration(const char *s, int64_t min, int64_t *out)
-{
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1 } };
-	size_t digits = strspn(s, "0123456789");
-	int64_t v;
-
-	if (digits == 0 || parse_i64(s, digits, &v) < 0)
-		return -EINVAL;
-	for (size_t u = 0; u < SL_ARRAY_SIZE(units); u++) {
-		if (strcmp(s + digits, units[u].unit) != 0)
-			continue;
-		if (__builtin_mul_overflow(v, units[u].ms, out) || *out < min)
-			return -EINVAL;
-		return 0;
-	}
-	return -EINVAL;
-}
-
 static int parse_window(const char *s, struct sl_window_spec *w)
 {
 	char buf[128], *a, *b;
@@ -227,17 +202,17 @@ static int parse_window(const char *s, struct sl_window_spec *w)
 		*b++ = '\0';
 	if (strcmp(buf, "tumbling") == 0 && b == NULL) {
 		w->kind = SL_WINDOW_TUMBLING;
-		return parse_duration(a, 1, &w->size);
+		return sl_parse_duration_ms(a, 1, &w->size);
 	}
 	if (strcmp(buf, "sliding") == 0 && b != NULL) {
 		w->kind = SL_WINDOW_SLIDING;
-		if (parse_duration(a, 1, &w->size) < 0)
+		if (sl_parse_duration_ms(a, 1, &w->size) < 0)
 			return -EINVAL;
-		return parse_duration(b, 1, &w->slide);
+		return sl_parse_duration_ms(b, 1, &w->slide);
 	}
 	if (strcmp(buf, "session") == 0 && b == NULL) {
 		w->kind = SL_WINDOW_SESSION;
-		return parse_duration(a, 1, &w->gap);
+		return sl_parse_duration_ms(a, 1, &w->gap);
 	}
 	return -EINVAL;
 }
@@ -373,24 +348,24 @@ static int wa_check(const void *opts, char *errbuf, size_t errlen)
 				     "sliding:SIZE:SLIDE or session:GAP with durations > 0 "
 				     "(N, Nms, Ns, Nm or Nh)",
 				     o->window);
-	if (o->out_of_orderness && parse_duration(o->out_of_orderness, 0, &d) < 0)
+	if (o->out_of_orderness && sl_parse_duration_ms(o->out_of_orderness, 0, &d) < 0)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '%s' for '--out-of-orderness': expected a "
 				     "duration >= 0 (N, Nms, Ns, Nm or Nh)",
 				     o->out_of_orderness);
-	if (o->allowed_lateness && parse_duration(o->allowed_lateness, 0, &d) < 0)
+	if (o->allowed_lateness && sl_parse_duration_ms(o->allowed_lateness, 0, &d) < 0)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '%s' for '--allowed-lateness': expected a "
 				     "duration >= 0 (N, Nms, Ns, Nm or Nh)",
 				     o->allowed_lateness);
 	if (o->watermark_every &&
-	    (parse_duration(o->watermark_every, 1, &d) < 0 ||
+	    (sl_parse_duration_ms(o->watermark_every, 1, &d) < 0 ||
 	     strspn(o->watermark_every, "0123456789") != strlen(o->watermark_every)))
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '%s' for '--watermark-every': expected a number "
 				     "of records >= 1",
 				     o->watermark_every);
-	if (o->idleness && parse_duration(o->idleness, 1, &d) < 0)
+	if (o->idleness && sl_parse_duration_ms(o->idleness, 1, &d) < 0)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '%s' for '--idleness': expected a duration > 0 "
 				     "(N, Nms, Ns, Nm or Nh)",
@@ -432,14 +407,14 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	/* All checked by wa_check(). */
 	parse_window(o->window, &j->spec);
 	if (o->allowed_lateness)
-		parse_duration(o->allowed_lateness, 0, &j->spec.allowed_lateness);
+		sl_parse_duration_ms(o->allowed_lateness, 0, &j->spec.allowed_lateness);
 	if (o->out_of_orderness)
-		parse_duration(o->out_of_orderness, 0, &j->wm.out_of_orderness_ms);
+		sl_parse_duration_ms(o->out_of_orderness, 0, &j->wm.out_of_orderness_ms);
 	if (o->watermark_every)
-		parse_duration(o->watermark_every, 1, &every);
+		sl_parse_duration_ms(o->watermark_every, 1, &every);
 	j->wm.every = (uint64_t)every;
 	if (o->idleness)
-		parse_duration(o->idleness, 1, &j->wm.idle_timeout_ms);
+		sl_parse_duration_ms(o->idleness, 1, &j->wm.idle_timeout_ms);
 	j->keep_raw = o->late_output != NULL;
 
 	j->lines.path = o->input;

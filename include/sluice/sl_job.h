@@ -347,6 +347,14 @@ void sl_job_destroy(struct sl_job *job);
  */
 int sl_job_set(struct sl_job *job, const char *key, const char *value, char *errbuf, size_t errlen);
 
+/**
+ * sl_parse_duration_ms() - a duration as the options take it: an integer
+ * of milliseconds, or with a unit ms, s, m or h ("200ms", "5s", "1h").
+ * @min: the smallest value accepted. Return: 0; -EINVAL (also on
+ * overflow, a sign, spaces or another unit).
+ */
+int sl_parse_duration_ms(const char *s, int64_t min, int64_t *out);
+
 /** Read back an option as text (after defaults are resolved by validate). */
 int sl_job_get(const struct sl_job *job, const char *key, char *buf, size_t len);
 

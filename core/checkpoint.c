@@ -1,0 +1,1544 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * checkpoint.c — checkpoints in the runtime: options, the coordinator
+ * thread, barriers and alignment, snapshots of subtasks, the manifest,
+ * and restore (see sli_checkpoint.h for the protocol).
+ *
+ * Snapshot file of one subtask ("t<task>-<index>.snap", the payload the
+ * store wraps with its header and CRC32C):
+ *	"SLTASK01", u32 number of entries, then per entry
+ *	u32 name length, name, u32 kind (ENT_*), u32 subtask index,
+ *	u32 parallelism, u64 length, the sections (sli_snap.h's form)
+ * Manifest (_metadata), text, one item per line:
+ *	sluice-checkpoint 1
+ *	job NAME
+ *	id N
+ *	kind checkpoint|savepoint
+ *	max-parallelism M
+ *	exactly-once-sinks 0|1
+ *	op NAME KIND PARALLELISM		(every operator of the job)
+ *	file NAME BYTES				(every subtask's file)
+ *	end
+ * Names are escaped: bytes <= ' ', '%' and >= 0x7f as %XX.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sluice/sl_error.h>
+#include <sluice/sl_log.h>
+
+#include "sli_checkpoint.h"
+#include "sli_ckpt.h"
+#include "sli_exec.h"
+#include "sli_snap.h"
+
+enum { ENT_OP = 0, ENT_WMGEN = 1 };
+
+#define TASK_MAGIC     "SLTASK01"
+#define MANIFEST_MAGIC "sluice-checkpoint 1"
+
+/* ------------------------------------------------------------- options */
+
+void sli_ckpt_opts_init(struct sli_ckpt_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->timeout_ms = 10 * 60 * 1000;
+	o->retained = 3;
+}
+
+void sli_ckpt_opts_free(struct sli_ckpt_opts *o)
+{
+	free(o->dir);
+	free(o->restore);
+	free(o->io);
+	o->dir = o->restore = o->io = NULL;
+}
+
+static int set_str(char **field, const char *value, char *errbuf, size_t errlen)
+{
+	char *d = strdup(value);
+
+	if (d == NULL)
+		return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory");
+	free(*field);
+	*field = d;
+	return 0;
+}
+
+int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, char *errbuf,
+		     size_t errlen)
+{
+	struct sli_ckpt_opts *o = &job->ckpt;
+	static const struct {
+		const char *key;
+		int64_t min;
+		size_t off;
+	} durations[] = {
+		{ "checkpoint-interval", 0, offsetof(struct sli_ckpt_opts, interval_ms) },
+		{ "checkpoint-timeout", 1, offsetof(struct sli_ckpt_opts, timeout_ms) },
+		{ "checkpoint-min-pause", 0, offsetof(struct sli_ckpt_opts, min_pause_ms) },
+	};
+	char *end;
+	unsigned long v;
+
+	for (size_t i = 0; i < SL_ARRAY_SIZE(durations); i++) {
+		if (strcmp(key, durations[i].key) != 0)
+			continue;
+		if (sl_parse_duration_ms(value, durations[i].min,
+					 (int64_t *)((char *)o + durations[i].off)) < 0)
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for option '%s': expected a duration "
+					     "(milliseconds, or with a unit ms, s, m, h)%s",
+					     value, key, durations[i].min ? " greater than 0" : "");
+		return 0;
+	}
+	if (!strcmp(key, "checkpoint-tolerable-failures") || !strcmp(key, "checkpoint-retained")) {
+		bool retained = key[11] == 'r';
+
+		errno = 0;
+		v = value[0] >= '0' && value[0] <= '9' ? strtoul(value, &end, 10) : ULONG_MAX;
+		if (errno || v == ULONG_MAX || *end != '\0' || v > 1000000 || (retained && v == 0))
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for option '%s': expected an integer "
+					     "from %d to 1000000",
+					     value, key, retained ? 1 : 0);
+		*(retained ? &o->retained : &o->tolerable) = (unsigned)v;
+		return 0;
+	}
+	if (!strcmp(key, "checkpoint-mode")) {
+		if (strcmp(value, "exactly-once") && strcmp(value, "at-least-once"))
+			return sl_errbuf_set(
+			    errbuf, errlen, -EINVAL,
+			    "bad value '%s' for option 'checkpoint-mode': expected "
+			    "exactly-once or at-least-once",
+			    value);
+		o->at_least_once = value[0] == 'a';
+		return 0;
+	}
+	if (!strcmp(key, "checkpoint-io")) {
+		if (strcmp(value, "auto") && strcmp(value, "io_uring") && strcmp(value, "posix"))
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for option 'checkpoint-io': expected "
+					     "auto, io_uring or posix",
+					     value);
+		return set_str(&o->io, value, errbuf, errlen);
+	}
+	if (!strcmp(key, "checkpoint-dir") || !strcmp(key, "restore")) {
+		if (value[0] == '\0')
+			return sl_errbuf_set(
+			    errbuf, errlen, -EINVAL, "bad value '' for option '%s': expected a %s",
+			    key, key[0] == 'r' ? "checkpoint path or 'latest'" : "directory");
+		return set_str(key[0] == 'r' ? &o->restore : &o->dir, value, errbuf, errlen);
+	}
+	return 1;
+}
+
+/* --------------------------------------------------------- run state */
+
+struct ack {
+	int64_t id;
+	unsigned sub; /* global subtask id */
+	uint8_t *buf;
+	size_t len;
+};
+
+struct inflight {
+	int64_t id;
+	struct sli_ckpt_out *out;
+	unsigned nacked;
+	uint64_t start_ns, bytes;
+	bool final;
+	/* files waiting to be written: names and payloads, freed after the write */
+	char **names;
+	struct iovec *iov;
+	unsigned nwait, capwait;
+};
+
+/* An entry of a restored checkpoint: one operator (or generator) of one old subtask. */
+struct rs_entry {
+	char *name;
+	uint32_t kind, index, parallelism;
+	struct sli_snap_sec *secs;
+	unsigned nsecs;
+	const char *file;
+};
+
+struct rs_op {
+	char *name;
+	char kind[64];
+	unsigned parallelism;
+};
+
+struct sli_ckpt_run {
+	struct sli_exec *x;
+	const struct sli_ckpt_opts *o;
+	const struct sli_ckpt_storage *io;
+	struct sli_ckpt_store *store;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* under mu */
+	struct ack *acks;
+	unsigned nacks, capacks;
+	bool ended; /* a source ended or the job stops: trigger nothing more */
+	bool quit;
+	/* published by one thread, read by others (see each store and load) */
+	_Atomic int64_t trigger, completed, final_id;
+	/* the coordinator thread's */
+	int64_t next_id;
+	struct inflight fl[2];
+	unsigned nfl;
+	unsigned failures;
+	uint64_t last_trigger_ns, last_done_ns;
+	bool has_2pc;
+	/* restore */
+	int64_t restored;
+	char *rs_path;
+	struct rs_entry *ents;
+	unsigned nents;
+	struct rs_op *rops;
+	unsigned nrops;
+	void **files;
+	char **file_names;
+	unsigned nfiles;
+	/* stats, relaxed */
+	_Atomic uint64_t ncompleted, nfailed, max_pause_ns, last_bytes, last_duration_ns;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool x_failed(const struct sli_exec *x)
+{
+	return atomic_load_explicit(&((struct sli_exec *)x)->failed, memory_order_relaxed) != 0;
+}
+
+/* Fail the job from a thread that is not an operator's (the coordinator). */
+static void fail_job(struct sli_exec *x, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail_job(struct sli_exec *x, int rc, const char *fmt, ...)
+{
+	int expected = 0;
+	va_list ap;
+
+	if (!atomic_compare_exchange_strong(&x->failed, &expected, 1))
+		return;
+	x->fail_rc = rc < 0 ? rc : -EIO;
+	va_start(ap, fmt);
+	vsnprintf(x->fail_msg, sizeof(x->fail_msg), fmt, ap);
+	va_end(ap);
+	sli_wake_all(x);
+}
+
+static bool is_2pc_sink(const struct sli_node *n)
+{
+	return n->kind == SLI_SINK && n->fn.sink->pre_commit != NULL;
+}
+
+static unsigned global_id(const struct sli_subtask *st)
+{
+	return sli_plan_subtask_id(&st->w->x->job->plan, st->task->id, st->index);
+}
+
+/* ------------------------------------------------------------ escaping */
+
+static void put_name(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == '%' || *p >= 0x7f)
+			fprintf(f, "%%%02X", *p);
+		else
+			fputc(*p, f);
+}
+
+/* Unescape @s in place. Return 0 or -EINVAL. */
+static int unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (*s != '%') {
+			*o++ = *s;
+			continue;
+		}
+		unsigned v;
+		if (sscanf(s + 1, "%2x", &v) != 1 || s[1] == '\0' || s[2] == '\0')
+			return -EINVAL;
+		*o++ = (char)v;
+		s += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
+/* ---------------------------------------------------- snapshot a subtask */
+
+static int wmgen_snapshot(const struct sli_wmgen *g, struct sl_snap_writer *w)
+{
+	int rc = sl_snap_section(w, SL_SNAP_OP);
+
+	if (rc == 0)
+		rc = sl_snap_put_u32(w, g->n);
+	if (rc == 0)
+		rc = sl_snap_put_i64(w, g->out);
+	for (uint32_t i = 0; i < g->n && rc == 0; i++) {
+		const struct sli_wmsplit *s = &g->s[i];
+
+		rc = sl_snap_put_i64(w, s->max_ts);
+		if (rc == 0)
+			rc = sl_snap_put_i64(w, s->wm);
+		if (rc == 0)
+			rc = sl_snap_put_u64(w, s->count);
+		if (rc == 0)
+			rc = sl_snap_put_u32(w, s->ended);
+	}
+	return rc;
+}
+
+static int op_snapshot(struct sli_opi *op, int64_t id, struct sl_snap_writer *w)
+{
+	const struct sli_node *n = op->node;
+	int rc = sl_snap_section(w, SL_SNAP_OP);
+
+	if (rc < 0)
+		return rc;
+	switch (n->kind) {
+	case SLI_SOURCE:
+		return n->fn.source->snapshot(op->state, w);
+	case SLI_SINK:
+		return n->fn.sink->pre_commit ? n->fn.sink->pre_commit(op->state, id, w) : 0;
+	case SLI_WINDOW:
+		return sli_win_snapshot(op, w);
+	default:
+		return 0; /* stateless (checked by sli_ckpt_prepare) */
+	}
+}
+
+static int blob_entry(struct sli_snap_buf *b, const char *name, uint32_t kind,
+		      const struct sli_opi *op, const struct sl_snap_writer *w, uint32_t *nent)
+{
+	uint32_t hdr[4] = { (uint32_t)strlen(name), kind, op->info.index, op->info.parallelism };
+	uint64_t len = sli_snap_writer_size(w);
+	int rc;
+
+	if (len == 0)
+		return 0;
+	rc = sli_snap_buf_put(b, &hdr[0], 4);
+	if (rc == 0)
+		rc = sli_snap_buf_put(b, name, hdr[0]);
+	if (rc == 0)
+		rc = sli_snap_buf_put(b, &hdr[1], 12);
+	if (rc == 0)
+		rc = sli_snap_buf_put(b, &len, 8);
+	if (rc == 0)
+		rc = sli_snap_buf_reserve(b, len);
+	if (rc < 0)
+		return rc;
+	sli_snap_writer_emit(w, b->p + b->len);
+	b->len += len;
+	(*nent)++;
+	return 0;
+}
+
+static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf, size_t len)
+{
+	pthread_mutex_lock(&ck->mu);
+	if (ck->nacks == ck->capacks) {
+		unsigned cap = ck->capacks ? 2 * ck->capacks : 16;
+		struct ack *na = realloc(ck->acks, cap * sizeof(*na));
+		if (na == NULL) {
+			pthread_mutex_unlock(&ck->mu);
+			free(buf);
+			fail_job(ck->x, -ENOMEM, "out of memory acknowledging checkpoint %" PRId64,
+				 id);
+			return;
+		}
+		ck->acks = na;
+		ck->capacks = cap;
+	}
+	ck->acks[ck->nacks++] = (struct ack){ id, sub, buf, len };
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&ck->mu);
+}
+
+/*
+ * Snapshot the chain of @st as checkpoint @id: flush what the chain
+ * holds downstream (data before the barrier), snapshot each operator,
+ * serialise, hand the file to the coordinator, then, when @forward, send
+ * the barrier on. Return 0 or -errno after sli_fail().
+ */
+static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+	struct sli_snap_buf b = { 0 };
+	uint32_t nent = 0;
+	uint64_t t0 = mono_ns(), pause;
+	int rc;
+
+	rc = sli_flush_subtask(st);
+	if (rc < 0)
+		goto fail;
+	if (st->ck.w == NULL) {
+		st->ck.w = calloc(st->task->nchain + 1, sizeof(*st->ck.w));
+		if (st->ck.w == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		for (unsigned k = 0; k <= st->task->nchain; k++)
+			sli_snap_writer_init(&st->ck.w[k], st->ops[0].info.max_parallelism);
+	}
+	rc = sli_snap_buf_put(&b, TASK_MAGIC, 8);
+	if (rc == 0)
+		rc = sli_snap_buf_put(&b, &nent, 4); /* patched below */
+	for (unsigned k = 0; k < st->task->nchain && rc == 0; k++) {
+		struct sli_opi *op = &st->ops[k];
+		struct sl_snap_writer *w = &st->ck.w[k];
+
+		sli_snap_writer_reset(w);
+		op->errbuf[0] = '\0';
+		rc = op_snapshot(op, id, w);
+		if (rc < 0) {
+			sli_fail(op, rc, "checkpoint %" PRId64 ": %s", id,
+				 op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+			free(b.p);
+			return rc;
+		}
+		rc = blob_entry(&b, op->node->name, ENT_OP, op, w, &nent);
+	}
+	if (rc == 0 && st->has_gen) {
+		struct sl_snap_writer *w = &st->ck.w[st->task->nchain];
+
+		sli_snap_writer_reset(w);
+		rc = wmgen_snapshot(&st->gen, w);
+		if (rc == 0)
+			rc =
+			    blob_entry(&b, st->ops[0].node->name, ENT_WMGEN, &st->ops[0], w, &nent);
+	}
+	if (rc < 0)
+		goto fail;
+	memcpy(b.p + 8, &nent, 4);
+	st->ck.last = id;
+	pause = mono_ns() - t0;
+	if (pause > atomic_load_explicit(&ck->max_pause_ns, memory_order_relaxed))
+		atomic_store_explicit(&ck->max_pause_ns, pause, memory_order_relaxed);
+	ack(ck, id, global_id(st), b.p, b.len);
+	if (forward) {
+		rc = sli_broadcast_event(st, SL_EVENT_BARRIER, id);
+		if (rc < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	free(b.p);
+	if (!x_failed(st->w->x))
+		sli_fail(&st->ops[0], rc, "checkpoint %" PRId64 ": %s", id, sl_strerror(rc));
+	return rc;
+}
+
+bool sli_ckpt_due(const struct sli_subtask *st)
+{
+	const struct sli_ckpt_run *ck = st->w->x->ck;
+
+	/* Acquire: pairs with the release store of `trigger` in trigger_one(). */
+	return ck != NULL && atomic_load_explicit(&((struct sli_ckpt_run *)ck)->trigger,
+						  memory_order_acquire) > st->ck.last;
+}
+
+int sli_ckpt_source(struct sli_subtask *st)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+	int64_t id = atomic_load_explicit(&ck->trigger, memory_order_acquire);
+
+	return snapshot_subtask(st, id, true);
+}
+
+int sli_ckpt_source_end(struct sli_subtask *st)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+	int64_t t;
+
+	if (ck == NULL)
+		return 0;
+	pthread_mutex_lock(&ck->mu);
+	ck->ended = true; /* under mu: the coordinator triggers nothing after this */
+	t = atomic_load_explicit(&ck->trigger, memory_order_relaxed);
+	if (atomic_load_explicit(&ck->final_id, memory_order_relaxed) == 0)
+		/* Release: a subtask that sees END (through the rings) reads it. */
+		atomic_store_explicit(&ck->final_id, t + 1, memory_order_release);
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&ck->mu);
+	/* A barrier triggered before the end goes out first: every barrier reaches every task. */
+	return t > st->ck.last ? snapshot_subtask(st, t, true) : 0;
+}
+
+static void unblock_all(struct sli_subtask *st)
+{
+	for (unsigned c = 0; c < st->nin; c++)
+		st->in[c].blocked = false;
+	st->ck.aligning = 0;
+	st->ck.arrived = 0;
+}
+
+static int try_align(struct sli_subtask *st)
+{
+	int64_t id = st->ck.aligning;
+
+	if (id == 0 || st->ck.arrived < st->nopen)
+		return 0;
+	unblock_all(st);
+	return snapshot_subtask(st, id, true);
+}
+
+int sli_ckpt_barrier(struct sli_subtask *st, unsigned c, int64_t id)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+
+	if (ck == NULL || id <= st->ck.last || id < st->ck.aligning)
+		return 0; /* stale: an abandoned checkpoint's barrier */
+	if (id > st->ck.aligning) {
+		/* A newer barrier: the older checkpoint was abandoned (timeout). */
+		unblock_all(st);
+		st->ck.aligning = id;
+	}
+	st->ck.arrived++;
+	if (!ck->o->at_least_once)
+		st->in[c].blocked = true;
+	return try_align(st);
+}
+
+int sli_ckpt_channel_ended(struct sli_subtask *st)
+{
+	return st->w->x->ck != NULL ? try_align(st) : 0;
+}
+
+/* Without checkpoints, two-phase-commit sinks commit at the end of their input. */
+static int commit_now(struct sli_subtask *st)
+{
+	int64_t epoch = st->ops[0].info.restored_checkpoint + 1;
+
+	for (unsigned k = 0; k < st->task->nchain; k++) {
+		struct sli_opi *op = &st->ops[k];
+		struct sl_snap_writer w;
+		int rc;
+
+		if (!is_2pc_sink(op->node))
+			continue;
+		sli_snap_writer_init(&w, op->info.max_parallelism);
+		sl_snap_section(&w, SL_SNAP_OP);
+		op->errbuf[0] = '\0';
+		rc = op->node->fn.sink->pre_commit(op->state, epoch, &w);
+		sli_snap_writer_free(&w);
+		if (rc == 0)
+			rc = op->node->fn.sink->commit(op->state, epoch);
+		if (rc < 0) {
+			sli_fail(op, rc, "committing the output: %s",
+				 op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int sli_ckpt_subtask_end(struct sli_subtask *st)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+	int64_t f;
+	int rc;
+
+	if (ck == NULL)
+		return commit_now(st);
+	if (st->task->chain[0]->kind == SLI_SOURCE) {
+		rc = sli_ckpt_source_end(st);
+		if (rc < 0)
+			return rc;
+	}
+	/* Acquire: pairs with the release store in sli_ckpt_source_end(). */
+	f = atomic_load_explicit(&ck->final_id, memory_order_acquire);
+	if (f == 0) {
+		sli_fail(&st->ops[0], -EPROTO, "finished before any source did");
+		return -EPROTO;
+	}
+	rc = snapshot_subtask(st, f, false);
+	if (rc == 0)
+		st->ck.final_done = true;
+	return rc;
+}
+
+bool sli_ckpt_sink_poll(struct sli_subtask *st)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+	int64_t c;
+
+	if (ck == NULL || !st->ck.has_2pc)
+		return false;
+	/* Acquire: pairs with the release store of `completed` by the coordinator. */
+	c = atomic_load_explicit(&ck->completed, memory_order_acquire);
+	if (c > st->ck.committed) {
+		for (unsigned k = 0; k < st->task->nchain; k++) {
+			struct sli_opi *op = &st->ops[k];
+			int rc;
+
+			if (!is_2pc_sink(op->node))
+				continue;
+			op->errbuf[0] = '\0';
+			rc = op->node->fn.sink->commit(op->state, c);
+			if (rc < 0) {
+				sli_fail(op, rc, "committing checkpoint %" PRId64 ": %s", c,
+					 op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+				return false;
+			}
+		}
+		st->ck.committed = c;
+	}
+	return st->ck.final_done && st->ck.committed < st->ck.last;
+}
+
+/* ----------------------------------------------------------- coordinator */
+
+static int manifest(struct sli_ckpt_run *ck, const struct inflight *f, char **out, size_t *len)
+{
+	struct sl_job *job = ck->x->job;
+	FILE *m = open_memstream(out, len);
+
+	if (m == NULL)
+		return -ENOMEM;
+	fprintf(m, MANIFEST_MAGIC "\njob ");
+	put_name(m, job->name);
+	fprintf(m, "\nid %" PRId64 "\nkind checkpoint\nmax-parallelism %u\nexactly-once-sinks %d\n",
+		f->id, ck->x->subtasks[0].ops[0].info.max_parallelism, ck->has_2pc);
+	for (unsigned i = 0; i < job->nnodes; i++) {
+		fputs("op ", m);
+		put_name(m, job->nodes[i]->name);
+		fprintf(m, " %s %u\n", sli_kind_name(job->nodes[i]->kind),
+			job->nodes[i]->parallelism);
+	}
+	for (unsigned s = 0; s < job->plan.nsubtasks; s++) {
+		const struct sli_subtask *st = &ck->x->subtasks[s];
+		fprintf(m, "file t%d-%u.snap\n", st->task->id, st->index);
+	}
+	fputs("end\n", m);
+	return fclose(m) == 0 ? 0 : -ENOMEM;
+}
+
+static struct inflight *find_fl(struct sli_ckpt_run *ck, int64_t id)
+{
+	for (unsigned i = 0; i < ck->nfl; i++)
+		if (ck->fl[i].id == id)
+			return &ck->fl[i];
+	return NULL;
+}
+
+static void drop_waiting(struct inflight *f)
+{
+	for (unsigned i = 0; i < f->nwait; i++) {
+		free(f->names[i]);
+		free(f->iov[i].iov_base);
+	}
+	f->nwait = 0;
+}
+
+static void remove_fl(struct sli_ckpt_run *ck, struct inflight *f, bool completed)
+{
+	drop_waiting(f);
+	free(f->names);
+	free(f->iov);
+	if (f->out != NULL)
+		ck->io->finish(f->out, completed);
+	*f = ck->fl[--ck->nfl];
+}
+
+/* Checkpoint @f failed: count it; past the tolerance (or the final one), fail the job. */
+static void fail_ckpt(struct sli_ckpt_run *ck, struct inflight *f, const char *why)
+{
+	int64_t id = f->id;
+	bool final = f->final;
+
+	atomic_fetch_add_explicit(&ck->nfailed, 1, memory_order_relaxed);
+	remove_fl(ck, f, false);
+	ck->failures++;
+	sl_log(SL_LOG_WARN, "checkpoint", "checkpoint %" PRId64 " failed: %s", id, why);
+	if (final)
+		fail_job(ck->x, -EIO,
+			 "the final checkpoint %" PRId64 " failed: %s; no output of the run's last "
+			 "part was committed",
+			 id, why);
+	else if (ck->failures > ck->o->tolerable)
+		fail_job(ck->x, -EIO,
+			 "checkpoint %" PRId64
+			 " failed: %s (%u failed in a row; checkpoint-tolerable-failures is %u)",
+			 id, why, ck->failures, ck->o->tolerable);
+}
+
+static struct inflight *begin_fl(struct sli_ckpt_run *ck, int64_t id, bool final)
+{
+	char err[SLI_ERRLEN];
+	struct inflight *f;
+	int rc;
+
+	if (ck->nfl == SL_ARRAY_SIZE(ck->fl))
+		return NULL;
+	f = &ck->fl[ck->nfl++];
+	memset(f, 0, sizeof(*f));
+	f->id = id;
+	f->final = final;
+	f->start_ns = mono_ns();
+	rc = ck->io->begin(ck->store, id, NULL, &f->out, err, sizeof(err));
+	if (rc < 0) {
+		f->out = NULL;
+		fail_ckpt(ck, f, err);
+		return NULL;
+	}
+	return f;
+}
+
+static int wait_file(struct inflight *f, unsigned sub, const struct sli_subtask *st, uint8_t *buf,
+		     size_t len)
+{
+	char name[64];
+
+	if (f->nwait == f->capwait) {
+		unsigned cap = f->capwait ? 2 * f->capwait : 8;
+		char **nn = realloc(f->names, cap * sizeof(*nn));
+		if (nn == NULL)
+			return -ENOMEM;
+		f->names = nn;
+		struct iovec *ni = realloc(f->iov, cap * sizeof(*ni));
+		if (ni == NULL)
+			return -ENOMEM;
+		f->iov = ni;
+		f->capwait = cap;
+	}
+	(void)sub;
+	snprintf(name, sizeof(name), "t%d-%u.snap", st->task->id, st->index);
+	f->names[f->nwait] = strdup(name);
+	if (f->names[f->nwait] == NULL)
+		return -ENOMEM;
+	f->iov[f->nwait].iov_base = buf;
+	f->iov[f->nwait].iov_len = len;
+	f->nwait++;
+	return 0;
+}
+
+static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int64_t fid = atomic_load_explicit(&ck->final_id, memory_order_relaxed);
+		struct inflight *f = find_fl(ck, a[i].id);
+
+		if (f == NULL && a[i].id == fid && fid != 0 &&
+		    atomic_load_explicit(&ck->completed, memory_order_relaxed) < fid)
+			f = begin_fl(ck, fid, true);
+		if (f == NULL ||
+		    wait_file(f, a[i].sub, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len) < 0) {
+			free(a[i].buf); /* an abandoned checkpoint's, or out of memory */
+			if (f != NULL)
+				fail_ckpt(ck, f, "out of memory");
+			continue;
+		}
+		f->nacked++;
+	}
+}
+
+static void write_and_complete(struct sli_ckpt_run *ck)
+{
+	char err[SLI_ERRLEN];
+
+	for (unsigned i = 0; i < ck->nfl;) {
+		struct inflight *f = &ck->fl[i];
+		uint64_t bytes = 0;
+		int rc = 0;
+
+		if (f->nwait > 0) {
+			rc = ck->io->write(f->out, (const char *const *)f->names, f->iov, f->nwait,
+					   &bytes, err, sizeof(err));
+			drop_waiting(f);
+			f->bytes += bytes;
+			if (rc < 0) {
+				fail_ckpt(ck, f, err);
+				continue;
+			}
+		}
+		/* Complete in id order: an older one still in flight goes first. */
+		bool older = false;
+		for (unsigned j = 0; j < ck->nfl; j++)
+			older |= ck->fl[j].id < f->id;
+		if (f->nacked < ck->x->job->plan.nsubtasks || older) {
+			i++;
+			continue;
+		}
+		char *m = NULL;
+		size_t mlen = 0;
+		rc = manifest(ck, f, &m, &mlen);
+		if (rc == 0)
+			rc = ck->io->complete(f->out, m, mlen, err, sizeof(err));
+		else
+			snprintf(err, sizeof(err), "out of memory writing the manifest");
+		free(m);
+		if (rc < 0) {
+			fail_ckpt(ck, f, err);
+			continue;
+		}
+		int64_t id = f->id;
+		uint64_t now = mono_ns();
+		atomic_store_explicit(&ck->last_duration_ns, now - f->start_ns,
+				      memory_order_relaxed);
+		atomic_store_explicit(&ck->last_bytes, f->bytes, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ck->ncompleted, 1, memory_order_relaxed);
+		remove_fl(ck, f, true);
+		ck->failures = 0;
+		ck->last_done_ns = now;
+		/* Release: sinks that load `completed` (acquire) see the durable manifest. */
+		atomic_store_explicit(&ck->completed, id, memory_order_release);
+		sli_wake_all(ck->x);
+		sl_log(SL_LOG_DEBUG, "checkpoint", "checkpoint %" PRId64 " complete", id);
+		if (ck->io->retain(ck->store, ck->o->retained, err, sizeof(err)) < 0)
+			sl_log(SL_LOG_WARN, "checkpoint", "cannot delete old checkpoints: %s", err);
+	}
+}
+
+static void trigger_one(struct sli_ckpt_run *ck)
+{
+	uint64_t now = mono_ns();
+	int64_t id;
+
+	if (ck->o->interval_ms <= 0 || ck->nfl > 0 ||
+	    now - ck->last_trigger_ns < (uint64_t)ck->o->interval_ms * 1000000u ||
+	    now - ck->last_done_ns < (uint64_t)ck->o->min_pause_ms * 1000000u)
+		return;
+	pthread_mutex_lock(&ck->mu);
+	bool ended = ck->ended;
+	pthread_mutex_unlock(&ck->mu);
+	if (ended)
+		return;
+	id = ck->next_id++;
+	if (begin_fl(ck, id, false) == NULL)
+		return;
+	ck->last_trigger_ns = now;
+	pthread_mutex_lock(&ck->mu);
+	if (!ck->ended)
+		/* Release: pairs with the acquire load in sli_ckpt_due(). */
+		atomic_store_explicit(&ck->trigger, id, memory_order_release);
+	else
+		remove_fl(ck, find_fl(ck, id), false); /* a source ended meanwhile */
+	pthread_mutex_unlock(&ck->mu);
+	sli_wake_all(ck->x);
+}
+
+static void check_timeouts(struct sli_ckpt_run *ck)
+{
+	uint64_t now = mono_ns();
+
+	for (unsigned i = 0; i < ck->nfl; i++) {
+		struct inflight *f = &ck->fl[i];
+
+		if (now - f->start_ns > (uint64_t)ck->o->timeout_ms * 1000000u) {
+			char why[96];
+			snprintf(why, sizeof(why), "timed out after %" PRId64 " ms (%u of %u acks)",
+				 ck->o->timeout_ms, f->nacked, ck->x->job->plan.nsubtasks);
+			fail_ckpt(ck, f, why);
+			return;
+		}
+	}
+}
+
+static void *coordinator(void *arg)
+{
+	struct sli_ckpt_run *ck = arg;
+	struct ack *a = NULL;
+	unsigned n = 0, cap = 0;
+
+	ck->last_done_ns = ck->last_trigger_ns = mono_ns();
+	pthread_mutex_lock(&ck->mu);
+	while (!ck->quit) {
+		int64_t f = atomic_load_explicit(&ck->final_id, memory_order_relaxed);
+
+		if (f != 0 && atomic_load_explicit(&ck->completed, memory_order_relaxed) >= f)
+			break;
+		if (ck->nacks == 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 20 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&ck->cv, &ck->mu, &ts);
+		}
+		/* Swap the ack arrays: workers append to an empty one meanwhile. */
+		struct ack *t = ck->acks;
+		unsigned tc = ck->capacks;
+		ck->acks = a, ck->capacks = cap;
+		a = t, cap = tc;
+		n = ck->nacks;
+		ck->nacks = 0;
+		pthread_mutex_unlock(&ck->mu);
+
+		if (x_failed(ck->x)) {
+			for (unsigned i = 0; i < n; i++)
+				free(a[i].buf);
+			pthread_mutex_lock(&ck->mu);
+			break;
+		}
+		take_acks(ck, a, n);
+		write_and_complete(ck);
+		check_timeouts(ck);
+		trigger_one(ck);
+		pthread_mutex_lock(&ck->mu);
+	}
+	pthread_mutex_unlock(&ck->mu);
+	free(a);
+	while (ck->nfl > 0)
+		remove_fl(ck, &ck->fl[0], false);
+	return NULL;
+}
+
+/* -------------------------------------------------------------- restore */
+
+static int rs_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int rs_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errbuf, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void rs_free(struct sli_ckpt_run *ck)
+{
+	for (unsigned i = 0; i < ck->nents; i++) {
+		free(ck->ents[i].name);
+		free(ck->ents[i].secs);
+	}
+	free(ck->ents);
+	for (unsigned i = 0; i < ck->nrops; i++)
+		free(ck->rops[i].name);
+	free(ck->rops);
+	for (unsigned i = 0; i < ck->nfiles; i++) {
+		free(ck->files[i]);
+		free(ck->file_names[i]);
+	}
+	free(ck->files);
+	free(ck->file_names);
+	free(ck->rs_path);
+	ck->ents = NULL;
+	ck->rops = NULL;
+	ck->files = NULL;
+	ck->file_names = NULL;
+	ck->rs_path = NULL;
+	ck->nents = ck->nrops = ck->nfiles = 0;
+}
+
+/* Parse the task file @buf (@len bytes, named @file) into entries. */
+static int parse_task(struct sli_ckpt_run *ck, const uint8_t *buf, size_t len, const char *file,
+		      char *errbuf, size_t errlen)
+{
+	uint32_t nent;
+	size_t off = 12;
+
+	if (len < 12 || memcmp(buf, TASK_MAGIC, 8) != 0)
+		return rs_fail(errbuf, errlen, -EBADMSG, "%s: not a Sluice task snapshot", file);
+	memcpy(&nent, buf + 8, 4);
+	for (uint32_t e = 0; e < nent; e++) {
+		uint32_t nl, hdr[3];
+		uint64_t sl;
+
+		if (len - off < 4)
+			goto trunc;
+		memcpy(&nl, buf + off, 4);
+		off += 4;
+		if (len - off < (uint64_t)nl + 20)
+			goto trunc;
+		struct rs_entry *ne = realloc(ck->ents, (ck->nents + 1) * sizeof(*ne));
+		if (ne == NULL)
+			return -ENOMEM;
+		ck->ents = ne;
+		struct rs_entry *en = &ck->ents[ck->nents];
+		memset(en, 0, sizeof(*en));
+		en->name = strndup((const char *)buf + off, nl);
+		if (en->name == NULL)
+			return -ENOMEM;
+		ck->nents++;
+		off += nl;
+		memcpy(hdr, buf + off, 12);
+		memcpy(&sl, buf + off + 12, 8);
+		off += 20;
+		en->kind = hdr[0];
+		en->index = hdr[1];
+		en->parallelism = hdr[2];
+		en->file = file;
+		if (sl > len - off)
+			goto trunc;
+		int rc = sli_snap_parse(buf + off, sl, file, &en->secs, &en->nsecs, errbuf, errlen);
+		if (rc < 0)
+			return rc;
+		off += sl;
+	}
+	if (off != len)
+		return rs_fail(errbuf, errlen, -EBADMSG, "%s: %zu bytes after the last entry", file,
+			       len - off);
+	return 0;
+trunc:
+	return rs_fail(errbuf, errlen, -EBADMSG, "%s: truncated entry at byte %zu", file, off);
+}
+
+/*
+ * Load checkpoint directory @path: manifest, then every file, checked.
+ * Return 0; -errno with a sentence naming the file at fault.
+ */
+static int load(struct sli_ckpt_run *ck, const char *path, int64_t *id, char *errbuf, size_t errlen)
+{
+	struct sl_job *job = ck->x->job;
+	unsigned maxp = ck->x->subtasks[0].ops[0].info.max_parallelism;
+	void *mbuf = NULL;
+	size_t mlen = 0;
+	char *line, *save = NULL;
+	bool magic = false, end = false;
+	unsigned long long mp = 0;
+	int rc;
+
+	rc = ck->io->read(path, "_metadata", &mbuf, &mlen, errbuf, errlen);
+	if (rc < 0)
+		return rc;
+	char *text = realloc(mbuf, mlen + 1);
+	if (text == NULL) {
+		free(mbuf);
+		return -ENOMEM;
+	}
+	text[mlen] = '\0';
+	ck->rs_path = strdup(path);
+	*id = -1;
+	for (line = strtok_r(text, "\n", &save); line != NULL && rc == 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char a[512], b[64];
+		unsigned long long u;
+
+		if (!magic) {
+			magic = strcmp(line, MANIFEST_MAGIC) == 0;
+			if (!magic)
+				rc = rs_fail(errbuf, errlen, -EBADMSG,
+					     "%s/_metadata: not a Sluice checkpoint manifest (or "
+					     "of another format version)",
+					     path);
+		} else if (sscanf(line, "id %" SCNd64, id) == 1) {
+		} else if (sscanf(line, "max-parallelism %llu", &mp) == 1) {
+		} else if (sscanf(line, "op %511s %63s %llu", a, b, &u) == 3) {
+			struct rs_op *no = realloc(ck->rops, (ck->nrops + 1) * sizeof(*no));
+			if (no == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			ck->rops = no;
+			if (unescape(a) < 0) {
+				rc = rs_fail(errbuf, errlen, -EBADMSG,
+					     "%s/_metadata: bad operator name '%s'", path, a);
+				break;
+			}
+			ck->rops[ck->nrops].name = strdup(a);
+			snprintf(ck->rops[ck->nrops].kind, sizeof(ck->rops[0].kind), "%s", b);
+			ck->rops[ck->nrops].parallelism = (unsigned)u;
+			ck->nrops++;
+		} else if (sscanf(line, "file %511s", a) == 1) {
+			void **nf = realloc(ck->files, (ck->nfiles + 1) * sizeof(*nf));
+			char **nn =
+			    nf ? realloc(ck->file_names, (ck->nfiles + 1) * sizeof(*nn)) : NULL;
+			if (nf != NULL)
+				ck->files = nf;
+			if (nn == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			ck->file_names = nn;
+			size_t flen = 0;
+			char full[PATH_MAX + 64];
+			snprintf(full, sizeof(full), "%s/%s", path, a);
+			ck->file_names[ck->nfiles] = strdup(full);
+			ck->files[ck->nfiles] = NULL;
+			ck->nfiles++;
+			rc = ck->io->read(path, a, &ck->files[ck->nfiles - 1], &flen, errbuf,
+					  errlen);
+			if (rc == 0)
+				rc = parse_task(ck, ck->files[ck->nfiles - 1], flen,
+						ck->file_names[ck->nfiles - 1], errbuf, errlen);
+		} else if (strcmp(line, "end") == 0) {
+			end = true;
+		}
+	}
+	free(text);
+	if (rc < 0)
+		return rc;
+	if (!end || *id < 0 || mp == 0)
+		return rs_fail(errbuf, errlen, -EBADMSG, "%s/_metadata: incomplete manifest", path);
+	if (mp != maxp)
+		return rs_fail(errbuf, errlen, -EINVAL,
+			       "checkpoint '%s' was taken with max-parallelism %llu and this job "
+			       "has %u: key groups cannot be re-assigned (run with "
+			       "--max-parallelism %llu)",
+			       path, mp, maxp, mp);
+	/* Every operator with state in the checkpoint must exist in the job. */
+	for (unsigned e = 0; e < ck->nents; e++) {
+		bool found = false;
+		for (unsigned i = 0; i < job->nnodes && !found; i++)
+			found = strcmp(job->nodes[i]->name, ck->ents[e].name) == 0;
+		if (!found)
+			return rs_fail(errbuf, errlen, -EINVAL,
+				       "checkpoint '%s' has state of operator '%s', which job '%s' "
+				       "does not have",
+				       path, ck->ents[e].name, job->name);
+	}
+	return 0;
+}
+
+static int list_dirs_max(const char *dir, int64_t *max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	*max = 0;
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long long v;
+
+		if (strncmp(de->d_name, "chk-", 4) != 0)
+			continue;
+		errno = 0;
+		v = strtoll(de->d_name + 4, &end, 10);
+		if (errno == 0 && *end == '\0' && v > *max)
+			*max = v;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Resolve --restore and load it into ck. Return 0 (maybe nothing to restore) or -errno. */
+static int restore_load(struct sli_ckpt_run *ck, char *errbuf, size_t errlen)
+{
+	const struct sli_ckpt_opts *o = ck->o;
+	int64_t ids[64];
+	char path[PATH_MAX];
+	int n, rc;
+
+	if (o->restore == NULL)
+		return 0;
+	if (strcmp(o->restore, "latest") != 0) {
+		rc = load(ck, o->restore, &ck->restored, errbuf, errlen);
+		if (rc < 0)
+			rs_free(ck);
+		return rc;
+	}
+	if (o->dir == NULL)
+		return rs_fail(errbuf, errlen, -EINVAL,
+			       "option 'restore latest' needs option 'checkpoint-dir'");
+	n = ck->io->list(o->dir, ids, SL_ARRAY_SIZE(ids), errbuf, errlen);
+	if (n < 0)
+		return n;
+	if (n == 0) {
+		sl_log(SL_LOG_INFO, "checkpoint",
+		       "no complete checkpoint in '%s': starting from the beginning", o->dir);
+		return 0;
+	}
+	for (int i = 0; i < n && i < (int)SL_ARRAY_SIZE(ids); i++) {
+		char why[SLI_ERRLEN];
+
+		snprintf(path, sizeof(path), "%s/chk-%" PRId64, o->dir, ids[i]);
+		rc = load(ck, path, &ck->restored, why, sizeof(why));
+		if (rc == 0) {
+			sl_log(SL_LOG_INFO, "checkpoint",
+			       "restoring checkpoint %" PRId64 " from '%s'", ck->restored, path);
+			return 0;
+		}
+		rs_free(ck);
+		ck->restored = 0;
+		if (rc != -EBADMSG && rc != -ENOENT) {
+			snprintf(errbuf, errlen, "%s", why);
+			return rc;
+		}
+		if (ck->has_2pc)
+			return rs_fail(
+			    errbuf, errlen, -EBADMSG,
+			    "cannot restore the latest checkpoint: %s. Its output may already be "
+			    "committed, so restoring an older checkpoint could write it twice. "
+			    "Repair or restore that checkpoint, or restore an older one explicitly "
+			    "with --restore %s/chk-N after removing the part files of later epochs "
+			    "(part-S-E-K with E > N) from the output directory",
+			    why, o->dir);
+		sl_log(SL_LOG_WARN, "checkpoint",
+		       "%s; trying an older checkpoint (this job has no exactly-once sink, so "
+		       "its output is at-least-once anyway)",
+		       why);
+	}
+	return rs_fail(errbuf, errlen, -EBADMSG, "no checkpoint in '%s' could be restored", o->dir);
+}
+
+/* Sinks' recover(): before any subtask opens. */
+static int recover_sinks(struct sli_exec *x, struct sli_ckpt_run *ck, char *errbuf, size_t errlen)
+{
+	struct sl_job *job = x->job;
+
+	for (unsigned i = 0; i < job->nnodes; i++) {
+		const struct sli_node *n = job->nodes[i];
+		unsigned nold = 0;
+		int rc;
+
+		if (n->kind != SLI_SINK || n->fn.sink->recover == NULL)
+			continue;
+		for (unsigned r = 0; ck != NULL && r < ck->nrops; r++)
+			if (strcmp(ck->rops[r].name, n->name) == 0)
+				nold = ck->rops[r].parallelism;
+		struct sl_snap_reader *rd = calloc(nold + 1, sizeof(*rd));
+		struct sl_snap_reader **rp = calloc(nold + 1, sizeof(*rp));
+		struct sli_snap_sec *secs = calloc(nold + 1, sizeof(*secs));
+		if (rd == NULL || rp == NULL || secs == NULL) {
+			free(rd), free(rp), free(secs);
+			return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory");
+		}
+		for (unsigned s = 0; s < nold; s++) {
+			unsigned k = 0;
+			for (unsigned e = 0; e < ck->nents; e++) {
+				const struct rs_entry *en = &ck->ents[e];
+				if (en->kind != ENT_OP || en->index != s ||
+				    strcmp(en->name, n->name))
+					continue;
+				for (unsigned q = 0; q < en->nsecs; q++)
+					if (en->secs[q].section == SL_SNAP_OP)
+						secs[s] = en->secs[q], k = 1;
+			}
+			sli_snap_reader_init(&rd[s], &secs[s], k, errbuf, errlen);
+			rp[s] = &rd[s];
+		}
+		errbuf[0] = '\0';
+		rc = n->fn.sink->recover(n->arg, ck ? ck->restored : 0, rp, nold, errbuf, errlen);
+		free(rd), free(rp), free(secs);
+		if (rc < 0) {
+			char tmp[SLI_ERRLEN];
+			snprintf(tmp, sizeof(tmp), "%s", errbuf);
+			return sl_errbuf_set(errbuf, errlen, rc, "sink '%s': %s", n->name,
+					     tmp[0] ? tmp : sl_strerror(rc));
+		}
+	}
+	return 0;
+}
+
+static bool supported(const struct sli_node *n, char *why, size_t len)
+{
+	switch (n->kind) {
+	case SLI_SOURCE:
+		if (n->fn.source->snapshot == NULL || n->fn.source->restore == NULL) {
+			snprintf(why, len, "its connector cannot save its position");
+			return false;
+		}
+		return true;
+	case SLI_MAP:
+	case SLI_MAP_BATCH:
+	case SLI_FILTER:
+	case SLI_FILTER_BATCH:
+	case SLI_FLAT_MAP:
+	case SLI_PROCESS:
+	case SLI_UNION:
+	case SLI_SINK:
+	case SLI_WINDOW:
+		return true;
+	default:
+		snprintf(why, len, "checkpoints of %s operators are not implemented yet",
+			 sli_kind_name(n->kind));
+		return false;
+	}
+}
+
+int sli_ckpt_prepare(struct sli_exec *x, char *errbuf, size_t errlen)
+{
+	struct sl_job *job = x->job;
+	const struct sli_ckpt_opts *o = &job->ckpt;
+	struct sli_ckpt_run *ck;
+	char why[256];
+	int rc;
+
+	if (o->dir == NULL && o->restore == NULL)
+		return recover_sinks(x, NULL, errbuf, errlen);
+	if (o->storage == NULL)
+		return sl_errbuf_set(errbuf, errlen, -ENOTSUP,
+				     "checkpoints need the checkpoint storage of libsl_state: call "
+				     "sl_job_use_checkpoint_storage() on the job");
+	for (unsigned i = 0; i < job->nnodes; i++)
+		if (!supported(job->nodes[i], why, sizeof(why)))
+			return sl_errbuf_set(errbuf, errlen, -ENOTSUP,
+					     "operator '%s' cannot be checkpointed: %s",
+					     job->nodes[i]->name, why);
+	ck = calloc(1, sizeof(*ck));
+	if (ck == NULL)
+		return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory");
+	x->ck = ck;
+	ck->x = x;
+	ck->o = o;
+	ck->io = o->storage;
+	pthread_mutex_init(&ck->mu, NULL);
+	pthread_cond_init(&ck->cv, NULL);
+	for (unsigned i = 0; i < job->nnodes; i++)
+		ck->has_2pc |= is_2pc_sink(job->nodes[i]);
+	rc = restore_load(ck, errbuf, errlen);
+	if (rc < 0)
+		return rc;
+	for (unsigned s = 0; s < job->plan.nsubtasks; s++) {
+		struct sli_subtask *st = &x->subtasks[s];
+
+		for (unsigned k = 0; k < st->task->nchain; k++) {
+			st->ops[k].info.restored_checkpoint = ck->restored;
+			st->ck.has_2pc |= is_2pc_sink(st->ops[k].node);
+		}
+	}
+	return recover_sinks(x, ck, errbuf, errlen);
+}
+
+int sli_ckpt_start(struct sli_exec *x, char *errbuf, size_t errlen)
+{
+	struct sli_ckpt_run *ck = x->ck;
+	int64_t base = 0;
+	int rc;
+
+	if (ck == NULL)
+		return 0;
+	if (ck->o->dir == NULL) {
+		/* Restored without a checkpoint directory: no checkpoints, commit at the end. */
+		x->ck = NULL;
+		ck->x = x;
+		x->ck_restore = ck;
+		return 0;
+	}
+	rc = ck->io->open(ck->o->dir, ck->o->io ? ck->o->io : "auto", &ck->store, errbuf, errlen);
+	if (rc < 0)
+		return rc;
+	rc = list_dirs_max(ck->o->dir, &base);
+	if (rc < 0)
+		return sl_errbuf_set(errbuf, errlen, rc, "cannot list '%s': %s", ck->o->dir,
+				     sl_strerror(rc));
+	if (base < ck->restored)
+		base = ck->restored;
+	ck->next_id = base + 1;
+	atomic_init(&ck->trigger, base);
+	atomic_init(&ck->completed, ck->restored);
+	atomic_init(&ck->final_id, 0);
+	for (unsigned s = 0; s < x->job->plan.nsubtasks; s++) {
+		x->subtasks[s].ck.last = base;
+		x->subtasks[s].ck.committed = ck->restored;
+	}
+	if (pthread_create(&ck->thread, NULL, coordinator, ck) != 0)
+		return sl_errbuf_set(errbuf, errlen, -EAGAIN,
+				     "cannot start the checkpoint coordinator thread");
+	ck->started = true;
+	return 0;
+}
+
+void sli_ckpt_stop(struct sli_exec *x)
+{
+	struct sli_ckpt_run *ck = x->ck;
+
+	if (ck == NULL || !ck->started)
+		return;
+	pthread_mutex_lock(&ck->mu);
+	ck->quit = true;
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&ck->mu);
+	pthread_join(ck->thread, NULL);
+	ck->started = false;
+}
+
+void sli_ckpt_free(struct sli_exec *x)
+{
+	struct sli_ckpt_run *ck = x->ck ? x->ck : x->ck_restore;
+
+	if (ck == NULL)
+		return;
+	for (unsigned i = 0; i < ck->nacks; i++)
+		free(ck->acks[i].buf);
+	free(ck->acks);
+	if (ck->store != NULL)
+		ck->io->close(ck->store);
+	rs_free(ck);
+	pthread_mutex_destroy(&ck->mu);
+	pthread_cond_destroy(&ck->cv);
+	for (unsigned s = 0; s < x->job->plan.nsubtasks; s++) {
+		struct sli_subtask *st = &x->subtasks[s];
+		if (st->ck.w == NULL)
+			continue;
+		for (unsigned k = 0; k <= st->task->nchain; k++)
+			sli_snap_writer_free(&st->ck.w[k]);
+		free(st->ck.w);
+		st->ck.w = NULL;
+	}
+	free(ck);
+	x->ck = x->ck_restore = NULL;
+}
+
+/* Sections for @op: its key groups from every old subtask, its own operator section. */
+static int gather(const struct sli_ckpt_run *ck, const struct sli_opi *op, uint32_t kind,
+		  bool with_op, struct sli_snap_sec **out, unsigned *nout)
+{
+	unsigned kg_first, kg_last, n = 0, cap = 16;
+	struct sli_snap_sec *secs = malloc(cap * sizeof(*secs));
+
+	if (secs == NULL)
+		return -ENOMEM;
+	sli_key_group_range(op->info.index, op->info.parallelism, op->info.max_parallelism,
+			    &kg_first, &kg_last);
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned e = 0; e < ck->nents; e++) {
+			const struct rs_entry *en = &ck->ents[e];
+
+			if (en->kind != kind || strcmp(en->name, op->node->name) != 0)
+				continue;
+			for (unsigned q = 0; q < en->nsecs; q++) {
+				const struct sli_snap_sec *s = &en->secs[q];
+				bool take = pass == 0 ? s->section != SL_SNAP_OP &&
+							    s->section >= kg_first &&
+							    s->section <= kg_last
+						      : with_op && s->section == SL_SNAP_OP &&
+							    en->index == op->info.index &&
+							    en->parallelism == op->info.parallelism;
+				if (!take)
+					continue;
+				if (n == cap) {
+					cap *= 2;
+					struct sli_snap_sec *ns = realloc(secs, cap * sizeof(*ns));
+					if (ns == NULL) {
+						free(secs);
+						return -ENOMEM;
+					}
+					secs = ns;
+				}
+				secs[n++] = *s;
+			}
+		}
+	/* Key groups ascending; a stable insertion sort keeps each group's order. */
+	for (unsigned i = 1; i < n; i++) {
+		struct sli_snap_sec t = secs[i];
+		unsigned j = i;
+		while (j > 0 && secs[j - 1].section > t.section) {
+			secs[j] = secs[j - 1];
+			j--;
+		}
+		secs[j] = t;
+	}
+	*out = secs;
+	*nout = n;
+	return 0;
+}
+
+static int wmgen_restore(struct sli_subtask *st, struct sl_snap_reader *r)
+{
+	struct sli_wmgen *g = &st->gen;
+	uint32_t sec, n;
+	int64_t out;
+	unsigned ev;
+	int rc;
+
+	if (sl_snap_next(r, &sec) != 1)
+		return 0;
+	rc = sl_snap_get_u32(r, &n);
+	if (rc == 0)
+		rc = sl_snap_get_i64(r, &out);
+	if (rc < 0)
+		return rc;
+	if (n > (1u << 20))
+		return sl_snap_bad(r, "implausible number of splits");
+	if (n > g->n && sli_wmgen_grow(g, n, 0, &ev) < 0)
+		return -ENOMEM;
+	g->nlive = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct sli_wmsplit *s = &g->s[i];
+		uint32_t ended;
+
+		rc = sl_snap_get_i64(r, &s->max_ts);
+		if (rc == 0)
+			rc = sl_snap_get_i64(r, &s->wm);
+		if (rc == 0)
+			rc = sl_snap_get_u64(r, &s->count);
+		if (rc == 0)
+			rc = sl_snap_get_u32(r, &ended);
+		if (rc < 0)
+			return rc;
+		s->ended = ended != 0;
+		s->idle = false;
+		g->nlive += !s->ended;
+	}
+	g->out = out;
+	st->restored_wm = out;
+	return sl_snap_next(r, &sec) < 0 ? -EBADMSG : 0;
+}
+
+int sli_ckpt_restore_op(struct sli_opi *op)
+{
+	struct sli_exec *x = op->st->w->x;
+	struct sli_ckpt_run *ck = x->ck ? x->ck : x->ck_restore;
+	const struct sli_node *n = op->node;
+	struct sli_snap_sec *secs = NULL;
+	struct sl_snap_reader r;
+	unsigned nsecs = 0;
+	int rc = 0;
+
+	if (ck == NULL || ck->rs_path == NULL || n->kind == SLI_SINK)
+		return 0;
+	if (n->kind == SLI_SOURCE) {
+		for (unsigned i = 0; i < ck->nrops; i++)
+			if (strcmp(ck->rops[i].name, n->name) == 0 &&
+			    ck->rops[i].parallelism != op->info.parallelism) {
+				sli_fail(op, -EINVAL,
+					 "checkpoint '%s' read this source at parallelism %u; it "
+					 "cannot be restored at %u",
+					 ck->rs_path, ck->rops[i].parallelism,
+					 op->info.parallelism);
+				return -EINVAL;
+			}
+	}
+	rc = gather(ck, op, ENT_OP, true, &secs, &nsecs);
+	if (rc < 0)
+		goto out;
+	sli_snap_reader_init(&r, secs, nsecs, op->errbuf, sizeof(op->errbuf));
+	op->errbuf[0] = '\0';
+	if (nsecs > 0) {
+		switch (n->kind) {
+		case SLI_SOURCE:
+			rc = n->fn.source->restore(op->state, &r);
+			break;
+		case SLI_WINDOW:
+			rc = sli_win_restore(op, &r);
+			break;
+		default:
+			rc = 0;
+			break;
+		}
+	}
+	free(secs);
+	secs = NULL;
+	if (rc == 0 && n->kind == SLI_SOURCE && op->st->has_gen) {
+		rc = gather(ck, op, ENT_WMGEN, true, &secs, &nsecs);
+		if (rc == 0) {
+			sli_snap_reader_init(&r, secs, nsecs, op->errbuf, sizeof(op->errbuf));
+			rc = wmgen_restore(op->st, &r);
+		}
+	}
+out:
+	free(secs);
+	if (rc < 0)
+		sli_fail(op, rc, "restoring from '%s': %s", ck->rs_path,
+			 op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+	return rc;
+}
