@@ -16,6 +16,14 @@
  * the newlines before it are counted (pread of the file's head) only when
  * the first bad record needs a FILE:LINE.
  *
+ * Checkpoints: the position is the first byte not yet returned as a record
+ * (start + sp.consumed: lines read into the buffer but not returned are
+ * read again after a restore; bad records before it were already counted
+ * and dead-lettered, and are not read again), with the file's index, name
+ * and size and the subtask's range to detect a changed input, and the
+ * line numbering (off0, lines, base) so FILE:LINE stays true. Streams
+ * cannot be replayed: they refuse snapshot() and restore().
+ *
  * Threads: one struct lsrc per subtask, used by the thread polling it.
  * Subtasks share the conf (read-only), the counters (relaxed atomics)
  * and the dead-letter file (O_APPEND, one write() per record).
@@ -35,6 +43,7 @@
 #include <sluice/sl_alloc.h>
 #include <sluice/sl_connectors.h>
 #include <sluice/sl_error.h>
+#include <sluice/sl_snap.h>
 
 #include "sli_lines.h"
 #include "sli_rate.h"
@@ -98,6 +107,7 @@ struct lsrc {
 	uint64_t base;	/* newlines before off0, once base_ok */
 	bool base_ok;
 	bool done;
+	bool polled;	  /* restore() is allowed only before the first poll() */
 	uint32_t nsplits; /* files of the range holding bytes to read; a stream: 1 */
 	uint32_t split;	  /* the split being read: files finished so far */
 	uint32_t max;
@@ -259,12 +269,41 @@ static void close_file(struct lsrc *st)
 	st->ready = false;
 }
 
+/*
+ * Open files[fi] unless open, and read it from byte @off (0 for a stream),
+ * dropping the first line when @skip; line numbers count from @off.
+ */
+static int seek_file(struct lsrc *st, uint64_t off, bool skip)
+{
+	const struct sl_subtask_info *info = st->info;
+	struct lfile *f = &st->files[st->fi];
+
+	if (st->fd < 0) {
+		st->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+		if (st->fd < 0)
+			return sl_errbuf_set(info->errbuf, info->errlen, -errno,
+					     "cannot open '%s': %s", f->path, strerror(errno));
+		st->own_fd = true;
+	}
+	if (off > 0 && lseek(st->fd, (off_t)off, SEEK_SET) < 0)
+		return sl_errbuf_set(info->errbuf, info->errlen, -errno, "read error on '%s': %s",
+				     f->path, strerror(errno));
+	st->start = off;
+	st->skip = skip;
+	st->left = st->stream ? UINT64_MAX : f->size - off;
+	st->eof = false;
+	st->off0 = off;
+	st->lines = 0;
+	st->base = 0;
+	st->base_ok = off == 0;
+	sli_lines_reset(&st->sp);
+	st->ready = true;
+	return 0;
+}
+
 /* Open files[fi] (or the next one holding a line of the range); st->done if none. */
 static int open_file(struct lsrc *st)
 {
-	const struct sl_subtask_info *info = st->info;
-	struct lfile *f;
-
 	for (;;) {
 		if (st->fi >= st->nfiles || (!st->stream && st->files[st->fi].cum >= st->b)) {
 			st->done = true;
@@ -275,33 +314,10 @@ static int open_file(struct lsrc *st)
 		close_file(st); /* an empty single file opened by resolve() */
 		st->fi++;
 	}
-	f = &st->files[st->fi];
-	if (st->fd < 0) {
-		st->fd = open(f->path, O_RDONLY | O_CLOEXEC);
-		if (st->fd < 0)
-			return sl_errbuf_set(info->errbuf, info->errlen, -errno,
-					     "cannot open '%s': %s", f->path, strerror(errno));
-		st->own_fd = true;
-	}
-	st->start = 0;
-	st->skip = false;
-	if (!st->stream && st->a > f->cum) {
-		/* Begin at the byte before a, see the top of the file. */
-		st->start = st->a - f->cum - 1;
-		st->skip = true;
-		if (lseek(st->fd, (off_t)st->start, SEEK_SET) < 0)
-			return sl_errbuf_set(info->errbuf, info->errlen, -errno,
-					     "read error on '%s': %s", f->path, strerror(errno));
-	}
-	st->left = st->stream ? UINT64_MAX : f->size - st->start;
-	st->eof = false;
-	st->off0 = st->start;
-	st->lines = 0;
-	st->base = 0;
-	st->base_ok = st->off0 == 0;
-	sli_lines_reset(&st->sp);
-	st->ready = true;
-	return 0;
+	/* Begin at the byte before a, see the top of the file. */
+	if (!st->stream && st->a > st->files[st->fi].cum)
+		return seek_file(st, st->a - st->files[st->fi].cum - 1, true);
+	return seek_file(st, 0, false);
 }
 
 /* Read once into the splitter. Return 1 when progress was made, 0 when a stream has no data. */
@@ -506,7 +522,8 @@ static int lines_open(void *arg, const struct sl_subtask_info *info, void **stat
 		if (st->done || st->fi > 0)
 			close_file(st); /* resolve() opened file 0 to check it */
 		/* Splits: the files open_file() will read (it skips empty ones). */
-		for (size_t i = st->fi; !st->done && i < st->nfiles && st->files[i].cum < st->b; i++)
+		for (size_t i = st->fi; !st->done && i < st->nfiles && st->files[i].cum < st->b;
+		     i++)
 			st->nsplits += st->files[i].size > 0;
 	}
 	sli_rate_init(&st->rate, conf->rate, info->parallelism);
@@ -530,6 +547,7 @@ static int lines_poll(void *state, struct sl_batch *out)
 	bool split_end = false;
 	int rc;
 
+	st->polled = true;
 	if (st->done)
 		return SL_SOURCE_END;
 	out->split = st->split;
@@ -582,8 +600,150 @@ static int lines_poll(void *state, struct sl_batch *out)
 	return (int)(out->n - n0);
 }
 
+/* ------------------------------------------------------- checkpoints */
+
+#define LINES_SNAP_ID 0x314e4c53u /* "SLN1": line source position, version 1 */
+
+enum { POS_DONE = 1, POS_READY = 2, POS_SKIP = 4, POS_BASE = 8 };
+
+/* The fixed part of a line source's position (sli_conn_snap_put()); the file's name follows. */
+struct lines_pos {
+	uint64_t flags;		    /* POS_* */
+	uint64_t a, b;		    /* the subtask's range of the concatenated input */
+	uint64_t fi;		    /* index of the file being read, in name order */
+	uint64_t split;		    /* splits ended */
+	uint64_t size;		    /* files[fi]'s size (0 past the last file) */
+	uint64_t offset;	    /* POS_READY: first byte of files[fi] not returned */
+	uint64_t off0, lines, base; /* POS_READY: line numbering, as in struct lsrc */
+};
+_Static_assert(sizeof(struct lines_pos) == 10 * sizeof(uint64_t), "written as is: no padding");
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash != NULL ? slash + 1 : path;
+}
+
+static int not_replayable(const struct lsrc *st)
+{
+	return sl_errbuf_set(st->info->errbuf, st->info->errlen, -ENOTSUP,
+			     "input '%s' is a stream: it cannot be checkpointed", st->conf->path);
+}
+
+static int lines_snapshot(void *state, struct sl_snap_writer *w)
+{
+	const struct lsrc *st = state;
+	struct lines_pos pos = { .a = st->a, .b = st->b, .fi = st->fi, .split = st->split };
+	const char *name = NULL;
+	int rc;
+
+	if (st->stream)
+		return not_replayable(st);
+	if (st->done) {
+		pos.flags |= POS_DONE;
+	} else if (st->ready) {
+		pos.flags |= POS_READY | (st->skip ? POS_SKIP : 0) | (st->base_ok ? POS_BASE : 0);
+		pos.offset = st->start + st->sp.consumed;
+		pos.off0 = st->off0;
+		pos.lines = st->lines;
+		pos.base = st->base;
+	}
+	if (st->fi < st->nfiles) {
+		pos.size = st->files[st->fi].size;
+		name = base_name(st->files[st->fi].path);
+	}
+	rc = sli_conn_snap_put(w, LINES_SNAP_ID, &pos, sizeof(pos), name);
+	if (rc < 0)
+		return sl_errbuf_set(st->info->errbuf, st->info->errlen, rc,
+				     "line source: out of memory writing its position");
+	return 0;
+}
+
+/* Is the input the one @pos was taken from? 0, or -EBADMSG saying what changed. */
+static int same_input(const struct lsrc *st, const struct lines_pos *pos, const char *name,
+		      uint32_t nlen)
+{
+	const struct sl_subtask_info *info = st->info;
+	const struct lfile *f = pos->fi < st->nfiles ? &st->files[pos->fi] : NULL;
+
+	if (f == NULL && (pos->fi > st->nfiles || nlen > 0))
+		return sl_errbuf_set(
+		    info->errbuf, info->errlen, -EBADMSG,
+		    "cannot restore: the checkpoint was reading '%.*s', file %" PRIu64
+		    " of the input, but '%s' now holds %zu files",
+		    (int)nlen, name, pos->fi + 1, st->conf->path, st->nfiles);
+	if (f != NULL &&
+	    (strlen(base_name(f->path)) != nlen || memcmp(base_name(f->path), name, nlen) != 0))
+		return sl_errbuf_set(info->errbuf, info->errlen, -EBADMSG,
+				     "cannot restore: the checkpoint was reading '%.*s', the input "
+				     "now has '%s' in its place",
+				     (int)nlen, name, f->path);
+	if (f != NULL && (pos->flags & POS_READY) && f->size < pos->offset)
+		return sl_errbuf_set(info->errbuf, info->errlen, -EBADMSG,
+				     "cannot restore: '%s' is %" PRIu64
+				     " bytes, the checkpoint read it to byte %" PRIu64,
+				     f->path, f->size, pos->offset);
+	if (f != NULL && f->size != pos->size)
+		return sl_errbuf_set(info->errbuf, info->errlen, -EBADMSG,
+				     "cannot restore: '%s' is %" PRIu64 " bytes, it was %" PRIu64
+				     " when the checkpoint was taken",
+				     f->path, f->size, pos->size);
+	if (pos->a != st->a || pos->b != st->b)
+		return sl_errbuf_set(info->errbuf, info->errlen, -EBADMSG,
+				     "cannot restore: subtask %u of %u now reads bytes [%" PRIu64
+				     ", %" PRIu64 ") of '%s', the checkpoint's read [%" PRIu64
+				     ", %" PRIu64 "): the input's size or the parallelism changed",
+				     info->index, info->parallelism, st->a, st->b, st->conf->path,
+				     pos->a, pos->b);
+	return 0;
+}
+
+static int lines_restore(void *state, struct sl_snap_reader *r)
+{
+	struct lsrc *st = state;
+	struct lines_pos pos;
+	const void *name;
+	uint32_t nlen;
+	int rc;
+
+	if (st->stream)
+		return not_replayable(st);
+	if (st->polled)
+		return sl_errbuf_set(st->info->errbuf, st->info->errlen, -EINVAL,
+				     "line source: restore() after poll()");
+	rc = sli_conn_snap_get(r, LINES_SNAP_ID, &pos, sizeof(pos), &name, &nlen);
+	if (rc < 0)
+		return rc;
+	if ((pos.flags & ~(uint64_t)(POS_DONE | POS_READY | POS_SKIP | POS_BASE)) != 0 ||
+	    pos.split > st->nsplits || pos.off0 > pos.offset ||
+	    ((pos.flags & POS_SKIP) && pos.lines > 0))
+		return sl_snap_bad(r, "line source: position out of range");
+	rc = same_input(st, &pos, name, nlen);
+	if (rc < 0)
+		return rc;
+	close_file(st);
+	st->fi = pos.fi;
+	st->split = (uint32_t)pos.split;
+	st->done = pos.flags & POS_DONE;
+	if (st->done || !(pos.flags & POS_READY))
+		return 0; /* done, or open_file() opens files[fi] at the first poll */
+	if (pos.fi >= st->nfiles)
+		return sl_snap_bad(r, "line source: position out of range");
+	rc = seek_file(st, pos.offset, pos.flags & POS_SKIP);
+	if (rc < 0)
+		return rc;
+	st->off0 = pos.off0;
+	st->lines = pos.lines;
+	st->base = pos.base;
+	st->base_ok = pos.flags & POS_BASE;
+	return 0;
+}
+
 const struct sl_source_ops sl_lines_ops = {
 	.open = lines_open,
 	.poll = lines_poll,
 	.close = lines_close,
+	.snapshot = lines_snapshot,
+	.restore = lines_restore,
 };

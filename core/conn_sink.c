@@ -12,6 +12,10 @@
  * truncated once per run by sl_text_sink_prepare(), before any subtask
  * opens: truncating in open() would race with subtasks already writing.
  *
+ * Line formatting (sli_sink.h) is shared with the part-file sink
+ * (conn_part.c): sli_linefmt_batch() formats into a buffer grown for long
+ * lines and hands out chunks of whole lines; sli_write_all() writes one.
+ *
  * Null sink: per-subtask counts folded into the shared totals once per
  * batch (relaxed atomics: they are statistics, read after the run or by a
  * status line, and order nothing else).
@@ -33,9 +37,9 @@
 #include <sluice/sl_error.h>
 
 #include "sli_lines.h"
+#include "sli_sink.h"
 
 #define TSINK_BUF_INIT (64 * 1024)
-#define TSINK_FLUSH_AT (1024 * 1024)
 
 /* Whole batches from different subtasks do not interleave on stdout. */
 static pthread_mutex_t stdout_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,6 +52,121 @@ int sl_line_format(const void *elem, int64_t ts, const struct sl_batch *b, char 
 	return snprintf(buf, len, "%.*s", (int)e->text.len, sl_batch_str(b, e->text));
 }
 
+/* ------------------------------------------------------ line formatting */
+
+int sli_linefmt_init(struct sli_linefmt *f, sl_format_fn format, void *arg,
+		     const struct sl_subtask_info *info, const char *kind, const char *name)
+{
+	memset(f, 0, sizeof(*f));
+	f->format = format;
+	f->arg = arg;
+	f->info = info;
+	f->kind = kind;
+	f->name = name;
+	f->cap = TSINK_BUF_INIT;
+	f->buf = sl_alloc_aligned(NULL, f->cap, 64);
+	if (f->buf == NULL)
+		return sl_errbuf_set(info->errbuf, info->errlen, -ENOMEM, "%s: out of memory",
+				     kind);
+	return 0;
+}
+
+void sli_linefmt_fini(struct sli_linefmt *f)
+{
+	sli_conn_free(f->buf);
+	f->buf = NULL;
+	f->cap = 0;
+}
+
+int sli_write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+				poll(&pfd, 1, -1);
+				continue;
+			}
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Make room for at least @need bytes in the buffer, keeping buf[0, len). */
+static int reserve(struct sli_linefmt *f, size_t len, size_t need)
+{
+	size_t cap = f->cap;
+	char *nb;
+
+	if (need <= cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	nb = sl_alloc_aligned(NULL, cap, 64);
+	if (nb == NULL)
+		return sl_errbuf_set(f->info->errbuf, f->info->errlen, -ENOMEM,
+				     "%s '%s': out of memory for a %zu-byte line", f->kind, f->name,
+				     need - len);
+	memcpy(nb, f->buf, len);
+	sli_conn_free(f->buf);
+	f->buf = nb;
+	f->cap = cap;
+	return 0;
+}
+
+int sli_linefmt_batch(struct sli_linefmt *f, const struct sl_batch *b, size_t chunk,
+		      sli_lines_out_fn out, void *ctx)
+{
+	size_t len = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		const void *elem = sl_batch_elem(b, i);
+
+		for (;;) {
+			size_t room = f->cap - len;
+			int need;
+
+			if (room < 2) {
+				rc = reserve(f, len, len + 2);
+				if (rc < 0)
+					return rc;
+				continue;
+			}
+			need = f->format(elem, b->ts[i], b, f->buf + len, room, f->arg);
+			if (need < 0)
+				return sl_errbuf_set(f->info->errbuf, f->info->errlen, need,
+						     "%s '%s': format failed: %s", f->kind, f->name,
+						     sl_strerror(need));
+			if ((size_t)need < room) {
+				len += (size_t)need;
+				f->buf[len++] = '\n'; /* over the NUL */
+				break;
+			}
+			rc = reserve(f, len, len + (size_t)need + 1);
+			if (rc < 0)
+				return rc;
+		}
+		if (len >= chunk) {
+			rc = out(ctx, f->buf, len);
+			if (rc < 0)
+				return rc;
+			len = 0;
+		}
+	}
+	return len > 0 ? out(ctx, f->buf, len) : 0;
+}
+
 /* ------------------------------------------------------------- text */
 
 struct tsink {
@@ -56,8 +175,7 @@ struct tsink {
 	int fd;
 	bool is_stdout;
 	char *path; /* as opened, for messages */
-	char *buf;
-	size_t cap;
+	struct sli_linefmt fmt;
 };
 
 int sl_text_sink_prepare(struct sl_text_sink_conf *conf, char *errbuf, size_t errlen)
@@ -88,8 +206,8 @@ static void tsink_close(void *state)
 		return;
 	if (t->fd >= 0 && !t->is_stdout)
 		close(t->fd);
+	sli_linefmt_fini(&t->fmt);
 	sli_conn_free(t->path);
-	sli_conn_free(t->buf);
 	sli_conn_free(t);
 }
 
@@ -120,9 +238,8 @@ static int tsink_open(void *arg, const struct sl_subtask_info *info, void **stat
 	t->fd = -1;
 	plen = strlen(conf->path) + 16;
 	t->path = sli_conn_zalloc(plen);
-	t->cap = TSINK_BUF_INIT;
-	t->buf = sl_alloc_aligned(NULL, t->cap, 64);
-	if (t->path == NULL || t->buf == NULL) {
+	if (t->path == NULL ||
+	    sli_linefmt_init(&t->fmt, conf->format, conf->arg, info, "text sink", t->path) < 0) {
 		tsink_close(t);
 		return sl_errbuf_set(info->errbuf, info->errlen, -ENOMEM, "%s", err);
 	}
@@ -162,36 +279,15 @@ static int tsink_open(void *arg, const struct sl_subtask_info *info, void **stat
 	return 0;
 }
 
-/* Write buf[0, len) whole; waits (poll) when the descriptor is non-blocking and full. */
-static int flush(struct tsink *t, size_t len)
+/* An sli_lines_out_fn: write the lines whole (stdout under its lock). */
+static int tsink_out(void *ctx, const char *p, size_t len)
 {
-	const char *p = t->buf;
-	int rc = 0;
+	struct tsink *t = ctx;
+	int rc;
 
 	if (t->is_stdout)
 		pthread_mutex_lock(&stdout_lock);
-	while (len > 0) {
-		ssize_t n = write(t->fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd pfd = { .fd = t->fd, .events = POLLOUT };
-
-				poll(&pfd, 1, -1);
-				continue;
-			}
-			rc = -errno;
-			break;
-		}
-		if (n == 0) {
-			rc = -EIO;
-			break;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
+	rc = sli_write_all(t->fd, p, len);
 	if (t->is_stdout)
 		pthread_mutex_unlock(&stdout_lock);
 	if (rc < 0)
@@ -200,70 +296,11 @@ static int flush(struct tsink *t, size_t len)
 	return 0;
 }
 
-/* Make room for at least @need bytes in the buffer, keeping buf[0, len). */
-static int reserve(struct tsink *t, size_t len, size_t need)
-{
-	size_t cap = t->cap;
-	char *nb;
-
-	if (need <= cap)
-		return 0;
-	while (cap < need)
-		cap *= 2;
-	nb = sl_alloc_aligned(NULL, cap, 64);
-	if (nb == NULL)
-		return sl_errbuf_set(t->info->errbuf, t->info->errlen, -ENOMEM,
-				     "text sink '%s': out of memory for a %zu-byte line", t->path,
-				     need - len);
-	memcpy(nb, t->buf, len);
-	sli_conn_free(t->buf);
-	t->buf = nb;
-	t->cap = cap;
-	return 0;
-}
-
 static int tsink_write(void *state, const struct sl_batch *b)
 {
 	struct tsink *t = state;
-	const struct sl_text_sink_conf *conf = t->conf;
-	size_t len = 0;
-	int rc;
 
-	for (uint32_t i = 0; i < b->n; i++) {
-		const void *elem = sl_batch_elem(b, i);
-
-		for (;;) {
-			size_t room = t->cap - len;
-			int need;
-
-			if (room < 2) {
-				rc = reserve(t, len, len + 2);
-				if (rc < 0)
-					return rc;
-				continue;
-			}
-			need = conf->format(elem, b->ts[i], b, t->buf + len, room, conf->arg);
-			if (need < 0)
-				return sl_errbuf_set(t->info->errbuf, t->info->errlen, need,
-						     "text sink '%s': format failed: %s", t->path,
-						     sl_strerror(need));
-			if ((size_t)need < room) {
-				len += (size_t)need;
-				t->buf[len++] = '\n'; /* over the NUL */
-				break;
-			}
-			rc = reserve(t, len, len + (size_t)need + 1);
-			if (rc < 0)
-				return rc;
-		}
-		if (len >= TSINK_FLUSH_AT) {
-			rc = flush(t, len);
-			if (rc < 0)
-				return rc;
-			len = 0;
-		}
-	}
-	return len > 0 ? flush(t, len) : 0;
+	return sli_linefmt_batch(&t->fmt, b, SLI_LINEFMT_CHUNK, tsink_out, t);
 }
 
 static int tsink_finish(void *state)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conn_split.c — what the line sources share (core/sli_lines.h): the line
- * splitter, the parse step, the bad-record policy and small helpers. Used
+ * splitter, the parse step, the bad-record policy, the checkpoint position
+ * format of the built-in sources and small helpers. Used
  * by conn_lines.c and net/socket.c.
  *
  * The splitter keeps unconsumed bytes in buf[head, tail) with one spare
@@ -54,6 +55,47 @@ uint32_t sli_conn_max_record(uint32_t conf_max, const struct sl_subtask_info *in
 	if (info->max_record_size)
 		return info->max_record_size;
 	return SLI_LINES_DEFAULT_MAX;
+}
+
+int sli_conn_snap_put(struct sl_snap_writer *w, uint32_t id, const void *pos, size_t len,
+		      const char *name)
+{
+	int rc = sl_snap_section(w, SL_SNAP_OP);
+
+	if (rc == 0)
+		rc = sl_snap_put_u32(w, id);
+	if (rc == 0)
+		rc = sl_snap_put(w, pos, len);
+	if (rc == 0)
+		rc = sl_snap_put_bytes(w, name ? name : "", name ? strlen(name) : 0);
+	return rc;
+}
+
+int sli_conn_snap_get(struct sl_snap_reader *r, uint32_t id, void *pos, size_t len,
+		      const void **name, uint32_t *namelen)
+{
+	uint32_t section, got;
+	int rc = sl_snap_next(r, &section);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || section != SL_SNAP_OP)
+		return sl_snap_bad(r, "a source's checkpoint needs its operator section");
+	rc = sl_snap_get_u32(r, &got);
+	if (rc < 0)
+		return rc;
+	if (got != id)
+		return sl_snap_bad(r, "the position was written by another source or format");
+	rc = sl_snap_get(r, pos, len);
+	if (rc == 0)
+		rc = sl_snap_get_bytes(r, name, namelen);
+	if (rc < 0)
+		return rc;
+	/* Bytes left unread fail here; so does a second section. */
+	rc = sl_snap_next(r, &section);
+	if (rc > 0)
+		return sl_snap_bad(r, "a source's checkpoint has one section only");
+	return rc;
 }
 
 /* write() all of @buf, retrying on EINTR and short writes. Return 0 or -errno. */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <sluice/sl_connectors.h>
+#include <sluice/sl_snap.h>
 
 /** Room the splitter keeps beyond max + 2 (the scratch of oversized lines). */
 #define SLI_LINES_SCRATCH (64 * 1024)
@@ -116,5 +117,24 @@ void *sli_conn_zalloc(size_t size);
 void sli_conn_free(void *p);
 /** Max record size of a connector: @conf_max, else the subtask's, else the default. */
 uint32_t sli_conn_max_record(uint32_t conf_max, const struct sl_subtask_info *info);
+
+/*
+ * A source's position in a checkpoint (sl_snap.h), as the built-in sources
+ * write it into the operator section: a u32 @id naming the format (source
+ * and version), @len bytes of a fixed struct of u64s (no padding: written
+ * as is, little-endian like every sl_snap number), then @name as
+ * sl_snap_put_bytes() (NULL: empty).
+ */
+/** Write such a position. Return 0 or -ENOMEM (errbuf untouched). */
+int sli_conn_snap_put(struct sl_snap_writer *w, uint32_t id, const void *pos, size_t len,
+		      const char *name);
+/**
+ * Read what sli_conn_snap_put() wrote: the reader's operator section and
+ * nothing else. *@name points into the reader (valid until restore()
+ * returns). Return 0 or -EBADMSG (the reader's errbuf says why: another
+ * format, truncated, missing or extra bytes or sections).
+ */
+int sli_conn_snap_get(struct sl_snap_reader *r, uint32_t id, void *pos, size_t len,
+		      const void **name, uint32_t *namelen);
 
 #endif /* SLI_LINES_H */

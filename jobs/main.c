@@ -500,6 +500,7 @@ static int job_create(struct job_cmd *c)
 		fprintf(stderr, "%s: cannot create the job: %s\n", c->who, sl_strerror(rc));
 		return EXIT_FAILURE;
 	}
+	sl_job_use_checkpoint_storage(c->job);
 	for (size_t i = 0; i < SL_ARRAY_SIZE(keys); i++) {
 		const char *val = *(const char *const *)((const char *)&c->rt + keys[i].off);
 

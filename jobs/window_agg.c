@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sluice/sl_connectors.h>
 #include <sluice/sl_error.h>
@@ -161,6 +162,7 @@ struct wa_job {
 	bool keep_raw;
 	struct sl_lines_conf lines;
 	struct sl_text_sink_conf out, late;
+	struct sl_part_sink_conf parts;
 };
 
 /* --------------------------------------------------------------- parse */
@@ -331,6 +333,12 @@ static int wa_format_raw(const void *elem, int64_t ts, const struct sl_batch *b,
 
 /* --------------------------------------------------------------- check */
 
+/* --output DIR/: the exactly-once part-file sink. */
+static bool is_dir_output(const char *out)
+{
+	return out != NULL && out[0] != '\0' && out[strlen(out) - 1] == '/';
+}
+
 static int wa_check(const void *opts, char *errbuf, size_t errlen)
 {
 	const struct wa_opts *o = opts;
@@ -379,12 +387,16 @@ static int wa_check(const void *opts, char *errbuf, size_t errlen)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "bad value '' for '--bad-records': expected fail, skip or a "
 				     "file path");
-	if (o->output != NULL && o->output[0] != '\0' && o->output[strlen(o->output) - 1] == '/')
-		return sl_errbuf_set(errbuf, errlen, -EINVAL,
-				     "bad value '%s' for '--output': a directory output is the "
-				     "exactly-once file sink, which needs checkpoints (not yet "
-				     "available)",
-				     o->output);
+	if (is_dir_output(o->output)) {
+		struct stat sb;
+
+		if (stat(o->output, &sb) < 0 || !S_ISDIR(sb.st_mode))
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for '--output': a path ending in '/' "
+					     "is the exactly-once part-file sink, and needs an "
+					     "existing directory",
+					     o->output);
+	}
 	return 0;
 }
 
@@ -442,10 +454,17 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	s = sl_assign_watermarks(sl_set_parallelism(s, 1), &j->wm);
 	w = sl_window_aggregate(sl_key_by(s, wa_key), "window", &j->spec, &j->agg, &wa_out_type);
 
-	j->out.path = o->output ? o->output : "-";
-	j->out.mode = SL_TEXT_MERGED;
-	j->out.format = wa_format;
-	sl_sink(w, "output", &sl_text_sink_ops, &j->out);
+	if (is_dir_output(o->output)) {
+		j->parts = (struct sl_part_sink_conf){ .dir = o->output,
+						       .format = wa_format,
+						       .fsync = true };
+		sl_sink(w, "output", &sl_part_sink_ops, &j->parts);
+	} else {
+		j->out.path = o->output ? o->output : "-";
+		j->out.mode = SL_TEXT_MERGED;
+		j->out.format = wa_format;
+		sl_sink(w, "output", &sl_text_sink_ops, &j->out);
+	}
 	if (o->late_output != NULL) {
 		j->late.path = o->late_output;
 		j->late.mode = SL_TEXT_MERGED;
@@ -453,7 +472,7 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 		sl_sink(sl_side_output(w, 0, &wa_ev_type), "late", &sl_text_sink_ops, &j->late);
 	}
 	if (run) {
-		rc = sl_text_sink_prepare(&j->out, errbuf, errlen);
+		rc = is_dir_output(o->output) ? 0 : sl_text_sink_prepare(&j->out, errbuf, errlen);
 		if (rc == 0 && o->late_output != NULL)
 			rc = sl_text_sink_prepare(&j->late, errbuf, errlen);
 		if (rc < 0)

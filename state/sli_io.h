@@ -4,11 +4,13 @@
  * engines (io_uring.c, io_posix.c, io_fault.c) and the spill store
  * (spill.c) the table moves cold entries to.
  *
- * An I/O engine runs a batch of positioned reads and writes and waits
- * for all of them: io_uring submits the whole batch with one system call
- * and reaps the completions together; the POSIX engine does them one by
- * one with pread/pwrite. The fault engine wraps another one and fails
- * requests on demand (tests). Engines belong to one thread, like tables.
+ * An I/O engine runs a batch of positioned reads and writes (and
+ * fsyncs) and waits for all of them: io_uring submits the whole batch
+ * with one system call and reaps the completions together; the POSIX
+ * engine does them one by one with pread/pwrite/fsync. The fault engine
+ * wraps another one and fails requests on demand (tests). Engines belong
+ * to one thread, like tables. The checkpoint store (ckpt.c) writes its
+ * files through them too.
  */
 #ifndef SLI_IO_H
 #define SLI_IO_H
@@ -36,16 +38,25 @@ bool sli_crc32c_hw_available(void);
 
 /* ---------------------------------------------------------- I/O engine */
 
-enum { SLI_IO_READ, SLI_IO_WRITE };
+enum { SLI_IO_READ, SLI_IO_WRITE, SLI_IO_FSYNC };
 
-/** One positioned read or write of a batch. */
+/*
+ * Request flag: the next request of the batch starts only once this one
+ * has completed in full (io_uring: IOSQE_IO_LINK). When it fails, the
+ * rest of its chain is not run and comes back -ECANCELED. A chain is at
+ * most 256 requests; the flag on a batch's last request is ignored.
+ */
+#define SLI_IO_LINK 1u
+
+/** One positioned read, write or fsync (@buf, @off, @len unused) of a batch. */
 struct sli_io_req {
 	void *buf;
 	uint64_t off;
 	uint32_t len;
 	int fd;
-	int op;	 /* SLI_IO_READ or SLI_IO_WRITE */
-	int res; /* out: @len when done, or -errno (a read past the end: -EIO) */
+	int op;		/* SLI_IO_READ, SLI_IO_WRITE or SLI_IO_FSYNC */
+	int res;	/* out: @len when done (fsync: 0), or -errno (a read past the end: -EIO) */
+	unsigned flags; /* SLI_IO_LINK or 0 */
 };
 
 struct sli_io {
@@ -53,7 +64,14 @@ struct sli_io {
 	/*
 	 * Do every request of @r (short transfers are continued) and wait
 	 * for all. Return: 0, or the -errno of the first request that
-	 * failed (each request's own result is in its res).
+	 * failed (each request's own result is in its res); io_uring:
+	 * -EINVAL for a chain longer than its ring (nothing done).
+	 *
+	 * Only the fault engine's short-write mode (sli_io_fault_short())
+	 * completes a write with 0 <= res < len: the first res bytes were
+	 * written, the rest was not, and its chain came back -ECANCELED. Not
+	 * an error for run()'s return; whoever turns that mode on continues
+	 * the write itself (the checkpoint store does).
 	 */
 	int (*run)(struct sli_io *io, struct sli_io_req *r, unsigned n);
 	void (*destroy)(struct sli_io *io);
@@ -86,6 +104,9 @@ int sli_io_posix_create(const struct sl_allocator *a, struct sli_io **out);
  * Return: 0; -EINVAL for an unknown kind; the errors of the _create()s.
  */
 int sli_io_create(const struct sl_allocator *a, enum sli_io_kind kind, struct sli_io **out);
+/** sli_io_create() whose log lines name its user @what ("spill", "checkpoint"). */
+int sli_io_create_for(const struct sl_allocator *a, enum sli_io_kind kind, const char *what,
+		      struct sli_io **out);
 
 /**
  * sli_io_fault_create() - an engine that passes requests to @inner
@@ -100,6 +121,21 @@ int sli_io_fault_create(const struct sl_allocator *a, struct sli_io *inner, stru
  */
 void sli_io_fault_set(struct sli_io *io, int write_err, uint64_t write_ok, int read_err,
 		      uint64_t read_ok);
+/**
+ * sli_io_fault_fsync() - from now on, fail fsyncs with @err after @ok
+ * more have succeeded (an error of 0: never).
+ */
+void sli_io_fault_fsync(struct sli_io *io, int err, uint64_t ok);
+/**
+ * sli_io_fault_short() - the next @count writes transfer at most @max
+ * bytes each (0 < @max) and report how many (res < len when short: see
+ * struct sli_io); their chains come back -ECANCELED, as io_uring's do
+ * after a short write. A @count of 0 turns the mode off. Bytes written
+ * count against sli_io_fault_set()'s @write_ok.
+ */
+void sli_io_fault_short(struct sli_io *io, uint32_t max, unsigned count);
+/** Counts of what the fault engine passed on (tests): writes, fsyncs. */
+void sli_io_fault_counts(const struct sli_io *io, uint64_t *writes, uint64_t *fsyncs);
 
 /* --------------------------------------------------------- spill store */
 

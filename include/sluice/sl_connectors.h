@@ -83,10 +83,16 @@ struct sl_gen_conf {
  * CLOCK_MONOTONIC holding at most max(1, 10 ms worth) tokens, full at
  * open(). poll() returns 0 when the bucket is empty; it never sleeps.
  *
+ * Checkpoints: snapshot() saves the next index; restore() continues from
+ * it (the rate's bucket starts full again).
+ *
  * open() errors: -EINVAL (NULL conf or type; not exactly one of fill and
  * fill_batch; a type with strings;
  * rate negative or not finite). poll() errors: -EINVAL when the batch's
- * elem_size differs from type->size.
+ * elem_size differs from type->size. snapshot() errors: -ENOMEM.
+ * restore() errors: -EBADMSG when the count or the parallelism differ
+ * from the checkpoint's ("cannot restore: ...") or the section is not a
+ * generator's (the reader's errbuf says why); -EINVAL after a poll().
  */
 extern const struct sl_source_ops sl_gen_ops;
 
@@ -213,6 +219,20 @@ struct sl_lines_conf {
  *
  * Stdin and streams are polled without blocking (poll(2) before read), a
  * FIFO's open() blocks until a writer appears.
+ *
+ * Checkpoints: snapshot() saves the position after the last record poll()
+ * returned: the file of the range, the byte offset of the first line not
+ * returned (lines read ahead are read again after a restore, bad records
+ * before it are not reported again), the line number there, the splits
+ * ended; and, to detect a changed input, the subtask's range and the
+ * file's name (without its directory) and size. The rate's bucket is not
+ * saved. Streams cannot be replayed: snapshot() and restore() fail with
+ * -ENOTSUP, errbuf "input 'PATH' is a stream: it cannot be checkpointed".
+ * restore() errors: -EBADMSG when the input is not the checkpoint's
+ * ("cannot restore: 'FILE' is N bytes, the checkpoint read it to byte M";
+ * a file renamed, resized, added or removed; another parallelism), or the
+ * section is not a line source's (the reader's errbuf says why); -EINVAL
+ * after a poll(); -errno of open/lseek ("cannot open 'PATH': ...").
  */
 extern const struct sl_source_ops sl_lines_ops;
 
@@ -246,6 +266,9 @@ struct sl_socket_conf {
  * temporary resolver failure) with getaddrinfo's reason; -ENOMEM.
  * poll() errors: as for sl_lines_ops, and -errno of recv() ("read error
  * from HOST:PORT: ...").
+ *
+ * No snapshot(): a connection cannot be replayed, so a job with
+ * checkpoints refuses to start with this source.
  */
 extern const struct sl_source_ops sl_socket_ops;
 
@@ -348,24 +371,47 @@ struct sl_part_sink_conf {
  *	.part-S-E-K.pending	closed at barrier E (pre_commit), fsynced
  *	part-S-E-K		committed: checkpoint E completed
  * Only names without a leading '.' are output; a reader of DIR ignores
- * dot-files. A part file rolls over past roll_bytes or roll_interval_ms
- * (checked when a batch is written); empty part files are never created.
- * The first epoch after a restore from checkpoint C is C + 1, so names
- * never repeat across restarts.
+ * dot-files. A part file is closed (and fsynced) once it holds roll_bytes
+ * or more (lines are written in chunks of at most min(roll_bytes, 1 MiB),
+ * whole lines only), and before a batch is written to it when it is
+ * roll_interval_ms old (CLOCK_MONOTONIC); the next line goes to K + 1.
+ * Empty part files are never created. The first epoch after a restore
+ * from checkpoint C is C + 1, so names never repeat across restarts.
  *
- * Without checkpoints, finish() pre-commits and the runtime commits at
- * the end of the input. recover() runs before every run, restored or
+ * pre_commit(ckpt) closes the epoch's files, renames them .pending, and
+ * lists in the operator section of its writer every pending file not yet
+ * committed (of this and earlier checkpoints; nothing is recorded when
+ * the writer is NULL); the next epoch is ckpt + 1. commit(ckpt) makes
+ * visible the pending files of every checkpoint <= ckpt; a file already
+ * visible is fine, so it is idempotent, and it never replaces a visible
+ * file (-EEXIST). finish() closes and fsyncs the open file but makes
+ * nothing visible: at the end of the input the runtime calls pre_commit()
+ * for a final checkpoint and commit(), with checkpoints or without.
+ * close() deletes nothing: recover() cleans up after a crash.
+ *
+ * recover() runs before every run, restored or
  * not (then with ckpt 0 and nold 0): it commits every file the restored
  * checkpoint lists (a file already committed is fine; one missing under
  * both names is an error naming it) and deletes every other .part-* file
  * in DIR, of any subtask: in-progress files and files pre-committed for
  * checkpoints that never completed. On a fresh start it refuses (-EEXIST)
- * a directory that already holds committed part-* files: exactly-once
- * output needs an empty directory, or a restore.
+ * a directory that already holds committed part-* files, before deleting
+ * anything: exactly-once output needs an empty directory, or a restore.
+ * Committed files are never deleted. The directory is fsynced after
+ * changes (conf->fsync).
  *
- * open() errors: -EINVAL (NULL conf, dir or format); -ENOTDIR; -errno of
- * open(2). write(), pre_commit() and commit() errors: -errno of
- * write/fsync/rename with the file named.
+ * open() errors: -EINVAL (NULL conf, dir or format; negative
+ * roll_interval_ms); -ENOTDIR; -errno of open(2) on DIR; -ENOMEM.
+ * write() errors: -errno of open(2) creating the part file (-EEXIST when
+ * the name is taken) or of write(2) (-ENOSPC, -EFBIG, ...), of fsync or
+ * close when rolling; -errno from format. pre_commit(): -EINVAL for a
+ * checkpoint below the current epoch; -errno of fsync/close/rename;
+ * -ENOMEM. commit(): -ENOENT when a pending file is gone under both
+ * names; -EEXIST; -errno of rename or fsync. recover(): -EINVAL (NULL
+ * conf, dir or format; negative ckpt); -EEXIST (above); -ENOENT (a listed
+ * file missing); -EBADMSG (a malformed snapshot); -errno of
+ * open/readdir/rename/unlink/fsync. Every message names the file and DIR
+ * ("cannot rename '.part-0-3-0.pending' in 'out/': ...").
  */
 extern const struct sl_sink_ops sl_part_sink_ops;
 

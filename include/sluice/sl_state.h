@@ -138,6 +138,15 @@ struct sl_state_desc {
  */
 int sl_state_declare(struct sl_stream *op, const struct sl_state_desc *d);
 
+/**
+ * sl_job_use_checkpoint_storage() - let @job write and read checkpoints
+ * (the options checkpoint-dir and restore, sl_job.h) through this
+ * library's storage: files written with io_uring (or POSIX I/O) and
+ * checked with CRC32C. A job that sets those options without it fails to
+ * start with a message saying so. Return: 0; -EINVAL for a NULL job.
+ */
+int sl_job_use_checkpoint_storage(struct sl_job *job);
+
 /** A byte string (list elements). */
 struct sl_bytes {
 	const void *ptr;

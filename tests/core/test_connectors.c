@@ -27,6 +27,7 @@
 #include <sluice/sl_connectors.h>
 
 #include "sl_test.h"
+#include "sli_snap.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -202,24 +203,58 @@ static uint64_t bad_count(struct run *r)
 	return atomic_load_explicit(&r->counters.bad_records, memory_order_relaxed);
 }
 
+/* Restore @st through @ops from what @from holds; errors go to r->err. */
+static int restore_op(const struct sl_source_ops *ops, void *st, const struct sl_snap_writer *from,
+		      struct run *r)
+{
+	struct sl_snap_reader rd;
+	int rc;
+
+	CU_ASSERT_FATAL(
+	    sli_snap_reader_from_writer(&rd, from, NULL, NULL, r->err, sizeof(r->err)) == 0);
+	rc = ops->restore(st, &rd);
+	sli_snap_reader_free(&rd);
+	return rc;
+}
+
+/* The watermark splits a source reported: each record's, and how many ended. */
+struct splits {
+	struct buf of; /* a uint32_t per record */
+	unsigned ends; /* polls returning SL_SOURCE_SPLIT_END */
+	uint32_t n;    /* out->nsplits of the last poll with records */
+};
+
 /*
- * Open subtask r->info.index, poll it to the end with batches of @cap
- * elements (arena up to @arena_max), append each struct sl_line to @out.
- * Return 0 at the end of input, or the first error of open or poll.
+ * Open subtask r->info.index, restore it from @from (unless NULL), poll
+ * it with batches of @cap elements (arena up to @arena_max), append each
+ * struct sl_line to @out (and its split to @sp unless NULL). After @stop
+ * polls (unless < 0), snapshot into @to and return 1. Return 0 at the
+ * end of input, or the first error of open, restore, poll or snapshot.
  */
-static int drain(const struct sl_source_ops *ops, void *conf, struct run *r, uint32_t cap,
-		 uint32_t arena_max, struct strs *out)
+static int drain_cut(const struct sl_source_ops *ops, void *conf, struct run *r, uint32_t cap,
+		     uint32_t arena_max, struct strs *out, struct splits *sp,
+		     const struct sl_snap_writer *from, long stop, struct sl_snap_writer *to)
 {
 	struct sl_batch *b = NULL;
 	void *st = NULL;
-	long zero_polls = 0;
+	long zero_polls = 0, polls = 0;
 	int rc;
 
 	rc = ops->open(conf, &r->info, &st);
 	if (rc < 0)
 		return rc;
+	rc = from != NULL ? restore_op(ops, st, from, r) : 0;
+	if (rc < 0) {
+		ops->close(st);
+		return rc;
+	}
 	CU_ASSERT_FATAL(sl_batch_create(NULL, cap, sizeof(struct sl_line), arena_max, &b) == 0);
 	for (;;) {
+		if (polls++ == stop) {
+			rc = ops->snapshot(st, to);
+			rc = rc < 0 ? rc : 1;
+			break;
+		}
 		sl_batch_clear(b);
 		rc = ops->poll(st, b);
 		if (rc < 0)
@@ -231,9 +266,17 @@ static int drain(const struct sl_source_ops *ops, void *conf, struct run *r, uin
 
 			CU_ASSERT(e->text.off + e->text.len <= b->arena_used);
 			strs_add(out, sl_batch_str(b, e->text), e->text.len);
+			if (sp != NULL)
+				buf_add(&sp->of, &b->split, sizeof(b->split));
 		}
+		if (sp != NULL && b->n > 0)
+			sp->n = b->nsplits;
+		if (sp != NULL && (rc & SL_SOURCE_SPLIT_END))
+			sp->ends++;
 		if (rc & SL_SOURCE_END) {
-			rc = 0;
+			/* A cut right after the end: the restored source ends at once. */
+			rc = polls == stop ? ops->snapshot(st, to) : 0;
+			rc = rc < 0 || polls != stop ? rc : 1;
 			break;
 		}
 		zero_polls = b->n ? 0 : zero_polls + 1;
@@ -246,6 +289,13 @@ static int drain(const struct sl_source_ops *ops, void *conf, struct run *r, uin
 	sl_batch_destroy(b);
 	ops->close(st);
 	return rc;
+}
+
+/* Poll subtask r->info.index to the end: drain_cut() without a checkpoint. */
+static int drain(const struct sl_source_ops *ops, void *conf, struct run *r, uint32_t cap,
+		 uint32_t arena_max, struct strs *out)
+{
+	return drain_cut(ops, conf, r, cap, arena_max, out, NULL, NULL, -1, NULL);
 }
 
 /* ------------------------------------------------- random line inputs */
@@ -406,22 +456,36 @@ static void gfill(uint64_t i, uint64_t seed, void *elem, int64_t *ts, void *arg)
 	*ts = (int64_t)i * 10;
 }
 
-/* Run subtask idx of p of a bounded generator; append its elements and timestamps. */
-static int gen_drain(struct sl_gen_conf *conf, unsigned idx, unsigned p, struct gel *out,
-		     int64_t *ts, size_t *n)
+/*
+ * Run subtask r->info.index of a bounded generator with batches of @cap,
+ * restored from @from (unless NULL); append its elements and timestamps.
+ * After @stop polls (unless < 0) snapshot into @to and return 1; 0 at the
+ * end, or the first error.
+ */
+static int gen_cut(struct sl_gen_conf *conf, struct run *r, uint32_t cap, struct gel *out,
+		   int64_t *ts, size_t *n, const struct sl_snap_writer *from, long stop,
+		   struct sl_snap_writer *to)
 {
 	struct sl_batch *b;
-	struct run r;
+	long polls = 0;
 	void *st;
 	int rc;
 
-	run_init(&r, idx, p, 1 << 20);
-	rc = sl_gen_ops.open(conf, &r.info, &st);
+	rc = sl_gen_ops.open(conf, &r->info, &st);
 	if (rc < 0)
 		return rc;
-	CU_ASSERT_FATAL(
-	    sl_batch_create(NULL, 1 + (uint32_t)rnd_below(97), sizeof(struct gel), 0, &b) == 0);
+	rc = from != NULL ? restore_op(&sl_gen_ops, st, from, r) : 0;
+	if (rc < 0) {
+		sl_gen_ops.close(st);
+		return rc;
+	}
+	CU_ASSERT_FATAL(sl_batch_create(NULL, cap, sizeof(struct gel), 0, &b) == 0);
 	for (;;) {
+		if (polls++ == stop) {
+			rc = sl_gen_ops.snapshot(st, to);
+			rc = rc < 0 ? rc : 1;
+			break;
+		}
 		sl_batch_clear(b);
 		memset(b->data, 0xAB, (size_t)b->cap * b->elem_size); /* the source must zero */
 		rc = sl_gen_ops.poll(st, b);
@@ -432,7 +496,8 @@ static int gen_drain(struct sl_gen_conf *conf, unsigned idx, unsigned p, struct 
 		memcpy(ts + *n, b->ts, b->n * sizeof(int64_t));
 		*n += b->n;
 		if (rc & SL_SOURCE_END) {
-			rc = 0;
+			rc = polls == stop ? sl_gen_ops.snapshot(st, to) : 0;
+			rc = rc < 0 || polls != stop ? rc : 1;
 			break;
 		}
 		CU_ASSERT_FATAL(b->n > 0); /* no rate: never empty before the end */
@@ -440,6 +505,16 @@ static int gen_drain(struct sl_gen_conf *conf, unsigned idx, unsigned p, struct 
 	sl_batch_destroy(b);
 	sl_gen_ops.close(st);
 	return rc;
+}
+
+/* Run subtask idx of p of a bounded generator; append its elements and timestamps. */
+static int gen_drain(struct sl_gen_conf *conf, unsigned idx, unsigned p, struct gel *out,
+		     int64_t *ts, size_t *n)
+{
+	struct run r;
+
+	run_init(&r, idx, p, 1 << 20);
+	return gen_cut(conf, &r, 1 + (uint32_t)rnd_below(97), out, ts, n, NULL, -1, NULL);
 }
 
 static void test_gen_determinism(void)
@@ -1611,6 +1686,499 @@ static void test_null_sink(void)
 	}
 }
 
+/* -------------------------------------------------------- checkpoints */
+
+/*
+ * Lines for the checkpoint tests: text, blank, "\r" only, CRLF, bad ones
+ * ('!', some with CRLF), a missing final '\n'; short enough that an arena
+ * of 128 bytes always takes one. Some files are empty.
+ */
+static void input_mixed(struct input *in, size_t nfiles, unsigned max_lines)
+{
+	char line[64];
+
+	memset(in, 0, sizeof(*in));
+	in->nfiles = nfiles;
+	for (unsigned f = 0; f < nfiles; f++) {
+		unsigned n = rnd_below(5) == 0 ? 0 : 1 + (unsigned)rnd_below(max_lines);
+
+		buf_add(&in->file[f], "", 0);
+		for (unsigned i = 0; i < n; i++) {
+			unsigned kind = (unsigned)rnd_below(10);
+			int len;
+
+			if (kind == 0)
+				len = 0;
+			else if (kind == 1)
+				len = snprintf(line, sizeof(line), "\r");
+			else if (kind <= 3)
+				len = snprintf(line, sizeof(line), "!bad f%u l%u%s", f, i + 1,
+					       kind == 3 ? "\r" : "");
+			else
+				len = snprintf(line, sizeof(line), "f%u l%u %.*s%s", f, i + 1,
+					       (int)rnd_below(20), "abcdefghijklmnopqrstuvwxyz",
+					       kind == 4 ? "\r" : "");
+			input_line(in, f, line, (size_t)len, i + 1 < n || rnd_below(2) != 0, i + 1);
+		}
+	}
+}
+
+/* What subtask s of p must return, by the documented rules, computed from the input's lines. */
+struct expect {
+	struct strs good;
+	struct buf dead; /* its dead-letter records, in order */
+	char first[512]; /* the SL_BAD_FAIL error: its first bad record ("" if none) */
+	uint64_t nbad;
+	struct buf
+	    split_of;	  /* each good line's split: non-empty files of the range before its own */
+	uint32_t nsplits; /* non-empty files holding bytes of the range */
+};
+
+static void expect_subtask(const struct input *in, char paths[][PATH_MAX], unsigned s, unsigned p,
+			   struct expect *e)
+{
+	__extension__ typedef unsigned __int128 u128;
+	uint64_t a = (uint64_t)((u128)s * in->total / p),
+		 b = (uint64_t)((u128)(s + 1) * in->total / p);
+	uint32_t split_of[8] = { 0 };
+	uint64_t cum = 0;
+
+	memset(e, 0, sizeof(*e));
+	buf_add(&e->dead, "", 0);
+	for (size_t f = 0; f < in->nfiles; cum += in->file[f++].len) {
+		split_of[f] = e->nsplits;
+		if (in->file[f].len > 0 && cum + in->file[f].len > a && cum < b)
+			e->nsplits++;
+	}
+	for (size_t i = 0; i < in->raw.n; i++) {
+		const char *path = paths[in->file_of[i]];
+		size_t len;
+
+		if (!expect_line(in, i, &len) || owner(in->start[i], in->total, p) != s)
+			continue;
+		if (in->raw.v[i][0] != '!') {
+			strs_add(&e->good, in->raw.v[i], len);
+			buf_add(&e->split_of, &split_of[in->file_of[i]], sizeof(uint32_t));
+			continue;
+		}
+		buf_fmt(&e->dead, "%s:%u: line starts with '!': ", path, in->lineno[i]);
+		buf_add(&e->dead, in->raw.v[i], len);
+		buf_str(&e->dead, "\n");
+		if (e->nbad++ == 0)
+			snprintf(e->first, sizeof(e->first), "%s:%u: line starts with '!'", path,
+				 in->lineno[i]);
+	}
+}
+
+static void expect_free(struct expect *e)
+{
+	strs_free(&e->good);
+	free(e->dead.p);
+	free(e->split_of.p);
+}
+
+static bool file_is(const char *path, const struct buf *want)
+{
+	size_t len;
+	char *got = read_file(path, &len);
+	bool same = got != NULL && len == want->len && memcmp(got, want->p, len) == 0;
+
+	if (!same)
+		fprintf(stderr, "  %s:\n%s\n  expected:\n%s\n", path, got ? got : "(none)",
+			want->p);
+	free(got);
+	return same;
+}
+
+/*
+ * Subtask s of p, cut after every poll k = 0, 1, ...: k polls, snapshot,
+ * close, then a new instance restored from it reads to the end. Records
+ * before and after, bad-record counts and dead letters of both runs
+ * together must be those of the input; under SL_BAD_FAIL the error of
+ * whichever run meets the first bad record must name its true FILE:LINE.
+ * Return the number of cuts made.
+ */
+static unsigned cut_everywhere(struct sl_lines_conf *conf, unsigned s, unsigned p, uint32_t cap,
+			       uint32_t arena, const struct expect *e)
+{
+	const char *dead = conf->bad_path;
+	unsigned cuts = 0;
+
+	for (long k = 0;; k++) {
+		struct sl_snap_writer w;
+		struct strs got = { 0 };
+		struct splits sp = { 0 };
+		struct run r1, r2;
+		bool last;
+		int rc;
+
+		if (dead != NULL)
+			unlink(dead);
+		sli_snap_writer_init(&w, 128);
+		run_init(&r1, s, p, 1 << 20);
+		run_init(&r2, s, p, 1 << 20);
+		rc = drain_cut(&sl_lines_ops, conf, &r1, cap, arena, &got, &sp, NULL, k, &w);
+		last = rc != 1;
+		if (rc == 1) {
+			cuts++;
+			rc = drain_cut(&sl_lines_ops, conf, &r2, cap, arena, &got, &sp, &w, -1,
+				       NULL);
+		}
+		if (conf->bad_policy == SL_BAD_FAIL && e->nbad > 0) {
+			CU_ASSERT(rc == -EINVAL);
+			CU_ASSERT_STRING_EQUAL(r2.err[0] ? r2.err : r1.err, e->first);
+			/* The good lines before the first bad one came out, once. */
+			CU_ASSERT(got.n <= e->good.n);
+			for (size_t i = 0; i < got.n && i < e->good.n; i++)
+				CU_ASSERT(strcmp(got.v[i], e->good.v[i]) == 0);
+		} else {
+			if (rc != 0)
+				fprintf(stderr, "  cut %ld: %d %s %s\n", k, rc, r1.err, r2.err);
+			CU_ASSERT(rc == 0);
+			if (!strs_equal(&got, &e->good)) {
+				fprintf(stderr, "  subtask %u/%u cap %u cut after poll %ld\n", s, p,
+					cap, k);
+				CU_FAIL("records before and after the cut differ from the input");
+			}
+			CU_ASSERT(bad_count(&r1) + bad_count(&r2) == e->nbad);
+			/* Each record in its file's split; every split but the last ended once. */
+			CU_ASSERT(
+			    sp.of.len == e->split_of.len &&
+			    (sp.of.len == 0 || memcmp(sp.of.p, e->split_of.p, sp.of.len) == 0));
+			CU_ASSERT(got.n == 0 || sp.n == e->nsplits);
+			CU_ASSERT(sp.ends == (e->nsplits ? e->nsplits - 1 : 0));
+			if (dead != NULL && !file_is(dead, &e->dead)) {
+				fprintf(stderr, "  subtask %u/%u cap %u cut after poll %ld\n", s, p,
+					cap, k);
+				CU_FAIL(
+				    "dead letters differ: each bad record once, true FILE:LINE");
+			}
+		}
+		strs_free(&got);
+		free(sp.of.p);
+		sli_snap_writer_free(&w);
+		if (last)
+			return cuts; /* ended or failed before poll k: every cut was made */
+	}
+}
+
+/* Write @in as one file or a directory of files; name each file as the source does. */
+static void write_input(const struct input *in, bool dir, char paths[][PATH_MAX])
+{
+	const char *d = tpath("ckdir");
+
+	if (!dir) {
+		snprintf(paths[0], PATH_MAX, "%s", tpath("ck.csv"));
+		write_file(paths[0], in->file[0].p, in->file[0].len);
+		return;
+	}
+	mkdir_clean(d);
+	for (size_t f = in->nfiles; f-- > 0;) {
+		snprintf(paths[f], PATH_MAX, "%s/part-%02zu.csv", d, f);
+		write_file(paths[f], in->file[f].p, in->file[f].len);
+	}
+}
+
+static void test_lines_restore_cuts(void)
+{
+	static const uint32_t caps[] = { 1, 2, 7 };
+	static const enum sl_bad_policy policies[] = { SL_BAD_SKIP, SL_BAD_FILE, SL_BAD_FAIL };
+	char paths[8][PATH_MAX];
+	unsigned cuts = 0;
+
+	for (int dir = 0; dir <= 1; dir++) {
+		for (uint64_t seed = 1; seed <= 3; seed++) {
+			struct input in;
+
+			rnd_state = seed * 0x9E3779B97F4A7C15ULL + (uint64_t)dir;
+			input_mixed(&in, dir ? 2 + rnd_below(4) : 1, 40);
+			while (!dir && in.raw.n == 0) { /* one empty file: nothing to cut */
+				input_free(&in);
+				input_mixed(&in, 1, 40);
+			}
+			write_input(&in, dir, paths);
+			for (unsigned p = 1; p <= 3; p += 2) {
+				for (unsigned s = 0; s < p; s++) {
+					struct expect e;
+
+					expect_subtask(&in, paths, s, p, &e);
+					for (size_t c = 0; c < SL_ARRAY_SIZE(caps); c++) {
+						for (size_t q = 0; q < SL_ARRAY_SIZE(policies);
+						     q++) {
+							struct sl_lines_conf conf = {
+								.path =
+								    dir ? tpath("ckdir") : paths[0],
+								.parse = parse_bang,
+								.bad_policy = policies[q],
+							};
+
+							if (policies[q] == SL_BAD_FILE)
+								conf.bad_path = tpath("ck.dead");
+							/* cap 7: a full arena makes a line wait */
+							cuts += cut_everywhere(
+							    &conf, s, p, caps[c],
+							    caps[c] == 7 ? 128 : 1 << 20, &e);
+						}
+					}
+					expect_free(&e);
+				}
+			}
+			input_free(&in);
+		}
+	}
+	CU_ASSERT(cuts > 1000);
+	unlink(tpath("ck.dead"));
+}
+
+/* Snapshot subtask s of p after @polls polls of @cap; 1 when taken. */
+static int snap_after(struct sl_lines_conf *conf, unsigned s, unsigned p, uint32_t cap, long polls,
+		      struct sl_snap_writer *w)
+{
+	struct strs got = { 0 };
+	struct run r;
+	int rc;
+
+	sli_snap_writer_init(w, 128);
+	run_init(&r, s, p, 1 << 20);
+	rc = drain_cut(&sl_lines_ops, conf, &r, cap, 1 << 20, &got, NULL, NULL, polls, w);
+	strs_free(&got);
+	return rc;
+}
+
+/* Restore subtask s of p from @w and read to the end; the first error, its message in @r. */
+static int restore_from(struct sl_lines_conf *conf, unsigned s, unsigned p,
+			const struct sl_snap_writer *w, struct run *r)
+{
+	struct strs got = { 0 };
+	int rc;
+
+	run_init(r, s, p, 1 << 20);
+	rc = drain_cut(&sl_lines_ops, conf, r, 4, 1 << 20, &got, NULL, w, -1, NULL);
+	strs_free(&got);
+	return rc;
+}
+
+static void test_lines_restore_mismatch(void)
+{
+	const char *path = tpath("in.csv");
+	const char *dir = tpath("mmdir");
+	struct sl_lines_conf conf = { .path = path, .parse = sl_lines_parse_line };
+	struct sl_snap_writer w;
+	struct buf text = { 0 };
+	char want[2 * PATH_MAX + 128], a[PATH_MAX], b[PATH_MAX];
+	uint64_t off10 = 0;
+	struct run r;
+
+	for (unsigned i = 1; i <= 100; i++) {
+		size_t len = text.len;
+
+		buf_fmt(&text, "line %u\n", i);
+		if (i <= 10)
+			off10 += text.len - len;
+	}
+
+	/* Truncated below the offset read: names the file, its size and the offset. */
+	write_file(path, text.p, text.len);
+	CU_ASSERT_FATAL(snap_after(&conf, 0, 1, 10, 1, &w) == 1);
+	write_file(path, text.p, 20);
+	CU_ASSERT(restore_from(&conf, 0, 1, &w, &r) == -EBADMSG);
+	snprintf(want, sizeof(want),
+		 "cannot restore: '%s' is 20 bytes, the checkpoint read it to byte %" PRIu64, path,
+		 off10);
+	CU_ASSERT_STRING_EQUAL(r.err, want);
+
+	/* Grown: another size. */
+	write_file(path, text.p, text.len);
+	{
+		FILE *f = fopen(path, "ab");
+
+		CU_ASSERT_FATAL(f != NULL);
+		fputs("line 101\n", f);
+		fclose(f);
+	}
+	CU_ASSERT(restore_from(&conf, 0, 1, &w, &r) == -EBADMSG);
+	CU_ASSERT(strstr(r.err, "cannot restore") && strstr(r.err, path) &&
+		  strstr(r.err, "when the checkpoint was taken"));
+	sli_snap_writer_free(&w);
+
+	/* Another parallelism: another range. */
+	write_file(path, text.p, text.len);
+	CU_ASSERT_FATAL(snap_after(&conf, 1, 3, 2, 2, &w) == 1);
+	CU_ASSERT(restore_from(&conf, 1, 2, &w, &r) == -EBADMSG);
+	CU_ASSERT(strstr(r.err, "cannot restore") && strstr(r.err, "parallelism"));
+	/* ... while the same subtask restores fine. */
+	CU_ASSERT(restore_from(&conf, 1, 3, &w, &r) == 0);
+	sli_snap_writer_free(&w);
+
+	/* A directory whose file being read was renamed (same place in the order). */
+	mkdir_clean(dir);
+	snprintf(a, sizeof(a), "%s/a.csv", dir);
+	write_file(a, text.p, text.len);
+	snprintf(b, sizeof(b), "%s/b.csv", dir);
+	write_file(b, text.p, text.len);
+	conf.path = dir;
+	CU_ASSERT_FATAL(snap_after(&conf, 0, 1, 30, 5, &w) == 1); /* inside b.csv */
+	snprintf(a, sizeof(a), "%s/bb.csv", dir);
+	CU_ASSERT_FATAL(rename(b, a) == 0);
+	CU_ASSERT(restore_from(&conf, 0, 1, &w, &r) == -EBADMSG);
+	snprintf(want, sizeof(want),
+		 "cannot restore: the checkpoint was reading 'b.csv', the input now has '%s' in "
+		 "its place",
+		 a);
+	CU_ASSERT_STRING_EQUAL(r.err, want);
+	/* ... and removed: fewer files. */
+	CU_ASSERT_FATAL(unlink(a) == 0);
+	CU_ASSERT(restore_from(&conf, 0, 1, &w, &r) == -EBADMSG);
+	CU_ASSERT(strstr(r.err, "'b.csv'") && strstr(r.err, "now holds 1 files"));
+	sli_snap_writer_free(&w);
+	mkdir_clean(dir);
+	rmdir(dir);
+
+	/* Not a line source's section; truncated; restore after poll. */
+	{
+		struct sl_gen_conf gconf = { .count = 10, .type = &gel_type, .fill = gfill };
+		struct sl_batch *bt;
+		size_t n = 0;
+		struct gel el[10];
+		int64_t ts[10];
+		void *st;
+
+		conf.path = path;
+		sli_snap_writer_init(&w, 128);
+		run_init(&r, 0, 1, 1 << 20);
+		CU_ASSERT_FATAL(gen_cut(&gconf, &r, 3, el, ts, &n, NULL, 1, &w) == 1);
+		CU_ASSERT(restore_from(&conf, 0, 1, &w, &r) == -EBADMSG);
+		CU_ASSERT(strstr(r.err, "another source or format") != NULL);
+		sli_snap_writer_free(&w);
+
+		CU_ASSERT_FATAL(snap_after(&conf, 0, 1, 10, 1, &w) == 1);
+		w.op.len -= 3;
+		CU_ASSERT(restore_from(&conf, 0, 1, &w, &r) == -EBADMSG);
+		CU_ASSERT(strstr(r.err, "truncated") != NULL);
+		w.op.len += 3;
+
+		run_init(&r, 0, 1, 1 << 20);
+		CU_ASSERT_FATAL(sl_lines_ops.open(&conf, &r.info, &st) == 0);
+		CU_ASSERT_FATAL(sl_batch_create(NULL, 4, sizeof(struct sl_line), 1 << 20, &bt) ==
+				0);
+		CU_ASSERT(sl_lines_ops.poll(st, bt) == 4);
+		CU_ASSERT(restore_op(&sl_lines_ops, st, &w, &r) == -EINVAL);
+		sl_batch_destroy(bt);
+		sl_lines_ops.close(st);
+		sli_snap_writer_free(&w);
+	}
+	free(text.p);
+	unlink(path);
+}
+
+/* stdin cannot be replayed: snapshot and restore refuse, with a clear message. */
+static void test_lines_restore_stream(void)
+{
+	const char *path = tpath("stream.txt");
+	struct sl_lines_conf conf = { .path = "-", .parse = sl_lines_parse_line };
+	struct sl_snap_writer w;
+	struct run r;
+	int saved, fd;
+	void *st;
+
+	write_file(path, "a\nb\n", 4);
+	saved = dup(STDIN_FILENO);
+	fd = open(path, O_RDONLY);
+	CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
+	CU_ASSERT_FATAL(dup2(fd, STDIN_FILENO) == STDIN_FILENO);
+	close(fd);
+	sli_snap_writer_init(&w, 128);
+	CU_ASSERT(snap_after(&conf, 0, 1, 1, 1, &w) == -ENOTSUP);
+	run_init(&r, 0, 1, 1 << 20);
+	CU_ASSERT_FATAL(sl_lines_ops.open(&conf, &r.info, &st) == 0);
+	CU_ASSERT(sl_lines_ops.snapshot(st, &w) == -ENOTSUP);
+	CU_ASSERT_STRING_EQUAL(r.err, "input '-' is a stream: it cannot be checkpointed");
+	r.err[0] = '\0';
+	CU_ASSERT(restore_op(&sl_lines_ops, st, &w, &r) == -ENOTSUP);
+	CU_ASSERT_STRING_EQUAL(r.err, "input '-' is a stream: it cannot be checkpointed");
+	sl_lines_ops.close(st);
+	sli_snap_writer_free(&w);
+	CU_ASSERT_FATAL(dup2(saved, STDIN_FILENO) == STDIN_FILENO);
+	close(saved);
+	unlink(path);
+}
+
+/* The generator cut after every poll gives the elements of index first..end-1 in order. */
+static void test_gen_restore_cuts(void)
+{
+	static const uint32_t caps[] = { 1, 7, 64 };
+	struct sl_gen_conf conf = { .count = 200, .seed = 11, .type = &gel_type, .fill = gfill };
+	struct gel *got = calloc(conf.count, sizeof(*got));
+	int64_t *ts = calloc(conf.count, sizeof(*ts));
+	unsigned cuts = 0;
+
+	CU_ASSERT_FATAL(got != NULL && ts != NULL);
+	for (unsigned p = 1; p <= 3; p += 2) {
+		for (unsigned s = 0; s < p; s++) {
+			uint64_t first = s * conf.count / p, end = (s + 1) * conf.count / p;
+
+			for (size_t c = 0; c < SL_ARRAY_SIZE(caps); c++) {
+				for (long k = 0;; k++) {
+					struct sl_snap_writer w;
+					struct run r;
+					size_t n = 0;
+					int rc;
+
+					sli_snap_writer_init(&w, 128);
+					run_init(&r, s, p, 1 << 20);
+					rc = gen_cut(&conf, &r, caps[c], got, ts, &n, NULL, k, &w);
+					if (rc == 1) {
+						cuts++;
+						run_init(&r, s, p, 1 << 20);
+						rc = gen_cut(&conf, &r, caps[c], got, ts, &n, &w,
+							     -1, NULL);
+					}
+					CU_ASSERT_FATAL(rc == 0);
+					CU_ASSERT_FATAL(n == end - first);
+					for (size_t i = 0; i < n; i++) {
+						struct gel want = { 0 };
+						int64_t wts = 0;
+
+						gfill(first + i, conf.seed, &want, &wts, NULL);
+						CU_ASSERT(memcmp(&got[i], &want, sizeof(want)) ==
+							  0);
+						CU_ASSERT(ts[i] == wts);
+					}
+					sli_snap_writer_free(&w);
+					if ((unsigned long)k > (end - first) / caps[c] + 1)
+						break;
+				}
+			}
+		}
+	}
+	CU_ASSERT(cuts > 300);
+
+	/* Unbounded: s, s+p, ... continues across the cut; another parallelism is refused. */
+	conf.count = 0;
+	for (long k = 0; k < 20; k++) {
+		struct sl_snap_writer w, w2;
+		struct run r;
+		size_t n = 0;
+
+		sli_snap_writer_init(&w, 128);
+		sli_snap_writer_init(&w2, 128);
+		run_init(&r, 2, 3, 1 << 20);
+		CU_ASSERT_FATAL(gen_cut(&conf, &r, 5, got, ts, &n, NULL, k, &w) == 1);
+		run_init(&r, 2, 3, 1 << 20);
+		CU_ASSERT_FATAL(gen_cut(&conf, &r, 5, got, ts, &n, &w, 4, &w2) == 1);
+		CU_ASSERT_FATAL(n == (size_t)(k + 4) * 5);
+		for (size_t i = 0; i < n; i++)
+			CU_ASSERT(got[i].idx == 2 + 3 * i);
+		run_init(&r, 2, 4, 1 << 20);
+		CU_ASSERT(gen_cut(&conf, &r, 5, got, ts, &n, &w, -1, NULL) == -EBADMSG);
+		CU_ASSERT(strstr(r.err, "cannot restore: generator subtask 2 of 4") != NULL);
+		sli_snap_writer_free(&w);
+		sli_snap_writer_free(&w2);
+	}
+	free(got);
+	free(ts);
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
@@ -1628,6 +2196,11 @@ int main(void)
 		{ "lines: errors", test_lines_errors },
 		{ "lines: stdin", test_lines_stdin },
 		{ "lines: empty directory, rate", test_lines_empty_dir_and_rate },
+		{ "lines: restore at every cut (files, dirs, p=1,3, bad records)",
+		  test_lines_restore_cuts },
+		{ "lines: restore on a changed input fails", test_lines_restore_mismatch },
+		{ "lines: a stream cannot be checkpointed", test_lines_restore_stream },
+		{ "generator: restore at every cut", test_gen_restore_cuts },
 		{ "text sink: per subtask", test_sink_per_subtask },
 		{ "text sink: merged, 2 threads", test_sink_merged },
 		{ "text sink: /dev/full", test_sink_dev_full },

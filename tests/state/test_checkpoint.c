@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_checkpoint.c — checkpoints and exactly-once output through whole
+ * jobs: the line source (its position), a rebalance exchange (barrier
+ * alignment over two channels per sink subtask), the part-file sink
+ * (two-phase commit) and the checkpoint storage of state/.
+ *
+ * The expected output is the input file's lines, each exactly once: the
+ * test writes the input itself and compares multisets of lines, so the
+ * expectation never comes from the engine.
+ *   - stop and restore: sl_job_stop() mid-run takes a final checkpoint and
+ *     commits; a restored run finishes the input;
+ *   - kill -9: a child process runs the job and is killed at random moments,
+ *     then restarted with restore=latest until it finishes;
+ *   - a corrupt newest checkpoint is refused (exactly-once sink), with a
+ *     message naming the file; without an exactly-once sink the job falls
+ *     back to an older checkpoint;
+ *   - restoring with another max-parallelism is refused;
+ *   - a source that cannot save its position refuses checkpoints.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sluice/sluice.h>
+
+#include "sl_test.h"
+
+#define NLINES 20000
+
+static char tmpdir[256], input[300];
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static void rm_rf(const char *path)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", path);
+}
+
+static void fresh_dir(const char *path)
+{
+	rm_rf(path);
+	mkdir(path, 0755);
+}
+
+static void write_input(void)
+{
+	FILE *f;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-ckpt-test-%d", (int)getpid());
+	fresh_dir(tmpdir);
+	snprintf(input, sizeof(input), "%s/in.txt", tmpdir);
+	f = fopen(input, "w");
+	for (int i = 0; i < NLINES; i++)
+		fprintf(f, "line %d\n", i);
+	fclose(f);
+}
+
+/* Count how often each input line occurs in the committed part files of @dir. */
+static int check_output(const char *dir, int *counts, int *foreign)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int files = 0;
+
+	memset(counts, 0, NLINES * sizeof(*counts));
+	*foreign = 0;
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		char path[600], line[128];
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		files++;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			int v;
+			char nl;
+
+			if (sscanf(line, "line %d%c", &v, &nl) == 2 && nl == '\n' && v >= 0 &&
+			    v < NLINES)
+				counts[v]++;
+			else
+				(*foreign)++;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return files;
+}
+
+/* Every line exactly once: return how many lines were not (0: all good). */
+static int exactly_once(const char *dir)
+{
+	static int counts[NLINES];
+	int foreign, bad = 0;
+
+	check_output(dir, counts, &foreign);
+	for (int i = 0; i < NLINES; i++)
+		bad += counts[i] != 1;
+	if (bad || foreign)
+		fprintf(stderr, "%s: %d lines not exactly once, %d foreign lines\n", dir, bad,
+			foreign);
+	return bad + foreign;
+}
+
+/* At most once (a stopped run's committed prefix): return how many lines occur twice or more. */
+static int at_most_once(const char *dir, int *seen)
+{
+	static int counts[NLINES];
+	int foreign, dup = 0;
+
+	check_output(dir, counts, &foreign);
+	*seen = 0;
+	for (int i = 0; i < NLINES; i++) {
+		dup += counts[i] > 1;
+		*seen += counts[i] > 0;
+	}
+	return dup + foreign;
+}
+
+struct setup {
+	const char *out, *ck, *restore, *maxp, *interval;
+	bool text_sink; /* a plain text sink (at-least-once) instead of part files */
+	double rate;
+};
+
+struct jobbox {
+	struct sl_job *job;
+	struct sl_lines_conf lines;
+	struct sl_part_sink_conf parts;
+	struct sl_text_sink_conf text;
+	char err[1024];
+	int rc;
+};
+
+static int set(struct sl_job *job, const char *k, const char *v)
+{
+	char err[512];
+	int rc = sl_job_set(job, k, v, err, sizeof(err));
+
+	if (rc < 0)
+		fprintf(stderr, "sl_job_set %s=%s: %s\n", k, v, err);
+	return rc;
+}
+
+static void build(struct jobbox *jb, const struct setup *s)
+{
+	struct sl_stream *src;
+
+	memset(jb, 0, sizeof(*jb));
+	CU_ASSERT_FATAL(sl_job_create("ckpt-test", &jb->job) == 0);
+	sl_job_use_checkpoint_storage(jb->job);
+	CU_ASSERT(set(jb->job, "parallelism", "2") == 0);
+	if (s->ck) {
+		CU_ASSERT(set(jb->job, "checkpoint-dir", s->ck) == 0);
+		CU_ASSERT(set(jb->job, "checkpoint-interval", s->interval ? s->interval : "5ms") ==
+			  0);
+	}
+	if (s->restore)
+		CU_ASSERT(set(jb->job, "restore", s->restore) == 0);
+	if (s->maxp)
+		CU_ASSERT(set(jb->job, "max-parallelism", s->maxp) == 0);
+	jb->lines =
+	    (struct sl_lines_conf){ .path = input, .parse = sl_lines_parse_line, .rate = s->rate };
+	src = sl_source(jb->job, "lines", &sl_lines_ops, &jb->lines, &sl_line_type);
+	src = sl_rebalance(src);
+	if (s->text_sink) {
+		jb->text = (struct sl_text_sink_conf){ .path = s->out,
+						       .mode = SL_TEXT_PER_SUBTASK,
+						       .format = sl_line_format };
+		sl_sink(src, "out", &sl_text_sink_ops, &jb->text);
+	} else {
+		jb->parts = (struct sl_part_sink_conf){ .dir = s->out,
+							.format = sl_line_format,
+							.fsync = true };
+		sl_sink(src, "out", &sl_part_sink_ops, &jb->parts);
+	}
+}
+
+static int run(struct jobbox *jb)
+{
+	jb->err[0] = '\0';
+	jb->rc = sl_job_run(jb->job, NULL, jb->err, sizeof(jb->err));
+	if (jb->rc < 0)
+		fprintf(stderr, "run: %s\n", jb->err);
+	return jb->rc;
+}
+
+static void *run_thread(void *arg)
+{
+	run(arg);
+	return NULL;
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_no_checkpoints(void)
+{
+	char out[400];
+	struct jobbox jb;
+
+	snprintf(out, sizeof(out), "%s/out0/", tmpdir);
+	fresh_dir(out);
+	build(&jb, &(struct setup){ .out = out });
+	CU_ASSERT(run(&jb) == 0);
+	CU_ASSERT(exactly_once(out) == 0);
+	sl_job_destroy(jb.job);
+	/* A fresh start over committed output is refused. */
+	build(&jb, &(struct setup){ .out = out });
+	CU_ASSERT(run(&jb) == -EEXIST);
+	CU_ASSERT(strstr(jb.err, "exactly-once output needs an empty directory") != NULL);
+	sl_job_destroy(jb.job);
+}
+
+static void test_stop_restore(void)
+{
+	for (int round = 0; round < 3; round++) {
+		char out[400], ck[400];
+		struct jobbox jb;
+		pthread_t t;
+		int seen = -1;
+
+		snprintf(out, sizeof(out), "%s/out-stop%d/", tmpdir, round);
+		snprintf(ck, sizeof(ck), "%s/ck-stop%d", tmpdir, round);
+		fresh_dir(out);
+		rm_rf(ck);
+		build(&jb,
+		      &(struct setup){ .out = out, .ck = ck, .restore = "latest", .rate = 40000 });
+		pthread_create(&t, NULL, run_thread, &jb);
+		sleep_ms(60 + 70 * round);
+		sl_job_stop(jb.job);
+		pthread_join(t, NULL);
+		CU_ASSERT(jb.rc == 0);
+		sl_job_destroy(jb.job);
+		/* Stopped: what is committed is a part of the input, nothing twice. */
+		CU_ASSERT(at_most_once(out, &seen) == 0);
+		CU_ASSERT(seen > 0 && seen < NLINES);
+		build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest" });
+		CU_ASSERT(run(&jb) == 0);
+		sl_job_destroy(jb.job);
+		CU_ASSERT(exactly_once(out) == 0);
+	}
+}
+
+/* The child: run the job to the end (or until killed). */
+static int child_run(const char *out, const char *ck, double rate)
+{
+	struct jobbox jb;
+
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest", .rate = rate });
+	return run(&jb) == 0 ? 0 : 1;
+}
+
+static void test_kill9(void)
+{
+	char out[400], ck[400];
+	unsigned seed = (unsigned)time(NULL);
+	int kills = 0, attempts = 0;
+
+	snprintf(out, sizeof(out), "%s/out-kill/", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-kill", tmpdir);
+	fresh_dir(out);
+	rm_rf(ck);
+	printf("\n  kill -9 seed %u\n", seed);
+	srand(seed);
+	while (attempts++ < 200) {
+		pid_t pid = fork();
+		int status = 0;
+
+		if (pid == 0)
+			_exit(child_run(out, ck, 30000));
+		CU_ASSERT_FATAL(pid > 0);
+		if (kills < 8) {
+			sleep_ms(20 + rand() % 150);
+			if (kill(pid, SIGKILL) == 0) {
+				waitpid(pid, &status, 0);
+				if (WIFSIGNALED(status)) {
+					kills++;
+					continue;
+				}
+			}
+		} else {
+			waitpid(pid, &status, 0);
+		}
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		if (kills >= 8)
+			break;
+		/* Finished before enough kills: start over, so they land in one run. */
+		fresh_dir(out);
+		rm_rf(ck);
+		kills = 0;
+	}
+	CU_ASSERT(kills >= 8);
+	CU_ASSERT(exactly_once(out) == 0);
+}
+
+/* Flip one byte in the middle of @path. */
+static void flip(const char *path)
+{
+	FILE *f = fopen(path, "r+b");
+	long n;
+	int c;
+
+	CU_ASSERT_FATAL(f != NULL);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, n / 2, SEEK_SET);
+	c = fgetc(f);
+	fseek(f, n / 2, SEEK_SET);
+	fputc(c ^ 0x10, f);
+	fclose(f);
+}
+
+/* The newest chk-N directory of @ck. */
+static long newest(const char *ck)
+{
+	DIR *d = opendir(ck);
+	struct dirent *de;
+	long best = -1;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		long v;
+		if (sscanf(de->d_name, "chk-%ld", &v) == 1 && v > best)
+			best = v;
+	}
+	if (d != NULL)
+		closedir(d);
+	return best;
+}
+
+/* Run until stopped mid-way, then flip a byte of the newest checkpoint's first file (-> @file). */
+static void stop_and_corrupt(const char *out, const char *ck, bool text_sink, char *file,
+			     size_t len)
+{
+	struct jobbox jb;
+	pthread_t t;
+	long n;
+
+	rm_rf(ck);
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 40000, .text_sink = text_sink });
+	pthread_create(&t, NULL, run_thread, &jb);
+	sleep_ms(150);
+	sl_job_stop(jb.job);
+	pthread_join(t, NULL);
+	CU_ASSERT(jb.rc == 0);
+	sl_job_destroy(jb.job);
+	n = newest(ck);
+	CU_ASSERT_FATAL(n >= 2);
+	snprintf(file, len, "%s/chk-%ld/t0-0.snap", ck, n);
+	flip(file);
+}
+
+static void test_corrupt(void)
+{
+	char out[400], ck[400], file[600];
+	struct jobbox jb;
+
+	/* Exactly-once sink: the newest checkpoint is corrupt, no fallback. */
+	snprintf(out, sizeof(out), "%s/out-corrupt/", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-corrupt", tmpdir);
+	fresh_dir(out);
+	stop_and_corrupt(out, ck, false, file, sizeof(file));
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest" });
+	CU_ASSERT(run(&jb) == -EBADMSG);
+	CU_ASSERT(strstr(jb.err, file) != NULL);
+	CU_ASSERT(strstr(jb.err, "committed") != NULL);
+	sl_job_destroy(jb.job);
+
+	/* A plain text sink (at-least-once): fall back to the previous checkpoint. */
+	snprintf(out, sizeof(out), "%s/out-corrupt.txt", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-corrupt2", tmpdir);
+	stop_and_corrupt(out, ck, true, file, sizeof(file));
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest", .text_sink = true });
+	CU_ASSERT(run(&jb) == 0);
+	sl_job_destroy(jb.job);
+}
+
+static void test_maxp_mismatch(void)
+{
+	char out[400], ck[400];
+	struct jobbox jb;
+
+	snprintf(out, sizeof(out), "%s/out-maxp/", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-maxp", tmpdir);
+	fresh_dir(out);
+	rm_rf(ck);
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .maxp = "64" });
+	CU_ASSERT(run(&jb) == 0);
+	sl_job_destroy(jb.job);
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest", .maxp = "128" });
+	CU_ASSERT(run(&jb) == -EINVAL);
+	CU_ASSERT(strstr(jb.err, "max-parallelism 64") != NULL);
+	sl_job_destroy(jb.job);
+}
+
+/* A source whose connector has no snapshot(). */
+static int ns_open(void *arg, const struct sl_subtask_info *info, void **state)
+{
+	*state = arg;
+	return 0;
+}
+
+static int ns_poll(void *state, struct sl_batch *out)
+{
+	return SL_SOURCE_END;
+}
+
+static void ns_close(void *state)
+{
+}
+
+static void test_source_without_snapshot(void)
+{
+	static const struct sl_source_ops ns_ops = { .open = ns_open,
+						     .poll = ns_poll,
+						     .close = ns_close };
+	char ck[400], out[400];
+	struct sl_job *job;
+	struct sl_part_sink_conf parts;
+	char err[512];
+
+	snprintf(ck, sizeof(ck), "%s/ck-ns", tmpdir);
+	snprintf(out, sizeof(out), "%s/out-ns/", tmpdir);
+	fresh_dir(out);
+	CU_ASSERT_FATAL(sl_job_create("ns", &job) == 0);
+	sl_job_use_checkpoint_storage(job);
+	CU_ASSERT(set(job, "checkpoint-dir", ck) == 0);
+	parts = (struct sl_part_sink_conf){ .dir = out, .format = sl_line_format };
+	sl_sink(sl_source(job, "nosnap", &ns_ops, NULL, &sl_line_type), "out", &sl_part_sink_ops,
+		&parts);
+	CU_ASSERT(sl_job_run(job, NULL, err, sizeof(err)) == -ENOTSUP);
+	CU_ASSERT(strstr(err, "'nosnap' cannot be checkpointed") != NULL);
+	sl_job_destroy(job);
+
+	/* And without the storage attached, checkpoint options are refused. */
+	CU_ASSERT_FATAL(sl_job_create("nostore", &job) == 0);
+	CU_ASSERT(set(job, "checkpoint-dir", ck) == 0);
+	sl_sink(sl_source(job, "nosnap", &ns_ops, NULL, &sl_line_type), "out", &sl_part_sink_ops,
+		&parts);
+	CU_ASSERT(sl_job_run(job, NULL, err, sizeof(err)) == -ENOTSUP);
+	CU_ASSERT(strstr(err, "sl_job_use_checkpoint_storage") != NULL);
+	sl_job_destroy(job);
+}
+
+static void test_bad_options(void)
+{
+	struct sl_job *job;
+	char err[512];
+
+	CU_ASSERT_FATAL(sl_job_create("opts", &job) == 0);
+	CU_ASSERT(sl_job_set(job, "checkpoint-interval", "5x", err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(strstr(err, "checkpoint-interval") != NULL);
+	CU_ASSERT(sl_job_set(job, "checkpoint-timeout", "0", err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(sl_job_set(job, "checkpoint-retained", "0", err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(sl_job_set(job, "checkpoint-mode", "twice", err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(strstr(err, "exactly-once or at-least-once") != NULL);
+	CU_ASSERT(sl_job_set(job, "checkpoint-interval", "200ms", err, sizeof(err)) == 0);
+	CU_ASSERT(sl_job_set(job, "checkpoint-tolerable-failures", "3", err, sizeof(err)) == 0);
+	sl_job_destroy(job);
+}
+
+int main(void)
+{
+	CU_TestInfo tests[] = {
+		{ "options: bad values are refused by name", test_bad_options },
+		{ "part files without checkpoints: committed at the end", test_no_checkpoints },
+		{ "stop takes a final checkpoint; restore finishes exactly once",
+		  test_stop_restore },
+		{ "kill -9 at random moments, restore latest: exactly once", test_kill9 },
+		{ "corrupt newest checkpoint: refused with a 2PC sink, fallback without",
+		  test_corrupt },
+		{ "restore with another max-parallelism is refused", test_maxp_mismatch },
+		{ "a source without snapshot() cannot be checkpointed",
+		  test_source_without_snapshot },
+		CU_TEST_INFO_NULL,
+	};
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	write_input();
+	rc = sl_test_main("checkpoint", tests);
+	if (rc == 0)
+		rm_rf(tmpdir);
+	return rc;
+}
