@@ -741,10 +741,13 @@ static void handle_input(struct sli_subtask *st, struct sli_inchan *ch, struct s
 			sli_ckpt_channel_ended(st);
 		}
 		return;
-	case SL_EVENT_BARRIER:
+	case SL_EVENT_BARRIER: {
+		int64_t id = b->value;
+
 		sli_pool_put(&st->w->pool, b);
-		sli_ckpt_barrier(st, c, b->value);
+		sli_ckpt_barrier(st, c, id);
 		return;
+	}
 	default:
 		/* Barriers and latency markers: forwarded in order for now. */
 		forward_event(st, b);

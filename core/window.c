@@ -71,6 +71,7 @@
 #include <sluice/sl_error.h>
 
 #include "sli_exec.h"
+#include "sli_snap.h"
 #include "sli_window.h"
 
 #define RING_MAX 256	     /* slots of a key's pane ring, at most */
@@ -1365,16 +1366,276 @@ int sli_win_watermark(struct sli_opi *op, int64_t wm)
 
 /* ---------------------------------------------------------- checkpoints */
 
+/*
+ * Snapshot: the logical state, independent of rings, buckets and tables.
+ * Operator section: u32 format (1), u32 accumulator size, u32 sliced.
+ * Key-group section (the key group of the key's exchange hash): i64 the
+ * operator's watermark, then per key: its bytes (sl_snap_put_bytes) and
+ * its entries as one byte string of {i64 start, i64 end, accumulator}
+ * (panes when sliced: end is unused). Accumulators are copied as bytes:
+ * an aggregate's accumulator must hold no pointers (sl_time.h).
+ *
+ * Restore rebuilds the same state through the paths that create it,
+ * with the watermark restored first (the smallest of the sections', at
+ * another parallelism): panes through pane_new() (fire timers for the
+ * windows still ahead of the watermark, the free timer at the last
+ * window's cleanup), windows through win_add() with their fire timer if
+ * end - 1 is ahead of the watermark and their cleanup timer, sessions
+ * linked into their key's list. Windows that fired before the checkpoint
+ * are not fired again; late firings work as before.
+ */
+#define WSNAP_FORMAT 1
+
+static const void *key_bytes_of(const struct sli_win *w, uint32_t key)
+{
+	return key_bytes(w, &w->keys[key]);
+}
+
+/* The entries (table) of every key, grouped by key: counting sort. */
+static int ents_by_key(const struct sli_win *w, uint32_t **first, uint32_t **order)
+{
+	uint32_t *f = calloc((size_t)w->nkeys + 1, sizeof(*f));
+	uint32_t *o = malloc(((size_t)w->nents + 1) * sizeof(*o));
+
+	if (f == NULL || o == NULL) {
+		free(f);
+		free(o);
+		return -ENOMEM;
+	}
+	for (uint32_t e = 0; e < w->nents; e++)
+		if (w->ents[e].used)
+			f[w->ents[e].key + 1]++;
+	for (uint32_t k = 0; k < w->nkeys; k++)
+		f[k + 1] += f[k];
+	for (uint32_t e = 0, *pos = f; e < w->nents; e++)
+		if (w->ents[e].used)
+			o[pos[w->ents[e].key]++] = e;
+	/* pos advanced every key's start to its end: shift back. */
+	for (uint32_t k = w->nkeys; k > 0; k--)
+		f[k] = f[k - 1];
+	f[0] = 0;
+	*first = f;
+	*order = o;
+	return 0;
+}
+
+static int put_entry(struct sli_snap_buf *b, int64_t start, int64_t end, const void *acc,
+		     uint32_t acc_size)
+{
+	int rc = sli_snap_buf_put(b, &start, 8);
+
+	if (rc == 0)
+		rc = sli_snap_buf_put(b, &end, 8);
+	return rc == 0 ? sli_snap_buf_put(b, acc, acc_size) : rc;
+}
+
 int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 {
-	(void)w;
-	snprintf(op->errbuf, sizeof(op->errbuf), "window state is not checkpointed yet");
-	return -ENOTSUP;
+	struct sli_win *win = op->win;
+	unsigned maxp = op->info.max_parallelism;
+	uint32_t *first = NULL, *order = NULL,
+		 hdr[3] = { WSNAP_FORMAT, win->acc_size, win->sliced };
+	struct sli_snap_buf b = { 0 };
+	bool *seen = calloc(maxp, sizeof(*seen));
+	int rc;
+
+	if (seen == NULL)
+		return -ENOMEM;
+	rc = ents_by_key(win, &first, &order);
+	if (rc == 0)
+		rc = sl_snap_section(w, SL_SNAP_OP);
+	if (rc == 0)
+		rc = sl_snap_put(w, hdr, sizeof(hdr));
+	for (uint32_t k = 0; k < win->nkeys && rc == 0; k++) {
+		const struct wkey *key = &win->keys[k];
+		const void *kb = key_bytes_of(win, k);
+		unsigned kg = sli_key_group(sli_hash64(kb, key->len, 0), maxp);
+
+		b.len = 0;
+		if (k < win->nring)
+			for (uint32_t i = 0; i < (1u << win->ring_bits) && rc == 0; i++) {
+				uint32_t r = k << win->ring_bits | i;
+
+				if (win->rstart[r] != RFREE)
+					rc = put_entry(&b, win->rstart[r], win->rstart[r],
+						       acc_of(win, RID | r), win->acc_size);
+			}
+		for (uint32_t j = first[k]; j < first[k + 1] && rc == 0; j++) {
+			const struct went *x = &win->ents[order[j]];
+
+			rc = put_entry(&b, x->start, x->end, acc_of(win, order[j]), win->acc_size);
+		}
+		if (rc < 0 || b.len == 0)
+			continue;
+		rc = sl_snap_section(w, kg);
+		if (rc == 0 && !seen[kg]) {
+			seen[kg] = true;
+			rc = sl_snap_put_i64(w, op->watermark);
+		}
+		if (rc == 0)
+			rc = sl_snap_put_bytes(w, kb, key->len);
+		if (rc == 0)
+			rc = sl_snap_put_bytes(w, b.p, b.len);
+	}
+	free(b.p);
+	free(first);
+	free(order);
+	free(seen);
+	return rc;
 }
+
+/* The windows of a pane starting at @ps (as assign_sliced() computes an element's). */
+static bool pane_span(const struct sli_win *w, int64_t ps, int64_t *first, int64_t *last)
+{
+	int64_t size = w->spec->size, slide = w->slide, r = grid_mod(ps, w->spec->offset, slide), n;
+
+	if (ps < INT64_MIN + r || r >= size)
+		return false;
+	*last = ps - r;
+	while (*last > INT64_MAX - size) {
+		if (*last < INT64_MIN + slide ||
+		    (uint64_t)ps - (uint64_t)(*last - slide) >= (uint64_t)size)
+			return false;
+		*last -= slide;
+	}
+	n = (size - 1 - (ps - *last)) / slide;
+	if ((uint64_t)n > ((uint64_t)*last - (uint64_t)INT64_MIN) / (uint64_t)slide)
+		n = (int64_t)(((uint64_t)*last - (uint64_t)INT64_MIN) / (uint64_t)slide);
+	*first = *last - n * slide;
+	return true;
+}
+
+/* The key table's hash of a key (as the batch path computes it). */
+static uint64_t key_hash(const void *p, uint32_t len)
+{
+	uint64_t x;
+
+	if (len != 8)
+		return sli_hash64(p, len, 0);
+	memcpy(&x, p, 8);
+	return hash8(x);
+}
+
+static int restore_entry(struct sli_opi *op, uint32_t key, int64_t start, int64_t end,
+			 const uint8_t *acc)
+{
+	struct sli_win *w = op->win;
+	int64_t e, first, last;
+
+	if (w->sliced) {
+		if (!pane_span(w, start, &first, &last) || pane_find(w, key, start) >= 0)
+			return -EBADMSG;
+		e = pane_new(op, key, start, first, last);
+		if (e < 0)
+			return (int)e;
+		memcpy(acc_of(w, (uint32_t)e), acc, w->acc_size);
+		return 0;
+	}
+	if (end <= start || w->wslot[wtab_find(w, key, start, end)] != 0)
+		return -EBADMSG;
+	e = win_add(w, key, start, end);
+	if (e < 0)
+		return (int)e;
+	memcpy(acc_of(w, (uint32_t)e), acc, w->acc_size);
+	if (w->spec->kind == SL_WINDOW_SESSION) {
+		w->ents[e].next = w->keys[key].sessions;
+		w->keys[key].sessions = (uint32_t)e + 1;
+	}
+	if (end - 1 > op->watermark && timer_register(w, (uint32_t)e, T_FIRE) < 0)
+		return -ENOMEM;
+	if (cleanup_time(w, end) != INT64_MAX && timer_register(w, (uint32_t)e, T_CLEAN) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+struct wrs_key {
+	const void *key, *ents;
+	uint32_t len, nbytes;
+};
 
 int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 {
-	(void)r;
-	snprintf(op->errbuf, sizeof(op->errbuf), "window state is not checkpointed yet");
-	return -ENOTSUP;
+	struct sli_win *w = op->win;
+	struct wrs_key *keys = NULL;
+	size_t nkeys = 0, cap = 0;
+	int64_t wm = INT64_MAX;
+	bool have_op = false, any_kg = false;
+	uint32_t sec, hdr[3];
+	int rc;
+
+	while ((rc = sl_snap_next(r, &sec)) == 1) {
+		if (sec == SL_SNAP_OP) {
+			rc = sl_snap_get(r, hdr, sizeof(hdr));
+			if (rc < 0)
+				goto out;
+			if (hdr[0] != WSNAP_FORMAT || hdr[1] != w->acc_size ||
+			    hdr[2] != (uint32_t)w->sliced) {
+				rc = sl_snap_bad(r, "window state of another format, accumulator "
+						    "size or window kind");
+				goto out;
+			}
+			have_op = true;
+			continue;
+		}
+		int64_t swm;
+
+		rc = sl_snap_get_i64(r, &swm);
+		if (rc < 0)
+			goto out;
+		any_kg = true;
+		wm = swm < wm ? swm : wm;
+		while (sl_snap_left(r) > 0) {
+			if (nkeys == cap) {
+				cap = cap ? 2 * cap : 1024;
+				struct wrs_key *nk = realloc(keys, cap * sizeof(*nk));
+				if (nk == NULL) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				keys = nk;
+			}
+			struct wrs_key *k = &keys[nkeys];
+			rc = sl_snap_get_bytes(r, &k->key, &k->len);
+			if (rc == 0)
+				rc = sl_snap_get_bytes(r, &k->ents, &k->nbytes);
+			if (rc < 0)
+				goto out;
+			if (k->len == 0 || k->nbytes % (16 + w->acc_size) != 0) {
+				rc = sl_snap_bad(r, "bad window entry list");
+				goto out;
+			}
+			nkeys++;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	/* Rescaled, a subtask may get key groups without an operator section: fine. */
+	(void)have_op;
+	if (any_kg)
+		op->watermark = wm;
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct wrs_key *k = &keys[i];
+		int64_t id = key_id(w, key_hash(k->key, k->len), k->key, k->len);
+		const uint8_t *p = k->ents;
+
+		if (id < 0) {
+			rc = (int)id;
+			goto out;
+		}
+		for (uint32_t off = 0; off < k->nbytes; off += 16 + w->acc_size) {
+			int64_t start, end;
+
+			memcpy(&start, p + off, 8);
+			memcpy(&end, p + off + 8, 8);
+			rc = restore_entry(op, (uint32_t)id, start, end, p + off + 16);
+			if (rc == -EBADMSG)
+				rc = sl_snap_bad(r, "a window or pane that cannot exist, or twice");
+			if (rc < 0)
+				goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(keys);
+	return rc;
 }

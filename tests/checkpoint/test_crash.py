@@ -95,7 +95,7 @@ def run_case(sluice, tmp, name, window, par, events, kills, rng, rate):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if done_kills < kills:
             try:
-                p.wait(timeout=rng.uniform(0.05, 0.6))
+                p.wait(timeout=rng.uniform(0.05, 0.4))
             except subprocess.TimeoutExpired:
                 p.send_signal(signal.SIGKILL)
                 p.wait()
@@ -135,7 +135,7 @@ def main():
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--records", type=int, default=200000)
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")) or None)
-    ap.add_argument("--rate", type=int, default=60000)
+    ap.add_argument("--rate", type=int, default=30000)
     ap.add_argument("--only")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
