@@ -382,8 +382,10 @@ static int psink_commit(void *state, int64_t ckpt)
 	}
 out:
 	/* Entries fully committed go; a failed one stays (commit_one is idempotent). */
-	memmove(p->pend, p->pend + done, (p->npend - done) * sizeof(*p->pend));
-	p->npend -= done;
+	if (done > 0) {
+		memmove(p->pend, p->pend + done, (p->npend - done) * sizeof(*p->pend));
+		p->npend -= done;
+	}
 	if (rc < 0 || done == 0 || !p->conf->fsync)
 		return rc < 0 ? rc : 0;
 	return sync_dir(p->dirfd, p->conf->dir, info->errbuf, info->errlen);

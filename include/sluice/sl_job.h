@@ -307,6 +307,15 @@ void sl_job_destroy(struct sl_job *job);
  * | state-memory    | 0 or >= 64K bytes per subtask; K, M, G, T | 0 (unlimited) |
  * | state-dir       | directory for spill files              | see below |
  * | state-io        | auto, io_uring or posix                | auto    |
+ * | checkpoint-dir  | directory of checkpoints (chk-N)       | none: no checkpoints |
+ * | checkpoint-interval | duration (200ms, 10s...; 0: only the final one) | 0 |
+ * | checkpoint-timeout | duration > 0                        | 10m     |
+ * | checkpoint-min-pause | duration                          | 0       |
+ * | checkpoint-tolerable-failures | 0..1000000               | 0       |
+ * | checkpoint-retained | 1..1000000 complete checkpoints kept | 3      |
+ * | checkpoint-mode | exactly-once or at-least-once          | exactly-once |
+ * | checkpoint-io   | auto, io_uring or posix                | auto    |
+ * | restore         | latest, or a checkpoint directory      | none    |
  *
  * Worker placement (spread or pack) belongs to the platform (sl_numa.h).
  *
@@ -333,6 +342,16 @@ void sl_job_destroy(struct sl_job *job);
  * falling back to pread/pwrite (logged) when io_uring is unavailable or
  * in a sanitizer build; io_uring and posix fail the run's open when that
  * engine cannot be set up.
+ *
+ * Checkpoints (README "Checkpoints and exactly-once output"): with
+ * checkpoint-dir set, the job takes a checkpoint every checkpoint-interval
+ * and a final one at the end of its input or on sl_job_stop(); it needs
+ * sl_job_use_checkpoint_storage() (sl_state.h). restore=latest starts from
+ * the newest complete checkpoint of checkpoint-dir, or from the beginning
+ * when there is none; a path names one checkpoint directory. Every
+ * operator must support checkpoints (sources with snapshot/restore,
+ * stateless operators, windows of sl_window_aggregate, sinks); others make
+ * sl_job_run() fail with -ENOTSUP naming the operator.
  *
  * object-reuse: a map (sl_map, sl_map_batch) whose output elements have
  * the size of its input elements runs in place: its output is written

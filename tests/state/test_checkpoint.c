@@ -141,6 +141,52 @@ static int at_most_once(const char *dir, int *seen)
 	return dup + foreign;
 }
 
+/* Complete checkpoints in @ck (chk-N with a _metadata). */
+static int complete_checkpoints(const char *ck)
+{
+	DIR *d = opendir(ck);
+	struct dirent *de;
+	int n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char path[700];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/%s/_metadata", ck, de->d_name);
+		n += strncmp(de->d_name, "chk-", 4) == 0 && stat(path, &sb) == 0;
+	}
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/* Committed part files in @out. */
+static int committed_files(const char *out)
+{
+	DIR *d = opendir(out);
+	struct dirent *de;
+	int n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		n += strncmp(de->d_name, "part-", 5) == 0;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/*
+ * Wait (no timing is asserted: 60 s is only a cap for a hung job) until
+ * @ck holds @nck complete checkpoints and @out @nfiles committed files.
+ */
+static void wait_progress(const char *ck, int nck, const char *out, int nfiles)
+{
+	for (int i = 0; i < 12000; i++) {
+		if (complete_checkpoints(ck) >= nck && committed_files(out) >= nfiles)
+			return;
+		sleep_ms(5);
+	}
+}
+
 struct setup {
 	const char *out, *ck, *restore, *maxp, *interval;
 	bool text_sink; /* a plain text sink (at-least-once) instead of part files */
@@ -250,13 +296,18 @@ static void test_stop_restore(void)
 		build(&jb,
 		      &(struct setup){ .out = out, .ck = ck, .restore = "latest", .rate = 40000 });
 		pthread_create(&t, NULL, run_thread, &jb);
-		sleep_ms(60 + 70 * round);
+		/* Stop once something is committed, a little later each round. */
+		wait_progress(ck, 1, out, 1);
+		sleep_ms(50 * round);
 		sl_job_stop(jb.job);
 		pthread_join(t, NULL);
 		CU_ASSERT(jb.rc == 0);
 		sl_job_destroy(jb.job);
 		/* Stopped: what is committed is a part of the input, nothing twice. */
 		CU_ASSERT(at_most_once(out, &seen) == 0);
+		if (!(seen > 0 && seen < NLINES))
+			fprintf(stderr, "round %d: %d of %d lines committed at the stop\n", round,
+				seen, NLINES);
 		CU_ASSERT(seen > 0 && seen < NLINES);
 		build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest" });
 		CU_ASSERT(run(&jb) == 0);
@@ -362,7 +413,7 @@ static void stop_and_corrupt(const char *out, const char *ck, bool text_sink, ch
 	rm_rf(ck);
 	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 40000, .text_sink = text_sink });
 	pthread_create(&t, NULL, run_thread, &jb);
-	sleep_ms(150);
+	wait_progress(ck, 2, out, 0); /* an older complete checkpoint to fall back to */
 	sl_job_stop(jb.job);
 	pthread_join(t, NULL);
 	CU_ASSERT(jb.rc == 0);

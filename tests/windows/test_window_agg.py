@@ -224,7 +224,9 @@ def usage_errors():
             (["--input", path, "--window", "tumbling:5", "--watermark-every", "0"],
              "--watermark-every"),
             (["--input", path, "--window", "tumbling:5", "--rate", "fast"], "--rate"),
-            (["--input", path, "--window", "tumbling:5", "--output", TMP + "/"], "--output"),
+            # A path ending in '/' is the part-file sink: it must be an existing directory.
+            (["--input", path, "--window", "tumbling:5", "--output", TMP + "/no-such-dir/"],
+             "--output"),
             (["--input", path, "--window", "tumbling:5", "--bogus"], "--bogus")):
         p = run(*args)
         check(p.returncode == 2, "%r: exit 2" % args, p)
