@@ -232,16 +232,13 @@ static void fail_job(struct sli_exec *x, int rc, const char *fmt, ...)
 
 static void fail_job(struct sli_exec *x, int rc, const char *fmt, ...)
 {
-	int expected = 0;
+	char msg[2 * SLI_ERRLEN];
 	va_list ap;
 
-	if (!atomic_compare_exchange_strong(&x->failed, &expected, 1))
-		return;
-	x->fail_rc = rc < 0 ? rc : -EIO;
 	va_start(ap, fmt);
-	vsnprintf(x->fail_msg, sizeof(x->fail_msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	sli_wake_all(x);
+	sli_fail_exec(x, rc, msg);
 }
 
 static bool is_2pc_sink(const struct sli_node *n)
@@ -705,8 +702,7 @@ static struct inflight *begin_fl(struct sli_ckpt_run *ck, int64_t id, bool final
 	return f;
 }
 
-static int wait_file(struct inflight *f, unsigned sub, const struct sli_subtask *st, uint8_t *buf,
-		     size_t len)
+static int wait_file(struct inflight *f, const struct sli_subtask *st, uint8_t *buf, size_t len)
 {
 	char name[64];
 
@@ -722,7 +718,6 @@ static int wait_file(struct inflight *f, unsigned sub, const struct sli_subtask 
 		f->iov = ni;
 		f->capwait = cap;
 	}
-	(void)sub;
 	snprintf(name, sizeof(name), "t%d-%u.snap", st->task->id, st->index);
 	f->names[f->nwait] = strdup(name);
 	if (f->names[f->nwait] == NULL)
@@ -742,8 +737,7 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		if (f == NULL && a[i].id == fid && fid != 0 &&
 		    atomic_load_explicit(&ck->completed, memory_order_relaxed) < fid)
 			f = begin_fl(ck, fid, true);
-		if (f == NULL ||
-		    wait_file(f, a[i].sub, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len) < 0) {
+		if (f == NULL || wait_file(f, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len) < 0) {
 			free(a[i].buf); /* an abandoned checkpoint's, or out of memory */
 			if (f != NULL)
 				fail_ckpt(ck, f, "out of memory");

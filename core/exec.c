@@ -66,23 +66,29 @@ static void read_stats(const struct sli_exec *x, struct sli_subtask *st, uint64_
 
 /* ------------------------------------------------------ failure, waking */
 
+void sli_fail_exec(struct sli_exec *x, int rc, const char *msg)
+{
+	int expected = 0;
+
+	/* The first failure is the one reported; later ones are consequences. */
+	if (!atomic_compare_exchange_strong(&x->failed, &expected, 1))
+		return;
+	x->fail_rc = rc < 0 ? rc : -EIO;
+	snprintf(x->fail_msg, sizeof(x->fail_msg), "%s", msg);
+	sli_wake_all(x);
+}
+
 void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
 {
-	struct sli_exec *x = op->st->w->x;
-	char msg[SLI_ERRLEN];
-	int expected = 0;
+	char msg[SLI_ERRLEN], full[2 * SLI_ERRLEN];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* The first failure is the one reported; later ones are consequences. */
-	if (!atomic_compare_exchange_strong(&x->failed, &expected, 1))
-		return;
-	x->fail_rc = rc < 0 ? rc : -EIO;
-	snprintf(x->fail_msg, sizeof(x->fail_msg), "operator '%s' (subtask %u/%u) failed: %s",
-		 op->node->name, op->info.index, op->info.parallelism, msg);
-	sli_wake_all(x);
+	snprintf(full, sizeof(full), "operator '%s' (subtask %u/%u) failed: %s", op->node->name,
+		 op->info.index, op->info.parallelism, msg);
+	sli_fail_exec(op->st->w->x, rc, full);
 }
 
 static void futex_wake(_Atomic uint32_t *addr)

@@ -62,8 +62,8 @@ int sli_keyed_open(struct sli_opi *op)
 	k->ctx.key_id = -1;
 	if (n->nstates == 0 || n->state_backend == NULL)
 		return 0;
-	sli_key_group_range(op->info.index, op->info.parallelism, op->info.max_parallelism, &kg_first,
-		   &kg_last);
+	sli_key_group_range(op->info.index, op->info.parallelism, op->info.max_parallelism,
+			    &kg_first, &kg_last);
 	SL_ASSERT(sli_key_group_subtask(kg_first, op->info.parallelism, op->info.max_parallelism) ==
 		  op->info.index);
 	SL_ASSERT(sli_key_group_subtask(kg_last, op->info.parallelism, op->info.max_parallelism) ==

@@ -56,11 +56,9 @@ static bool chains_to_input(const struct sli_node *n)
 		return false;
 	e = n->in[0];
 	from = e->from;
-	return (e->part == SLI_PART_FORWARD ||
-		(e->part == SLI_PART_HASH && n->parallelism == 1)) &&
-	       e->port == 0 && from->nout == 1 &&
-	       from->parallelism == n->parallelism && !from->chaining_disabled &&
-	       from->kind != SLI_SINK;
+	return (e->part == SLI_PART_FORWARD || (e->part == SLI_PART_HASH && n->parallelism == 1)) &&
+	       e->port == 0 && from->nout == 1 && from->parallelism == n->parallelism &&
+	       !from->chaining_disabled && from->kind != SLI_SINK;
 }
 
 static int build_tasks(struct sl_job *job, struct sli_plan *p)
@@ -285,7 +283,8 @@ static void print_json(const struct sl_job *job, const struct sli_plan *p, FILE 
 			fputs("],\"inputs\":[", f);
 			for (unsigned k = 0; k < task->nin; k++)
 				fprintf(f, "%s{\"from_task\":%d,\"side\":\"%s\"}", k ? "," : "",
-					task->in[k]->from->task, task->in[k]->input ? "right" : "left");
+					task->in[k]->from->task,
+					task->in[k]->input ? "right" : "left");
 		}
 		fputs("],\"outputs\":[", f);
 		for (unsigned k = 0; k < task->nout; k++) {

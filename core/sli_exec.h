@@ -176,6 +176,8 @@ int sli_flush_subtask(struct sli_subtask *st);
 /* Send control event @kind to every consumer of @st. Return 0 or -ENOMEM. */
 int sli_broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int64_t value);
 void sli_wake_all(struct sli_exec *x);
+/* Fail the job with @msg unless it failed already (the first failure is reported). */
+void sli_fail_exec(struct sli_exec *x, int rc, const char *msg);
 void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Hand @b (owned) to whatever follows @op's output @port. Return 0 or -errno. */

@@ -70,7 +70,8 @@ void sli_snap_reader_init(struct sl_snap_reader *r, const struct sli_snap_sec *s
 
 /*
  * Parse the serialised form at @p (@len bytes, from @file) into sections
- * appended to *@secs (*@n of them, grown with realloc). The sections
+ * appended to *@secs (*@n of them, grown with realloc; *@secs must be
+ * NULL with *@n 0, or come from earlier calls). The sections
  * point into @p. Return 0; -EBADMSG (a message naming @file in @errbuf);
  * -ENOMEM.
  */

@@ -162,8 +162,8 @@ int sli_snap_parse(const uint8_t *p, size_t len, const char *file, struct sli_sn
 		if (reserved != 0 || slen > len - off - SEC_HDR)
 			return sl_errbuf_set(errbuf, errlen, -EBADMSG,
 					     "%s: bad section header at byte %zu", file, off);
-		if ((*n & (*n + 1)) == 0 || *secs == NULL) {
-			/* grow to the next power of two minus one */
+		if ((*n & (*n + 1)) == 0) {
+			/* n = 2^k - 1 (0, 1, 3, 7...): full, double to 2^(k+1) */
 			size_t cap = (size_t)(*n + 1) * 2;
 			struct sli_snap_sec *ns = realloc(*secs, cap * sizeof(*ns));
 			if (ns == NULL)

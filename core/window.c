@@ -1078,37 +1078,48 @@ static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
  * element @i of @b to its pane, creating it with its timers, then the late
  * firings. Sets *skipped when every window of the element is late.
  */
+/*
+ * The windows of an element (or a pane) at @ts: the newest's start, *@last
+ * = ts - r, and the oldest's, *@first, the smallest start > ts - size on
+ * the grid, computed without ts - size (which can overflow): ts - start <
+ * size. Only windows inside int64 time exist (start >= INT64_MIN, start +
+ * size <= INT64_MAX). Return false when there is none: they would start
+ * before INT64_MIN, or @ts lies between two windows (slide > size).
+ */
+static bool windows_of(const struct sli_win *w, int64_t ts, int64_t *first, int64_t *last)
+{
+	int64_t size = w->spec->size, slide = w->slide, r = grid_mod(ts, w->spec->offset, slide), n;
+
+	if (ts < INT64_MIN + r || r >= size)
+		return false;
+	*last = ts - r;
+	while (*last > INT64_MAX - size) {
+		if (*last < INT64_MIN + slide ||
+		    (uint64_t)ts - (uint64_t)(*last - slide) >= (uint64_t)size)
+			return false;
+		*last -= slide;
+	}
+	n = (size - 1 - (ts - *last)) / slide;
+	if ((uint64_t)n > ((uint64_t)*last - (uint64_t)INT64_MIN) / (uint64_t)slide)
+		n = (int64_t)(((uint64_t)*last - (uint64_t)INT64_MIN) / (uint64_t)slide);
+	*first = *last - n * slide;
+	return true;
+}
+
 static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch *b, uint32_t i,
 			 bool *skipped)
 {
 	struct sli_win *w = op->win;
 	const struct sl_window_spec *s = w->spec;
 	int64_t ts = b->ts[i], wm = op->watermark, size = s->size, slide = w->slide;
-	int64_t r = grid_mod(ts, s->offset, slide), last, first, ps, e, n;
+	int64_t last, first, ps, e;
 	struct kslot *k;
 
-	/*
-	 * The newest window's start, last = ts - r, and the oldest's, the
-	 * smallest start > ts - size on the grid, computed without ts - size
-	 * (which can overflow): ts - start < size. Only windows inside int64
-	 * time exist (start >= INT64_MIN, start + size <= INT64_MAX).
-	 */
-	if (ts < INT64_MIN + r || r >= size)
-		return 0; /* starts before INT64_MIN, or between two windows (slide > size) */
-	last = ts - r;
-	while (last > INT64_MAX - size) { /* ends after INT64_MAX */
-		if (last < INT64_MIN + slide ||
-		    (uint64_t)ts - (uint64_t)(last - slide) >= (uint64_t)size)
-			return 0;
-		last -= slide;
-	}
+	if (!windows_of(w, ts, &first, &last))
+		return 0;
 	if (window_late(w, last + size, wm))
 		return 0; /* the newest window is late, so is every other */
 	*skipped = false;
-	n = (size - 1 - (ts - last)) / slide; /* windows before the newest */
-	if ((uint64_t)n > ((uint64_t)last - (uint64_t)INT64_MIN) / (uint64_t)slide)
-		n = (int64_t)(((uint64_t)last - (uint64_t)INT64_MIN) / (uint64_t)slide);
-	first = last - n * slide;
 	ps = ts - grid_mod(ts, s->offset, w->pane); /* >= first: no overflow */
 	e = pane_find(w, key, ps);
 	if (e < 0) {
@@ -1484,27 +1495,6 @@ int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 	return rc;
 }
 
-/* The windows of a pane starting at @ps (as assign_sliced() computes an element's). */
-static bool pane_span(const struct sli_win *w, int64_t ps, int64_t *first, int64_t *last)
-{
-	int64_t size = w->spec->size, slide = w->slide, r = grid_mod(ps, w->spec->offset, slide), n;
-
-	if (ps < INT64_MIN + r || r >= size)
-		return false;
-	*last = ps - r;
-	while (*last > INT64_MAX - size) {
-		if (*last < INT64_MIN + slide ||
-		    (uint64_t)ps - (uint64_t)(*last - slide) >= (uint64_t)size)
-			return false;
-		*last -= slide;
-	}
-	n = (size - 1 - (ps - *last)) / slide;
-	if ((uint64_t)n > ((uint64_t)*last - (uint64_t)INT64_MIN) / (uint64_t)slide)
-		n = (int64_t)(((uint64_t)*last - (uint64_t)INT64_MIN) / (uint64_t)slide);
-	*first = *last - n * slide;
-	return true;
-}
-
 /* The key table's hash of a key (as the batch path computes it). */
 static uint64_t key_hash(const void *p, uint32_t len)
 {
@@ -1523,7 +1513,7 @@ static int restore_entry(struct sli_opi *op, uint32_t key, int64_t start, int64_
 	int64_t e, first, last;
 
 	if (w->sliced) {
-		if (!pane_span(w, start, &first, &last) || pane_find(w, key, start) >= 0)
+		if (!windows_of(w, start, &first, &last) || pane_find(w, key, start) >= 0)
 			return -EBADMSG;
 		e = pane_new(op, key, start, first, last);
 		if (e < 0)
@@ -1559,7 +1549,7 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 	struct wrs_key *keys = NULL;
 	size_t nkeys = 0, cap = 0;
 	int64_t wm = INT64_MAX;
-	bool have_op = false, any_kg = false;
+	bool any_kg = false;
 	uint32_t sec, hdr[3];
 	int rc;
 
@@ -1574,7 +1564,6 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 						    "size or window kind");
 				goto out;
 			}
-			have_op = true;
 			continue;
 		}
 		int64_t swm;
@@ -1609,8 +1598,6 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 	}
 	if (rc < 0)
 		goto out;
-	/* Rescaled, a subtask may get key groups without an operator section: fine. */
-	(void)have_op;
 	if (any_kg)
 		op->watermark = wm;
 	for (size_t i = 0; i < nkeys; i++) {

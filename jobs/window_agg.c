@@ -69,8 +69,10 @@ static const struct sli_cli_opt wa_options[] = {
 	    .name = "output",
 	    .type = SLI_CLI_STRING,
 	    .offset = offsetof(struct wa_opts, output),
-	    .metavar = "PATH|-",
-	    .help = "where the 'start,end,key,count,sum,min,max' lines go (default '-': stdout)",
+	    .metavar = "PATH|-|DIR/",
+	    .help = "where the 'start,end,key,count,sum,min,max' lines go (default '-': stdout); "
+		    "a path ending in '/' is an existing directory for exactly-once part files, "
+		    "visible when the checkpoint covering them completes",
 	},
 	{
 	    .name = "window",

@@ -449,6 +449,48 @@ static void test_corrupt(void)
 	sl_job_destroy(jb.job);
 }
 
+/* --restore PATH: one checkpoint directory, also without a checkpoint-dir (no new checkpoints). */
+static void test_restore_path(void)
+{
+	char out[400], ck[400], path[500];
+	struct jobbox jb;
+	pthread_t t;
+	int seen = -1;
+
+	snprintf(out, sizeof(out), "%s/out-path/", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-path", tmpdir);
+	fresh_dir(out);
+	rm_rf(ck);
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 10000 });
+	pthread_create(&t, NULL, run_thread, &jb);
+	wait_progress(ck, 1, out, 1);
+	sl_job_stop(jb.job);
+	pthread_join(t, NULL);
+	CU_ASSERT(jb.rc == 0);
+	sl_job_destroy(jb.job);
+	CU_ASSERT(at_most_once(out, &seen) == 0);
+	CU_ASSERT(seen > 0 && seen < NLINES);
+
+	/* A path that is not a checkpoint: refused, named. */
+	snprintf(path, sizeof(path), "%s/chk-999999", ck);
+	build(&jb, &(struct setup){ .out = out, .restore = path });
+	CU_ASSERT(run(&jb) == -ENOENT);
+	CU_ASSERT(strstr(jb.err, "chk-999999") != NULL);
+	sl_job_destroy(jb.job);
+	/* latest needs a checkpoint-dir. */
+	build(&jb, &(struct setup){ .out = out, .restore = "latest" });
+	CU_ASSERT(run(&jb) == -EINVAL);
+	CU_ASSERT(strstr(jb.err, "checkpoint-dir") != NULL);
+	sl_job_destroy(jb.job);
+
+	snprintf(path, sizeof(path), "%s/chk-%ld", ck, newest(ck));
+	build(&jb, &(struct setup){ .out = out, .restore = path });
+	CU_ASSERT(run(&jb) == 0);
+	sl_job_destroy(jb.job);
+	CU_ASSERT(exactly_once(out) == 0);
+	CU_ASSERT(newest(ck) == atol(strrchr(path, '-') + 1)); /* no checkpoint taken */
+}
+
 static void test_maxp_mismatch(void)
 {
 	char out[400], ck[400];
@@ -543,6 +585,7 @@ int main(void)
 		{ "kill -9 at random moments, restore latest: exactly once", test_kill9 },
 		{ "corrupt newest checkpoint: refused with a 2PC sink, fallback without",
 		  test_corrupt },
+		{ "restore from a checkpoint path, without a checkpoint-dir", test_restore_path },
 		{ "restore with another max-parallelism is refused", test_maxp_mismatch },
 		{ "a source without snapshot() cannot be checkpointed",
 		  test_source_without_snapshot },
