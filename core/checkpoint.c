@@ -123,10 +123,15 @@ int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, cha
 		return 0;
 	}
 	if (!strcmp(key, "checkpoint-io")) {
-		if (strcmp(value, "auto") && strcmp(value, "io_uring") && strcmp(value, "posix"))
+		enum sli_ckpt_fault fk;
+		uint64_t fn;
+
+		if (strcmp(value, "auto") && strcmp(value, "io_uring") && strcmp(value, "posix") &&
+		    sli_ckpt_fault_parse(value, &fk, &fn) < 0)
 			return sl_errbuf_set(errbuf, errlen, -EINVAL,
 					     "bad value '%s' for option 'checkpoint-io': expected "
-					     "auto, io_uring or posix",
+					     "auto, io_uring, posix or (tests) fault:KIND@N with "
+					     "KIND eio, enospc, fsync or short",
 					     value);
 		return set_str(&o->io, value, errbuf, errlen);
 	}
@@ -209,8 +214,7 @@ struct sli_ckpt_run {
 	void **files;
 	char **file_names;
 	unsigned nfiles;
-	/* stats, relaxed */
-	_Atomic uint64_t ncompleted, nfailed, max_pause_ns, last_bytes, last_duration_ns;
+	struct sli_ckpt_counters *cnt; /* the job's */
 };
 
 static uint64_t mono_ns(void)
@@ -372,6 +376,16 @@ static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf,
 	pthread_mutex_unlock(&ck->mu);
 }
 
+/* Raise gauge @g to @v (relaxed: a statistic, ordering nothing). */
+static void counter_max(_Atomic uint64_t *g, uint64_t v)
+{
+	uint64_t cur = atomic_load_explicit(g, memory_order_relaxed);
+
+	while (v > cur && !atomic_compare_exchange_weak_explicit(g, &cur, v, memory_order_relaxed,
+								 memory_order_relaxed))
+		;
+}
+
 /*
  * Snapshot the chain of @st as checkpoint @id: flush what the chain
  * holds downstream (data before the barrier), snapshot each operator,
@@ -428,10 +442,12 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward)
 	if (rc < 0)
 		goto fail;
 	memcpy(b.p + 8, &nent, 4);
+	sli_crash_point("task-snapshot");
 	st->ck.last = id;
 	pause = mono_ns() - t0;
-	if (pause > atomic_load_explicit(&ck->max_pause_ns, memory_order_relaxed))
-		atomic_store_explicit(&ck->max_pause_ns, pause, memory_order_relaxed);
+	counter_max(&ck->cnt->max_pause_ns, pause);
+	atomic_fetch_add_explicit(&ck->cnt->total_pause_ns, pause, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ck->cnt->snapshots, 1, memory_order_relaxed);
 	ack(ck, id, global_id(st), b.p, b.len);
 	if (forward) {
 		rc = sli_broadcast_event(st, SL_EVENT_BARRIER, id);
@@ -664,7 +680,7 @@ static void fail_ckpt(struct sli_ckpt_run *ck, struct inflight *f, const char *w
 	int64_t id = f->id;
 	bool final = f->final;
 
-	atomic_fetch_add_explicit(&ck->nfailed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ck->cnt->failed, 1, memory_order_relaxed);
 	remove_fl(ck, f, false);
 	ck->failures++;
 	sl_log(SL_LOG_WARN, "checkpoint", "checkpoint %" PRId64 " failed: %s", id, why);
@@ -776,6 +792,7 @@ static void write_and_complete(struct sli_ckpt_run *ck)
 		}
 		char *m = NULL;
 		size_t mlen = 0;
+		sli_crash_point("checkpoint-written");
 		rc = manifest(ck, f, &m, &mlen);
 		if (rc == 0)
 			rc = ck->io->complete(f->out, m, mlen, err, sizeof(err));
@@ -786,12 +803,15 @@ static void write_and_complete(struct sli_ckpt_run *ck)
 			fail_ckpt(ck, f, err);
 			continue;
 		}
+		sli_crash_point("manifest-durable");
 		int64_t id = f->id;
 		uint64_t now = mono_ns();
-		atomic_store_explicit(&ck->last_duration_ns, now - f->start_ns,
+		atomic_store_explicit(&ck->cnt->last_duration_ns, now - f->start_ns,
 				      memory_order_relaxed);
-		atomic_store_explicit(&ck->last_bytes, f->bytes, memory_order_relaxed);
-		atomic_fetch_add_explicit(&ck->ncompleted, 1, memory_order_relaxed);
+		counter_max(&ck->cnt->max_duration_ns, now - f->start_ns);
+		atomic_store_explicit(&ck->cnt->last_bytes, f->bytes, memory_order_relaxed);
+		atomic_store_explicit(&ck->cnt->last_id, id, memory_order_relaxed);
+		atomic_fetch_add_explicit(&ck->cnt->completed, 1, memory_order_relaxed);
 		remove_fl(ck, f, true);
 		ck->failures = 0;
 		ck->last_done_ns = now;
@@ -1284,6 +1304,7 @@ int sli_ckpt_prepare(struct sli_exec *x, char *errbuf, size_t errlen)
 	ck->x = x;
 	ck->o = o;
 	ck->io = o->storage;
+	ck->cnt = &job->ckpt_counters;
 	pthread_mutex_init(&ck->mu, NULL);
 	pthread_cond_init(&ck->cv, NULL);
 	for (unsigned i = 0; i < job->nnodes; i++)
@@ -1291,6 +1312,7 @@ int sli_ckpt_prepare(struct sli_exec *x, char *errbuf, size_t errlen)
 	rc = restore_load(ck, errbuf, errlen);
 	if (rc < 0)
 		return rc;
+	atomic_store_explicit(&ck->cnt->restored_id, ck->restored, memory_order_relaxed);
 	for (unsigned s = 0; s < job->plan.nsubtasks; s++) {
 		struct sli_subtask *st = &x->subtasks[s];
 
@@ -1531,8 +1553,35 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 	}
 out:
 	free(secs);
+	if (rc == 0)
+		sli_crash_point("restore");
 	if (rc < 0)
 		sli_fail(op, rc, "restoring from '%s': %s", ck->rs_path,
 			 op->errbuf[0] ? op->errbuf : sl_strerror(rc));
 	return rc;
+}
+
+int sl_job_checkpoint_stats(const struct sl_job *job, struct sl_checkpoint_stats *out)
+{
+	const struct sli_ckpt_counters *c;
+
+	if (job == NULL || out == NULL)
+		return -EINVAL;
+	c = &job->ckpt_counters;
+	/* Relaxed: each field is a statistic of its own (sli_ckpt_counters). */
+	*out = (struct sl_checkpoint_stats){
+		.enabled = job->ckpt.dir != NULL,
+		.completed = atomic_load_explicit(&c->completed, memory_order_relaxed),
+		.failed = atomic_load_explicit(&c->failed, memory_order_relaxed),
+		.last_id = atomic_load_explicit(&c->last_id, memory_order_relaxed),
+		.last_bytes = atomic_load_explicit(&c->last_bytes, memory_order_relaxed),
+		.last_duration_ns =
+		    atomic_load_explicit(&c->last_duration_ns, memory_order_relaxed),
+		.max_duration_ns = atomic_load_explicit(&c->max_duration_ns, memory_order_relaxed),
+		.snapshots = atomic_load_explicit(&c->snapshots, memory_order_relaxed),
+		.total_pause_ns = atomic_load_explicit(&c->total_pause_ns, memory_order_relaxed),
+		.max_pause_ns = atomic_load_explicit(&c->max_pause_ns, memory_order_relaxed),
+		.restored_id = atomic_load_explicit(&c->restored_id, memory_order_relaxed),
+	};
+	return 0;
 }

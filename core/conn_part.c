@@ -42,6 +42,7 @@
 #include <sluice/sl_error.h>
 #include <sluice/sl_snap.h>
 
+#include "sli_core.h"
 #include "sli_lines.h"
 #include "sli_sink.h"
 #include "sli_snap.h"
@@ -377,6 +378,7 @@ static int psink_commit(void *state, int64_t ckpt)
 			rc = commit_one(p->dirfd, p->conf->dir, name, info->errbuf, info->errlen);
 			if (rc < 0)
 				goto out;
+			sli_crash_point("sink-commit");
 		}
 		done++;
 	}

@@ -56,6 +56,17 @@ struct sli_ckpt_opts {
 	const struct sli_ckpt_storage *storage; /* sl_job_use_checkpoint_storage() */
 };
 
+/*
+ * What sl_job_checkpoint_stats() reports, over every run of the job
+ * (restarts included). Written by the coordinator and the workers,
+ * read by any thread: relaxed, each a counter or a gauge on its own.
+ */
+struct sli_ckpt_counters {
+	_Atomic uint64_t completed, failed, last_bytes, last_duration_ns, max_duration_ns;
+	_Atomic uint64_t snapshots, total_pause_ns, max_pause_ns;
+	_Atomic int64_t last_id, restored_id;
+};
+
 void sli_ckpt_opts_init(struct sli_ckpt_opts *o);
 void sli_ckpt_opts_free(struct sli_ckpt_opts *o);
 /* sl_job_set() for the checkpoint keys: 0, -EINVAL (with a sentence), or 1: not ours. */

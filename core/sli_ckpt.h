@@ -25,10 +25,56 @@
 #ifndef SLI_CKPT_H
 #define SLI_CKPT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
+
+/*
+ * checkpoint-io "fault:KIND@N", the test I/O engine (state/io_fault.c)
+ * over the automatic one, so tests can fail checkpoints of a whole job:
+ *	eio@N		writes fail with EIO once N bytes were written
+ *	enospc@N	writes fail with ENOSPC once N bytes were written
+ *	fsync@N		fsyncs fail with EIO after N succeeded
+ *	short@N		every write transfers at most N > 0 bytes
+ */
+enum sli_ckpt_fault {
+	SLI_CKPT_FAULT_EIO,
+	SLI_CKPT_FAULT_ENOSPC,
+	SLI_CKPT_FAULT_FSYNC,
+	SLI_CKPT_FAULT_SHORT
+};
+
+/** Parse a "fault:KIND@N" @io value. Return 0, or -EINVAL when it is not one. */
+static inline int sli_ckpt_fault_parse(const char *io, enum sli_ckpt_fault *kind, uint64_t *n)
+{
+	static const char *const kinds[] = { "eio@", "enospc@", "fsync@", "short@" };
+	const char *p;
+	char *end;
+
+	if (strncmp(io, "fault:", 6) != 0)
+		return -EINVAL;
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		size_t len = strlen(kinds[k]);
+
+		if (strncmp(io + 6, kinds[k], len) != 0)
+			continue;
+		p = io + 6 + len;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		errno = 0;
+		*n = strtoull(p, &end, 10);
+		if (*end != '\0' || errno != 0 || (k == SLI_CKPT_FAULT_SHORT && *n == 0) ||
+		    *n > UINT32_MAX)
+			return -EINVAL;
+		*kind = (enum sli_ckpt_fault)k;
+		return 0;
+	}
+	return -EINVAL;
+}
 
 struct sli_ckpt_store; /* an open checkpoint directory */
 struct sli_ckpt_out;   /* one checkpoint being written */
@@ -38,7 +84,8 @@ struct sli_ckpt_storage {
 	 * Open checkpoint directory @dir, creating it (not its parents) when
 	 * missing. @io: "auto", "io_uring" or "posix" (as the state-io
 	 * option: auto logs its choice and falls back to POSIX when io_uring
-	 * is unavailable or under sanitizers). Return 0 or -errno with a
+	 * is unavailable or under sanitizers), or a test fault engine
+	 * (sli_ckpt_fault_parse()). Return 0 or -errno with a
 	 * sentence in @err.
 	 */
 	int (*open)(const char *dir, const char *io, struct sli_ckpt_store **out, char *err,

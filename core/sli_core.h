@@ -65,6 +65,12 @@ static inline void sli_key_group_range(unsigned i, unsigned p, unsigned maxp, un
 	*last = (unsigned)(((uint64_t)(i + 1) * maxp + p - 1) / p) - 1;
 }
 
+/**
+ * sli_crash_point() - SIGKILL the process here when SLUICE_CRASH_AT names
+ * @point (tests; crash.c lists the points). Otherwise do nothing.
+ */
+void sli_crash_point(const char *point);
+
 /** Flink's default max parallelism for parallelism @p. */
 unsigned sli_default_max_parallelism(unsigned p);
 
@@ -347,6 +353,7 @@ struct sl_job {
 	struct sli_state_opts state;
 	/* checkpoint-*, restore (checkpoint.c) */
 	struct sli_ckpt_opts ckpt;
+	struct sli_ckpt_counters ckpt_counters; /* sl_job_checkpoint_stats() */
 
 	struct sli_node **nodes;
 	unsigned nnodes;

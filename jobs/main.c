@@ -227,7 +227,9 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .type = SLI_CLI_STRING,
 	    .offset = offsetof(struct runtime_opts, ck_io),
 	    .metavar = "auto|io_uring|posix",
-	    .help = "how checkpoint files are written (default auto: io_uring when available)",
+	    .help = "how checkpoint files are written (default auto: io_uring when available); "
+		    "tests: fault:eio@N, fault:enospc@N, fault:fsync@N or fault:short@N inject "
+		    "I/O errors",
 	},
 	{
 	    .name = "restore",

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <sluice/sl_alloc.h>
+#include <sluice/sl_log.h>
 
 #include "sli_ckpt_store.h"
 #include "sli_core.h"
@@ -50,6 +51,7 @@ struct sli_ckpt_store {
 	char *dir;
 	int dfd;
 	struct sli_io *io;
+	struct sli_io *inner; /* under a fault engine (owned), or NULL */
 	bool own_io;
 };
 
@@ -206,6 +208,8 @@ static void store_close(struct sli_ckpt_store *s)
 		close(s->dfd);
 	if (s->own_io)
 		sli_io_destroy(s->io);
+	if (s->inner != NULL)
+		sli_io_destroy(s->inner);
 	sl_alloc_free(NULL, s->dir);
 	sl_alloc_free(NULL, s);
 }
@@ -269,8 +273,40 @@ fail:
 static int store_open_named(const char *dir, const char *io, struct sli_ckpt_store **out, char *err,
 			    size_t errlen)
 {
+	enum sli_ckpt_fault fk;
 	enum sli_io_kind kind;
+	struct sli_io *inner, *f;
+	uint64_t n;
+	int rc;
 
+	if (io != NULL && sli_ckpt_fault_parse(io, &fk, &n) == 0) {
+		rc = sli_io_create_for(NULL, SLI_IO_AUTO, "checkpoint", &inner);
+		if (rc < 0)
+			return say(err, errlen, rc, "cannot set up checkpoint I/O for '%s': %s",
+				   dir, strerror(-rc));
+		rc = sli_io_fault_create(NULL, inner, &f);
+		if (rc < 0) {
+			sli_io_destroy(inner);
+			return say(err, errlen, rc, "cannot set up checkpoint I/O for '%s': %s",
+				   dir, strerror(-rc));
+		}
+		if (fk == SLI_CKPT_FAULT_EIO || fk == SLI_CKPT_FAULT_ENOSPC)
+			sli_io_fault_set(f, fk == SLI_CKPT_FAULT_EIO ? EIO : ENOSPC, n, 0, 0);
+		else if (fk == SLI_CKPT_FAULT_FSYNC)
+			sli_io_fault_fsync(f, EIO, n);
+		else
+			sli_io_fault_short(f, (uint32_t)n, UINT32_MAX);
+		sl_log(SL_LOG_WARN, "checkpoint", "test I/O engine '%s' for '%s'", io, dir);
+		rc = store_open(dir, f, SLI_IO_AUTO, out, err, errlen);
+		if (rc < 0) {
+			sli_io_destroy(f);
+			sli_io_destroy(inner);
+			return rc;
+		}
+		(*out)->own_io = true;
+		(*out)->inner = inner;
+		return 0;
+	}
 	if (parse_io(io, &kind) < 0)
 		return say(err, errlen, -EINVAL,
 			   "unknown checkpoint I/O engine '%s' (auto, io_uring or posix)", io);

@@ -314,7 +314,7 @@ void sl_job_destroy(struct sl_job *job);
  * | checkpoint-tolerable-failures | 0..1000000               | 0       |
  * | checkpoint-retained | 1..1000000 complete checkpoints kept | 3      |
  * | checkpoint-mode | exactly-once or at-least-once          | exactly-once |
- * | checkpoint-io   | auto, io_uring or posix                | auto    |
+ * | checkpoint-io   | auto, io_uring, posix; tests: fault:KIND@N (sli_ckpt.h) | auto |
  * | restore         | latest, or a checkpoint directory      | none    |
  *
  * Worker placement (spread or pack) belongs to the platform (sl_numa.h).
@@ -522,6 +522,33 @@ struct sl_job_stats {
 
 /** sl_job_stats() - snapshot of the totals (relaxed reads). */
 void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out);
+
+/**
+ * struct sl_checkpoint_stats - checkpoints of a job, over all its runs
+ * (and restarts) so far. Durations run from the trigger to the durable
+ * manifest; a pause is the time one subtask spends serialising its state
+ * at a barrier (it processes nothing meanwhile; writing the files happens
+ * on the coordinator thread, after the pause).
+ */
+struct sl_checkpoint_stats {
+	unsigned enabled;	   /**< 1 when checkpoint-dir is set */
+	uint64_t completed;	   /**< checkpoints completed */
+	uint64_t failed;	   /**< checkpoints failed (timeout, I/O error...) */
+	int64_t last_id;	   /**< newest completed checkpoint; 0: none */
+	uint64_t last_bytes;	   /**< bytes of its snapshot files, manifest aside */
+	uint64_t last_duration_ns; /**< its duration */
+	uint64_t max_duration_ns;  /**< longest completed checkpoint */
+	uint64_t snapshots;	   /**< subtask snapshots taken */
+	uint64_t total_pause_ns;   /**< their pauses, summed */
+	uint64_t max_pause_ns;	   /**< the longest single pause */
+	int64_t restored_id;	   /**< checkpoint the last run restored; 0: fresh */
+};
+
+/**
+ * sl_job_checkpoint_stats() - the checkpoint statistics (relaxed reads),
+ * while the job runs and after. Return: 0, or -EINVAL for NULL arguments.
+ */
+int sl_job_checkpoint_stats(const struct sl_job *job, struct sl_checkpoint_stats *out);
 
 /**
  * sl_job_op_counters() - the counters of operator @op (by name), summed

@@ -125,37 +125,56 @@ def run_case(sluice, tmp, name, window, par, events, kills, rng, rate):
     leftovers = [f for f in os.listdir(out) if f.startswith(".part-")]
     if leftovers:
         raise AssertionError("%s: uncommitted files left after the end: %s" % (name, leftovers))
-    print("ok %s: %d kills, %d attempts, %d lines" % (name, done_kills, attempts,
-                                                       sum(got.values())))
+    print("%s: %d kills, %d attempts, %d lines" % (name, done_kills, attempts,
+                                                   sum(got.values())))
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def parse_args(ap, records, rate):
+    """The options every checkpoint test script takes; returns (args, seed, rng)."""
     ap.add_argument("sluice")
-    ap.add_argument("--kills", type=int, default=20)
-    ap.add_argument("--records", type=int, default=200000)
+    ap.add_argument("--records", type=int, default=records)
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")) or None)
-    ap.add_argument("--rate", type=int, default=30000)
+    ap.add_argument("--rate", type=int, default=rate)
     ap.add_argument("--only")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     print("seed %d (rerun with --seed %d)" % (seed, seed))
-    rng = random.Random(seed)
+    return a, seed, random.Random(seed)
+
+
+def write_events(tmp, seed, records, keys):
+    """Seeded events (gen_events.py) in TMP/in.csv; returns them."""
+    events = wa_common.gen_events(seed, records, keys, DISORDER)
+    with open(os.path.join(tmp, "in.csv"), "wb") as f:
+        f.write(events)
+    return events
+
+
+def run_cases(cases, only):
+    """Run (name, fn) pairs (all, or the one named ONLY); returns the exit status."""
+    failed = 0
+    for name, fn in cases:
+        if only and only != name:
+            continue
+        try:
+            fn()
+            print("ok " + name)
+        except AssertionError as e:
+            failed += 1
+            print("FAIL " + str(e))
+    return 1 if failed else 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kills", type=int, default=20)
+    a, seed, rng = parse_args(ap, 200000, 30000)
     tmp = tempfile.mkdtemp(prefix="sluice-crash-")
     try:
-        events = wa_common.gen_events(seed, a.records, 1000, DISORDER)
-        with open(os.path.join(tmp, "in.csv"), "wb") as f:
-            f.write(events)
-        failed = 0
-        for name, window, par in CASES:
-            if a.only and a.only != name:
-                continue
-            try:
-                run_case(a.sluice, tmp, name, window, par, events, a.kills, rng, a.rate)
-            except AssertionError as e:
-                failed += 1
-                print("FAIL " + str(e))
-        return 1 if failed else 0
+        events = write_events(tmp, seed, a.records, 1000)
+        return run_cases([(name, lambda n=name, w=window, p=par: run_case(
+            a.sluice, tmp, n, w, p, events, a.kills, rng, a.rate)) for name, window, par in CASES],
+            a.only)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

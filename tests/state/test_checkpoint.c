@@ -188,7 +188,7 @@ static void wait_progress(const char *ck, int nck, const char *out, int nfiles)
 }
 
 struct setup {
-	const char *out, *ck, *restore, *maxp, *interval;
+	const char *out, *ck, *restore, *maxp, *interval, *mode;
 	bool text_sink; /* a plain text sink (at-least-once) instead of part files */
 	double rate;
 };
@@ -227,6 +227,8 @@ static void build(struct jobbox *jb, const struct setup *s)
 	}
 	if (s->restore)
 		CU_ASSERT(set(jb->job, "restore", s->restore) == 0);
+	if (s->mode)
+		CU_ASSERT(set(jb->job, "checkpoint-mode", s->mode) == 0);
 	if (s->maxp)
 		CU_ASSERT(set(jb->job, "max-parallelism", s->maxp) == 0);
 	jb->lines =
@@ -317,22 +319,38 @@ static void test_stop_restore(void)
 }
 
 /* The child: run the job to the end (or until killed). */
-static int child_run(const char *out, const char *ck, double rate)
+static int child_run(const char *out, const char *ck, double rate, const char *mode)
 {
 	struct jobbox jb;
 
-	build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest", .rate = rate });
+	build(&jb, &(struct setup){
+		       .out = out, .ck = ck, .restore = "latest", .rate = rate, .mode = mode });
 	return run(&jb) == 0 ? 0 : 1;
 }
 
-static void test_kill9(void)
+/* Every line at least once, nothing foreign: return how many lines are missing. */
+static int at_least_once(const char *dir)
+{
+	static int counts[NLINES];
+	int foreign, missing = 0;
+
+	check_output(dir, counts, &foreign);
+	for (int i = 0; i < NLINES; i++)
+		missing += counts[i] == 0;
+	if (missing || foreign)
+		fprintf(stderr, "%s: %d lines missing, %d foreign lines\n", dir, missing, foreign);
+	return missing + foreign;
+}
+
+/* kill -9 a forked run 8 times at random moments, restart until it ends; checkpoint-mode @mode. */
+static void kill9(const char *mode)
 {
 	char out[400], ck[400];
 	unsigned seed = (unsigned)time(NULL);
 	int kills = 0, attempts = 0;
 
-	snprintf(out, sizeof(out), "%s/out-kill/", tmpdir);
-	snprintf(ck, sizeof(ck), "%s/ck-kill", tmpdir);
+	snprintf(out, sizeof(out), "%s/out-kill-%s/", tmpdir, mode);
+	snprintf(ck, sizeof(ck), "%s/ck-kill-%s", tmpdir, mode);
 	fresh_dir(out);
 	rm_rf(ck);
 	printf("\n  kill -9 seed %u\n", seed);
@@ -342,7 +360,7 @@ static void test_kill9(void)
 		int status = 0;
 
 		if (pid == 0)
-			_exit(child_run(out, ck, 30000));
+			_exit(child_run(out, ck, 30000, mode));
 		CU_ASSERT_FATAL(pid > 0);
 		if (kills < 8) {
 			sleep_ms(20 + rand() % 150);
@@ -365,7 +383,21 @@ static void test_kill9(void)
 		kills = 0;
 	}
 	CU_ASSERT(kills >= 8);
-	CU_ASSERT(exactly_once(out) == 0);
+	if (strcmp(mode, "exactly-once") == 0) {
+		CU_ASSERT(exactly_once(out) == 0);
+	} else {
+		CU_ASSERT(at_least_once(out) == 0); /* duplicates allowed, never a loss */
+	}
+}
+
+static void test_kill9(void)
+{
+	kill9("exactly-once");
+}
+
+static void test_kill9_at_least_once(void)
+{
+	kill9("at-least-once");
 }
 
 /* Flip one byte in the middle of @path. */
@@ -558,6 +590,90 @@ static void test_source_without_snapshot(void)
 	sl_job_destroy(job);
 }
 
+/* Bytes of the files of checkpoint directory @dir, its manifest aside. */
+static long long chk_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	long long n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char path[800];
+		struct stat sb;
+
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "_metadata") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &sb) == 0)
+			n += sb.st_size;
+	}
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/*
+ * sl_job_checkpoint_stats() against what is on disk: the newest
+ * checkpoint directory's id and file sizes, the restored id, and a
+ * failing checkpoint (test I/O engine) counted as failed.
+ */
+static void test_stats(void)
+{
+	struct sl_checkpoint_stats cs;
+	char out[400], ck[400], dir[500];
+	struct jobbox jb;
+	pthread_t t;
+	long last;
+
+	snprintf(out, sizeof(out), "%s/out-stats/", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-stats", tmpdir);
+	fresh_dir(out);
+	rm_rf(ck);
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 40000 });
+	CU_ASSERT(sl_job_checkpoint_stats(jb.job, &cs) == 0);
+	CU_ASSERT(cs.enabled == 1 && cs.completed == 0 && cs.last_id == 0);
+	pthread_create(&t, NULL, run_thread, &jb);
+	wait_progress(ck, 2, out, 1);
+	sl_job_stop(jb.job);
+	pthread_join(t, NULL);
+	CU_ASSERT(jb.rc == 0);
+	CU_ASSERT(sl_job_checkpoint_stats(jb.job, &cs) == 0);
+	last = newest(ck);
+	snprintf(dir, sizeof(dir), "%s/chk-%ld", ck, last);
+	CU_ASSERT(cs.last_id == last);
+	CU_ASSERT(cs.completed >= (uint64_t)complete_checkpoints(ck) && cs.completed >= 2);
+	CU_ASSERT(cs.failed == 0);
+	CU_ASSERT(cs.last_bytes == (uint64_t)chk_bytes(dir));
+	/* Four subtasks (source and sink at parallelism 2) snapshot each checkpoint. */
+	CU_ASSERT(cs.snapshots >= 4 * cs.completed);
+	CU_ASSERT(cs.max_pause_ns > 0 && cs.max_pause_ns <= cs.total_pause_ns);
+	CU_ASSERT(cs.last_duration_ns > 0 && cs.last_duration_ns <= cs.max_duration_ns);
+	CU_ASSERT(cs.restored_id == 0);
+	sl_job_destroy(jb.job);
+
+	/* Restored: the id it restored; its own checkpoints continue the sequence. */
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest" });
+	CU_ASSERT(run(&jb) == 0);
+	CU_ASSERT(sl_job_checkpoint_stats(jb.job, &cs) == 0);
+	CU_ASSERT(cs.restored_id == last);
+	CU_ASSERT(cs.last_id > last && cs.last_id == newest(ck));
+	sl_job_destroy(jb.job);
+	CU_ASSERT(exactly_once(out) == 0);
+
+	/* A checkpoint that cannot be written is failed, and fails the job. */
+	fresh_dir(out);
+	rm_rf(ck);
+	build(&jb, &(struct setup){ .out = out, .ck = ck });
+	CU_ASSERT(set(jb.job, "checkpoint-io", "fault:eio@0") == 0);
+	CU_ASSERT(run(&jb) == -EIO);
+	CU_ASSERT(strstr(jb.err, "Input/output error") != NULL);
+	CU_ASSERT(sl_job_checkpoint_stats(jb.job, &cs) == 0);
+	CU_ASSERT(cs.failed >= 1 && cs.completed == 0 && cs.last_id == 0);
+	CU_ASSERT(complete_checkpoints(ck) == 0);
+	sl_job_destroy(jb.job);
+	CU_ASSERT(sl_job_checkpoint_stats(NULL, &cs) == -EINVAL);
+}
+
 static void test_bad_options(void)
 {
 	struct sl_job *job;
@@ -570,6 +686,9 @@ static void test_bad_options(void)
 	CU_ASSERT(sl_job_set(job, "checkpoint-retained", "0", err, sizeof(err)) == -EINVAL);
 	CU_ASSERT(sl_job_set(job, "checkpoint-mode", "twice", err, sizeof(err)) == -EINVAL);
 	CU_ASSERT(strstr(err, "exactly-once or at-least-once") != NULL);
+	CU_ASSERT(sl_job_set(job, "checkpoint-io", "fault:eio", err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(sl_job_set(job, "checkpoint-io", "fault:short@0", err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(strstr(err, "checkpoint-io") != NULL);
 	CU_ASSERT(sl_job_set(job, "checkpoint-interval", "200ms", err, sizeof(err)) == 0);
 	CU_ASSERT(sl_job_set(job, "checkpoint-tolerable-failures", "3", err, sizeof(err)) == 0);
 	sl_job_destroy(job);
@@ -583,12 +702,15 @@ int main(void)
 		{ "stop takes a final checkpoint; restore finishes exactly once",
 		  test_stop_restore },
 		{ "kill -9 at random moments, restore latest: exactly once", test_kill9 },
+		{ "at-least-once mode, kill -9 at random moments: nothing lost",
+		  test_kill9_at_least_once },
 		{ "corrupt newest checkpoint: refused with a 2PC sink, fallback without",
 		  test_corrupt },
 		{ "restore from a checkpoint path, without a checkpoint-dir", test_restore_path },
 		{ "restore with another max-parallelism is refused", test_maxp_mismatch },
 		{ "a source without snapshot() cannot be checkpointed",
 		  test_source_without_snapshot },
+		{ "checkpoint statistics match the checkpoints on disk", test_stats },
 		CU_TEST_INFO_NULL,
 	};
 	int rc;

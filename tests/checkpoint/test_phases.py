@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Failures at each phase of a checkpoint, through the real binary.
+
+window-agg with exactly-once part files (--output DIR/) and checkpoints
+every 100 ms is made to die, or to fail, at a chosen point:
+
+* crash points (SLUICE_CRASH_AT=POINT:N, core/crash.c): SIGKILL exactly
+  while a subtask holds a serialised snapshot (task-snapshot), after the
+  checkpoint's files are durable and before its manifest
+  (checkpoint-written), after the manifest is durable and before any sink
+  committed (manifest-durable), in the middle of a sink's commit
+  (sink-commit), and in the middle of a restore (restore). After each crash
+  the job is restarted with --restore latest, crashing again at a random
+  hit of the same point a few times, then left to finish.
+* I/O errors from the test I/O engine (--checkpoint-io fault:KIND@N,
+  state/io_fault.c): EIO and ENOSPC on writes, a failing fsync. The job
+  must fail with exit 1 and a message naming the checkpoint file or
+  directory and the error; no checkpoint it failed may look complete; a
+  restart without the fault must then finish exactly once. Short writes
+  are not errors: the store writes the rest, and the run must simply be
+  correct.
+
+Every case ends by comparing the committed output (part files, not
+dot-files) with an uninterrupted run's output as multisets, and the
+uninterrupted run with the Python oracle (tests/windows/window_agg_oracle.py).
+
+Usage: test_phases.py SLUICE [--seed S] [--records N] [--only NAME]
+"""
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "windows"))
+import wa_common  # noqa: E402
+import window_agg_oracle  # noqa: E402
+import test_crash  # noqa: E402
+from test_crash import DISORDER, committed, diff  # noqa: E402
+
+WINDOW = "sliding:2s:500ms"
+CRASH_POINTS = ["task-snapshot", "checkpoint-written", "manifest-durable", "sink-commit"]
+CRASHES = 3  # crashes per point before the run may finish
+
+
+class Case:
+    def __init__(self, sluice, tmp, name, par, rate):
+        self.sluice = sluice
+        self.name = name
+        self.out = os.path.join(tmp, name + "-out") + "/"
+        self.ck = os.path.join(tmp, name + "-ck")
+        os.mkdir(self.out)
+        self.common = ["--input", os.path.join(tmp, "in.csv"), "--window", WINDOW,
+                       "--out-of-orderness", str(DISORDER + 50), "--parallelism", str(par)]
+        self.cmd = [sluice, "run", "window-agg"] + self.common + [
+            "--output", self.out, "--checkpoint-dir", self.ck, "--checkpoint-interval", "100ms",
+            "--restore", "latest", "--rate", str(rate)]
+
+    def run(self, extra=(), crash=None):
+        env = dict(os.environ)
+        env.pop("SLUICE_CRASH_AT", None)
+        if crash is not None:
+            env["SLUICE_CRASH_AT"] = crash
+        return subprocess.run(self.cmd + list(extra), env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=600)
+
+    def check_complete_checkpoints(self):
+        """Every chk-N with a manifest holds every file the manifest lists."""
+        if not os.path.isdir(self.ck):
+            return
+        for d in os.listdir(self.ck):
+            path = os.path.join(self.ck, d)
+            meta = os.path.join(path, "_metadata")
+            if not os.path.exists(meta):
+                continue
+            with open(meta, "rb") as f:
+                names = re.findall(rb"^file (\S+)$", f.read(), re.M)
+            if not names:
+                raise AssertionError("%s: %s lists no files" % (self.name, meta))
+            for n in names:
+                if not os.path.exists(os.path.join(path, n.decode())):
+                    raise AssertionError("%s: complete checkpoint %s lacks %s" %
+                                         (self.name, path, n.decode()))
+
+    def finish(self, want, what):
+        r = self.run()
+        if r.returncode != 0:
+            raise AssertionError("%s: the final restart exited %d: %s" %
+                                 (self.name, r.returncode, r.stderr.decode(errors="replace")))
+        got = committed(self.out)
+        if got != want:
+            raise AssertionError("%s: committed output after %s differs from the "
+                                 "uninterrupted run:\n%s" % (self.name, what, diff(got, want)))
+        left = [f for f in os.listdir(self.out) if f.startswith(".part-")]
+        if left:
+            raise AssertionError("%s: uncommitted files left after the end: %s" %
+                                 (self.name, left))
+
+
+def killed(r):
+    return r.returncode == -9
+
+
+def crash_case(c, point, want, rng):
+    crashes = 0
+    for attempt in range(40):
+        r = c.run(crash="%s:%d" % (point, rng.randint(1, 3)))
+        if killed(r):
+            crashes += 1
+            c.check_complete_checkpoints()
+            # Nothing committed may be wrong, even before the end.
+            extra = committed(c.out) - want
+            if extra:
+                raise AssertionError("%s: after crash %d the committed output holds lines "
+                                     "an uninterrupted run does not:\n%s" %
+                                     (c.name, crashes, diff(committed(c.out), want)))
+            if crashes == CRASHES:
+                break
+            continue
+        if r.returncode != 0:
+            raise AssertionError("%s: attempt %d exited %d: %s" %
+                                 (c.name, attempt, r.returncode,
+                                  r.stderr.decode(errors="replace")))
+        # Finished before reaching the crash point again: that is fine
+        # once it crashed at least once; otherwise the point is not reached.
+        break
+    if crashes == 0:
+        raise AssertionError("%s: crash point '%s' was never reached" % (c.name, point))
+    c.finish(want, "%d crashes at '%s'" % (crashes, point))
+    return crashes
+
+
+def restore_case(c, want):
+    # A first run dies after its second complete checkpoint, so there is
+    # state to restore; the next dies in the middle of restoring it.
+    r = c.run(crash="manifest-durable:2")
+    if not killed(r):
+        raise AssertionError("%s: the first run was not killed (exit %d)" %
+                             (c.name, r.returncode))
+    for i in range(2):
+        r = c.run(crash="restore")
+        if not killed(r):
+            raise AssertionError("%s: restart %d did not die while restoring (exit %d): %s" %
+                                 (c.name, i, r.returncode, r.stderr.decode(errors="replace")))
+    c.finish(want, "2 crashes while restoring")
+
+
+FAULTS = [
+    # spec, what the message must say
+    ("fault:eio@20000", "Input/output error"),
+    ("fault:enospc@20000", "No space left on device"),
+    ("fault:fsync@12", "Input/output error"),
+]
+
+
+def fault_case(c, spec, says, want):
+    r = c.run(extra=["--checkpoint-io", spec])
+    err = r.stderr.decode(errors="replace")
+    if r.returncode != 1:
+        raise AssertionError("%s: with %s the job exited %d, not 1: %s" %
+                             (c.name, spec, r.returncode, err))
+    if says not in err or not re.search(r"checkpoint( file| directory)? '[^']*chk-\d+", err):
+        raise AssertionError("%s: the message does not name the checkpoint file and the "
+                             "error (%s): %s" % (c.name, says, err))
+    c.check_complete_checkpoints()
+    extra = committed(c.out) - want
+    if extra:
+        raise AssertionError("%s: a failed checkpoint committed wrong output:\n%s" %
+                             (c.name, diff(committed(c.out), want)))
+    c.finish(want, spec)
+
+
+def short_case(c, want):
+    r = c.run(extra=["--checkpoint-io", "fault:short@64"])
+    if r.returncode != 0:
+        raise AssertionError("%s: short writes failed the job (exit %d): %s" %
+                             (c.name, r.returncode, r.stderr.decode(errors="replace")))
+    got = committed(c.out)
+    if got != want:
+        raise AssertionError("%s: output with short checkpoint writes differs:\n%s" %
+                             (c.name, diff(got, want)))
+
+
+def main():
+    a, seed, rng = test_crash.parse_args(argparse.ArgumentParser(), 40000, 25000)
+    tmp = tempfile.mkdtemp(prefix="sluice-phases-")
+    try:
+        events = test_crash.write_events(tmp, seed, a.records, 500)
+        wants = {}
+        for par in (1, 2):
+            ref = wa_common.run_window_agg(a.sluice, "--input", os.path.join(tmp, "in.csv"),
+                                           "--window", WINDOW, "--out-of-orderness",
+                                           str(DISORDER + 50), "--parallelism", str(par))
+            if ref.returncode != 0:
+                print("FAIL the uninterrupted run failed: " + ref.stderr.decode())
+                return 1
+            wants[par] = collections.Counter(ref.stdout.splitlines())
+        oracle = collections.Counter(window_agg_oracle.run_bytes(
+            events.splitlines(), window_agg_oracle.parse_window(WINDOW),
+            out_of_orderness=DISORDER + 50)[0])
+        for par in (1, 2):
+            if wants[par] != oracle:
+                print("FAIL the uninterrupted run at p=%d differs from the oracle:\n%s" %
+                      (par, diff(wants[par], oracle)))
+                return 1
+
+        def case(name, par, fn):
+            return (name, lambda: fn(Case(a.sluice, tmp, name, par, a.rate), wants[par]))
+
+        cases = []
+        for point in CRASH_POINTS:
+            for par in (1, 2):
+                cases.append(case("crash-%s-p%d" % (point, par), par,
+                                  lambda c, w, p=point: crash_case(c, p, w, rng)))
+        for par in (1, 2):
+            cases.append(case("crash-restore-p%d" % par, par, restore_case))
+        for spec, says in FAULTS:
+            cases.append(case("io-" + spec.split(":")[1].split("@")[0], 2,
+                              lambda c, w, s=spec, m=says: fault_case(c, s, m, w)))
+        cases.append(case("io-short", 2, short_case))
+        return test_crash.run_cases(cases, a.only)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
