@@ -324,6 +324,8 @@ static int op_snapshot(struct sli_opi *op, int64_t id, struct sl_snap_writer *w)
 		return n->fn.sink->pre_commit ? n->fn.sink->pre_commit(op->state, id, w) : 0;
 	case SLI_WINDOW:
 		return sli_win_snapshot(op, w);
+	case SLI_REDUCE:
+		return sli_reduce_snapshot(op, w);
 	default:
 		return 0; /* stateless (checked by sli_ckpt_prepare) */
 	}
@@ -1270,6 +1272,7 @@ static bool supported(const struct sli_node *n, char *why, size_t len)
 	case SLI_UNION:
 	case SLI_SINK:
 	case SLI_WINDOW:
+	case SLI_REDUCE:
 		return true;
 	default:
 		snprintf(why, len, "checkpoints of %s operators are not implemented yet",
@@ -1536,6 +1539,9 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 			break;
 		case SLI_WINDOW:
 			rc = sli_win_restore(op, &r);
+			break;
+		case SLI_REDUCE:
+			rc = sli_reduce_restore(op, &r);
 			break;
 		default:
 			rc = 0;

@@ -259,56 +259,88 @@ static int rtab_grow_entries(struct sli_rtab *t, uint32_t elem_size)
 	return 0;
 }
 
+/*
+ * The slot of key (@h, @k, @len): with *@e its entry, or the empty slot
+ * where it goes with *@e = -1.
+ */
+static uint32_t rtab_slot(const struct sli_rtab *t, uint64_t h, const void *k, uint32_t len,
+			  long *e)
+{
+	uint32_t j;
+
+	for (j = (uint32_t)h & (t->cap - 1); t->slot[j] != 0; j = (j + 1) & (t->cap - 1)) {
+		uint32_t x = t->slot[j] - 1;
+
+		if (t->hash[j] == h && t->key[x].len == len &&
+		    memcmp(t->arena.arena + t->key[x].off, k, len) == 0) {
+			*e = x;
+			return j;
+		}
+	}
+	*e = -1;
+	return j;
+}
+
+/*
+ * Add an entry at empty slot @j for key @k (hash @h): a copy of @elem
+ * whose strings are @str[] (copied into the table's arena), time @ts.
+ * Return its index, or -errno.
+ */
+static long rtab_add(struct sli_rtab *t, const struct sl_type *type, uint32_t j, uint64_t h,
+		     const struct sl_key *k, const void *elem, const struct sl_key *str, int64_t ts)
+{
+	uint8_t *acc;
+	int rc;
+
+	if (t->n == t->nalloc && rtab_grow_entries(t, type->size) < 0)
+		return -ENOMEM;
+	acc = t->acc + (size_t)t->n * type->size;
+	memcpy(acc, elem, type->size);
+	for (uint32_t s = 0; s < type->nstr; s++) {
+		struct sl_str out;
+
+		rc = sl_batch_add_str(&t->arena, str[s].ptr, str[s].len, &out);
+		if (rc < 0)
+			return rc;
+		memcpy(acc + type->str_off[s], &out, sizeof(out));
+	}
+	rc = sl_batch_add_str(&t->arena, k->ptr, k->len, &t->key[t->n]);
+	if (rc < 0)
+		return rc;
+	t->hash[j] = h;
+	t->slot[j] = t->n + 1;
+	t->ts[t->n] = ts;
+	t->n++;
+	if (t->n * 4 > t->cap * 3 && rtab_grow_slots(t) < 0)
+		return -ENOMEM;
+	return t->n - 1;
+}
+
 /* Find or insert the entry of element @i of @b. Return its index, or -errno. */
 static long rtab_find(struct sli_rtab *t, struct sli_opi *op, const struct sl_batch *b, uint32_t i,
 		      bool *inserted)
 {
 	const struct sl_type *type = &op->node->type;
 	const void *elem = sl_batch_elem(b, i);
-	struct sl_key k;
+	struct sl_key k, str[SL_TYPE_MAX_STR];
 	uint64_t h;
 	uint32_t j;
-	int rc;
+	long e;
 
 	op->key(elem, b, &k);
 	h = (b->flags & SL_BATCH_F_KEYED) ? b->key[i] : sli_hash64(k.ptr, k.len, 0);
-	for (j = (uint32_t)h & (t->cap - 1); t->slot[j] != 0; j = (j + 1) & (t->cap - 1)) {
-		uint32_t e = t->slot[j] - 1;
-
-		if (t->hash[j] == h && t->key[e].len == k.len &&
-		    memcmp(t->arena.arena + t->key[e].off, k.ptr, k.len) == 0) {
-			*inserted = false;
-			return e;
-		}
-	}
+	j = rtab_slot(t, h, k.ptr, k.len, &e);
+	*inserted = e < 0;
+	if (e >= 0)
+		return e;
 	/* New key: copy the element, its strings and its key into the table. */
-	if (t->n == t->nalloc && rtab_grow_entries(t, type->size) < 0)
-		return -ENOMEM;
-	{
-		uint8_t *acc = t->acc + (size_t)t->n * type->size;
+	for (uint32_t s = 0; s < type->nstr; s++) {
+		struct sl_str in;
 
-		memcpy(acc, elem, type->size);
-		for (uint32_t s = 0; s < type->nstr; s++) {
-			struct sl_str in, out;
-
-			memcpy(&in, acc + type->str_off[s], sizeof(in));
-			rc = sl_batch_add_str(&t->arena, b->arena + in.off, in.len, &out);
-			if (rc < 0)
-				return rc;
-			memcpy(acc + type->str_off[s], &out, sizeof(out));
-		}
-		rc = sl_batch_add_str(&t->arena, k.ptr, k.len, &t->key[t->n]);
-		if (rc < 0)
-			return rc;
+		memcpy(&in, (const uint8_t *)elem + type->str_off[s], sizeof(in));
+		str[s] = (struct sl_key){ b->arena + in.off, in.len };
 	}
-	t->hash[j] = h;
-	t->slot[j] = t->n + 1;
-	t->ts[t->n] = b->ts[i];
-	*inserted = true;
-	t->n++;
-	if (t->n * 4 > t->cap * 3 && rtab_grow_slots(t) < 0)
-		return -ENOMEM;
-	return t->n - 1;
+	return rtab_add(t, type, j, h, &k, elem, str, b->ts[i]);
 }
 
 static int reduce_batch(struct sli_opi *op, struct sl_batch *b)
@@ -370,6 +402,91 @@ static int reduce_end(struct sli_opi *op)
 			return rc;
 	}
 	return 0;
+}
+
+/*
+ * Checkpoints: one operator section {format, element size, strings},
+ * then per key group, per key: key bytes, timestamp, the accumulator's
+ * bytes and its strings' contents (the accumulator's string fields are
+ * rewritten on restore).
+ */
+#define RSNAP_FORMAT 1u
+
+int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+{
+	const struct sl_type *type = &op->node->type;
+	const struct sli_rtab *t = op->rtab;
+	uint32_t hdr[3] = { RSNAP_FORMAT, type->size, type->nstr };
+	int rc = sl_snap_put(w, hdr, sizeof(hdr));
+
+	for (uint32_t e = 0; e < t->n && rc == 0; e++) {
+		const uint8_t *acc = t->acc + (size_t)e * type->size;
+		const char *kb = t->arena.arena + t->key[e].off;
+
+		rc = sl_snap_section(
+		    w, sli_key_group(sli_hash64(kb, t->key[e].len, 0), op->info.max_parallelism));
+		if (rc == 0)
+			rc = sl_snap_put_bytes(w, kb, t->key[e].len);
+		if (rc == 0)
+			rc = sl_snap_put_i64(w, t->ts[e]);
+		if (rc == 0)
+			rc = sl_snap_put_bytes(w, acc, type->size);
+		for (uint32_t s = 0; s < type->nstr && rc == 0; s++) {
+			struct sl_str str;
+
+			memcpy(&str, acc + type->str_off[s], sizeof(str));
+			rc = sl_snap_put_bytes(w, t->arena.arena + str.off, str.len);
+		}
+	}
+	return rc;
+}
+
+int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r)
+{
+	const struct sl_type *type = &op->node->type;
+	struct sli_rtab *t = op->rtab;
+	struct sl_key k, str[SL_TYPE_MAX_STR];
+	uint32_t sec, hdr[3], n;
+	const void *elem;
+	int64_t ts;
+	int rc;
+
+	while ((rc = sl_snap_next(r, &sec)) == 1) {
+		if (sec == SL_SNAP_OP) {
+			rc = sl_snap_get(r, hdr, sizeof(hdr));
+			if (rc == 0 && (hdr[0] != RSNAP_FORMAT || hdr[1] != type->size ||
+					hdr[2] != type->nstr))
+				rc = sl_snap_bad(r,
+						 "reduce state of another format or element type");
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		while (sl_snap_left(r) > 0) {
+			rc = sl_snap_get_bytes(r, &k.ptr, &k.len);
+			if (rc == 0)
+				rc = sl_snap_get_i64(r, &ts);
+			if (rc == 0)
+				rc = sl_snap_get_bytes(r, &elem, &n);
+			for (uint32_t s = 0; s < type->nstr && rc == 0; s++)
+				rc = sl_snap_get_bytes(r, &str[s].ptr, &str[s].len);
+			if (rc < 0)
+				return rc;
+			if (n != type->size)
+				return sl_snap_bad(r, "reduce accumulator of another size");
+			uint64_t h = sli_hash64(k.ptr, k.len, 0);
+			long e;
+			uint32_t j = rtab_slot(t, h, k.ptr, k.len, &e);
+
+			if (e >= 0 || sli_key_group(h, op->info.max_parallelism) != sec)
+				return sl_snap_bad(r,
+						   "a reduce key twice, or in another key group");
+			e = rtab_add(t, type, j, h, &k, elem, str, ts);
+			if (e < 0)
+				return (int)e;
+		}
+	}
+	return rc;
 }
 
 /* ------------------------------------------------------------ operators */

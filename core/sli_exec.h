@@ -271,6 +271,9 @@ int sli_win_watermark(struct sli_opi *op, int64_t wm);
 /* Checkpoints: the windows' state into @w (key-group sections), and back. */
 int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r);
+/* Keyed reduce state in checkpoints (ops.c); the operator section is selected. */
+int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
+int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r);
 
 static inline struct sl_batch_pool *sli_pool(struct sli_opi *op)
 {
