@@ -507,21 +507,23 @@ static int wj_fixed(struct sli_opi *op, unsigned side, struct sl_batch *b, uint3
 	const struct sl_window_spec *s = j->spec;
 	int64_t ts = b->ts[i];
 	int64_t slide = s->kind == SL_WINDOW_TUMBLING ? s->size : s->slide;
-	int64_t start = ts - sli_floor_mod(ts - s->offset, slide);
-	int64_t limit = sli_sat_add(ts, -s->size);
+	int64_t r = sli_grid_mod(ts, s->offset, slide), start;
 	struct jkey *k = key_state(j, id);
 
 	if (k == NULL)
 		return -ENOMEM;
-	for (; start > limit; start -= slide) {
-		int64_t end = sli_sat_add(start, s->size);
+	if (ts < INT64_MIN + r)
+		return 0; /* every window of the element starts before INT64_MIN */
+	/* ts - start < size: ts - size can overflow (window.c's loop). */
+	for (start = ts - r; (uint64_t)ts - (uint64_t)start < (uint64_t)s->size; start -= slide) {
 		struct jwin *w;
 		int rc;
 
-		if (!win_late(j, end, op->watermark)) {
+		/* A window ending after INT64_MAX is not representable: skipped. */
+		if (start <= INT64_MAX - s->size && !win_late(j, start + s->size, op->watermark)) {
 			*skipped = false;
-			w = win_find(k, start, end);
-			if (w == NULL && (w = win_add(k, start, end)) == NULL)
+			w = win_find(k, start, start + s->size);
+			if (w == NULL && (w = win_add(k, start, start + s->size)) == NULL)
 				return -ENOMEM;
 			rc = win_add_elem(op, side, id, w, b, i);
 			if (rc < 0)

@@ -68,6 +68,19 @@ static inline int64_t sli_floor_mod(int64_t a, int64_t m)
 	return r < 0 ? r + m : r;
 }
 
+/*
+ * sli_floor_mod(ts - offset, m) without computing ts - offset, which can
+ * overflow: the distance from @ts down to the grid offset + k * m. The
+ * newest window start of @ts is ts - sli_grid_mod(), which exists only
+ * when ts >= INT64_MIN + sli_grid_mod() (window.c, window_gen.c, join.c).
+ */
+static inline int64_t sli_grid_mod(int64_t ts, int64_t offset, int64_t m)
+{
+	int64_t r = sli_floor_mod(ts, m) - sli_floor_mod(offset, m); /* in (-m, m) */
+
+	return r < 0 ? r + m : r;
+}
+
 /* a + b, saturating at INT64_MAX (b > 0) or INT64_MIN (b < 0). */
 static inline int64_t sli_sat_add(int64_t a, int64_t b)
 {

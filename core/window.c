@@ -55,7 +55,7 @@
  *     adjacent ring slots, without a lookup per pane.
  * Sessions and other sliding windows keep one entry per window.
  *
- * Time arithmetic never overflows: window starts come from grid_mod(),
+ * Time arithmetic never overflows: window starts come from sli_grid_mod(),
  * "start > ts - size" is written ts - start < size, cleanup times
  * saturate at INT64_MAX. A window that would start before INT64_MIN or
  * end after INT64_MAX is not representable and not assigned: an element
@@ -196,17 +196,6 @@ static int64_t gcd64(int64_t a, int64_t b)
 		b = t;
 	}
 	return a;
-}
-
-/*
- * sli_floor_mod(ts - offset, m) without computing ts - offset, which can
- * overflow: the distance from @ts down to the grid offset + k * m.
- */
-static int64_t grid_mod(int64_t ts, int64_t offset, int64_t m)
-{
-	int64_t r = sli_floor_mod(ts, m) - sli_floor_mod(offset, m); /* in (-m, m) */
-
-	return r < 0 ? r + m : r;
 }
 
 /* end - 1 + lateness, saturating (Flink: Long.MAX_VALUE when it overflows). */
@@ -628,7 +617,7 @@ static int assign_fixed(struct sli_opi *op, uint32_t key, const struct sl_batch 
 	const struct sl_window_spec *s = w->spec;
 	int64_t ts = b->ts[i];
 	int64_t slide = s->kind == SL_WINDOW_TUMBLING ? s->size : s->slide;
-	int64_t r = grid_mod(ts, s->offset, slide), start;
+	int64_t r = sli_grid_mod(ts, s->offset, slide), start;
 
 	if (ts < INT64_MIN + r)
 		return 0; /* every window of the element starts before INT64_MIN */
@@ -1088,7 +1077,8 @@ static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
  */
 static bool windows_of(const struct sli_win *w, int64_t ts, int64_t *first, int64_t *last)
 {
-	int64_t size = w->spec->size, slide = w->slide, r = grid_mod(ts, w->spec->offset, slide), n;
+	int64_t size = w->spec->size, slide = w->slide,
+		r = sli_grid_mod(ts, w->spec->offset, slide), n;
 
 	if (ts < INT64_MIN + r || r >= size)
 		return false;
@@ -1120,7 +1110,7 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 	if (window_late(w, last + size, wm))
 		return 0; /* the newest window is late, so is every other */
 	*skipped = false;
-	ps = ts - grid_mod(ts, s->offset, w->pane); /* >= first: no overflow */
+	ps = ts - sli_grid_mod(ts, s->offset, w->pane); /* >= first: no overflow */
 	e = pane_find(w, key, ps);
 	if (e < 0) {
 		e = pane_new(op, key, ps, first, last);

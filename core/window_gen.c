@@ -950,17 +950,32 @@ static int assign_fixed(struct sli_opi *op, uint32_t key, const struct sl_batch 
 		size = 0;
 		slide = 1;
 	} else {
+		int64_t r;
+
 		slide = as->kind == SL_ASSIGNER_TUMBLING ? size : as->slide;
-		start = ts - sli_floor_mod(ts - as->offset, slide);
+		r = sli_grid_mod(ts, as->offset, slide);
+		if (ts < INT64_MIN + r)
+			return 0; /* every window of the element starts before INT64_MIN */
+		start = ts - r;
 	}
-	/* Flink: start = last_start, last_start - slide, ... while start > ts - size. */
+	/*
+	 * Flink: start = last_start, last_start - slide, ... while start > ts -
+	 * size, written ts - start < size (ts - size can overflow). Windows
+	 * ending after INT64_MAX are not representable: skipped, as in window.c.
+	 */
 	for (;;) {
-		int64_t end = as->kind == SL_ASSIGNER_GLOBAL ? INT64_MAX : start + size;
+		int64_t end = INT64_MAX;
 		int64_t e;
 		int rc;
 
-		if (as->kind != SL_ASSIGNER_GLOBAL && start <= ts - size)
-			break;
+		if (as->kind != SL_ASSIGNER_GLOBAL) {
+			if ((uint64_t)ts - (uint64_t)start >= (uint64_t)size)
+				break;
+			if (start <= INT64_MAX - size)
+				end = start + size;
+			else
+				goto next; /* ends after INT64_MAX */
+		}
 		if (!window_late(op, start, end)) {
 			*skipped = false;
 			e = ent_find(w, key, start, end);
@@ -974,6 +989,7 @@ static int assign_fixed(struct sli_opi *op, uint32_t key, const struct sl_batch 
 			if (rc < 0)
 				return rc;
 		}
+	next:
 		if (as->kind == SL_ASSIGNER_GLOBAL || start < INT64_MIN + slide)
 			break;
 		start -= slide;

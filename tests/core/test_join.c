@@ -875,6 +875,47 @@ static void test_window_late(void)
 	window_late_case(20);
 }
 
+/*
+ * Timestamps at the ends of int64 (UBSan fails this test on an
+ * overflow): sliding 10/5, offset 3, B = 0 on both sides.
+ *   MIN+1 (L) and MIN+2 (R): one window each, [MIN+1, MIN+11) (the older
+ *   start MIN-4 does not exist): joined at MIN+10.
+ *   -5 (L) and -4 (R): [-12,-2) and [-7,3), joined at -3 and at 2.
+ *   MAX-1 on both sides: every window ends after INT64_MAX, skipped, and
+ *   not late (MAX-1 <= watermark is false): no output, no count.
+ */
+static void test_window_extremes(void)
+{
+	static const struct in le[] = { { 1, INT64_MIN + 1, 1 },
+					{ 1, -5, 2 },
+					{ 1, INT64_MAX - 1, 3 } };
+	static const struct in re[] = { { 1, INT64_MIN + 2, 101 },
+					{ 1, -4, 102 },
+					{ 1, INT64_MAX - 1, 103 } };
+	struct tup want[] = { { 1, 1, 101, INT64_MIN + 10 }, { 1, 2, 102, -3 }, { 1, 2, 102, 2 } };
+	struct sl_window_spec spec = {
+		.kind = SL_WINDOW_SLIDING, .size = 10, .slide = 5, .offset = 3
+	};
+	struct arr_conf ca = { .evs = le, .n = 3, .kind = SRC_LFT, .per_poll = 1 };
+	struct arr_conf cb = { .evs = re, .n = 3, .kind = SRC_RGT, .per_poll = 1 };
+	struct sl_stream *sl, *sr;
+	struct sl_job *job;
+	struct tups out;
+	uint64_t bad, late = 99;
+
+	tups_init(&out);
+	CU_ASSERT_FATAL(sl_job_create("wj-extremes", &job) == 0);
+	sources(job, &ca, &cb, 0, 0, &sl, &sr);
+	sl_sink(sl_window_join(sl, sr, "j", &spec, wj_fn, NULL, &jout_type), "out", &tup_sink,
+		&out);
+	CU_ASSERT_EQUAL_FATAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
+	CU_ASSERT_EQUAL(sl_job_op_counters(job, "j", &bad, &late), 0);
+	CU_ASSERT_EQUAL(late, 0);
+	check_same("window join extremes", out.t, out.n, want, 3);
+	sl_job_destroy(job);
+	tups_fini(&out);
+}
+
 /* ------------------------------------------------------------ strings */
 
 /*
@@ -1081,6 +1122,7 @@ int main(void)
 		  test_interval_negative },
 		{ "interval join: late dropped and counted, state dropped past the watermark",
 		  test_interval_late_and_cleanup },
+		{ "window join: timestamps at the ends of int64", test_window_extremes },
 		{ "joins: buffered copies keep their strings", test_strings },
 		{ "joins: validation errors name the operator", test_errors },
 		{ "joins: plan shows both inputs", test_plan },

@@ -924,6 +924,40 @@ static void test_lateness_and_late_output(void)
 	CU_ASSERT_EQUAL(o.dropped, 1);
 }
 
+/*
+ * Timestamps at the ends of int64 (UBSan fails this test on an overflow):
+ * sliding 10/5, offset 3, aggregate, a watermark per record, B = 0.
+ *   MIN+1: grid distance 0 (MIN+1 = 3 mod 5): one window [MIN+1, MIN+11);
+ *          the older start MIN-4 does not exist. wm = MIN.
+ *   -5:    windows [-7,3) and [-12,-2); wm = -6 fires [MIN+1, MIN+11).
+ *   MAX-1: its windows [MAX-4, MAX+6) and [MAX-9, MAX+1) end after
+ *          INT64_MAX: not representable, skipped; MAX-1 <= wm is false, so
+ *          it is not late either (as in Flink, where the end wraps).
+ *          wm = MAX-2 fires [-12,-2) at -3 and [-7,3) at 2.
+ *   MAX-20: windows [MAX-24, MAX-14) and [MAX-29, MAX-19) are late
+ *          (max timestamps <= MAX-2): dropped and counted.
+ */
+static void test_extreme_timestamps(void)
+{
+	static const struct in evs[] = { { 1, INT64_MIN + 1, 1 },
+					 { 1, -5, 2 },
+					 { 1, INT64_MAX - 1, 4 },
+					 { 1, INT64_MAX - 20, 8 } };
+	struct run_spec r = { ARR(evs), .bound = 0 };
+	struct outcome o;
+	char want[256];
+
+	snprintf(want, sizeof(want),
+		 " 1:[%" PRId64 ",%" PRId64 ")=1/1@%" PRId64 " 1:[-12,-2)=1/2@-3 1:[-7,3)=1/2@2",
+		 INT64_MIN + 1, INT64_MIN + 11, INT64_MIN + 10);
+	r.conf.assigner = sl_assigner_sliding(10, 5, 3);
+	r.conf.aggregate = &count_sum;
+	run(&r, &o);
+	CU_ASSERT_EQUAL(o.rc, 0);
+	ASSERT_STR(o.out.text, want);
+	CU_ASSERT_EQUAL(o.dropped, 1);
+}
+
 /* ----------------------------------------------------------- bad configs */
 
 static void test_bad_configs(void)
@@ -1320,6 +1354,7 @@ int main(void)
 		{ "window: allowed lateness, late firings, late side output",
 		  test_lateness_and_late_output },
 		{ "window: bad configurations name the operator", test_bad_configs },
+		{ "window: timestamps at the ends of int64", test_extreme_timestamps },
 		{ "window: contents keep their strings", test_strings },
 		{ "window: determinism and brute-force reference at p 1, 2, 4", test_determinism },
 		CU_TEST_INFO_NULL,
