@@ -668,7 +668,8 @@ struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const str
 	REQUIRE_NODE(proc);
 	n = proc->node;
 	if ((n->kind != SLI_PROCESS && n->kind != SLI_WINDOW && n->kind != SLI_KEYED_PROCESS &&
-	     n->kind != SLI_WINDOW_GEN) ||
+	     n->kind != SLI_WINDOW_GEN && n->kind != SLI_WINDOW_JOIN &&
+	     n->kind != SLI_INTERVAL_JOIN) ||
 	    proc->port != 0) {
 		build_error(proc->job, -EINVAL,
 			    "side output %u requested from '%s', which is not a process operator",
@@ -681,6 +682,15 @@ struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const str
 			    "window '%s': its only side output is 0, the late elements, of its "
 			    "input type",
 			    n->name);
+		return poisoned(proc->job);
+	}
+	if ((n->kind == SLI_WINDOW_JOIN || n->kind == SLI_INTERVAL_JOIN) &&
+	    (tag > 1 || type == NULL || type->size != n->in[tag]->from->type.size)) {
+		build_error(
+		    proc->job, -EINVAL,
+		    "join '%s': its side outputs are 0 and 1, the late elements of its left "
+		    "and right input, of that input's type",
+		    n->name);
 		return poisoned(proc->job);
 	}
 	if (tag >= SLI_MAX_PORTS - 1) {

@@ -286,10 +286,17 @@ static void gauge_flush(struct sli_join *j)
 	}
 }
 
-static void count_late(struct sli_opi *op)
+/*
+ * A late element of input @side: to side output @side (0: left, 1: right)
+ * when connected, else dropped and counted (late_records_dropped).
+ */
+static int late_element(struct sli_opi *op, unsigned side, const struct sl_batch *b, uint32_t i)
 {
+	if (op->nport_out[1 + side] > 0)
+		return sl_emit_side(&op->coll, side, sl_batch_elem(b, i), b->ts[i], b);
 	atomic_fetch_add_explicit(&op->node->counters.late_records_dropped, 1,
 				  memory_order_relaxed);
+	return 0;
 }
 
 /* Report a failed user function once (a failure elsewhere may have come first). */
@@ -334,10 +341,8 @@ static int ij_element(struct sli_opi *op, unsigned side, struct sl_batch *b, uin
 
 	if (k == NULL)
 		return -ENOMEM;
-	if (ts < op->watermark) { /* Flink's isLate(): strictly below */
-		count_late(op);
-		return 0;
-	}
+	if (ts < op->watermark) /* Flink's isLate(): strictly below */
+		return late_element(op, side, b, i);
 	/* Fill a scratch record first: a failure leaves the buffer as it was. */
 	rc = rec_fill((struct jrec *)j->scratch, j->type[side], b, i);
 	if (rc < 0)
@@ -659,7 +664,7 @@ static int wj_element(struct sli_opi *op, unsigned side, struct sl_batch *b, uin
 	/* Late: skipped by all its windows and ts + lateness <= watermark (Java's wrap). */
 	late_at = (int64_t)((uint64_t)b->ts[i] + (uint64_t)j->spec->allowed_lateness);
 	if (skipped && late_at <= op->watermark)
-		count_late(op);
+		return late_element(op, side, b, i);
 	return 0;
 }
 

@@ -392,7 +392,12 @@ struct sl_stream *sl_flat_map(struct sl_stream *in, const char *name, sl_flat_ma
 			      const struct sl_type *out_type);
 struct sl_stream *sl_process(struct sl_stream *in, const char *name, sl_process_fn fn, void *arg,
 			     const struct sl_type *out_type);
-/** The side output @tag of process operator @proc, of elements of @type. */
+/**
+ * The side output @tag of process operator @proc, of elements of @type.
+ * Windows: tag 0, the late elements (input type). Joins: tag 0 and 1,
+ * the late elements of the left and the right input (their types);
+ * without it, late elements are dropped and counted.
+ */
 struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const struct sl_type *type);
 
 /** Partition the next edge by key group of @fn's key (Flink's keyBy). */

@@ -252,11 +252,37 @@ static void sink_close(void *state)
 	(void)state;
 }
 
+/* Late elements of either side (side outputs): {key, val, 0, ts}. */
+static int sink_write_late(void *state, const struct sl_batch *b)
+{
+	struct tups *t = state;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (uint32_t i = 0; i < b->n && rc == 0; i++) {
+		struct tup x = { 0, 0, 0, b->ts[i] };
+
+		if (b->elem_size == sizeof(struct lft)) {
+			const struct lft *e = sl_batch_elem(b, i);
+			x.key = e->key, x.l = e->val;
+		} else {
+			const struct rgt *e = sl_batch_elem(b, i);
+			x.key = e->key, x.l = e->val;
+		}
+		rc = tups_add(t, x);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
 static const struct sl_sink_ops tup_sink = {
 	.open = sink_open, .write = sink_write, .finish = sink_finish, .close = sink_close
 };
 static const struct sl_sink_ops str_sink = {
 	.open = sink_open, .write = sink_write_str, .finish = sink_finish, .close = sink_close
+};
+static const struct sl_sink_ops late_sink = {
+	.open = sink_open, .write = sink_write_late, .finish = sink_finish, .close = sink_close
 };
 
 /* --------------------------------------------------- join functions */
@@ -770,7 +796,7 @@ static bool gate_ready(size_t next, void *arg)
  * r3 (20 < 39, or < 41 once L ended) is late; r4 at 41 is not late under
  * either wm (41 < 41 is false: Flink's strict test) and joins lh at 41.
  */
-static void test_interval_late_and_cleanup(void)
+static void interval_late_case(bool side)
 {
 	static const struct in le[] = { { 1, 10, 1 }, { 9, 40, 2 }, { 1, 12, 3 } };
 	static const struct in re[] = {
@@ -782,12 +808,14 @@ static void test_interval_late_and_cleanup(void)
 	struct arr_conf cb = { .evs = re, .n = 4, .kind = SRC_RGT, .per_poll = 1 };
 	struct gate ga = { .at = 2, .pair = { 9, 2, 102, 42 }, .bl = 1, .br = 1 };
 	struct gate gb = { .at = 2, .other = &ca };
+	struct tup want_late[] = { { 1, 3, 0, 12 }, { 1, 103, 0, 20 } };
 	struct sl_stream *sl, *sr, *j;
 	struct sl_job *job;
-	struct tups out;
+	struct tups out, lt;
 	uint64_t bad, late = 0, bl = 99, br = 99;
 
 	tups_init(&out);
+	tups_init(&lt);
 	reset_pairs();
 	CU_ASSERT_FATAL(sl_job_create("ij-late", &job) == 0);
 	ga.job = gb.job = job;
@@ -797,18 +825,60 @@ static void test_interval_late_and_cleanup(void)
 	sources(job, &ca, &cb, 0, 0, &sl, &sr);
 	j = sl_interval_join(sl, sr, "j", &spec, ij_fn, NULL, &jout_type);
 	sl_sink(j, "out", &tup_sink, &out);
+	if (side) {
+		sl_sink(sl_side_output(j, 0, &lft_type), "late-l", &late_sink, &lt);
+		sl_sink(sl_side_output(j, 1, &rgt_type), "late-r", &late_sink, &lt);
+	}
 	CU_ASSERT_EQUAL_FATAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
 	CU_ASSERT_FALSE(atomic_load(&ga.gave_up));
 	CU_ASSERT_FALSE(atomic_load(&gb.gave_up));
 	CU_ASSERT_EQUAL(ga.seen_l, 1);
 	CU_ASSERT_EQUAL(ga.seen_r, 1);
 	CU_ASSERT_EQUAL(sl_job_op_counters(job, "j", &bad, &late), 0);
-	CU_ASSERT_EQUAL(late, 2);
 	CU_ASSERT_EQUAL(sl_join_buffered(job, "j", &bl, &br), 0);
 	CU_ASSERT_EQUAL(bl + br, 0);
 	check_same("interval late", out.t, out.n, want, 3);
+	if (side) {
+		/* l2 and r3 went to the side outputs, with their timestamps; none counted. */
+		CU_ASSERT_EQUAL(late, 0);
+		check_same("interval late side outputs", lt.t, lt.n, want_late, 2);
+	} else {
+		CU_ASSERT_EQUAL(late, 2);
+		CU_ASSERT_EQUAL(lt.n, 0);
+	}
 	sl_job_destroy(job);
 	tups_fini(&out);
+	tups_fini(&lt);
+}
+
+static void test_interval_late_and_cleanup(void)
+{
+	interval_late_case(false);
+	interval_late_case(true);
+}
+
+/* Side outputs of a join: 0 and 1 only, each of its input's type. */
+static void test_join_side_output_types(void)
+{
+	struct sl_interval_join_spec spec = { 0, 5, false, false };
+	struct arr_conf ca = { .evs = NULL, .n = 0, .kind = SRC_LFT };
+	struct arr_conf cb = { .evs = NULL, .n = 0, .kind = SRC_RGT };
+	struct sl_stream *sl, *sr, *j;
+	struct sl_job *job;
+
+	for (int c = 0; c < 2; c++) {
+		CU_ASSERT_FATAL(sl_job_create("ij-side", &job) == 0);
+		sources(job, &ca, &cb, 0, 0, &sl, &sr);
+		j = sl_interval_join(sl, sr, "j", &spec, ij_fn, NULL, &jout_type);
+		sl_sink(j, "out", &tup_sink, NULL);
+		if (c == 0)
+			sl_sink(sl_side_output(j, 0, &rgt_type), "x", &late_sink, NULL);
+		else
+			sl_sink(sl_side_output(j, 2, &lft_type), "x", &late_sink, NULL);
+		CU_ASSERT_EQUAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), -EINVAL);
+		CU_ASSERT(strstr(errbuf, "join 'j': its side outputs are 0 and 1") != NULL);
+		sl_job_destroy(job);
+	}
 }
 
 /*
@@ -1123,6 +1193,8 @@ int main(void)
 		{ "interval join: late dropped and counted, state dropped past the watermark",
 		  test_interval_late_and_cleanup },
 		{ "window join: timestamps at the ends of int64", test_window_extremes },
+		{ "joins: late side outputs, one per input, of its type",
+		  test_join_side_output_types },
 		{ "joins: buffered copies keep their strings", test_strings },
 		{ "joins: validation errors name the operator", test_errors },
 		{ "joins: plan shows both inputs", test_plan },
