@@ -326,6 +326,9 @@ static int op_snapshot(struct sli_opi *op, int64_t id, struct sl_snap_writer *w)
 		return sli_win_snapshot(op, w);
 	case SLI_REDUCE:
 		return sli_reduce_snapshot(op, w);
+	case SLI_WINDOW_JOIN:
+	case SLI_INTERVAL_JOIN:
+		return sli_join_snapshot(op, w);
 	default:
 		return 0; /* stateless (checked by sli_ckpt_prepare) */
 	}
@@ -1273,6 +1276,8 @@ static bool supported(const struct sli_node *n, char *why, size_t len)
 	case SLI_SINK:
 	case SLI_WINDOW:
 	case SLI_REDUCE:
+	case SLI_WINDOW_JOIN:
+	case SLI_INTERVAL_JOIN:
 		return true;
 	default:
 		snprintf(why, len, "checkpoints of %s operators are not implemented yet",
@@ -1542,6 +1547,10 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 			break;
 		case SLI_REDUCE:
 			rc = sli_reduce_restore(op, &r);
+			break;
+		case SLI_WINDOW_JOIN:
+		case SLI_INTERVAL_JOIN:
+			rc = sli_join_restore(op, &r);
 			break;
 		default:
 			rc = 0;

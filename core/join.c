@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include <sluice/sl_error.h>
+#include <sluice/sl_snap.h>
 
 #include "sli_exec.h"
 #include "sli_timers.h"
@@ -794,6 +795,221 @@ int sli_join_watermark(struct sli_opi *op, int64_t wm)
 		rc = j->window ? wj_timer(op, &t) : ij_timer(op, &t);
 	gauge_flush(j);
 	return rc;
+}
+
+/* ---------------------------------------------------------- checkpoints */
+
+/*
+ * A logical snapshot: an operator section {format, window join?, element
+ * size and string count per side}, then per key, in its key group's
+ * section (the group's first key writes the operator's watermark first):
+ * the key's bytes, then
+ *   interval join  per side: u32 count, records;
+ *   window join    u32 windows, each: start, end, per side: u32 count,
+ *                  records;
+ * a record being its element's bytes, its timestamp and its strings' block
+ * (the element's string fields are offsets into that block). Restore
+ * rebuilds the buffers in the same order and registers the timers again:
+ * interval cleanup per (key, side, ts); a window's firing timer when it has
+ * not fired yet (end - 1 > watermark) and its cleanup timer.
+ */
+#define JSNAP_FORMAT 1u
+
+static int put_buf(struct sl_snap_writer *w, const struct jbuf *b, uint32_t rsize, uint32_t esize)
+{
+	int rc = sl_snap_put_u32(w, b->n);
+
+	for (uint32_t i = 0; i < b->n && rc == 0; i++) {
+		const struct jrec *r = rec_at(b, rsize, i);
+
+		rc = sl_snap_put_bytes(w, rec_elem(r), esize);
+		if (rc == 0)
+			rc = sl_snap_put_i64(w, r->ts);
+		if (rc == 0)
+			rc = sl_snap_put_bytes(w, r->strs, r->slen);
+	}
+	return rc;
+}
+
+int sli_join_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+{
+	struct sli_join *j = op->join;
+	unsigned maxp = op->info.max_parallelism;
+	uint32_t hdr[6] = { JSNAP_FORMAT,     j->window,	j->type[0]->size,
+			    j->type[0]->nstr, j->type[1]->size, j->type[1]->nstr };
+	bool *seen = calloc(maxp, sizeof(*seen));
+	int rc;
+
+	if (seen == NULL)
+		return -ENOMEM;
+	rc = sl_snap_put(w, hdr, sizeof(hdr));
+	for (uint32_t id = 0; id < sli_keys_count(j->keys) && id < j->nk && rc == 0; id++) {
+		const struct jkey *k = &j->k[id];
+		struct sl_key key = sli_keys_get(j->keys, id);
+		unsigned kg = sli_key_group(sli_hash64(key.ptr, key.len, 0), maxp);
+
+		if (k->buf[0].n + k->buf[1].n + k->nw == 0)
+			continue; /* nothing buffered: the key is not state */
+		rc = sl_snap_section(w, kg);
+		if (rc == 0 && !seen[kg]) {
+			seen[kg] = true;
+			rc = sl_snap_put_i64(w, op->watermark);
+		}
+		if (rc == 0)
+			rc = sl_snap_put_bytes(w, key.ptr, key.len);
+		if (!j->window) {
+			for (int s = 0; s < 2 && rc == 0; s++)
+				rc = put_buf(w, &k->buf[s], j->rsize[s], j->type[s]->size);
+			continue;
+		}
+		if (rc == 0)
+			rc = sl_snap_put_u32(w, k->nw);
+		for (uint32_t x = 0; x < k->nw && rc == 0; x++) {
+			rc = sl_snap_put_i64(w, k->w[x].start);
+			if (rc == 0)
+				rc = sl_snap_put_i64(w, k->w[x].end);
+			for (int s = 0; s < 2 && rc == 0; s++)
+				rc = put_buf(w, &k->w[x].buf[s], j->rsize[s], j->type[s]->size);
+		}
+	}
+	free(seen);
+	return rc;
+}
+
+/* Read @n records of side @side into @b (ts order kept for the interval join). */
+static int get_buf(struct sl_snap_reader *r, struct sli_join *j, unsigned side, struct jbuf *b,
+		   uint32_t id, bool interval)
+{
+	const struct sl_type *t = j->type[side];
+	uint32_t n, len, slen;
+	const void *elem, *strs;
+	int64_t ts;
+	int rc = sl_snap_get_u32(r, &n);
+
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		struct jrec *rec;
+
+		rc = sl_snap_get_bytes(r, &elem, &len);
+		if (rc == 0)
+			rc = sl_snap_get_i64(r, &ts);
+		if (rc == 0)
+			rc = sl_snap_get_bytes(r, &strs, &slen);
+		if (rc < 0)
+			return rc;
+		if (len != t->size || (t->nstr == 0 && slen != 0))
+			return sl_snap_bad(r, "a join record of another size");
+		for (uint32_t s = 0; s < t->nstr; s++) {
+			struct sl_str str;
+
+			memcpy(&str, (const uint8_t *)elem + t->str_off[s], sizeof(str));
+			if ((uint64_t)str.off + str.len > slen)
+				return sl_snap_bad(r, "a join record's string outside its block");
+		}
+		rec = interval ? buf_insert(b, j->rsize[side], ts) : buf_append(b, j->rsize[side]);
+		if (rec == NULL)
+			return -ENOMEM;
+		rec->ts = ts;
+		rec->slen = slen;
+		rec->strs = NULL;
+		memcpy(rec_elem(rec), elem, len);
+		if (t->nstr > 0 && (rec->strs = malloc(slen ? slen : 1)) == NULL) {
+			return -ENOMEM;
+		}
+		if (slen > 0)
+			memcpy(rec->strs, strs, slen);
+		held_add(j, side, 1);
+		if (interval) {
+			int64_t clean = j->rel_hi[side] > 0 ? sli_sat_add(ts, j->rel_hi[side]) : ts;
+
+			rc = sli_timers_register(j->timers, SLI_EVENT_TIME, id,
+						 (struct sli_ns){ side, ts }, clean);
+			rc = rc < 0 ? rc : 0;
+		}
+	}
+	return rc;
+}
+
+int sli_join_restore(struct sli_opi *op, struct sl_snap_reader *r)
+{
+	struct sli_join *j = op->join;
+	int64_t wm = INT64_MAX, swm;
+	bool any_kg = false;
+	uint32_t sec, hdr[6];
+	int rc;
+
+	while ((rc = sl_snap_next(r, &sec)) == 1) {
+		if (sec == SL_SNAP_OP) {
+			rc = sl_snap_get(r, hdr, sizeof(hdr));
+			if (rc == 0 && (hdr[0] != JSNAP_FORMAT || hdr[1] != j->window ||
+					hdr[2] != j->type[0]->size || hdr[3] != j->type[0]->nstr ||
+					hdr[4] != j->type[1]->size || hdr[5] != j->type[1]->nstr))
+				rc = sl_snap_bad(r, "join state of another format, kind or types");
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		rc = sl_snap_get_i64(r, &swm);
+		if (rc < 0)
+			return rc;
+		any_kg = true;
+		wm = swm < wm ? swm : wm;
+		while (sl_snap_left(r) > 0) {
+			const void *kb;
+			uint32_t klen, nw;
+			struct jkey *k;
+			int64_t id;
+
+			rc = sl_snap_get_bytes(r, &kb, &klen);
+			if (rc < 0)
+				return rc;
+			id = sli_keys_intern(j->keys, sli_hash64(kb, klen, 0), kb, klen);
+			if (id < 0)
+				return (int)id;
+			if ((k = key_state(j, (uint32_t)id)) == NULL)
+				return -ENOMEM;
+			if (!j->window) {
+				for (unsigned s = 0; s < 2 && rc == 0; s++)
+					rc = get_buf(r, j, s, &k->buf[s], (uint32_t)id, true);
+				if (rc < 0)
+					return rc;
+				continue;
+			}
+			rc = sl_snap_get_u32(r, &nw);
+			for (uint32_t x = 0; x < nw && rc == 0; x++) {
+				int64_t start, end;
+				struct jwin *w;
+
+				rc = sl_snap_get_i64(r, &start);
+				if (rc == 0)
+					rc = sl_snap_get_i64(r, &end);
+				if (rc < 0)
+					return rc;
+				if (end <= start || win_find(k, start, end) != NULL)
+					return sl_snap_bad(
+					    r, "a join window that cannot exist, or twice");
+				if ((w = win_add(k, start, end)) == NULL)
+					return -ENOMEM;
+				for (unsigned s = 0; s < 2 && rc == 0; s++)
+					rc = get_buf(r, j, s, &w->buf[s], (uint32_t)id, false);
+				if (rc == 0 && end - 1 > swm)
+					rc = sli_timers_register(j->timers, SLI_EVENT_TIME,
+								 (uint32_t)id, win_ns(w), end - 1);
+				if (rc >= 0)
+					rc = sli_timers_register(j->timers, SLI_EVENT_TIME,
+								 (uint32_t)id, win_ns(w),
+								 win_cleanup(j, end));
+				rc = rc < 0 ? rc : 0;
+			}
+			if (rc < 0)
+				return rc;
+		}
+	}
+	if (rc < 0)
+		return rc;
+	if (any_kg)
+		op->watermark = wm;
+	gauge_flush(j);
+	return 0;
 }
 
 /* ------------------------------------------------------------ builders */

@@ -274,6 +274,9 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r);
 /* Keyed reduce state in checkpoints (ops.c); the operator section is selected. */
 int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r);
+/* Join state in checkpoints (join.c); the operator section is selected. */
+int sli_join_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
+int sli_join_restore(struct sli_opi *op, struct sl_snap_reader *r);
 
 static inline struct sl_batch_pool *sli_pool(struct sli_opi *op)
 {

@@ -282,10 +282,10 @@ typedef int (*sl_window_join_fn)(const void *l, const struct sl_batch *lsrc, con
  * follow sl_window_aggregate(), allowed lateness included: a window that
  * is not late yet receives an element after it fired fires again with
  * the whole updated cross product. Elements whose windows are all late
- * and with ts + allowed_lateness <= watermark are counted in
- * late_records_dropped (sl_job_op_counters()) and dropped; joins have no
- * late side output. The operator's watermark is the minimum over both
- * inputs.
+ * and with ts + allowed_lateness <= watermark are late: they go to side
+ * output 0 (left) or 1 (right) when connected (sl_side_output()), else
+ * they are counted in late_records_dropped (sl_job_op_counters()) and
+ * dropped. The operator's watermark is the minimum over both inputs.
  *
  * Buffered elements are copies (their strings too), one per window,
  * held until the window's cleanup; sl_join_buffered() reports how many.
@@ -329,7 +329,9 @@ typedef int (*sl_interval_join_fn)(const void *l, int64_t lts, const struct sl_b
  * Each element is buffered per key in its side's buffer and joined with
  * the other side's buffered elements in range, in timestamp order, as it
  * arrives. An element with ts < the operator's watermark (the minimum over
- * both inputs) is late: counted in late_records_dropped and dropped.
+ * both inputs) is late: to side output 0 (left) or 1 (right) when
+ * connected (sl_side_output()), else counted in late_records_dropped and
+ * dropped.
  * With the bounds made inclusive (lower + 1 when exclusive, upper - 1
  * likewise), a left element is dropped from its buffer when the watermark
  * reaches ts + upper (ts when upper <= 0), a right one at ts - lower (ts

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_ckpt_join.c — join state in checkpoints, through whole jobs.
+ *
+ * Two line sources ("ts,key,val" files the test writes, parallelism 1)
+ * feed an interval join ([-15, 10]) or a tumbling window join (50 ms,
+ * allowed lateness 150 ms, so fired windows stay in the state) at
+ * parallelism 2, into exactly-once part files ("key,lval,rval,ts"). A
+ * forked child runs the job with checkpoints every 5 ms and is killed with
+ * SIGKILL at random moments (each time after a checkpoint completed, so a
+ * restart restores buffered join state), then a last run finishes, at
+ * parallelism 3 (key groups move). The committed output must equal, as a
+ * sorted list, a brute-force nested-loop join of the two files computed
+ * here: an element lost from or doubled in the restored buffers, a window
+ * fired twice or a cleanup timer lost shows up as a missing, extra or
+ * wrong line. The disorder of the input stays below the watermark bound,
+ * so no element is late and the reference needs no watermark logic.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sluice/sl_connectors.h>
+#include <sluice/sl_job.h>
+#include <sluice/sl_state.h>
+#include <sluice/sl_time.h>
+
+#include "sl_test.h"
+
+#define NREC	 2500 /* records per side */
+#define NKEYS	 10
+#define DISORDER 30
+#define BOUND	 100 /* watermark out-of-orderness > DISORDER: nothing is late */
+#define LO	 -15
+#define HI	 10
+#define WSIZE	 50
+
+struct ev {
+	int64_t key, val;
+};
+static const struct sl_type ev_type = SL_TYPE(struct ev);
+
+struct jo {
+	int64_t key, lval, rval;
+};
+static const struct sl_type jo_type = SL_TYPE(struct jo);
+
+struct rec {
+	int64_t ts, key, val;
+};
+
+static char tmpdir[256], lpath[300], rpath[300];
+static struct rec lrec[NREC], rrec[NREC];
+
+static void rm_rf(const char *path)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	CU_ASSERT(system(cmd) == 0);
+}
+
+static void fresh_dir(const char *path)
+{
+	rm_rf(path);
+	CU_ASSERT_FATAL(mkdir(path, 0755) == 0);
+}
+
+/*
+ * Timestamps rising by 0..6 with a disorder of up to DISORDER; values
+ * unique per side. Called before the suite runs: no CU_ASSERT. Return 0
+ * or -1.
+ */
+static int write_side(const char *path, struct rec *r, int64_t vbase, unsigned seed)
+{
+	FILE *f = fopen(path, "w");
+	int64_t t = 1000;
+
+	if (f == NULL)
+		return -1;
+	srand(seed);
+	for (int i = 0; i < NREC; i++) {
+		t += rand() % 7;
+		r[i] = (struct rec){ t + rand() % DISORDER, rand() % NKEYS, vbase + i };
+		fprintf(f, "%" PRId64 ",%" PRId64 ",%" PRId64 "\n", r[i].ts, r[i].key, r[i].val);
+	}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static int parse_ev(const char *line, size_t len, struct sl_batch *out, void *elem, int64_t *ts,
+		    char *why, size_t whylen, void *arg)
+{
+	struct ev *e = elem;
+	char buf[96];
+
+	(void)out, (void)arg;
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+	if (sscanf(buf, "%" SCNd64 ",%" SCNd64 ",%" SCNd64, ts, &e->key, &e->val) != 3) {
+		snprintf(why, whylen, "not ts,key,val");
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static void key_ev(const void *e, const struct sl_batch *src, struct sl_key *out)
+{
+	(void)src;
+	out->ptr = &((const struct ev *)e)->key;
+	out->len = sizeof(int64_t);
+}
+
+static int ij_fn(const void *l, int64_t lts, const struct sl_batch *lsrc, const void *r,
+		 int64_t rts, const struct sl_batch *rsrc, struct sl_collector *out, void *arg)
+{
+	const struct ev *a = l, *b = r;
+	struct jo o = { a->key, a->val, b->val };
+
+	(void)lts, (void)rts, (void)lsrc, (void)rsrc, (void)arg;
+	return sl_emit(out, &o, 0, NULL);
+}
+
+static int wj_fn(const void *l, const struct sl_batch *lsrc, const void *r,
+		 const struct sl_batch *rsrc, const struct sl_window *w, struct sl_collector *out,
+		 void *arg)
+{
+	const struct ev *a = l, *b = r;
+	struct jo o = { a->key, a->val, b->val };
+
+	(void)lsrc, (void)rsrc, (void)w, (void)arg;
+	return sl_emit(out, &o, 0, NULL);
+}
+
+static int jo_format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf, size_t len,
+		     void *arg)
+{
+	const struct jo *o = elem;
+
+	(void)b, (void)arg;
+	return snprintf(buf, len, "%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64, o->key, o->lval,
+			o->rval, ts);
+}
+
+struct setup {
+	bool window;
+	const char *out, *ck;
+	unsigned par;
+	double rate;
+};
+
+/* Build and run the job of @s. Return sl_job_run()'s result. */
+static int run_job(const struct setup *s)
+{
+	struct sl_lines_conf lc = { .path = lpath, .parse = parse_ev, .rate = s->rate };
+	struct sl_lines_conf rc_ = { .path = rpath, .parse = parse_ev, .rate = s->rate };
+	struct sl_part_sink_conf pc = { .dir = s->out, .format = jo_format, .fsync = true };
+	struct sl_watermark_strategy ws = { .out_of_orderness_ms = BOUND, .every = 1 };
+	/* Lateness keeps fired windows until cleanup: a restore must not fire them again. */
+	struct sl_window_spec wspec = { .kind = SL_WINDOW_TUMBLING,
+					.size = WSIZE,
+					.allowed_lateness = 3 * WSIZE };
+	struct sl_interval_join_spec ispec = { .lower = LO, .upper = HI };
+	struct sl_stream *l, *r, *j;
+	struct sl_job *job;
+	char err[1024], par[16];
+	int rc;
+
+	const char *opts[][2] = { { "parallelism", par },
+				  { "checkpoint-dir", s->ck },
+				  { "checkpoint-interval", "5ms" },
+				  { "restore", "latest" } };
+
+	if (sl_job_create("ckpt-join", &job) < 0)
+		return -ENOMEM;
+	sl_job_use_checkpoint_storage(job);
+	snprintf(par, sizeof(par), "%u", s->par);
+	rc = 0;
+	/* Without a checkpoint directory, only the parallelism. */
+	for (unsigned i = 0; i < (s->ck != NULL ? 4u : 1u) && rc == 0; i++)
+		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
+			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
+	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, &ev_type), 1);
+	r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, &ev_type), 1);
+	l = sl_key_by(sl_assign_watermarks(l, &ws), key_ev);
+	r = sl_key_by(sl_assign_watermarks(r, &ws), key_ev);
+	if (s->window)
+		j = sl_window_join(l, r, "join", &wspec, wj_fn, NULL, &jo_type);
+	else
+		j = sl_interval_join(l, r, "join", &ispec, ij_fn, NULL, &jo_type);
+	sl_sink(j, "out", &sl_part_sink_ops, &pc);
+	if (rc == 0) {
+		rc = sl_job_run(job, NULL, err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "run: %s\n", err);
+	}
+	sl_job_destroy(job);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct lines {
+	char **v;
+	size_t n, cap;
+};
+
+static void lines_add(struct lines *ls, const char *s)
+{
+	if (ls->n == ls->cap) {
+		ls->cap = ls->cap ? 2 * ls->cap : 1024;
+		ls->v = realloc(ls->v, ls->cap * sizeof(*ls->v));
+		CU_ASSERT_FATAL(ls->v != NULL);
+	}
+	ls->v[ls->n++] = strdup(s);
+}
+
+static void lines_free(struct lines *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		free(ls->v[i]);
+	free(ls->v);
+	memset(ls, 0, sizeof(*ls));
+}
+
+/* Brute force: every (left, right) pair of equal key that joins, as output lines. */
+static void reference(bool window, struct lines *want)
+{
+	char buf[128];
+
+	for (int a = 0; a < NREC; a++)
+		for (int b = 0; b < NREC; b++) {
+			const struct rec *x = &lrec[a], *y = &rrec[b];
+			int64_t ts;
+
+			if (x->key != y->key)
+				continue;
+			if (window) {
+				int64_t wx = x->ts - x->ts % WSIZE, wy = y->ts - y->ts % WSIZE;
+
+				if (wx != wy)
+					continue;
+				ts = wx + WSIZE - 1;
+			} else {
+				if (y->ts < x->ts + LO || y->ts > x->ts + HI)
+					continue;
+				ts = x->ts > y->ts ? x->ts : y->ts;
+			}
+			snprintf(buf, sizeof(buf), "%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64,
+				 x->key, x->val, y->val, ts);
+			lines_add(want, buf);
+		}
+	qsort(want->v, want->n, sizeof(*want->v), cmp_str);
+}
+
+/* The committed output of @dir (part files), sorted. */
+static void committed(const char *dir, struct lines *got)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char path[700], line[128];
+		FILE *f;
+
+		if (strncmp(de->d_name, "part-", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		f = fopen(path, "r");
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			lines_add(got, line);
+		}
+		if (f != NULL)
+			fclose(f);
+	}
+	if (d != NULL)
+		closedir(d);
+	qsort(got->v, got->n, sizeof(*got->v), cmp_str);
+}
+
+/* 0 when @got equals @want; else print the first difference. */
+static int same(const char *what, const struct lines *got, const struct lines *want)
+{
+	size_t i = 0;
+
+	while (i < got->n && i < want->n && strcmp(got->v[i], want->v[i]) == 0)
+		i++;
+	if (i == got->n && i == want->n)
+		return 0;
+	fprintf(stderr, "\n    %s: %zu lines, want %zu; first difference at %zu: '%s' vs '%s'\n",
+		what, got->n, want->n, i, i < got->n ? got->v[i] : "(end)",
+		i < want->n ? want->v[i] : "(end)");
+	return 1;
+}
+
+static bool has_complete(const char *ck)
+{
+	DIR *d = opendir(ck);
+	struct dirent *de;
+	bool yes = false;
+
+	while (d != NULL && !yes && (de = readdir(d)) != NULL) {
+		char path[700];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/%s/_metadata", ck, de->d_name);
+		yes = strncmp(de->d_name, "chk-", 4) == 0 && stat(path, &sb) == 0;
+	}
+	if (d != NULL)
+		closedir(d);
+	return yes;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void kill_restore(bool window)
+{
+	char out[400], ck[400];
+	struct lines want = { 0 }, got = { 0 };
+	unsigned seed = (unsigned)time(NULL);
+	double rate = 2000;
+	int kills = 0;
+
+	snprintf(out, sizeof(out), "%s/out-%s/", tmpdir, window ? "wj" : "ij");
+	snprintf(ck, sizeof(ck), "%s/ck-%s", tmpdir, window ? "wj" : "ij");
+	reference(window, &want);
+	CU_ASSERT(want.n > 1000); /* the input joins a lot: the test can see losses */
+
+	/* Uninterrupted, no checkpoints: the engine agrees with the reference. */
+	fresh_dir(out);
+	CU_ASSERT(run_job(&(struct setup){ window, out, NULL, 2, 0 }) == 0);
+	committed(out, &got);
+	CU_ASSERT(same("uninterrupted", &got, &want) == 0);
+	lines_free(&got);
+
+	printf("\n  kill seed %u\n", seed);
+	srand(seed);
+	fresh_dir(out);
+	rm_rf(ck);
+	for (int attempt = 0; attempt < 100 && kills < 6; attempt++) {
+		pid_t pid = fork();
+		int status = 0;
+
+		if (pid == 0)
+			_exit(run_job(&(struct setup){ window, out, ck, 2, rate }) == 0 ? 0 : 1);
+		CU_ASSERT_FATAL(pid > 0);
+		/* Kill only after a checkpoint is complete: the restart must restore. */
+		for (int i = 0; i < 12000 && !has_complete(ck); i++) /* a cap, not a timing */
+			sleep_ms(5);
+		sleep_ms(30 + rand() % 250);
+		if (kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid &&
+		    WIFSIGNALED(status)) {
+			kills++;
+			continue;
+		}
+		/* Finished before the kill: start over, so the kills land in one run. */
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		fresh_dir(out);
+		rm_rf(ck);
+		kills = 0;
+		rate *= 0.7;
+	}
+	CU_ASSERT(kills == 6);
+	/* The last run rescales the join: key groups move between subtasks. */
+	CU_ASSERT(run_job(&(struct setup){ window, out, ck, 3, 0 }) == 0);
+	committed(out, &got);
+	CU_ASSERT(same("after kills and a rescale", &got, &want) == 0);
+	lines_free(&got);
+	lines_free(&want);
+}
+
+static void test_interval(void)
+{
+	kill_restore(false);
+}
+
+static void test_window(void)
+{
+	kill_restore(true);
+}
+
+int main(void)
+{
+	CU_TestInfo tests[] = {
+		{ "interval join: kill -9 and restore, then rescale: exactly the reference",
+		  test_interval },
+		{ "window join: kill -9 and restore, then rescale: exactly the reference",
+		  test_window },
+		CU_TEST_INFO_NULL,
+	};
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-ckjoin-%d", (int)getpid());
+	snprintf(lpath, sizeof(lpath), "%s/left.csv", tmpdir);
+	snprintf(rpath, sizeof(rpath), "%s/right.csv", tmpdir);
+	if (mkdir(tmpdir, 0755) < 0 || write_side(lpath, lrec, 0, 1) < 0 ||
+	    write_side(rpath, rrec, 1000000, 2) < 0) {
+		fprintf(stderr, "cannot write the input in %s: %s\n", tmpdir, strerror(errno));
+		return 1;
+	}
+	rc = sl_test_main("ckpt-join", tests);
+	if (rc == 0) {
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", tmpdir);
+	}
+	return rc;
+}
