@@ -98,6 +98,16 @@ int sli_timers_pop(struct sli_timers *t, enum sli_domain d, int64_t upto, struct
 /** sli_timers_next() - the earliest time registered in @d, INT64_MAX when none. */
 int64_t sli_timers_next(struct sli_timers *t, enum sli_domain d);
 
+/**
+ * sli_timers_list() - the timers registered in @d, in registration
+ * order (checkpoints: registering them again in this order keeps the
+ * firing order of equal times): a malloc'ed array in *@out (free() it;
+ * NULL when there is none) of *@n timers.
+ * Return: 0 or -ENOMEM.
+ */
+int sli_timers_list(const struct sli_timers *t, enum sli_domain d, struct sli_timer **out,
+		    size_t *n);
+
 /** Timers registered in @d. */
 size_t sli_timers_count(const struct sli_timers *t, enum sli_domain d);
 

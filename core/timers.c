@@ -435,3 +435,40 @@ size_t sli_timers_count(const struct sli_timers *t, enum sli_domain dom)
 {
 	return t->d[dom].live;
 }
+
+static int seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct tset_ent *)a)->seq, y = ((const struct tset_ent *)b)->seq;
+
+	return x < y ? -1 : x > y;
+}
+
+int sli_timers_list(const struct sli_timers *t, enum sli_domain d, struct sli_timer **out,
+		    size_t *n)
+{
+	const struct tdomain *dm = &t->d[d];
+	struct tset_ent *e;
+	size_t k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (dm->live == 0)
+		return 0;
+	e = malloc(dm->live * sizeof(*e));
+	*out = malloc(dm->live * sizeof(**out));
+	if (e == NULL || *out == NULL) {
+		free(e);
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	for (uint32_t j = 0; j <= dm->mask && k < dm->live; j++)
+		if (dm->set[j].seq)
+			e[k++] = dm->set[j];
+	qsort(e, k, sizeof(*e), seq_cmp);
+	for (size_t i = 0; i < k; i++)
+		(*out)[i] = (struct sli_timer){ .time = e[i].time, .key = e[i].key, .ns = e[i].ns };
+	free(e);
+	*n = k;
+	return 0;
+}

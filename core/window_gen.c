@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include <sluice/sl_error.h>
+#include <sluice/sl_snap.h>
 
 #include "sli_exec.h"
 #include "sli_timers.h"
@@ -1410,5 +1411,341 @@ int sli_wgen_proc_time(struct sli_opi *op, int64_t now_ms)
 	int rc = run_timers(op, SLI_PROC_TIME, now_ms);
 
 	op->next_proc_timer = sli_timers_next(op->wgen->tm, SLI_PROC_TIME);
+	return rc;
+}
+
+/* ---------------------------------------------------------- checkpoints */
+
+/*
+ * A logical snapshot: an operator section {format, blob stride, input
+ * size and strings, list?, merging?, accumulator size}; then per key, in
+ * its key group's section (the group's first key writes the operator's
+ * watermark first): the key's bytes, its windows {start, end, has, the
+ * blob (accumulator | trigger state | window state), the list's elements,
+ * their timestamps, the strings' arena}, and its timers {domain, time,
+ * namespace, position in its domain's registration order}. Element and
+ * accumulator string fields are offsets into the window's arena, so the
+ * bytes are restored as they were. Restore re-creates the windows (and a
+ * session key's list of them), then registers the timers again in their
+ * old order. Trigger and window state are the fixed-size bytes the user's
+ * functions keep there (sl_time.h: plain data).
+ */
+#define GSNAP_FORMAT 1u
+
+struct gsnap_timer {
+	struct sli_timer t;
+	uint32_t dom, pos;
+};
+
+/* Index lists per key id: first[k] .. first[k + 1] into idx (a counting sort). */
+static int by_key(uint32_t nkeys, uint32_t n, const uint32_t *key_of, uint32_t **first,
+		  uint32_t **idx)
+{
+	uint32_t *f = calloc((size_t)nkeys + 2, sizeof(*f)), *x = malloc((n ? n : 1) * sizeof(*x));
+
+	if (f == NULL || x == NULL) {
+		free(f);
+		free(x);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		f[key_of[i] + 2]++;
+	for (uint32_t k = 0; k < nkeys; k++)
+		f[k + 2] += f[k + 1];
+	for (uint32_t i = 0; i < n; i++)
+		x[f[key_of[i] + 1]++] = i;
+	*first = f;
+	*idx = x;
+	return 0;
+}
+
+static int snap_ent(struct sl_snap_writer *sw, const struct sli_wgen *w, uint32_t e)
+{
+	const struct gent *x = &w->ents[e];
+	uint32_t size = w->cf->in.size;
+	int rc = sl_snap_put_i64(sw, x->start);
+
+	if (rc == 0)
+		rc = sl_snap_put_i64(sw, x->end);
+	if (rc == 0)
+		rc = sl_snap_put_u32(sw, x->has);
+	if (rc == 0)
+		rc = sl_snap_put_bytes(sw, blob(w, e), w->stride);
+	if (rc == 0)
+		rc = sl_snap_put_bytes(sw, x->data, (size_t)x->n * size);
+	if (rc == 0)
+		rc = sl_snap_put_bytes(sw, x->ts, (size_t)x->n * sizeof(int64_t));
+	if (rc == 0)
+		rc = sl_snap_put_bytes(sw, x->arena, x->aused);
+	return rc;
+}
+
+int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *sw)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	uint32_t nkeys = sli_keys_count(w->keys),
+		 hdr[7] = { GSNAP_FORMAT, (uint32_t)w->stride, cf->in.size, cf->in.nstr,
+			    cf->list,	  cf->merging,	       cf->acc_size };
+	struct sli_timer *tl[2] = { NULL, NULL };
+	size_t nt[2] = { 0, 0 };
+	struct gsnap_timer *all = NULL;
+	uint32_t *ekey = NULL, *tkey = NULL, *ef = NULL, *ei = NULL, *tf = NULL, *ti = NULL;
+	uint32_t ne = 0, ntimers;
+	bool *seen = NULL;
+	int rc;
+
+	rc = sl_snap_put(sw, hdr, sizeof(hdr));
+	for (int d = 0; d < 2 && rc == 0; d++)
+		rc = sli_timers_list(w->tm, (enum sli_domain)d, &tl[d], &nt[d]);
+	if (rc < 0)
+		goto out;
+	ntimers = (uint32_t)(nt[0] + nt[1]);
+	all = malloc((ntimers ? ntimers : 1) * sizeof(*all));
+	tkey = malloc((ntimers ? ntimers : 1) * sizeof(*tkey));
+	ekey = malloc((w->nents ? w->nents : 1) * sizeof(*ekey));
+	seen = calloc(op->info.max_parallelism, sizeof(*seen));
+	if (all == NULL || tkey == NULL || ekey == NULL || seen == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int d = 0, k = 0; d < 2; d++)
+		for (size_t i = 0; i < nt[d]; i++, k++) {
+			all[k] = (struct gsnap_timer){ tl[d][i], (uint32_t)d, (uint32_t)i };
+			tkey[k] = tl[d][i].key;
+		}
+	/* Entries by key: ekey holds entry numbers, their keys in a second pass. */
+	uint32_t *eidx = malloc((w->nents ? w->nents : 1) * sizeof(*eidx));
+	if (eidx == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t e = 0; e < w->nents; e++)
+		if (w->ents[e].used) {
+			eidx[ne] = e;
+			ekey[ne++] = w->ents[e].key;
+		}
+	rc = by_key(nkeys, ne, ekey, &ef, &ei);
+	if (rc == 0)
+		rc = by_key(nkeys, ntimers, tkey, &tf, &ti);
+	for (uint32_t k = 0; k < nkeys && rc == 0; k++) {
+		uint32_t en = ef[k + 1] - ef[k], tn = tf[k + 1] - tf[k];
+		struct sl_key key = sli_keys_get(w->keys, k);
+		unsigned kg =
+		    sli_key_group(sli_hash64(key.ptr, key.len, 0), op->info.max_parallelism);
+
+		if (en + tn == 0)
+			continue;
+		rc = sl_snap_section(sw, kg);
+		if (rc == 0 && !seen[kg]) {
+			seen[kg] = true;
+			rc = sl_snap_put_i64(sw, op->watermark);
+		}
+		if (rc == 0)
+			rc = sl_snap_put_bytes(sw, key.ptr, key.len);
+		if (rc == 0)
+			rc = sl_snap_put_u32(sw, en);
+		for (uint32_t j = ef[k]; j < ef[k + 1] && rc == 0; j++)
+			rc = snap_ent(sw, w, eidx[ei[j]]);
+		if (rc == 0)
+			rc = sl_snap_put_u32(sw, tn);
+		for (uint32_t j = tf[k]; j < tf[k + 1] && rc == 0; j++) {
+			const struct gsnap_timer *g = &all[ti[j]];
+
+			rc = sl_snap_put_u32(sw, g->dom);
+			if (rc == 0)
+				rc = sl_snap_put_u32(sw, g->pos);
+			if (rc == 0)
+				rc = sl_snap_put_i64(sw, g->t.time);
+			if (rc == 0)
+				rc = sl_snap_put_i64(sw, g->t.ns.a);
+			if (rc == 0)
+				rc = sl_snap_put_i64(sw, g->t.ns.b);
+		}
+	}
+	free(eidx);
+out:
+	free(tl[0]);
+	free(tl[1]);
+	free(all);
+	free(ekey);
+	free(tkey);
+	free(ef);
+	free(ei);
+	free(tf);
+	free(ti);
+	free(seen);
+	return rc;
+}
+
+/* A copy of @n bytes at @p (NULL for none). */
+static void *dup_bytes(const void *p, size_t n, int *rc)
+{
+	void *q;
+
+	if (n == 0)
+		return NULL;
+	q = malloc(n);
+	if (q == NULL)
+		*rc = -ENOMEM;
+	else
+		memcpy(q, p, n);
+	return q;
+}
+
+/* Window entry of key @key from @r. */
+static int restore_ent(struct sl_snap_reader *r, struct sli_wgen *w, uint32_t key)
+{
+	const void *b, *data, *ts, *arena;
+	uint32_t has, bl, dl, tl, al, size = w->cf->in.size;
+	int64_t start, end, e;
+	struct gent *x;
+	int rc = sl_snap_get_i64(r, &start);
+
+	if (rc == 0)
+		rc = sl_snap_get_i64(r, &end);
+	if (rc == 0)
+		rc = sl_snap_get_u32(r, &has);
+	if (rc == 0)
+		rc = sl_snap_get_bytes(r, &b, &bl);
+	if (rc == 0)
+		rc = sl_snap_get_bytes(r, &data, &dl);
+	if (rc == 0)
+		rc = sl_snap_get_bytes(r, &ts, &tl);
+	if (rc == 0)
+		rc = sl_snap_get_bytes(r, &arena, &al);
+	if (rc < 0)
+		return rc;
+	if (bl != w->stride || dl % size != 0 || tl != dl / size * sizeof(int64_t) ||
+	    (!w->cf->list && dl != 0) || w->wslot[wtab_find(w, key, start, end)] != 0)
+		return sl_snap_bad(r, "a window of another layout, or twice");
+	e = ent_add(w, key, start, end);
+	if (e < 0)
+		return (int)e;
+	x = &w->ents[e];
+	x->has = has != 0;
+	memcpy(blob(w, (uint32_t)e), b, bl);
+	x->n = x->cap = dl / size;
+	x->data = dup_bytes(data, dl, &rc);
+	x->ts = dup_bytes(ts, tl, &rc);
+	x->arena = dup_bytes(arena, al, &rc);
+	x->aused = x->acap = al;
+	if (w->cf->merging) {
+		x->next = w->sess[key];
+		w->sess[key] = (uint32_t)e + 1;
+	}
+	return rc;
+}
+
+static int gtimer_cmp(const void *a, const void *b)
+{
+	const struct gsnap_timer *x = a, *y = b;
+
+	if (x->dom != y->dom)
+		return x->dom < y->dom ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+int sli_wgen_restore(struct sli_opi *op, struct sl_snap_reader *r)
+{
+	struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+	struct gsnap_timer *tm = NULL;
+	size_t ntm = 0, captm = 0;
+	int64_t wm = INT64_MAX, swm;
+	bool any_kg = false;
+	uint32_t sec, hdr[7];
+	int rc;
+
+	while ((rc = sl_snap_next(r, &sec)) == 1) {
+		if (sec == SL_SNAP_OP) {
+			rc = sl_snap_get(r, hdr, sizeof(hdr));
+			if (rc == 0 &&
+			    (hdr[0] != GSNAP_FORMAT || hdr[1] != w->stride ||
+			     hdr[2] != cf->in.size || hdr[3] != cf->in.nstr || hdr[4] != cf->list ||
+			     hdr[5] != cf->merging || hdr[6] != cf->acc_size))
+				rc = sl_snap_bad(r,
+						 "window state of another format or configuration");
+			if (rc < 0)
+				goto out;
+			continue;
+		}
+		if ((rc = sl_snap_get_i64(r, &swm)) < 0)
+			goto out;
+		any_kg = true;
+		wm = swm < wm ? swm : wm;
+		while (sl_snap_left(r) > 0 && rc == 0) {
+			const void *kb;
+			uint32_t klen, n;
+			int64_t key;
+
+			rc = sl_snap_get_bytes(r, &kb, &klen);
+			if (rc < 0)
+				goto out;
+			key = sli_keys_intern(w->keys, sli_hash64(kb, klen, 0), kb, klen);
+			if (key < 0) {
+				rc = (int)key;
+				goto out;
+			}
+			if (cf->merging && (uint32_t)key >= w->nsess) {
+				if (sli_grow((void **)&w->sess, &w->capsess, (uint32_t)key + 1,
+					     sizeof(*w->sess)) < 0) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				while (w->nsess <= (uint32_t)key)
+					w->sess[w->nsess++] = 0;
+			}
+			rc = sl_snap_get_u32(r, &n);
+			for (uint32_t i = 0; i < n && rc == 0; i++)
+				rc = restore_ent(r, w, (uint32_t)key);
+			if (rc == 0)
+				rc = sl_snap_get_u32(r, &n);
+			for (uint32_t i = 0; i < n && rc == 0; i++) {
+				struct gsnap_timer *g;
+
+				if (ntm == captm) {
+					captm = captm ? 2 * captm : 256;
+					g = realloc(tm, captm * sizeof(*tm));
+					if (g == NULL) {
+						rc = -ENOMEM;
+						goto out;
+					}
+					tm = g;
+				}
+				g = &tm[ntm++];
+				g->t.key = (uint32_t)key;
+				rc = sl_snap_get_u32(r, &g->dom);
+				if (rc == 0)
+					rc = sl_snap_get_u32(r, &g->pos);
+				if (rc == 0)
+					rc = sl_snap_get_i64(r, &g->t.time);
+				if (rc == 0)
+					rc = sl_snap_get_i64(r, &g->t.ns.a);
+				if (rc == 0)
+					rc = sl_snap_get_i64(r, &g->t.ns.b);
+				if (rc == 0 && g->dom > SLI_PROC_TIME)
+					rc = sl_snap_bad(r, "a timer of an unknown domain");
+			}
+		}
+		if (rc < 0)
+			goto out;
+	}
+	if (rc < 0)
+		goto out;
+	/* The old registration order, per domain (across old subtasks: any). */
+	if (ntm > 0)
+		qsort(tm, ntm, sizeof(*tm), gtimer_cmp);
+	for (size_t i = 0; i < ntm && rc >= 0; i++) {
+		rc = sli_timers_register(w->tm, (enum sli_domain)tm[i].dom, tm[i].t.key, tm[i].t.ns,
+					 tm[i].t.time);
+		if (rc > 0 && tm[i].dom == SLI_PROC_TIME)
+			sli_proc_timer_note(op, tm[i].t.time);
+	}
+	rc = rc < 0 ? rc : 0;
+	if (rc == 0 && any_kg)
+		op->watermark = wm;
+out:
+	free(tm);
 	return rc;
 }

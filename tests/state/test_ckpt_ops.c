@@ -1,20 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * test_ckpt_join.c — join state in checkpoints, through whole jobs.
+ * test_ckpt_ops.c — the state of joins and general windows (sl_window)
+ * in checkpoints, through whole jobs.
  *
  * Two line sources ("ts,key,val" files the test writes, parallelism 1)
  * feed an interval join ([-15, 10]) or a tumbling window join (50 ms,
  * allowed lateness 150 ms, so fired windows stay in the state) at
- * parallelism 2, into exactly-once part files ("key,lval,rval,ts"). A
+ * parallelism 2, into exactly-once part files ("key,lval,rval,ts"); or
+ * the left file alone feeds a general window at parallelism 2: session
+ * windows (gap 40) with a process function over the whole contents
+ * ("key,start,end,count,sum,ts"), or tumbling 100 ms windows with a reduce,
+ * a continuous event-time trigger (every 25 ms: trigger state and timers)
+ * and allowed lateness 60 ("key,sum,ts"). A
  * forked child runs the job with checkpoints every 5 ms and is killed with
  * SIGKILL at random moments (each time after a checkpoint completed, so a
  * restart restores buffered join state), then a last run finishes, at
  * parallelism 3 (key groups move). The committed output must equal, as a
  * sorted list, a brute-force nested-loop join of the two files computed
- * here: an element lost from or doubled in the restored buffers, a window
- * fired twice or a cleanup timer lost shows up as a missing, extra or
- * wrong line. The disorder of the input stays below the watermark bound,
- * so no element is late and the reference needs no watermark logic.
+ * here (sessions: grouped by a gap scan), or for the continuous trigger,
+ * whose firings depend on the watermarks, with an uninterrupted run: an
+ * element lost from or doubled in the restored state, a window fired
+ * twice or a timer lost shows up as a missing, extra or wrong line. The
+ * disorder of the input stays below the watermark bound, so no element is
+ * late and the references need no watermark logic.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +50,10 @@
 #define LO	 -15
 #define HI	 10
 #define WSIZE	 50
+#define GAP	 40
+#define TSIZE	 100
+#define CONT	 25
+#define TLATE	 60
 
 struct ev {
 	int64_t key, val;
@@ -53,9 +65,17 @@ struct jo {
 };
 static const struct sl_type jo_type = SL_TYPE(struct jo);
 
+struct wo {
+	int64_t key, start, end, count, sum;
+};
+static const struct sl_type wo_type = SL_TYPE(struct wo);
+
 struct rec {
 	int64_t ts, key, val;
 };
+
+/* The operator under test. */
+enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS };
 
 static char tmpdir[256], lpath[300], rpath[300];
 static struct rec lrec[NREC], rrec[NREC];
@@ -151,8 +171,47 @@ static int jo_format(const void *elem, int64_t ts, const struct sl_batch *b, cha
 			o->rval, ts);
 }
 
+static int sess_proc(const struct sl_window_ctx *ctx, const struct sl_batch *contents,
+		     struct sl_collector *out, void *arg)
+{
+	struct wo o = { 0, ctx->window.start, ctx->window.end, contents->n, 0 };
+
+	(void)arg;
+	memcpy(&o.key, ctx->key.ptr, sizeof(o.key));
+	for (uint32_t i = 0; i < contents->n; i++)
+		o.sum += ((const struct ev *)sl_batch_elem(contents, i))->val;
+	return sl_emit(out, &o, 0, NULL);
+}
+
+static int wo_format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf, size_t len,
+		     void *arg)
+{
+	const struct wo *o = elem;
+
+	(void)b, (void)arg;
+	return snprintf(buf, len,
+			"%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64,
+			o->key, o->start, o->end, o->count, o->sum, ts);
+}
+
+static int sum_reduce(void *acc, const void *in, void *arg)
+{
+	(void)arg;
+	((struct ev *)acc)->val += ((const struct ev *)in)->val;
+	return 0;
+}
+
+static int ev_format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf, size_t len,
+		     void *arg)
+{
+	const struct ev *e = elem;
+
+	(void)b, (void)arg;
+	return snprintf(buf, len, "%" PRId64 ",%" PRId64 ",%" PRId64, e->key, e->val, ts);
+}
+
 struct setup {
-	bool window;
+	enum kind kind;
 	const char *out, *ck;
 	unsigned par;
 	double rate;
@@ -164,6 +223,11 @@ static int run_job(const struct setup *s)
 	struct sl_lines_conf lc = { .path = lpath, .parse = parse_ev, .rate = s->rate };
 	struct sl_lines_conf rc_ = { .path = rpath, .parse = parse_ev, .rate = s->rate };
 	struct sl_part_sink_conf pc = { .dir = s->out, .format = jo_format, .fsync = true };
+	struct sl_window_conf sess = { .assigner = sl_assigner_session(GAP), .process = sess_proc };
+	struct sl_window_conf cont = { .assigner = sl_assigner_tumbling(TSIZE, 0),
+				       .trigger = sl_trigger_continuous_event_time(CONT),
+				       .allowed_lateness = TLATE,
+				       .reduce = sum_reduce };
 	struct sl_watermark_strategy ws = { .out_of_orderness_ms = BOUND, .every = 1 };
 	/* Lateness keeps fired windows until cleanup: a restore must not fire them again. */
 	struct sl_window_spec wspec = { .kind = SL_WINDOW_TUMBLING,
@@ -180,7 +244,7 @@ static int run_job(const struct setup *s)
 				  { "checkpoint-interval", "5ms" },
 				  { "restore", "latest" } };
 
-	if (sl_job_create("ckpt-join", &job) < 0)
+	if (sl_job_create("ckpt-ops", &job) < 0)
 		return -ENOMEM;
 	sl_job_use_checkpoint_storage(job);
 	snprintf(par, sizeof(par), "%u", s->par);
@@ -190,13 +254,28 @@ static int run_job(const struct setup *s)
 		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
 	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, &ev_type), 1);
-	r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, &ev_type), 1);
 	l = sl_key_by(sl_assign_watermarks(l, &ws), key_ev);
-	r = sl_key_by(sl_assign_watermarks(r, &ws), key_ev);
-	if (s->window)
+	r = NULL;
+	if (s->kind == IJOIN || s->kind == WJOIN) {
+		r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, &ev_type), 1);
+		r = sl_key_by(sl_assign_watermarks(r, &ws), key_ev);
+	}
+	switch (s->kind) {
+	case WJOIN:
 		j = sl_window_join(l, r, "join", &wspec, wj_fn, NULL, &jo_type);
-	else
+		break;
+	case IJOIN:
 		j = sl_interval_join(l, r, "join", &ispec, ij_fn, NULL, &jo_type);
+		break;
+	case SESSION:
+		j = sl_window(l, "window", &sess, &wo_type);
+		pc.format = wo_format;
+		break;
+	default:
+		j = sl_window(l, "window", &cont, &ev_type);
+		pc.format = ev_format;
+		break;
+	}
 	sl_sink(j, "out", &sl_part_sink_ops, &pc);
 	if (rc == 0) {
 		rc = sl_job_run(job, NULL, err, sizeof(err));
@@ -233,6 +312,41 @@ static void lines_free(struct lines *ls)
 		free(ls->v[i]);
 	free(ls->v);
 	memset(ls, 0, sizeof(*ls));
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+/* Sessions: per key, in time order, a gap over GAP ends a session [first, last + GAP) (touching
+ * windows merge, as Flink's TimeWindow.intersects). */
+static void sessions(struct lines *want)
+{
+	static struct rec v[NREC];
+	char buf[160];
+
+	memcpy(v, lrec, sizeof(v));
+	qsort(v, NREC, sizeof(v[0]), cmp_rec);
+	for (int i = 0; i < NREC;) {
+		int64_t start = v[i].ts, last = v[i].ts, n = 0, sum = 0;
+		int j = i;
+
+		for (; j < NREC && v[j].key == v[i].key && v[j].ts <= last + GAP; j++) {
+			last = v[j].ts > last ? v[j].ts : last;
+			n++;
+			sum += v[j].val;
+		}
+		snprintf(buf, sizeof(buf),
+			 "%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64,
+			 v[i].key, start, last + GAP, n, sum, last + GAP - 1);
+		lines_add(want, buf);
+		i = j;
+	}
 }
 
 /* Brute force: every (left, right) pair of equal key that joins, as output lines. */
@@ -331,22 +445,33 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static void kill_restore(bool window)
+static void kill_restore(enum kind kind)
 {
+	static const char *const names[] = { "ij", "wj", "session", "continuous" };
 	char out[400], ck[400];
 	struct lines want = { 0 }, got = { 0 };
 	unsigned seed = (unsigned)time(NULL);
 	double rate = 2000;
 	int kills = 0;
 
-	snprintf(out, sizeof(out), "%s/out-%s/", tmpdir, window ? "wj" : "ij");
-	snprintf(ck, sizeof(ck), "%s/ck-%s", tmpdir, window ? "wj" : "ij");
-	reference(window, &want);
-	CU_ASSERT(want.n > 1000); /* the input joins a lot: the test can see losses */
+	snprintf(out, sizeof(out), "%s/out-%s/", tmpdir, names[kind]);
+	snprintf(ck, sizeof(ck), "%s/ck-%s", tmpdir, names[kind]);
+	fresh_dir(out);
+	if (kind == IJOIN || kind == WJOIN) {
+		reference(kind == WJOIN, &want);
+	} else if (kind == SESSION) {
+		sessions(&want);
+		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
+	} else {
+		/* Firings follow the watermarks: the reference is an uninterrupted run. */
+		CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0 }) == 0);
+		committed(out, &want);
+	}
+	CU_ASSERT(want.n > 300); /* much output: the test can see losses */
 
 	/* Uninterrupted, no checkpoints: the engine agrees with the reference. */
 	fresh_dir(out);
-	CU_ASSERT(run_job(&(struct setup){ window, out, NULL, 2, 0 }) == 0);
+	CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0 }) == 0);
 	committed(out, &got);
 	CU_ASSERT(same("uninterrupted", &got, &want) == 0);
 	lines_free(&got);
@@ -360,7 +485,7 @@ static void kill_restore(bool window)
 		int status = 0;
 
 		if (pid == 0)
-			_exit(run_job(&(struct setup){ window, out, ck, 2, rate }) == 0 ? 0 : 1);
+			_exit(run_job(&(struct setup){ kind, out, ck, 2, rate }) == 0 ? 0 : 1);
 		CU_ASSERT_FATAL(pid > 0);
 		/* Kill only after a checkpoint is complete: the restart must restore. */
 		for (int i = 0; i < 12000 && !has_complete(ck); i++) /* a cap, not a timing */
@@ -380,7 +505,7 @@ static void kill_restore(bool window)
 	}
 	CU_ASSERT(kills == 6);
 	/* The last run rescales the join: key groups move between subtasks. */
-	CU_ASSERT(run_job(&(struct setup){ window, out, ck, 3, 0 }) == 0);
+	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, 3, 0 }) == 0);
 	committed(out, &got);
 	CU_ASSERT(same("after kills and a rescale", &got, &want) == 0);
 	lines_free(&got);
@@ -389,12 +514,22 @@ static void kill_restore(bool window)
 
 static void test_interval(void)
 {
-	kill_restore(false);
+	kill_restore(IJOIN);
 }
 
 static void test_window(void)
 {
-	kill_restore(true);
+	kill_restore(WJOIN);
+}
+
+static void test_session(void)
+{
+	kill_restore(SESSION);
+}
+
+static void test_continuous(void)
+{
+	kill_restore(CONTINUOUS);
 }
 
 int main(void)
@@ -404,12 +539,16 @@ int main(void)
 		  test_interval },
 		{ "window join: kill -9 and restore, then rescale: exactly the reference",
 		  test_window },
+		{ "session windows, process function: kill -9, restore, rescale: the reference",
+		  test_session },
+		{ "continuous trigger, reduce, lateness: kill -9, restore, rescale: uninterrupted",
+		  test_continuous },
 		CU_TEST_INFO_NULL,
 	};
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-ckjoin-%d", (int)getpid());
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-ckops-%d", (int)getpid());
 	snprintf(lpath, sizeof(lpath), "%s/left.csv", tmpdir);
 	snprintf(rpath, sizeof(rpath), "%s/right.csv", tmpdir);
 	if (mkdir(tmpdir, 0755) < 0 || write_side(lpath, lrec, 0, 1) < 0 ||
@@ -417,7 +556,7 @@ int main(void)
 		fprintf(stderr, "cannot write the input in %s: %s\n", tmpdir, strerror(errno));
 		return 1;
 	}
-	rc = sl_test_main("ckpt-join", tests);
+	rc = sl_test_main("ckpt-ops", tests);
 	if (rc == 0) {
 		char cmd[300];
 
