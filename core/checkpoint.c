@@ -331,6 +331,8 @@ static int op_snapshot(struct sli_opi *op, int64_t id, struct sl_snap_writer *w)
 		return sli_join_snapshot(op, w);
 	case SLI_WINDOW_GEN:
 		return sli_wgen_snapshot(op, w);
+	case SLI_KEYED_PROCESS:
+		return sli_keyed_snapshot(op, w);
 	default:
 		return 0; /* stateless (checked by sli_ckpt_prepare) */
 	}
@@ -1281,6 +1283,7 @@ static bool supported(const struct sli_node *n, char *why, size_t len)
 	case SLI_WINDOW_JOIN:
 	case SLI_INTERVAL_JOIN:
 	case SLI_WINDOW_GEN:
+	case SLI_KEYED_PROCESS:
 		return true;
 	default:
 		snprintf(why, len, "checkpoints of %s operators are not implemented yet",
@@ -1557,6 +1560,9 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 			break;
 		case SLI_WINDOW_GEN:
 			rc = sli_wgen_restore(op, &r);
+			break;
+		case SLI_KEYED_PROCESS:
+			rc = sli_keyed_restore(op, &r);
 			break;
 		default:
 			rc = 0;

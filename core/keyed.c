@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include <sluice/sl_error.h>
+#include <sluice/sl_snap.h>
 
 #include "sli_exec.h"
 #include "sli_timers.h"
@@ -358,4 +359,111 @@ int sli_state_attach(struct sl_stream *s, const struct sl_state_desc *d,
 	n->states[n->nstates].name = name;
 	n->state_backend = be;
 	return (int)n->nstates++;
+}
+
+/* ---------------------------------------------------------- checkpoints */
+
+/*
+ * The section of every key group of the subtask's range holds: the
+ * operator's watermark, u32 1 and the state backend's part when the
+ * operator has keyed state (else u32 0), then the timers of the group's
+ * keys: u32 count, each {key bytes, sli_timer_rec_put()'s record}. Restore registers the timers
+ * again in their old order (equal times fire as before).
+ */
+int sli_keyed_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+{
+	struct sli_keyed *k = op->keyed;
+	unsigned first, last, maxp = op->info.max_parallelism;
+	struct sli_timer *tl[2] = { NULL, NULL };
+	size_t nt[2] = { 0, 0 };
+	uint32_t *per = NULL;
+	int rc = 0;
+
+	sli_key_group_range(op->info.index, op->info.parallelism, maxp, &first, &last);
+	for (unsigned kg = first; kg <= last && rc == 0; kg++) {
+		rc = sl_snap_section(w, kg);
+		rc = rc < 0 ? rc : sl_snap_put_i64(w, op->watermark);
+		rc = rc < 0 ? rc : sl_snap_put_u32(w, k->be != NULL);
+	}
+	if (rc == 0 && k->be != NULL) {
+		op->info.errbuf[0] = '\0';
+		rc = k->be->snapshot(k->ctx.state, w);
+	}
+	for (int d = 0; d < 2 && rc == 0; d++)
+		rc = sli_timers_list(k->timers, (enum sli_domain)d, &tl[d], &nt[d]);
+	if (rc == 0 && (per = calloc(maxp, sizeof(*per))) == NULL)
+		rc = -ENOMEM;
+	/* Counts per key group first: each section's timer list is prefixed by its count. */
+	for (int d = 0; d < 2 && rc == 0; d++)
+		for (size_t i = 0; i < nt[d]; i++)
+			per[sli_key_group(sli_keys_hash(k->keys, tl[d][i].key), maxp)]++;
+	for (unsigned kg = first; kg <= last && rc == 0; kg++) {
+		rc = sl_snap_section(w, kg);
+		rc = rc < 0 ? rc : sl_snap_put_u32(w, per[kg]);
+	}
+	for (int d = 0; d < 2 && rc == 0; d++)
+		for (size_t i = 0; i < nt[d] && rc == 0; i++) {
+			const struct sli_timer *t = &tl[d][i];
+			struct sl_key key = sli_keys_get(k->keys, t->key);
+
+			rc =
+			    sl_snap_section(w, sli_key_group(sli_keys_hash(k->keys, t->key), maxp));
+			rc = rc < 0 ? rc : sl_snap_put_bytes(w, key.ptr, key.len);
+			rc = rc < 0 ? rc : sli_timer_rec_put(w, (uint32_t)d, (uint32_t)i, t);
+		}
+	free(per);
+	free(tl[0]);
+	free(tl[1]);
+	return rc;
+}
+
+int sli_keyed_restore(struct sli_opi *op, struct sl_snap_reader *r)
+{
+	struct sli_keyed *k = op->keyed;
+	struct sli_timer_recs tm = { 0 };
+	int64_t wm = INT64_MAX, swm, first;
+	bool any = false;
+	uint32_t sec, has, n;
+	int rc;
+
+	while ((rc = sl_snap_next(r, &sec)) == 1) {
+		if (sec == SL_SNAP_OP)
+			continue; /* keyed process functions write no operator section */
+		rc = sl_snap_get_i64(r, &swm);
+		rc = rc < 0 ? rc : sl_snap_get_u32(r, &has);
+		if (rc < 0)
+			break;
+		any = true;
+		wm = swm < wm ? swm : wm;
+		if (has && k->be == NULL) {
+			rc = sl_snap_bad(r, "keyed state the operator does not declare");
+			break;
+		}
+		if (has && (rc = k->be->restore(k->ctx.state, r, sec)) < 0)
+			break;
+		rc = sl_snap_get_u32(r, &n);
+		for (uint32_t i = 0; i < n && rc == 0; i++) {
+			const void *kb;
+			uint32_t klen;
+			int64_t id;
+
+			rc = sl_snap_get_bytes(r, &kb, &klen);
+			if (rc < 0)
+				break;
+			id = sli_keys_intern(k->keys, sli_hash64(kb, klen, 0), kb, klen);
+			rc = id < 0 ? (int)id : sli_timer_recs_add(&tm, r, (uint32_t)id);
+		}
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0) {
+		free(tm.v);
+		return rc;
+	}
+	rc = sli_timer_recs_register(&tm, k->timers, &first);
+	if (first != INT64_MAX)
+		sli_proc_timer_note(op, first);
+	if (rc == 0 && any)
+		op->watermark = wm;
+	return rc;
 }

@@ -190,12 +190,23 @@ struct sli_state_opts {
 /* The default spill root of this process and job: $TMPDIR or /tmp, then sluice-state-PID-JOB. */
 int sli_state_default_dir(const char *job_name, char *buf, size_t len);
 
+struct sl_snap_writer;
+struct sl_snap_reader;
+
 struct sli_state_backend {
 	int (*open)(const struct sl_subtask_info *info, const struct sl_allocator *a,
 		    const struct sl_state_desc *descs, unsigned n, unsigned kg_first,
 		    unsigned kg_last, const struct sli_state_opts *opts, void **inst);
 	void (*close)(void *inst);
 	void (*maintain)(void *inst, struct sl_ctx *c, unsigned budget);
+	/*
+	 * Checkpoints: append to the section of every key group of the
+	 * instance's range its part (self-delimiting, also when empty);
+	 * restore reads the part of key group @kg, the reader positioned at
+	 * it. Return 0 or -errno (sl_snap_bad() for a bad part).
+	 */
+	int (*snapshot)(void *inst, struct sl_snap_writer *w);
+	int (*restore)(void *inst, struct sl_snap_reader *r, unsigned kg);
 };
 
 struct sli_edge {

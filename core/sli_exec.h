@@ -280,6 +280,9 @@ int sli_join_restore(struct sli_opi *op, struct sl_snap_reader *r);
 /* General window state in checkpoints (window_gen.c); the operator section is selected. */
 int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_wgen_restore(struct sli_opi *op, struct sl_snap_reader *r);
+/* Keyed process functions in checkpoints: keyed state and timers (keyed.c). */
+int sli_keyed_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
+int sli_keyed_restore(struct sli_opi *op, struct sl_snap_reader *r);
 
 static inline struct sl_batch_pool *sli_pool(struct sli_opi *op)
 {

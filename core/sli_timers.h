@@ -108,6 +108,40 @@ int64_t sli_timers_next(struct sli_timers *t, enum sli_domain d);
 int sli_timers_list(const struct sli_timers *t, enum sli_domain d, struct sli_timer **out,
 		    size_t *n);
 
+/*
+ * Timers in checkpoints: a record is {domain, position in its domain's
+ * registration order (sli_timers_list()), time, namespace}; the operator
+ * adds the key. Restore collects the records (sli_timer_recs_add()), then
+ * registers them in their old order (sli_timer_recs_register()).
+ */
+struct sl_snap_writer;
+struct sl_snap_reader;
+
+struct sli_timer_rec {
+	struct sli_timer t; /* t.key: the operator's key id */
+	uint32_t dom, pos;
+};
+
+struct sli_timer_recs {
+	struct sli_timer_rec *v;
+	size_t n, cap;
+};
+
+/** Write the record of timer @t, @pos-th of domain @dom. Return 0 or -errno. */
+int sli_timer_rec_put(struct sl_snap_writer *w, uint32_t dom, uint32_t pos,
+		      const struct sli_timer *t);
+/**
+ * Read a record into a new slot of @rs for key id @key (validated).
+ * Return 0, -ENOMEM, or the reader's -EBADMSG.
+ */
+int sli_timer_recs_add(struct sli_timer_recs *rs, struct sl_snap_reader *r, uint32_t key);
+/**
+ * Register the records of @rs in @t, in their old order per domain; the
+ * earliest processing-time timer registered in *@first_proc (INT64_MAX:
+ * none). Frees @rs. Return 0 or -ENOMEM.
+ */
+int sli_timer_recs_register(struct sli_timer_recs *rs, struct sli_timers *t, int64_t *first_proc);
+
 /** Timers registered in @d. */
 size_t sli_timers_count(const struct sli_timers *t, enum sli_domain d);
 

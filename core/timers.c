@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sluice/sl_snap.h>
+
 #include "sli_core.h"
 #include "sli_timers.h"
 
@@ -471,4 +473,71 @@ int sli_timers_list(const struct sli_timers *t, enum sli_domain d, struct sli_ti
 	free(e);
 	*n = k;
 	return 0;
+}
+
+int sli_timer_rec_put(struct sl_snap_writer *w, uint32_t dom, uint32_t pos,
+		      const struct sli_timer *t)
+{
+	int rc = sl_snap_put_u32(w, dom);
+
+	rc = rc < 0 ? rc : sl_snap_put_u32(w, pos);
+	rc = rc < 0 ? rc : sl_snap_put_i64(w, t->time);
+	rc = rc < 0 ? rc : sl_snap_put_i64(w, t->ns.a);
+	return rc < 0 ? rc : sl_snap_put_i64(w, t->ns.b);
+}
+
+int sli_timer_recs_add(struct sli_timer_recs *rs, struct sl_snap_reader *r, uint32_t key)
+{
+	struct sli_timer_rec *g;
+	int rc;
+
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? 2 * rs->cap : 256;
+
+		g = realloc(rs->v, cap * sizeof(*g));
+		if (g == NULL)
+			return -ENOMEM;
+		rs->v = g;
+		rs->cap = cap;
+	}
+	g = &rs->v[rs->n];
+	g->t.key = key;
+	rc = sl_snap_get_u32(r, &g->dom);
+	rc = rc < 0 ? rc : sl_snap_get_u32(r, &g->pos);
+	rc = rc < 0 ? rc : sl_snap_get_i64(r, &g->t.time);
+	rc = rc < 0 ? rc : sl_snap_get_i64(r, &g->t.ns.a);
+	rc = rc < 0 ? rc : sl_snap_get_i64(r, &g->t.ns.b);
+	if (rc == 0 && g->dom > SLI_PROC_TIME)
+		rc = sl_snap_bad(r, "a timer of an unknown domain");
+	if (rc == 0)
+		rs->n++;
+	return rc;
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+	const struct sli_timer_rec *x = a, *y = b;
+
+	if (x->dom != y->dom)
+		return x->dom < y->dom ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+int sli_timer_recs_register(struct sli_timer_recs *rs, struct sli_timers *t, int64_t *first_proc)
+{
+	int rc = 0;
+
+	*first_proc = INT64_MAX;
+	if (rs->n > 0)
+		qsort(rs->v, rs->n, sizeof(*rs->v), rec_cmp);
+	for (size_t i = 0; i < rs->n && rc >= 0; i++) {
+		const struct sli_timer_rec *g = &rs->v[i];
+
+		rc = sli_timers_register(t, (enum sli_domain)g->dom, g->t.key, g->t.ns, g->t.time);
+		if (rc > 0 && g->dom == SLI_PROC_TIME && g->t.time < *first_proc)
+			*first_proc = g->t.time;
+	}
+	free(rs->v);
+	*rs = (struct sli_timer_recs){ 0 };
+	return rc < 0 ? rc : 0;
 }

@@ -1432,11 +1432,6 @@ int sli_wgen_proc_time(struct sli_opi *op, int64_t now_ms)
  */
 #define GSNAP_FORMAT 1u
 
-struct gsnap_timer {
-	struct sli_timer t;
-	uint32_t dom, pos;
-};
-
 /* Index lists per key id: first[k] .. first[k + 1] into idx (a counting sort). */
 static int by_key(uint32_t nkeys, uint32_t n, const uint32_t *key_of, uint32_t **first,
 		  uint32_t **idx)
@@ -1489,7 +1484,7 @@ int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *sw)
 			    cf->list,	  cf->merging,	       cf->acc_size };
 	struct sli_timer *tl[2] = { NULL, NULL };
 	size_t nt[2] = { 0, 0 };
-	struct gsnap_timer *all = NULL;
+	struct sli_timer_rec *all = NULL;
 	uint32_t *ekey = NULL, *tkey = NULL, *ef = NULL, *ei = NULL, *tf = NULL, *ti = NULL;
 	uint32_t ne = 0, ntimers;
 	bool *seen = NULL;
@@ -1511,7 +1506,7 @@ int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *sw)
 	}
 	for (int d = 0, k = 0; d < 2; d++)
 		for (size_t i = 0; i < nt[d]; i++, k++) {
-			all[k] = (struct gsnap_timer){ tl[d][i], (uint32_t)d, (uint32_t)i };
+			all[k] = (struct sli_timer_rec){ tl[d][i], (uint32_t)d, (uint32_t)i };
 			tkey[k] = tl[d][i].key;
 		}
 	/* Entries by key: ekey holds entry numbers, their keys in a second pass. */
@@ -1550,17 +1545,9 @@ int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *sw)
 		if (rc == 0)
 			rc = sl_snap_put_u32(sw, tn);
 		for (uint32_t j = tf[k]; j < tf[k + 1] && rc == 0; j++) {
-			const struct gsnap_timer *g = &all[ti[j]];
+			const struct sli_timer_rec *g = &all[ti[j]];
 
-			rc = sl_snap_put_u32(sw, g->dom);
-			if (rc == 0)
-				rc = sl_snap_put_u32(sw, g->pos);
-			if (rc == 0)
-				rc = sl_snap_put_i64(sw, g->t.time);
-			if (rc == 0)
-				rc = sl_snap_put_i64(sw, g->t.ns.a);
-			if (rc == 0)
-				rc = sl_snap_put_i64(sw, g->t.ns.b);
+			rc = sli_timer_rec_put(sw, g->dom, g->pos, &g->t);
 		}
 	}
 	free(eidx);
@@ -1637,22 +1624,12 @@ static int restore_ent(struct sl_snap_reader *r, struct sli_wgen *w, uint32_t ke
 	return rc;
 }
 
-static int gtimer_cmp(const void *a, const void *b)
-{
-	const struct gsnap_timer *x = a, *y = b;
-
-	if (x->dom != y->dom)
-		return x->dom < y->dom ? -1 : 1;
-	return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
 int sli_wgen_restore(struct sli_opi *op, struct sl_snap_reader *r)
 {
 	struct sli_wgen *w = op->wgen;
 	const struct sli_wgen_conf *cf = w->cf;
-	struct gsnap_timer *tm = NULL;
-	size_t ntm = 0, captm = 0;
-	int64_t wm = INT64_MAX, swm;
+	struct sli_timer_recs tm = { 0 };
+	int64_t wm = INT64_MAX, swm, first;
 	bool any_kg = false;
 	uint32_t sec, hdr[7];
 	int rc;
@@ -1701,32 +1678,8 @@ int sli_wgen_restore(struct sli_opi *op, struct sl_snap_reader *r)
 				rc = restore_ent(r, w, (uint32_t)key);
 			if (rc == 0)
 				rc = sl_snap_get_u32(r, &n);
-			for (uint32_t i = 0; i < n && rc == 0; i++) {
-				struct gsnap_timer *g;
-
-				if (ntm == captm) {
-					captm = captm ? 2 * captm : 256;
-					g = realloc(tm, captm * sizeof(*tm));
-					if (g == NULL) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					tm = g;
-				}
-				g = &tm[ntm++];
-				g->t.key = (uint32_t)key;
-				rc = sl_snap_get_u32(r, &g->dom);
-				if (rc == 0)
-					rc = sl_snap_get_u32(r, &g->pos);
-				if (rc == 0)
-					rc = sl_snap_get_i64(r, &g->t.time);
-				if (rc == 0)
-					rc = sl_snap_get_i64(r, &g->t.ns.a);
-				if (rc == 0)
-					rc = sl_snap_get_i64(r, &g->t.ns.b);
-				if (rc == 0 && g->dom > SLI_PROC_TIME)
-					rc = sl_snap_bad(r, "a timer of an unknown domain");
-			}
+			for (uint32_t i = 0; i < n && rc == 0; i++)
+				rc = sli_timer_recs_add(&tm, r, (uint32_t)key);
 		}
 		if (rc < 0)
 			goto out;
@@ -1734,18 +1687,12 @@ int sli_wgen_restore(struct sli_opi *op, struct sl_snap_reader *r)
 	if (rc < 0)
 		goto out;
 	/* The old registration order, per domain (across old subtasks: any). */
-	if (ntm > 0)
-		qsort(tm, ntm, sizeof(*tm), gtimer_cmp);
-	for (size_t i = 0; i < ntm && rc >= 0; i++) {
-		rc = sli_timers_register(w->tm, (enum sli_domain)tm[i].dom, tm[i].t.key, tm[i].t.ns,
-					 tm[i].t.time);
-		if (rc > 0 && tm[i].dom == SLI_PROC_TIME)
-			sli_proc_timer_note(op, tm[i].t.time);
-	}
-	rc = rc < 0 ? rc : 0;
+	rc = sli_timer_recs_register(&tm, w->tm, &first);
+	if (first != INT64_MAX)
+		sli_proc_timer_note(op, first);
 	if (rc == 0 && any_kg)
 		op->watermark = wm;
 out:
-	free(tm);
+	free(tm.v);
 	return rc;
 }

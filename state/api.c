@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include <sluice/sl_error.h>
+#include <sluice/sl_snap.h>
 #include <sluice/sl_state.h>
 
 #include "sli_exec.h"
@@ -74,6 +75,7 @@ struct sapi {
 	char *root;		/* the default spill root (removed at close when empty) */
 	uint8_t *buf;		/* scratch for rewritten values */
 	size_t cap;
+	unsigned kg_first, kg_last;
 	struct sli_state_api_stats st;
 };
 
@@ -977,6 +979,8 @@ static int api_open(const struct sl_subtask_info *info, const struct sl_allocato
 	sa->info = info;
 	sa->descs = descs;
 	sa->n = n;
+	sa->kg_first = kg_first;
+	sa->kg_last = kg_last;
 	for (unsigned i = 0; i < n; i++) {
 		if (descs[i].ttl.ttl_ms <= 0)
 			continue;
@@ -1027,10 +1031,137 @@ static void api_maintain(void *inst, struct sl_ctx *c, unsigned budget)
 		cleanup(sa, sa->t[1], sl_ctx_current_watermark(c), budget);
 }
 
+/*
+ * Checkpoints. The part of a key group: the states {name, kind} (entries
+ * name their state by position in this list, so a restore maps them by
+ * name to the job's declaration, whatever its order), then u32 entries,
+ * each {key, namespace, value, u32 state, i64 expiry}. Spilled entries are
+ * read back (batched) by the partition. Expiries are absolute times of
+ * their TTL clock and restored as they were.
+ */
+static int api_snapshot(void *inst, struct sl_snap_writer *w)
+{
+	struct sapi *sa = inst;
+	struct sli_table_part *p[2] = { NULL, NULL };
+	int rc = 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++)
+		if (sa->t[i] != NULL && (rc = sli_table_partition(sa->t[i], &p[i])) < 0)
+			snprintf(sa->info->errbuf, sa->info->errlen,
+				 "cannot list the keyed state: %s", sl_strerror(rc));
+	for (unsigned kg = sa->kg_first; kg <= sa->kg_last && rc == 0; kg++) {
+		const struct sli_entry *const *e[2] = { NULL, NULL };
+		size_t n[2] = { 0, 0 };
+
+		for (int i = 0; i < 2 && rc == 0; i++) {
+			if (p[i] == NULL)
+				continue;
+			n[i] = sli_table_part_group(p[i], kg, &e[i]);
+			if ((rc = sli_table_part_error(p[i])) < 0) {
+				char why[256] = "";
+
+				sli_table_error(sa->t[i], why, sizeof(why));
+				snprintf(sa->info->errbuf, sa->info->errlen,
+					 "cannot read spilled keyed state of key group %u: %s", kg,
+					 why[0] ? why : sl_strerror(rc));
+			}
+		}
+		rc = rc < 0 ? rc : sl_snap_section(w, kg);
+		rc = rc < 0 ? rc : sl_snap_put_u32(w, sa->n);
+		for (unsigned d = 0; d < sa->n && rc == 0; d++) {
+			rc = sl_snap_put_bytes(w, sa->descs[d].name, strlen(sa->descs[d].name));
+			rc = rc < 0 ? rc : sl_snap_put_u32(w, sa->descs[d].kind);
+		}
+		rc = rc < 0 ? rc : sl_snap_put_u32(w, (uint32_t)(n[0] + n[1]));
+		for (int i = 0; i < 2 && rc == 0; i++)
+			for (size_t j = 0; j < n[i] && rc == 0; j++) {
+				struct sli_entry_view v;
+
+				sli_table_entry(e[i][j], &v);
+				rc = sl_snap_put_bytes(w, v.key, v.key_len);
+				rc = rc < 0 ? rc : sl_snap_put_bytes(w, v.ns, v.ns_len);
+				rc = rc < 0 ? rc : sl_snap_put_bytes(w, v.value, v.value_len);
+				rc = rc < 0 ? rc : sl_snap_put_u32(w, v.state_id);
+				rc = rc < 0 ? rc : sl_snap_put_i64(w, v.expiry);
+			}
+	}
+	sli_table_part_destroy(p[0]);
+	sli_table_part_destroy(p[1]);
+	return rc;
+}
+
+static int api_restore(void *inst, struct sl_snap_reader *r, unsigned kg)
+{
+	struct sapi *sa = inst;
+	uint16_t map[SL_STATE_MAX];
+	uint32_t nd, n, kind, sid, klen, nlen, vlen;
+	const void *name, *key, *ns, *val;
+	int64_t expiry;
+	char why[160];
+	int rc = sl_snap_get_u32(r, &nd);
+
+	if (rc == 0 && nd > SL_STATE_MAX)
+		return sl_snap_bad(r, "more keyed states than an operator can declare");
+	for (uint32_t d = 0; d < nd && rc == 0; d++) {
+		unsigned j;
+
+		rc = sl_snap_get_bytes(r, &name, &nlen);
+		rc = rc < 0 ? rc : sl_snap_get_u32(r, &kind);
+		if (rc < 0)
+			return rc;
+		for (j = 0; j < sa->n; j++)
+			if (strlen(sa->descs[j].name) == nlen &&
+			    memcmp(sa->descs[j].name, name, nlen) == 0)
+				break;
+		if (j == sa->n || sa->descs[j].kind != (enum sl_state_kind)kind) {
+			snprintf(why, sizeof(why),
+				 j == sa->n ? "keyed state '%.*s' is not declared by the job"
+					    : "keyed state '%.*s' has another kind in the job",
+				 (int)(nlen > 64 ? 64 : nlen), (const char *)name);
+			return sl_snap_bad(r, why);
+		}
+		map[d] = (uint16_t)j;
+	}
+	rc = rc < 0 ? rc : sl_snap_get_u32(r, &n);
+	for (uint32_t i = 0; i < n && rc == 0; i++) {
+		const struct sl_state_desc *d;
+		struct sli_skey k;
+
+		rc = sl_snap_get_bytes(r, &key, &klen);
+		rc = rc < 0 ? rc : sl_snap_get_bytes(r, &ns, &nlen);
+		rc = rc < 0 ? rc : sl_snap_get_bytes(r, &val, &vlen);
+		rc = rc < 0 ? rc : sl_snap_get_u32(r, &sid);
+		rc = rc < 0 ? rc : sl_snap_get_i64(r, &expiry);
+		if (rc < 0)
+			return rc;
+		if (sid >= nd || nlen > UINT16_MAX)
+			return sl_snap_bad(r, "a keyed-state entry of an unknown state");
+		d = &sa->descs[map[sid]];
+		k = (struct sli_skey){ .hash = sli_hash64(key, klen, 0),
+				       .key = key,
+				       .ns = ns,
+				       .key_len = klen,
+				       .ns_len = (uint16_t)nlen,
+				       .state_id = map[sid] };
+		if (sli_key_group(k.hash, sa->info->max_parallelism) != kg)
+			return sl_snap_bad(r, "a keyed-state entry in another key group");
+		rc = sli_table_put(sa->t[d->ttl.ttl_ms > 0 && d->ttl.time == SL_TTL_EVENT_TIME], &k,
+				   val, vlen, expiry);
+		if (rc < 0)
+			snprintf(sa->info->errbuf, sa->info->errlen,
+				 "cannot restore keyed state '%s': %s", d->name, sl_strerror(rc));
+		else
+			rc = 0; /* inserted (1) or replaced */
+	}
+	return rc;
+}
+
 static const struct sli_state_backend api_backend = {
 	.open = api_open,
 	.close = api_close,
 	.maintain = api_maintain,
+	.snapshot = api_snapshot,
+	.restore = api_restore,
 };
 
 int sli_state_api_stats(const struct sl_ctx *c, struct sli_state_api_stats *out)

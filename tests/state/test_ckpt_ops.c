@@ -75,7 +75,7 @@ struct rec {
 };
 
 /* The operator under test. */
-enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS };
+enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS, KEYED };
 
 static char tmpdir[256], lpath[300], rpath[300];
 static struct rec lrec[NREC], rrec[NREC];
@@ -210,6 +210,103 @@ static int ev_format(const void *elem, int64_t ts, const struct sl_batch *b, cha
 	return snprintf(buf, len, "%" PRId64 ",%" PRId64 ",%" PRId64, e->key, e->val, ts);
 }
 
+/*
+ * The keyed process function: per key (val % KP_KEYS) a count (value
+ * state), a sum (reducing state) and every value (list state); an
+ * event-time timer at the end of the element's 50 ms bucket emits
+ * "key,time,count,sum,list length,list sum".
+ */
+#define KP_KEYS 1000
+
+struct kout {
+	int64_t key, time, count, sum, n, lsum;
+};
+static const struct sl_type kout_type = SL_TYPE(struct kout);
+static int st_count, st_sum, st_list;
+
+static void key_mod(const void *e, const struct sl_batch *src, struct sl_key *out)
+{
+	static __thread int64_t k; /* the key bytes must outlive the call: one per thread */
+
+	(void)src;
+	k = ((const struct ev *)e)->val % KP_KEYS;
+	out->ptr = &k;
+	out->len = sizeof(k);
+}
+
+static int kp_element(struct sl_ctx *c, const void *in, int64_t ts, const struct sl_batch *src,
+		      struct sl_collector *out, void *arg)
+{
+	const struct ev *e = in;
+	const void *v;
+	uint32_t len;
+	int64_t count = 0;
+	int rc;
+
+	(void)src, (void)out, (void)arg;
+	rc = sl_value_get(c, st_count, &v, &len);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && len == sizeof(count))
+		memcpy(&count, v, sizeof(count));
+	count++;
+	if ((rc = sl_value_put(c, st_count, &count, sizeof(count))) < 0 ||
+	    (rc = sl_reducing_add(c, st_sum, &e->val)) < 0 ||
+	    (rc = sl_list_add(c, st_list, &e->val, sizeof(e->val))) < 0)
+		return rc;
+	return sl_timer_register(c, SL_EVENT_TIME, ts - ts % 50 + 49);
+}
+
+static int kp_timer(struct sl_ctx *c, enum sl_time_domain d, int64_t time, struct sl_collector *out,
+		    void *arg)
+{
+	struct kout o = { 0, time, 0, 0, 0, 0 };
+	struct sl_list_iter it;
+	const void *v;
+	uint32_t len;
+	int rc;
+
+	(void)d, (void)arg;
+	memcpy(&o.key, sl_ctx_key(c)->ptr, sizeof(o.key));
+	if ((rc = sl_value_get(c, st_count, &v, &len)) == 1)
+		memcpy(&o.count, v, sizeof(o.count));
+	if (rc >= 0)
+		rc = sl_reducing_get(c, st_sum, &o.sum);
+	if (rc >= 0)
+		rc = sl_list_get(c, st_list, &it);
+	while (rc >= 0 && (rc = sl_list_next(&it, &v, &len)) == 1) {
+		int64_t x;
+
+		memcpy(&x, v, sizeof(x));
+		o.n++;
+		o.lsum += x;
+	}
+	return rc < 0 ? rc : sl_emit(out, &o, time, NULL);
+}
+
+static int sum64(void *acc, const void *in, void *arg)
+{
+	int64_t a, b;
+
+	(void)arg;
+	memcpy(&a, acc, sizeof(a));
+	memcpy(&b, in, sizeof(b));
+	a += b;
+	memcpy(acc, &a, sizeof(a));
+	return 0;
+}
+
+static int kout_format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf,
+		       size_t len, void *arg)
+{
+	const struct kout *o = elem;
+
+	(void)b, (void)arg, (void)ts;
+	return snprintf(buf, len,
+			"%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64,
+			o->key, o->time, o->count, o->sum, o->n, o->lsum);
+}
+
 struct setup {
 	enum kind kind;
 	const char *out, *ck;
@@ -254,7 +351,8 @@ static int run_job(const struct setup *s)
 		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
 	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, &ev_type), 1);
-	l = sl_key_by(sl_assign_watermarks(l, &ws), key_ev);
+	/* The keyed process function: another key, many of them (a small state-memory spills). */
+	l = sl_key_by(sl_assign_watermarks(l, &ws), s->kind == KEYED ? key_mod : key_ev);
 	r = NULL;
 	if (s->kind == IJOIN || s->kind == WJOIN) {
 		r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, &ev_type), 1);
@@ -271,10 +369,29 @@ static int run_job(const struct setup *s)
 		j = sl_window(l, "window", &sess, &wo_type);
 		pc.format = wo_format;
 		break;
-	default:
+	case CONTINUOUS:
 		j = sl_window(l, "window", &cont, &ev_type);
 		pc.format = ev_format;
 		break;
+	default: {
+		static const struct sl_keyed_process kp = { .element = kp_element,
+							    .timer = kp_timer };
+		struct sl_state_desc dc = { .name = "count", .kind = SL_STATE_VALUE };
+		struct sl_state_desc ds = { .name = "sum",
+					    .kind = SL_STATE_REDUCING,
+					    .value_size = sizeof(int64_t),
+					    .reduce = sum64 };
+		struct sl_state_desc dl = { .name = "values", .kind = SL_STATE_LIST };
+
+		j = sl_keyed_process(l, "keyed", &kp, &kout_type);
+		st_list = sl_state_declare(j, &dl);
+		st_sum = sl_state_declare(j, &ds);
+		st_count = sl_state_declare(j, &dc);
+		pc.format = kout_format;
+		if (rc == 0)
+			rc = sl_job_set(job, "state-memory", "64K", err, sizeof(err));
+		break;
+	}
 	}
 	sl_sink(j, "out", &sl_part_sink_ops, &pc);
 	if (rc == 0) {
@@ -447,7 +564,7 @@ static void sleep_ms(long ms)
 
 static void kill_restore(enum kind kind)
 {
-	static const char *const names[] = { "ij", "wj", "session", "continuous" };
+	static const char *const names[] = { "ij", "wj", "session", "continuous", "keyed" };
 	char out[400], ck[400];
 	struct lines want = { 0 }, got = { 0 };
 	unsigned seed = (unsigned)time(NULL);
@@ -532,6 +649,11 @@ static void test_continuous(void)
 	kill_restore(CONTINUOUS);
 }
 
+static void test_keyed(void)
+{
+	kill_restore(KEYED);
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
@@ -543,6 +665,8 @@ int main(void)
 		  test_session },
 		{ "continuous trigger, reduce, lateness: kill -9, restore, rescale: uninterrupted",
 		  test_continuous },
+		{ "keyed process, spilled keyed state and timers: kill -9, restore, rescale",
+		  test_keyed },
 		CU_TEST_INFO_NULL,
 	};
 	int rc;
