@@ -10,19 +10,25 @@
  *	u32 name length, name, u32 kind (ENT_*), u32 subtask index,
  *	u32 parallelism, u64 length, the sections (sli_snap.h's form)
  * Manifest (_metadata), text, one item per line:
- *	sluice-checkpoint 1
+ *	sluice-checkpoint 2			(format version; 1 is still read)
  *	job NAME
  *	id N
  *	kind checkpoint|savepoint
  *	max-parallelism M
  *	exactly-once-sinks 0|1
  *	op NAME KIND PARALLELISM		(every operator of the job)
- *	file NAME BYTES				(every subtask's file)
+ *	state OP NAME KIND			(each state of OP: node_states(); v2)
+ *	file NAME				(every subtask's file)
  *	end
- * Names are escaped: bytes <= ' ', '%' and >= 0x7f as %XX.
+ * Names are escaped: bytes <= ' ', '%' and >= 0x7f as %XX. A restore
+ * reads the manifest and checks it against the job (rs_compatible())
+ * before it opens any snapshot file. Savepoints (savepoint.c) are
+ * checkpoints of the same id sequence written to the user's directory;
+ * see "Savepoint markers" for what they leave in the checkpoint directory.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -30,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sluice/sl_error.h>
 #include <sluice/sl_log.h>
@@ -41,8 +48,9 @@
 
 enum { ENT_OP = 0, ENT_WMGEN = 1 };
 
-#define TASK_MAGIC     "SLTASK01"
-#define MANIFEST_MAGIC "sluice-checkpoint 1"
+#define TASK_MAGIC	 "SLTASK01"
+#define MANIFEST_MAGIC	 "sluice-checkpoint "
+#define MANIFEST_VERSION 2 /* 1: before state lines; still read */
 
 /* ------------------------------------------------------------- options */
 
@@ -51,6 +59,8 @@ void sli_ckpt_opts_init(struct sli_ckpt_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->timeout_ms = 10 * 60 * 1000;
 	o->retained = 3;
+	pthread_mutex_init(&o->sp.mu, NULL);
+	pthread_cond_init(&o->sp.cv, NULL);
 }
 
 void sli_ckpt_opts_free(struct sli_ckpt_opts *o)
@@ -58,7 +68,11 @@ void sli_ckpt_opts_free(struct sli_ckpt_opts *o)
 	free(o->dir);
 	free(o->restore);
 	free(o->io);
-	o->dir = o->restore = o->io = NULL;
+	free(o->savepoint_dir);
+	free(o->savepoint_on_stop);
+	o->dir = o->restore = o->io = o->savepoint_dir = o->savepoint_on_stop = NULL;
+	pthread_mutex_destroy(&o->sp.mu);
+	pthread_cond_destroy(&o->sp.cv);
 }
 
 static int set_str(char **field, const char *value, char *errbuf, size_t errlen)
@@ -142,6 +156,15 @@ int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, cha
 			    key, key[0] == 'r' ? "checkpoint path or 'latest'" : "directory");
 		return set_str(key[0] == 'r' ? &o->restore : &o->dir, value, errbuf, errlen);
 	}
+	/* Savepoints (sl_job_savepoint(), a stop's final checkpoint). */
+	if (!strcmp(key, "savepoint-dir") || !strcmp(key, "savepoint-on-stop")) {
+		if (value[0] == '\0')
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '' for option '%s': expected a directory",
+					     key);
+		return set_str(key[10] == 'd' ? &o->savepoint_dir : &o->savepoint_on_stop, value,
+			       errbuf, errlen);
+	}
 	return 1;
 }
 
@@ -160,6 +183,8 @@ struct inflight {
 	unsigned nacked;
 	uint64_t start_ns, bytes;
 	bool final;
+	char *sp_path;		/* a savepoint: its directory (owned); NULL: a checkpoint */
+	struct sli_sp_req *req; /* the sl_job_savepoint() it serves, or NULL */
 	/* files waiting to be written: names and payloads, freed after the write */
 	char **names;
 	struct iovec *iov;
@@ -185,6 +210,7 @@ struct sli_ckpt_run {
 	struct sli_exec *x;
 	const struct sli_ckpt_opts *o;
 	const struct sli_ckpt_storage *io;
+	struct sli_sp_chan *sp; /* the job's savepoint channel */
 	struct sli_ckpt_store *store;
 	pthread_t thread;
 	bool started;
@@ -629,6 +655,172 @@ bool sli_ckpt_sink_poll(struct sli_subtask *st)
 	return st->ck.final_done && st->ck.committed < st->ck.last;
 }
 
+/* ------------------------------------------------------ state metadata */
+
+/*
+ * The state an operator's snapshot carries, as the manifest lists it
+ * ("state OP NAME KIND", OP and NAME escaped) and a restore checks it: a
+ * source's position and watermark generator, a window's panes (kind:
+ * assigner and accumulator size), a reduce's accumulators, a join's
+ * buffers, a general window's windows, a keyed process function's
+ * declared states (their names and kinds) and timers, a two-phase-commit
+ * sink's pending output.
+ */
+enum { MAX_STATES = 2 + SL_STATE_MAX };
+
+struct st_desc {
+	const char *name;
+	char kind[48];
+};
+
+static unsigned node_states(const struct sli_exec *x, const struct sli_node *n, struct st_desc *d)
+{
+	static const char *const win[] = { "tumbling", "sliding", "session" };
+	unsigned k = 0;
+
+	switch (n->kind) {
+	case SLI_SOURCE:
+		d[k++] = (struct st_desc){ "position", "source" };
+		for (unsigned s = 0; s < x->job->plan.nsubtasks; s++)
+			if (x->subtasks[s].ops[0].node == n && x->subtasks[s].has_gen) {
+				d[k++] = (struct st_desc){ "watermarks", "watermark-generator" };
+				break;
+			}
+		break;
+	case SLI_WINDOW:
+		d[k].name = "panes";
+		snprintf(d[k++].kind, sizeof(d[0].kind), "window-%s/acc%u",
+			 (unsigned)n->win.kind < SL_ARRAY_SIZE(win) ? win[n->win.kind] : "other",
+			 n->agg.acc_size);
+		break;
+	case SLI_SINK:
+		if (is_2pc_sink(n))
+			d[k++] = (struct st_desc){ "pending", "two-phase-commit" };
+		break;
+	case SLI_REDUCE:
+		d[k].name = "accumulators";
+		snprintf(d[k++].kind, sizeof(d[0].kind), "reduce/elem%u", n->type.size);
+		break;
+	case SLI_WINDOW_JOIN:
+	case SLI_INTERVAL_JOIN:
+		d[k++] = (struct st_desc){ "buffers", "" };
+		snprintf(d[k - 1].kind, sizeof(d[0].kind), "%s", sli_kind_name(n->kind));
+		break;
+	case SLI_WINDOW_GEN:
+		d[k++] = (struct st_desc){ "windows", "general-window" };
+		break;
+	case SLI_KEYED_PROCESS: {
+		static const char *const kinds[] = { "value", "list", "map", "reducing",
+						     "aggregating" };
+
+		for (unsigned s = 0; s < n->nstates && k < MAX_STATES - 1; s++) {
+			d[k].name = n->states[s].name;
+			snprintf(d[k++].kind, sizeof(d[0].kind), "keyed-%s",
+				 (unsigned)n->states[s].kind < SL_ARRAY_SIZE(kinds)
+				     ? kinds[n->states[s].kind]
+				     : "other");
+		}
+		d[k++] = (struct st_desc){ "timers", "keyed-timers" };
+		break;
+	}
+	default:
+		break;
+	}
+	return k;
+}
+
+/*
+ * Savepoint markers: a savepoint commits the output of exactly-once sinks
+ * up to its id N, but lives outside the checkpoint directory CK. Until a
+ * checkpoint newer than N completes, --restore latest would restore an
+ * older checkpoint and write that output again; CK/_savepoint-N (the
+ * savepoint's path, written and fsynced before its manifest) lets it
+ * refuse and name the savepoint instead. Markers older than the newest
+ * complete checkpoint are deleted (never anything else).
+ */
+#define MARKER "_savepoint-"
+
+static int marker_write(const char *ck_dir, int64_t id, const char *path, char *err, size_t errlen)
+{
+	char name[PATH_MAX + 32];
+	int fd, rc = 0;
+
+	snprintf(name, sizeof(name), "%s/" MARKER "%" PRId64, ck_dir, id);
+	fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0 || dprintf(fd, "%s\n", path) < 0 || fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	/* Its name too must be durable before the savepoint completes. */
+	fd = rc == 0 ? open(ck_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (rc == 0 && (fd < 0 || fsync(fd) < 0))
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		return sl_errbuf_set(err, errlen, rc, "cannot write savepoint marker '%s': %s",
+				     name, strerror(-rc));
+	return 0;
+}
+
+/*
+ * Scan the markers of @ck_dir: delete those below @drop_below (0: none);
+ * of the rest, the newest above @above whose savepoint is complete goes
+ * into *@id and @path (*@id 0: none). Return 0 or -errno.
+ */
+static int marker_scan(const char *ck_dir, int64_t drop_below, int64_t above, int64_t *id,
+		       char *path, size_t len)
+{
+	DIR *d = opendir(ck_dir);
+	struct dirent *de;
+
+	*id = 0;
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)) != NULL) {
+		char full[PATH_MAX + 300], sp[PATH_MAX], meta[PATH_MAX + 16];
+		char *end;
+		long long v;
+		FILE *f;
+
+		if (strncmp(de->d_name, MARKER, strlen(MARKER)) != 0)
+			continue;
+		errno = 0;
+		v = strtoll(de->d_name + strlen(MARKER), &end, 10);
+		if (errno != 0 || *end != '\0' || v <= 0)
+			continue;
+		snprintf(full, sizeof(full), "%s/%s", ck_dir, de->d_name);
+		if (v < drop_below) {
+			unlink(full);
+			continue;
+		}
+		if (v <= above || v <= *id || (f = fopen(full, "re")) == NULL)
+			continue;
+		bool got = fgets(sp, sizeof(sp), f) != NULL;
+		fclose(f);
+		sp[strcspn(sp, "\n")] = '\0';
+		snprintf(meta, sizeof(meta), "%s/_metadata", sp);
+		if (got && access(meta, F_OK) == 0) {
+			*id = v;
+			snprintf(path, len, "%s", sp);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Savepoint @id is complete (manifest durable, sinks told): record it, answer @req. */
+static void sp_complete(struct sli_ckpt_run *ck, int64_t id, char *path, struct sli_sp_req *req)
+{
+	sl_log(SL_LOG_INFO, "checkpoint", "savepoint %" PRId64 " written to '%s'", id, path);
+	pthread_mutex_lock(&ck->sp->mu);
+	snprintf(ck->sp->last, sizeof(ck->sp->last), "%s", path);
+	if (req != NULL)
+		sli_sp_done_locked(ck->sp, req, 0, path, NULL);
+	pthread_mutex_unlock(&ck->sp->mu);
+	free(path);
+}
+
 /* ----------------------------------------------------------- coordinator */
 
 static int manifest(struct sli_ckpt_run *ck, const struct inflight *f, char **out, size_t *len)
@@ -638,15 +830,26 @@ static int manifest(struct sli_ckpt_run *ck, const struct inflight *f, char **ou
 
 	if (m == NULL)
 		return -ENOMEM;
-	fprintf(m, MANIFEST_MAGIC "\njob ");
+	fprintf(m, MANIFEST_MAGIC "%d\njob ", MANIFEST_VERSION);
 	put_name(m, job->name);
-	fprintf(m, "\nid %" PRId64 "\nkind checkpoint\nmax-parallelism %u\nexactly-once-sinks %d\n",
-		f->id, ck->x->subtasks[0].ops[0].info.max_parallelism, ck->has_2pc);
+	fprintf(m, "\nid %" PRId64 "\nkind %s\nmax-parallelism %u\nexactly-once-sinks %d\n", f->id,
+		f->sp_path ? "savepoint" : "checkpoint",
+		ck->x->subtasks[0].ops[0].info.max_parallelism, ck->has_2pc);
 	for (unsigned i = 0; i < job->nnodes; i++) {
+		struct st_desc d[MAX_STATES];
+		unsigned nd = node_states(ck->x, job->nodes[i], d);
+
 		fputs("op ", m);
 		put_name(m, job->nodes[i]->name);
 		fprintf(m, " %s %u\n", sli_kind_name(job->nodes[i]->kind),
 			job->nodes[i]->parallelism);
+		for (unsigned k = 0; k < nd; k++) {
+			fputs("state ", m);
+			put_name(m, job->nodes[i]->name);
+			fputc(' ', m);
+			put_name(m, d[k].name);
+			fprintf(m, " %s\n", d[k].kind);
+		}
 	}
 	for (unsigned s = 0; s < job->plan.nsubtasks; s++) {
 		const struct sli_subtask *st = &ck->x->subtasks[s];
@@ -675,21 +878,40 @@ static void drop_waiting(struct inflight *f)
 
 static void remove_fl(struct sli_ckpt_run *ck, struct inflight *f, bool completed)
 {
+	char why[96];
+
 	drop_waiting(f);
 	free(f->names);
 	free(f->iov);
 	if (f->out != NULL)
 		ck->io->finish(f->out, completed);
+	if (f->req != NULL) {
+		snprintf(why, sizeof(why),
+			 "savepoint %" PRId64 " was abandoned: the job ended or failed", f->id);
+		sli_sp_done(ck->sp, f->req, -ECANCELED, NULL, why);
+	}
+	free(f->sp_path);
 	*f = ck->fl[--ck->nfl];
 }
 
-/* Checkpoint @f failed: count it; past the tolerance (or the final one), fail the job. */
+/*
+ * Checkpoint @f failed: count it; past the tolerance (or the final one),
+ * fail the job. A savepoint asked for by sl_job_savepoint() fails alone:
+ * its caller hears why, the job goes on (as in Flink).
+ */
 static void fail_ckpt(struct sli_ckpt_run *ck, struct inflight *f, const char *why)
 {
 	int64_t id = f->id;
 	bool final = f->final;
 
 	atomic_fetch_add_explicit(&ck->cnt->failed, 1, memory_order_relaxed);
+	if (f->req != NULL) {
+		sl_log(SL_LOG_WARN, "checkpoint", "savepoint %" PRId64 " failed: %s", id, why);
+		sli_sp_done(ck->sp, f->req, -EIO, NULL, why);
+		f->req = NULL;
+		remove_fl(ck, f, false);
+		return;
+	}
 	remove_fl(ck, f, false);
 	ck->failures++;
 	sl_log(SL_LOG_WARN, "checkpoint", "checkpoint %" PRId64 " failed: %s", id, why);
@@ -705,20 +927,31 @@ static void fail_ckpt(struct sli_ckpt_run *ck, struct inflight *f, const char *w
 			 id, why, ck->failures, ck->o->tolerable);
 }
 
-static struct inflight *begin_fl(struct sli_ckpt_run *ck, int64_t id, bool final)
+/*
+ * Start writing checkpoint @id; a savepoint when @sp_path is set (taken
+ * over, freed here on failure), serving @req when set.
+ */
+static struct inflight *begin_fl(struct sli_ckpt_run *ck, int64_t id, bool final, char *sp_path,
+				 struct sli_sp_req *req)
 {
 	char err[SLI_ERRLEN];
 	struct inflight *f;
 	int rc;
 
-	if (ck->nfl == SL_ARRAY_SIZE(ck->fl))
+	if (ck->nfl == SL_ARRAY_SIZE(ck->fl)) {
+		free(sp_path);
+		if (req != NULL)
+			sli_sp_done(ck->sp, req, -EBUSY, NULL, "too many checkpoints in flight");
 		return NULL;
+	}
 	f = &ck->fl[ck->nfl++];
 	memset(f, 0, sizeof(*f));
 	f->id = id;
 	f->final = final;
+	f->sp_path = sp_path;
+	f->req = req;
 	f->start_ns = mono_ns();
-	rc = ck->io->begin(ck->store, id, NULL, &f->out, err, sizeof(err));
+	rc = ck->io->begin(ck->store, id, sp_path, &f->out, err, sizeof(err));
 	if (rc < 0) {
 		f->out = NULL;
 		fail_ckpt(ck, f, err);
@@ -753,6 +986,27 @@ static int wait_file(struct inflight *f, const struct sli_subtask *st, uint8_t *
 	return 0;
 }
 
+/*
+ * Start the final checkpoint @id: a savepoint in savepoint-on-stop when
+ * the job was stopped (Flink's stop-with-savepoint).
+ */
+static struct inflight *begin_final(struct sli_ckpt_run *ck, int64_t id)
+{
+	char err[SLI_ERRLEN], *sp_path = NULL;
+
+	/*
+	 * Relaxed: sl_job_stop()'s flag only picks the final checkpoint's
+	 * directory; nothing else is read through it.
+	 */
+	if (ck->o->savepoint_on_stop != NULL &&
+	    atomic_load_explicit(&ck->x->job->stop_requested, memory_order_relaxed) &&
+	    sli_sp_mkpath(ck->o->savepoint_on_stop, id, &sp_path, err, sizeof(err)) < 0) {
+		fail_job(ck->x, -EIO, "savepoint-on-stop: %s", err);
+		return NULL;
+	}
+	return begin_fl(ck, id, true, sp_path, NULL);
+}
+
 static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
@@ -761,7 +1015,7 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 
 		if (f == NULL && a[i].id == fid && fid != 0 &&
 		    atomic_load_explicit(&ck->completed, memory_order_relaxed) < fid)
-			f = begin_fl(ck, fid, true);
+			f = begin_final(ck, fid);
 		if (f == NULL || wait_file(f, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len) < 0) {
 			free(a[i].buf); /* an abandoned checkpoint's, or out of memory */
 			if (f != NULL)
@@ -803,10 +1057,12 @@ static void write_and_complete(struct sli_ckpt_run *ck)
 		size_t mlen = 0;
 		sli_crash_point("checkpoint-written");
 		rc = manifest(ck, f, &m, &mlen);
+		if (rc < 0)
+			snprintf(err, sizeof(err), "out of memory writing the manifest");
+		if (rc == 0 && f->sp_path != NULL && ck->has_2pc)
+			rc = marker_write(ck->o->dir, f->id, f->sp_path, err, sizeof(err));
 		if (rc == 0)
 			rc = ck->io->complete(f->out, m, mlen, err, sizeof(err));
-		else
-			snprintf(err, sizeof(err), "out of memory writing the manifest");
 		free(m);
 		if (rc < 0) {
 			fail_ckpt(ck, f, err);
@@ -815,6 +1071,10 @@ static void write_and_complete(struct sli_ckpt_run *ck)
 		sli_crash_point("manifest-durable");
 		int64_t id = f->id;
 		uint64_t now = mono_ns();
+		char *sp_path = f->sp_path;
+		struct sli_sp_req *req = f->req;
+		f->sp_path = NULL;
+		f->req = NULL;
 		atomic_store_explicit(&ck->cnt->last_duration_ns, now - f->start_ns,
 				      memory_order_relaxed);
 		counter_max(&ck->cnt->max_duration_ns, now - f->start_ns);
@@ -828,27 +1088,51 @@ static void write_and_complete(struct sli_ckpt_run *ck)
 		atomic_store_explicit(&ck->completed, id, memory_order_release);
 		sli_wake_all(ck->x);
 		sl_log(SL_LOG_DEBUG, "checkpoint", "checkpoint %" PRId64 " complete", id);
+		if (sp_path != NULL)
+			sp_complete(ck, id, sp_path, req);
+		else if (ck->has_2pc)
+			marker_scan(ck->o->dir, id, INT64_MAX, &(int64_t){ 0 }, NULL, 0);
 		if (ck->io->retain(ck->store, ck->o->retained, err, sizeof(err)) < 0)
 			sl_log(SL_LOG_WARN, "checkpoint", "cannot delete old checkpoints: %s", err);
 	}
 }
 
+/*
+ * Trigger the next checkpoint when it is due, or at once a savepoint a
+ * caller of sl_job_savepoint() waits for (neither interval nor minimum
+ * pause apply to it; one checkpoint or savepoint in flight at a time).
+ */
 static void trigger_one(struct sli_ckpt_run *ck)
 {
+	char err[SLI_ERRLEN], *sp_path = NULL;
 	uint64_t now = mono_ns();
+	struct sli_sp_req *req;
 	int64_t id;
 
-	if (ck->o->interval_ms <= 0 || ck->nfl > 0 ||
-	    now - ck->last_trigger_ns < (uint64_t)ck->o->interval_ms * 1000000u ||
-	    now - ck->last_done_ns < (uint64_t)ck->o->min_pause_ms * 1000000u)
+	if (ck->nfl > 0)
 		return;
 	pthread_mutex_lock(&ck->mu);
 	bool ended = ck->ended;
 	pthread_mutex_unlock(&ck->mu);
+	req = sli_sp_take(ck->sp);
+	if (req != NULL && ended) {
+		sli_sp_done(ck->sp, req, -ESRCH, NULL,
+			    "the job is ending: its input ended or it was stopped");
+		return;
+	}
+	if (req == NULL && (ck->o->interval_ms <= 0 ||
+			    now - ck->last_trigger_ns < (uint64_t)ck->o->interval_ms * 1000000u ||
+			    now - ck->last_done_ns < (uint64_t)ck->o->min_pause_ms * 1000000u))
+		return;
 	if (ended)
 		return;
+	if (req != NULL &&
+	    sli_sp_mkpath(req->target, ck->next_id, &sp_path, err, sizeof(err)) < 0) {
+		sli_sp_done(ck->sp, req, -EIO, NULL, err);
+		return;
+	}
 	id = ck->next_id++;
-	if (begin_fl(ck, id, false) == NULL)
+	if (begin_fl(ck, id, false, sp_path, req) == NULL)
 		return;
 	ck->last_trigger_ns = now;
 	pthread_mutex_lock(&ck->mu);
@@ -926,6 +1210,7 @@ static void *coordinator(void *arg)
 	free(a);
 	while (ck->nfl > 0)
 		remove_fl(ck, &ck->fl[0], false);
+	sli_sp_open(ck->sp, false);
 	return NULL;
 }
 
@@ -1022,19 +1307,180 @@ trunc:
 	return rs_fail(errbuf, errlen, -EBADMSG, "%s: truncated entry at byte %zu", file, off);
 }
 
+/* A manifest's "state OP NAME KIND" line. */
+struct rs_state {
+	char op[512], name[512], kind[64];
+};
+
 /*
- * Load checkpoint directory @path: manifest, then every file, checked.
+ * Is checkpoint or savepoint @path (its manifest read: @what, @jobname,
+ * max-parallelism @mp, state lines @st) compatible with the job? Checked
+ * before any snapshot file is opened: the same max-parallelism, and every
+ * operator with state in it exists in the job with state of the same name
+ * and kind. Another job name is only a warning (Flink does not check it).
+ * Return 0 or -EINVAL with a sentence naming the manifest and operator.
+ */
+static int rs_compatible(struct sli_ckpt_run *ck, const char *path, const char *what,
+			 const char *jobname, unsigned long long mp, const struct rs_state *st,
+			 unsigned nst, char *errbuf, size_t errlen)
+{
+	struct sl_job *job = ck->x->job;
+	unsigned maxp = ck->x->subtasks[0].ops[0].info.max_parallelism;
+
+	if (jobname[0] != '\0' && strcmp(jobname, job->name) != 0)
+		sl_log(SL_LOG_WARN, "checkpoint",
+		       "%s '%s' was taken by job '%s'; restoring it into job '%s' anyway", what,
+		       path, jobname, job->name);
+	if (mp != maxp)
+		return rs_fail(errbuf, errlen, -EINVAL,
+			       "%s '%s' was taken with max-parallelism %llu and this job "
+			       "has %u: key groups cannot be re-assigned (run with "
+			       "--max-parallelism %llu)",
+			       what, path, mp, maxp, mp);
+	for (unsigned i = 0; i < nst; i++) {
+		const struct sli_node *n = NULL;
+		struct st_desc d[MAX_STATES];
+		unsigned nd = 0, k;
+
+		for (unsigned j = 0; j < job->nnodes && n == NULL; j++)
+			if (strcmp(job->nodes[j]->name, st[i].op) == 0)
+				n = job->nodes[j];
+		if (n == NULL)
+			return rs_fail(errbuf, errlen, -EINVAL,
+				       "%s/_metadata: has state '%s' of operator '%s', which job "
+				       "'%s' does not have",
+				       path, st[i].name, st[i].op, job->name);
+		nd = node_states(ck->x, n, d);
+		for (k = 0; k < nd && strcmp(d[k].name, st[i].name) != 0; k++)
+			;
+		if (k == nd || strcmp(d[k].kind, st[i].kind) != 0)
+			return rs_fail(errbuf, errlen, -EINVAL,
+				       "%s/_metadata: operator '%s' has state '%s' of kind %s, but "
+				       "in job '%s' its state is %s%s",
+				       path, st[i].op, st[i].name, st[i].kind, job->name,
+				       k == nd ? "different" : "of kind ",
+				       k == nd ? "" : d[k].kind);
+	}
+	return 0;
+}
+
+/* A manifest as read: what the restore checks before opening snapshot files. */
+struct rs_manifest {
+	int version;
+	bool end;
+	int64_t id;
+	unsigned long long mp;
+	char job[512], what[16];
+	struct rs_state *st;
+	unsigned nst;
+	char **files; /* short names */
+	unsigned nfiles;
+};
+
+/* Make room for element @n of the realloc()ed array *@arr. */
+static int push(void *arr, unsigned n, size_t size)
+{
+	void *na = realloc(*(void **)arr, (n + 1) * size);
+
+	if (na == NULL)
+		return -ENOMEM;
+	*(void **)arr = na;
+	return 0;
+}
+
+/* Parse manifest line @line of @path into @m (operators into ck). Return 0 or -errno. */
+static int rs_line(struct sli_ckpt_run *ck, const char *path, char *line, struct rs_manifest *m,
+		   char *errbuf, size_t errlen)
+{
+	char a[512], b[64], b2[512], c[64];
+	unsigned long long u;
+	int v;
+
+	if (m->version == 0) {
+		if (sscanf(line, MANIFEST_MAGIC "%d%63s", &v, b) != 1)
+			return rs_fail(errbuf, errlen, -EBADMSG,
+				       "%s/_metadata: not a Sluice checkpoint manifest", path);
+		if (v < 1 || v > MANIFEST_VERSION)
+			return rs_fail(errbuf, errlen, -EBADMSG,
+				       "%s/_metadata: manifest format version %d; this build of "
+				       "Sluice reads versions 1 to %d",
+				       path, v, MANIFEST_VERSION);
+		m->version = v;
+	} else if (sscanf(line, "id %" SCNd64, &m->id) == 1) {
+	} else if (sscanf(line, "max-parallelism %llu", &m->mp) == 1) {
+	} else if (sscanf(line, "kind %15s", m->what) == 1) {
+	} else if (sscanf(line, "job %511s", m->job) == 1) {
+		if (unescape(m->job) < 0)
+			m->job[0] = '\0';
+	} else if (sscanf(line, "state %511s %511s %63s", a, b2, c) == 3) {
+		if (unescape(a) < 0 || unescape(b2) < 0)
+			return rs_fail(errbuf, errlen, -EBADMSG,
+				       "%s/_metadata: bad operator name '%s'", path, a);
+		if (push(&m->st, m->nst, sizeof(*m->st)) < 0)
+			return -ENOMEM;
+		struct rs_state *s = &m->st[m->nst++];
+		snprintf(s->op, sizeof(s->op), "%s", a);
+		snprintf(s->name, sizeof(s->name), "%s", b2);
+		snprintf(s->kind, sizeof(s->kind), "%s", c);
+	} else if (sscanf(line, "op %511s %63s %llu", a, b, &u) == 3) {
+		if (unescape(a) < 0)
+			return rs_fail(errbuf, errlen, -EBADMSG,
+				       "%s/_metadata: bad operator name '%s'", path, a);
+		if (push(&ck->rops, ck->nrops, sizeof(*ck->rops)) < 0)
+			return -ENOMEM;
+		ck->rops[ck->nrops].name = strdup(a);
+		snprintf(ck->rops[ck->nrops].kind, sizeof(ck->rops[0].kind), "%s", b);
+		ck->rops[ck->nrops].parallelism = (unsigned)u;
+		ck->nrops++;
+	} else if (sscanf(line, "file %511s", a) == 1) {
+		if (push(&m->files, m->nfiles, sizeof(*m->files)) < 0 ||
+		    (m->files[m->nfiles] = strdup(a)) == NULL)
+			return -ENOMEM;
+		m->nfiles++;
+	} else if (strcmp(line, "end") == 0) {
+		m->end = true;
+	}
+	return 0;
+}
+
+/* Read and parse the snapshot files @m names. */
+static int rs_files(struct sli_ckpt_run *ck, const char *path, const struct rs_manifest *m,
+		    char *errbuf, size_t errlen)
+{
+	char full[PATH_MAX + 64];
+	int rc = 0;
+
+	ck->files = calloc(m->nfiles + 1, sizeof(*ck->files));
+	ck->file_names = calloc(m->nfiles + 1, sizeof(*ck->file_names));
+	if (ck->files == NULL || ck->file_names == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < m->nfiles && rc == 0; i++) {
+		size_t flen = 0;
+
+		snprintf(full, sizeof(full), "%s/%s", path, m->files[i]);
+		ck->file_names[i] = strdup(full);
+		ck->nfiles++;
+		if (ck->file_names[i] == NULL)
+			return -ENOMEM;
+		rc = ck->io->read(path, m->files[i], &ck->files[i], &flen, errbuf, errlen);
+		if (rc == 0)
+			rc = parse_task(ck, ck->files[i], flen, ck->file_names[i], errbuf, errlen);
+	}
+	return rc;
+}
+
+/*
+ * Load checkpoint or savepoint directory @path: the manifest, the
+ * compatibility check (rs_compatible()), then every file, checked.
  * Return 0; -errno with a sentence naming the file at fault.
  */
 static int load(struct sli_ckpt_run *ck, const char *path, int64_t *id, char *errbuf, size_t errlen)
 {
 	struct sl_job *job = ck->x->job;
-	unsigned maxp = ck->x->subtasks[0].ops[0].info.max_parallelism;
+	struct rs_manifest m = { .id = -1, .what = "checkpoint" };
 	void *mbuf = NULL;
 	size_t mlen = 0;
 	char *line, *save = NULL;
-	bool magic = false, end = false;
-	unsigned long long mp = 0;
 	int rc;
 
 	rc = ck->io->read(path, "_metadata", &mbuf, &mlen, errbuf, errlen);
@@ -1047,84 +1493,33 @@ static int load(struct sli_ckpt_run *ck, const char *path, int64_t *id, char *er
 	}
 	text[mlen] = '\0';
 	ck->rs_path = strdup(path);
-	*id = -1;
 	for (line = strtok_r(text, "\n", &save); line != NULL && rc == 0;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char a[512], b[64];
-		unsigned long long u;
-
-		if (!magic) {
-			magic = strcmp(line, MANIFEST_MAGIC) == 0;
-			if (!magic)
-				rc = rs_fail(errbuf, errlen, -EBADMSG,
-					     "%s/_metadata: not a Sluice checkpoint manifest (or "
-					     "of another format version)",
-					     path);
-		} else if (sscanf(line, "id %" SCNd64, id) == 1) {
-		} else if (sscanf(line, "max-parallelism %llu", &mp) == 1) {
-		} else if (sscanf(line, "op %511s %63s %llu", a, b, &u) == 3) {
-			struct rs_op *no = realloc(ck->rops, (ck->nrops + 1) * sizeof(*no));
-			if (no == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			ck->rops = no;
-			if (unescape(a) < 0) {
-				rc = rs_fail(errbuf, errlen, -EBADMSG,
-					     "%s/_metadata: bad operator name '%s'", path, a);
-				break;
-			}
-			ck->rops[ck->nrops].name = strdup(a);
-			snprintf(ck->rops[ck->nrops].kind, sizeof(ck->rops[0].kind), "%s", b);
-			ck->rops[ck->nrops].parallelism = (unsigned)u;
-			ck->nrops++;
-		} else if (sscanf(line, "file %511s", a) == 1) {
-			void **nf = realloc(ck->files, (ck->nfiles + 1) * sizeof(*nf));
-			char **nn =
-			    nf ? realloc(ck->file_names, (ck->nfiles + 1) * sizeof(*nn)) : NULL;
-			if (nf != NULL)
-				ck->files = nf;
-			if (nn == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			ck->file_names = nn;
-			size_t flen = 0;
-			char full[PATH_MAX + 64];
-			snprintf(full, sizeof(full), "%s/%s", path, a);
-			ck->file_names[ck->nfiles] = strdup(full);
-			ck->files[ck->nfiles] = NULL;
-			ck->nfiles++;
-			rc = ck->io->read(path, a, &ck->files[ck->nfiles - 1], &flen, errbuf,
-					  errlen);
-			if (rc == 0)
-				rc = parse_task(ck, ck->files[ck->nfiles - 1], flen,
-						ck->file_names[ck->nfiles - 1], errbuf, errlen);
-		} else if (strcmp(line, "end") == 0) {
-			end = true;
-		}
-	}
+	     line = strtok_r(NULL, "\n", &save))
+		rc = rs_line(ck, path, line, &m, errbuf, errlen);
 	free(text);
+	if (rc == 0 && (!m.end || m.id < 0 || m.mp == 0))
+		rc = rs_fail(errbuf, errlen, -EBADMSG, "%s/_metadata: incomplete manifest", path);
+	if (rc == 0)
+		rc = rs_compatible(ck, path, m.what, m.job, m.mp, m.st, m.nst, errbuf, errlen);
+	if (rc == 0)
+		rc = rs_files(ck, path, &m, errbuf, errlen);
+	for (unsigned i = 0; i < m.nfiles; i++)
+		free(m.files[i]);
+	free(m.files);
+	free(m.st);
+	*id = m.id;
 	if (rc < 0)
 		return rc;
-	if (!end || *id < 0 || mp == 0)
-		return rs_fail(errbuf, errlen, -EBADMSG, "%s/_metadata: incomplete manifest", path);
-	if (mp != maxp)
-		return rs_fail(errbuf, errlen, -EINVAL,
-			       "checkpoint '%s' was taken with max-parallelism %llu and this job "
-			       "has %u: key groups cannot be re-assigned (run with "
-			       "--max-parallelism %llu)",
-			       path, mp, maxp, mp);
-	/* Every operator with state in the checkpoint must exist in the job. */
+	/* Every operator with state in the files must exist in the job (version 1 manifests). */
 	for (unsigned e = 0; e < ck->nents; e++) {
 		bool found = false;
 		for (unsigned i = 0; i < job->nnodes && !found; i++)
 			found = strcmp(job->nodes[i]->name, ck->ents[e].name) == 0;
 		if (!found)
 			return rs_fail(errbuf, errlen, -EINVAL,
-				       "checkpoint '%s' has state of operator '%s', which job '%s' "
+				       "%s '%s' has state of operator '%s', which job '%s' "
 				       "does not have",
-				       path, ck->ents[e].name, job->name);
+				       m.what, path, ck->ents[e].name, job->name);
 	}
 	return 0;
 }
@@ -1174,6 +1569,20 @@ static int restore_load(struct sli_ckpt_run *ck, char *errbuf, size_t errlen)
 	n = ck->io->list(o->dir, ids, SL_ARRAY_SIZE(ids), errbuf, errlen);
 	if (n < 0)
 		return n;
+	if (ck->has_2pc) {
+		int64_t sp_id;
+
+		rc = marker_scan(o->dir, 0, n > 0 ? ids[0] : 0, &sp_id, path, sizeof(path));
+		if (rc == 0 && sp_id > 0)
+			return rs_fail(
+			    errbuf, errlen, -EEXIST,
+			    "savepoint %" PRId64 " ('%s') committed output newer than "
+			    "the latest checkpoint in '%s', so restoring that checkpoint "
+			    "would write it twice: restore the savepoint with --restore "
+			    "%s, or remove the part files of epochs > %" PRId64
+			    " (part-S-E-K) and '%s/" MARKER "%" PRId64 "'",
+			    sp_id, path, o->dir, path, n > 0 ? ids[0] : 0, o->dir, sp_id);
+	}
 	if (n == 0) {
 		sl_log(SL_LOG_INFO, "checkpoint",
 		       "no complete checkpoint in '%s': starting from the beginning", o->dir);
@@ -1300,6 +1709,10 @@ int sli_ckpt_prepare(struct sli_exec *x, char *errbuf, size_t errlen)
 	char why[256];
 	int rc;
 
+	/* Savepoints: a stop's savepoint is a checkpoint. */
+	if (o->savepoint_on_stop != NULL && o->dir == NULL)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "option 'savepoint-on-stop' needs option 'checkpoint-dir'");
 	if (o->dir == NULL && o->restore == NULL)
 		return recover_sinks(x, NULL, errbuf, errlen);
 	if (o->storage == NULL)
@@ -1319,6 +1732,7 @@ int sli_ckpt_prepare(struct sli_exec *x, char *errbuf, size_t errlen)
 	ck->o = o;
 	ck->io = o->storage;
 	ck->cnt = &job->ckpt_counters;
+	ck->sp = &job->ckpt.sp;
 	pthread_mutex_init(&ck->mu, NULL);
 	pthread_cond_init(&ck->cv, NULL);
 	for (unsigned i = 0; i < job->nnodes; i++)
@@ -1370,9 +1784,12 @@ int sli_ckpt_start(struct sli_exec *x, char *errbuf, size_t errlen)
 		x->subtasks[s].ck.last = base;
 		x->subtasks[s].ck.committed = ck->restored;
 	}
-	if (pthread_create(&ck->thread, NULL, coordinator, ck) != 0)
+	sli_sp_open(ck->sp, true);
+	if (pthread_create(&ck->thread, NULL, coordinator, ck) != 0) {
+		sli_sp_open(ck->sp, false);
 		return sl_errbuf_set(errbuf, errlen, -EAGAIN,
 				     "cannot start the checkpoint coordinator thread");
+	}
 	ck->started = true;
 	return 0;
 }

@@ -30,9 +30,11 @@
 #ifndef SLI_CHECKPOINT_H
 #define SLI_CHECKPOINT_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sl_job;
@@ -41,6 +43,49 @@ struct sli_subtask;
 struct sli_opi;
 struct sli_ckpt_storage;
 struct sl_snap_writer;
+
+/*
+ * A savepoint request of sl_job_savepoint(), on the caller's stack: the
+ * caller waits on the channel's cv until the coordinator sets done.
+ */
+struct sli_sp_req {
+	const char *target; /* directory to create savepoint-<id>-<hex> in */
+	bool taken, done;   /* the coordinator started it; the result is in */
+	int rc;
+	char path[PATH_MAX]; /* done, rc 0: the savepoint directory */
+	char err[512];	     /* done, rc < 0: why */
+};
+
+/*
+ * Savepoint requests go to the coordinator through this channel, which
+ * lives as long as the job (a request may arrive while no run is going
+ * on). Everything is under mu; cv is broadcast when a request is done or
+ * the channel opens or closes.
+ */
+struct sli_sp_chan {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool open;		/* a coordinator runs and still triggers */
+	struct sli_sp_req *req; /* the request being served, NULL: none */
+	char last[PATH_MAX];	/* the newest savepoint of the last run, "" none */
+};
+
+/*
+ * The channel's coordinator side (savepoint.c). sli_sp_done(): hand @r
+ * its result (@path or @err) and free the channel (_locked: under ch->mu).
+ * sli_sp_take(): the request waiting to be served, marked taken, or NULL.
+ * sli_sp_open(): a coordinator starts (forget the last run's savepoint) or
+ * ends (fail a request not taken). sli_sp_mkpath(): *@out (free() it) =
+ * TARGET/savepoint-<id>-<12 hex>, TARGET created when missing; 0 or -errno
+ * with a sentence in @err.
+ */
+void sli_sp_done_locked(struct sli_sp_chan *ch, struct sli_sp_req *r, int rc, const char *path,
+			const char *err);
+void sli_sp_done(struct sli_sp_chan *ch, struct sli_sp_req *r, int rc, const char *path,
+		 const char *err);
+struct sli_sp_req *sli_sp_take(struct sli_sp_chan *ch);
+void sli_sp_open(struct sli_sp_chan *ch, bool open);
+int sli_sp_mkpath(const char *target, int64_t id, char **out, char *err, size_t errlen);
 
 /* The job's checkpoint options (sl_job_set()). */
 struct sli_ckpt_opts {
@@ -54,6 +99,9 @@ struct sli_ckpt_opts {
 	char *restore;	      /* restore: "latest" or a path (owned); NULL: fresh */
 	char *io;	      /* checkpoint-io: auto, io_uring, posix (owned) */
 	const struct sli_ckpt_storage *storage; /* sl_job_use_checkpoint_storage() */
+	char *savepoint_dir;	 /* savepoint-dir: sl_job_savepoint()'s default target */
+	char *savepoint_on_stop; /* savepoint-on-stop: a stop's final checkpoint goes here */
+	struct sli_sp_chan sp;	 /* not an option: the savepoint channel, job-long */
 };
 
 /*

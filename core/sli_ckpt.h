@@ -11,7 +11,9 @@
  *	CK/chk-<id>/<name>		snapshot files (sli_ckpt_storage.write)
  *	CK/chk-<id>/_metadata		the manifest: present = complete
  *	CK/chk-<id>/_metadata.tmp	a manifest being written
- * A savepoint is the same, in a directory of the user's choosing.
+ * A savepoint is the same, in a directory of the user's choosing
+ * (savepoint-<id>-<hex>); checkpoint.c may add a marker CK/_savepoint-<id>
+ * beside the chk-<id> directories, which retain leaves alone.
  *
  * Every file the store writes is
  *	"SLCKPT01" (8 bytes), u64 payload length, payload, u32 CRC32C of

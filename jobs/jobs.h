@@ -121,4 +121,36 @@ int sli_run_job(struct sl_job *job, const struct sl_platform *platform, bool *st
 /** sli_run_forget() - make the signal handlers forget the job before it is destroyed. */
 void sli_run_forget(void);
 
+/* The control socket (control.c; the protocol is described there). */
+struct sli_control;
+
+/**
+ * sli_control_default_path() - the default control socket of process
+ * @pid: $XDG_RUNTIME_DIR/sluice/PID.sock, or /tmp/sluice-UID/PID.sock.
+ * Return: 0; -ENAMETOOLONG.
+ */
+int sli_control_default_path(long pid, char *buf, size_t len);
+
+/**
+ * sli_control_start() - listen on control socket @path (NULL: the default,
+ * its directory created with mode 0700) for @job, named @name, in a thread
+ * of its own; logs the path at info level. Return: 0; -errno with a
+ * sentence naming the socket (too long a path, in use by another process,
+ * a directory of another user, ...).
+ */
+int sli_control_start(struct sl_job *job, const char *name, const char *path,
+		      struct sli_control **out, char *errbuf, size_t errlen);
+
+/** sli_control_stop() - stop the thread, remove the socket file, free @c (NULL is fine). */
+void sli_control_stop(struct sli_control *c);
+
+/**
+ * sli_control_request() - send @request (one line, no '\n') to control
+ * socket @sock and read the one-line reply into @reply (without '\n').
+ * Return: 0; -errno with a sentence naming the socket (cannot connect,
+ * no reply).
+ */
+int sli_control_request(const char *sock, const char *request, char *reply, size_t len,
+			char *errbuf, size_t errlen);
+
 #endif /* SLUICE_JOBS_JOBS_H */

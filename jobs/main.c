@@ -15,10 +15,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sl_config.h>
 #include <sluice/sluice.h>
@@ -55,6 +57,7 @@ static const struct sli_cli_opt plan_options[] = {
 /* Options of `sluice run` only. */
 struct run_opts {
 	const char *stats;
+	const char *control;
 };
 
 static const struct sli_cli_opt run_options[] = {
@@ -66,6 +69,15 @@ static const struct sli_cli_opt run_options[] = {
 	    .help = "after the run, write each subtask's counters (records and batches in and "
 		    "out, busy, backpressured and idle ms, worker, core) as JSON to PATH, or as "
 		    "a table to standard error with -",
+	},
+	{
+	    .name = "control",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct run_opts, control),
+	    .metavar = "PATH",
+	    .help = "listen for 'sluice savepoint' and status requests on Unix socket PATH "
+		    "(default with --checkpoint-dir: $XDG_RUNTIME_DIR/sluice/PID.sock, or "
+		    "/tmp/sluice-UID/PID.sock)",
 	},
 	{ .name = NULL },
 };
@@ -85,6 +97,7 @@ struct runtime_opts {
 	const char *max_parallelism;
 	const char *ck_dir, *ck_interval, *ck_timeout, *ck_min_pause, *ck_tolerable, *ck_retained;
 	const char *ck_mode, *ck_io, *restore;
+	const char *sp_dir, *sp_on_stop;
 };
 
 static const char *const placement_names[] = { "spread", "pack", NULL };
@@ -239,6 +252,21 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .help = "start from the newest complete checkpoint in --checkpoint-dir (or from "
 		    "scratch when there is none), or from checkpoint or savepoint directory PATH",
 	},
+	{
+	    .name = "savepoint-dir",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, sp_dir),
+	    .metavar = "DIR",
+	    .help = "where 'sluice savepoint PID' writes savepoints when it names no directory",
+	},
+	{
+	    .name = "savepoint-on-stop",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, sp_on_stop),
+	    .metavar = "DIR",
+	    .help = "on SIGINT or SIGTERM, write the final checkpoint as a savepoint "
+		    "DIR/savepoint-N-HEX (needs --checkpoint-dir) and print its path",
+	},
 	{ .name = NULL },
 };
 
@@ -274,6 +302,8 @@ static void print_usage(FILE *f)
 	    "  run JOB [OPTIONS]    run a built-in job ('sluice run JOB --help' for its options)\n"
 	    "  plan JOB [OPTIONS]   show how a job would execute, without running it\n"
 	    "  list                 list the built-in jobs\n"
+	    "  savepoint PID|SOCKET [DIR]\n"
+	    "                       take a savepoint of a running job into DIR\n"
 	    "  topology [OPTIONS]   show the CPUs and NUMA nodes this process may use\n"
 	    "  version              print the version and how this binary was built\n"
 	    "  help                 show this help\n"
@@ -459,6 +489,7 @@ struct job_cmd {
 	void *state;
 	struct sl_topo *topo;
 	struct sl_numa_platform np;
+	struct sli_control *control;
 	char err[1024];
 };
 
@@ -490,6 +521,8 @@ static int job_create(struct job_cmd *c)
 		{ "checkpoint-mode", offsetof(struct runtime_opts, ck_mode) },
 		{ "checkpoint-io", offsetof(struct runtime_opts, ck_io) },
 		{ "restore", offsetof(struct runtime_opts, restore) },
+		{ "savepoint-dir", offsetof(struct runtime_opts, sp_dir) },
+		{ "savepoint-on-stop", offsetof(struct runtime_opts, sp_on_stop) },
 	};
 	int rc;
 
@@ -611,6 +644,7 @@ static int write_stats(struct job_cmd *c)
 /* Build, then plan or run. Return: the exit status. */
 static int job_execute(struct job_cmd *c)
 {
+	char path[PATH_MAX];
 	bool stopped = false;
 	int rc;
 
@@ -630,7 +664,24 @@ static int job_execute(struct job_cmd *c)
 		}
 		return 0;
 	}
+	if (c->rt.ck_dir != NULL || c->ro.control != NULL) {
+		rc = sli_control_start(c->job, c->def->name, c->ro.control, &c->control, c->err,
+				       sizeof(c->err));
+		/* The default socket is a convenience: without it the job still runs. */
+		if (rc < 0 && c->ro.control == NULL) {
+			fprintf(stderr, "sluice: %s: warning: no control socket: %s\n",
+				c->def->name, c->err);
+		} else if (rc < 0) {
+			fprintf(stderr, "sluice: %s: %s\n", c->def->name, c->err);
+			return EXIT_FAILURE;
+		}
+	}
 	rc = sli_run_job(c->job, &c->np.platform, &stopped, c->err, sizeof(c->err));
+	sli_control_stop(c->control);
+	c->control = NULL;
+	if (rc == 0 && stopped && c->rt.sp_on_stop != NULL &&
+	    sl_job_last_savepoint(c->job, path, sizeof(path)) == 0)
+		fprintf(stderr, "sluice: savepoint written to %s\n", path);
 	if (c->ro.stats != NULL && write_stats(c) < 0 && rc == 0)
 		return EXIT_FAILURE;
 	rc = c->def->finish(c->state, rc, stopped, c->err, sizeof(c->err));
@@ -711,6 +762,79 @@ static int cmd_job(const char *verb, int argc, char **argv)
 	return rc;
 }
 
+static void print_savepoint_help(void)
+{
+	puts("usage: sluice savepoint PID|SOCKET [DIR]\n"
+	     "\n"
+	     "Takes a savepoint of a running 'sluice run' (with --checkpoint-dir) and prints\n"
+	     "its directory, DIR/savepoint-N-HEX, once it is complete. PID names the job's\n"
+	     "default control socket ($XDG_RUNTIME_DIR/sluice/PID.sock, or\n"
+	     "/tmp/sluice-UID/PID.sock); SOCKET is a path given to --control. DIR defaults\n"
+	     "to the job's --savepoint-dir. Restore with 'sluice run JOB --restore PATH',\n"
+	     "at any --parallelism. The engine never deletes a savepoint.\n"
+	     "\n"
+	     "Exit status: 0 success, 1 no such job or the savepoint failed, 2 usage error.");
+}
+
+/* sluice savepoint PID|SOCKET [DIR]: through the job's control socket (control.c). */
+static int cmd_savepoint(int argc, char **argv)
+{
+	const char *who = "sluice savepoint", *see = "sluice savepoint --help";
+	char sock[PATH_MAX], req[PATH_MAX + 16], reply[PATH_MAX + 1100], err[1024];
+	char cwd[PATH_MAX];
+	const char *target;
+	char *end;
+	long pid;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			print_savepoint_help();
+			return 0;
+		}
+		if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return usage_error(who, see, "unknown option '%s'", argv[i]);
+	}
+	if (argc < 1 || argc > 2)
+		return usage_error(who, see,
+				   argc < 1 ? "missing PID or SOCKET" : "too many arguments");
+	if (argv[0][0] == '\0' || (argc == 2 && argv[1][0] == '\0'))
+		return usage_error(who, see, "empty argument");
+	errno = 0;
+	pid = strtol(argv[0], &end, 10);
+	if (*end == '\0' && errno == 0 && pid > 0) {
+		if (sli_control_default_path(pid, sock, sizeof(sock)) < 0)
+			return usage_error(who, see, "socket path too long");
+	} else {
+		snprintf(sock, sizeof(sock), "%s", argv[0]);
+	}
+	target = argc == 2 ? argv[1] : NULL;
+	if (target != NULL && target[0] != '/') {
+		/* The job resolves paths against its own working directory: send ours. */
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			fprintf(stderr, "%s: cannot get the working directory: %s\n", who,
+				strerror(errno));
+			return EXIT_FAILURE;
+		}
+		snprintf(req, sizeof(req), "savepoint %s/%s", cwd, target);
+	} else {
+		snprintf(req, sizeof(req), "savepoint%s%s", target ? " " : "",
+			 target ? target : "");
+	}
+	if (strchr(req, '\n') != NULL)
+		return usage_error(who, see, "DIR must not contain a newline");
+	if (sli_control_request(sock, req, reply, sizeof(reply), err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", who, err);
+		return EXIT_FAILURE;
+	}
+	if (strncmp(reply, "ok ", 3) == 0) {
+		puts(reply + 3);
+		return 0;
+	}
+	fprintf(stderr, "%s: job at '%s': %s\n", who, sock,
+		strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+	return EXIT_FAILURE;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	return cmd_job("run", argc, argv);
@@ -725,9 +849,11 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "run", cmd_run },	      { "plan", cmd_plan },	  { "list", cmd_list },
-	{ "topology", cmd_topology }, { "version", cmd_version }, { "--version", cmd_version },
-	{ "help", cmd_help },	      { "--help", cmd_help },	  { "-h", cmd_help },
+	{ "run", cmd_run },	    { "plan", cmd_plan },
+	{ "list", cmd_list },	    { "topology", cmd_topology },
+	{ "version", cmd_version }, { "--version", cmd_version },
+	{ "help", cmd_help },	    { "--help", cmd_help },
+	{ "-h", cmd_help },	    { "savepoint", cmd_savepoint },
 };
 
 /*

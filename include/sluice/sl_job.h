@@ -315,7 +315,9 @@ void sl_job_destroy(struct sl_job *job);
  * | checkpoint-retained | 1..1000000 complete checkpoints kept | 3      |
  * | checkpoint-mode | exactly-once or at-least-once          | exactly-once |
  * | checkpoint-io   | auto, io_uring, posix; tests: fault:KIND@N (sli_ckpt.h) | auto |
- * | restore         | latest, or a checkpoint directory      | none    |
+ * | restore         | latest, or a checkpoint or savepoint directory | none |
+ * | savepoint-dir   | sl_job_savepoint()'s default target    | none    |
+ * | savepoint-on-stop | directory: a stop's final checkpoint is a savepoint there | none |
  *
  * Worker placement (spread or pack) belongs to the platform (sl_numa.h).
  *
@@ -352,6 +354,17 @@ void sl_job_destroy(struct sl_job *job);
  * operator must support checkpoints (sources with snapshot/restore,
  * stateless operators, windows of sl_window_aggregate, sinks); others make
  * sl_job_run() fail with -ENOTSUP naming the operator.
+ *
+ * Savepoints (README "Savepoints"): savepoint-dir is sl_job_savepoint()'s
+ * target when it is given none. savepoint-on-stop=DIR: after
+ * sl_job_stop(), the final checkpoint is written as a savepoint
+ * DIR/savepoint-<id>-<hex> instead of into checkpoint-dir (Flink's
+ * stop-with-savepoint; sl_job_last_savepoint() names it). restore=PATH
+ * also takes a savepoint directory, at any parallelism. With an
+ * exactly-once sink, a savepoint leaves checkpoint-dir/_savepoint-N until
+ * a newer checkpoint completes, and restore=latest refuses meanwhile,
+ * naming the savepoint (its output is committed; an older checkpoint
+ * would write it twice).
  *
  * object-reuse: a map (sl_map, sl_map_batch) whose output elements have
  * the size of its input elements runs in place: its output is written
@@ -502,6 +515,34 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
  * Async-signal-safe; any thread.
  */
 void sl_job_stop(struct sl_job *job);
+
+/**
+ * sl_job_savepoint() - take a savepoint of the running @job and wait for
+ * it: a checkpoint of the same id sequence (two-phase-commit sinks commit
+ * on it, as on a checkpoint), written as the self-contained directory
+ * @target_dir/savepoint-<id>-<12 hex digits>, with the manifest's
+ * metadata (format version, job name, max-parallelism, operators and
+ * their states' names and kinds) that a restore checks first. The engine
+ * never deletes it and --restore latest never picks it. @target_dir is
+ * created when missing (not its parents); NULL: option savepoint-dir.
+ * @path_out receives the savepoint's directory (@path_len bytes, PATH_MAX
+ * is enough). Any thread but the job's own; one savepoint at a time
+ * (concurrent callers wait their turn).
+ * Return: 0; -EINVAL for a NULL argument, a job without checkpoint-dir or
+ * no target directory; -ESRCH when the job is not running or is ending
+ * (its input ended or it was stopped); -EIO when the savepoint failed (the
+ * job goes on); -ECANCELED when the job ended or failed meanwhile;
+ * -ENAMETOOLONG; each with a sentence in @errbuf.
+ */
+int sl_job_savepoint(struct sl_job *job, const char *target_dir, char *path_out, size_t path_len,
+		     char *errbuf, size_t errlen);
+
+/**
+ * sl_job_last_savepoint() - the newest savepoint the current or last run
+ * of @job completed (sl_job_savepoint() or savepoint-on-stop), into @buf.
+ * Return: 0; -ENOENT when it wrote none; -EINVAL; -ENAMETOOLONG.
+ */
+int sl_job_last_savepoint(struct sl_job *job, char *buf, size_t len);
 
 /** Counters of one subtask; times in nanoseconds. */
 struct sl_task_stats {

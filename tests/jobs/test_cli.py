@@ -82,7 +82,7 @@ def help_variants():
     for args in (["--help"], ["-h"], ["help"]):
         out = ok(*args).stdout.decode()
         check(out.startswith("usage: sluice"), "%r: usage line" % args)
-        for cmd in ("run", "plan", "list", "topology", "version", "help"):
+        for cmd in ("run", "plan", "list", "savepoint", "topology", "version", "help"):
             check(re.search(r"^  %s\b" % cmd, out, re.M), "%r: lists command %s" % (args, cmd))
 
 
@@ -123,7 +123,7 @@ def sub_help():
     check("--format text|json|dot" in out and "--top N" in out and "--parallelism N" in out
           and "--synthetic DESC" in out, "plan help: job options + runtime + format + synthetic")
     for args in (["run", "--help"], ["plan", "-h"], ["topology", "--help"], ["list", "--help"],
-                 ["version", "--help"], ["help", "--help"]):
+                 ["version", "--help"], ["help", "--help"], ["savepoint", "--help"]):
         out = ok(*args).stdout.decode()
         check(out.startswith("usage: sluice"), "%r prints usage" % args)
     out = ok("topology", "--help").stdout.decode()

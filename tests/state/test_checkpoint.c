@@ -694,6 +694,104 @@ static void test_bad_options(void)
 	sl_job_destroy(job);
 }
 
+struct sp_call {
+	struct sl_job *job;
+	const char *target;
+	char path[4096], err[512];
+	int rc;
+};
+
+static void *savepoint_thread(void *arg)
+{
+	struct sp_call *c = arg;
+
+	c->rc =
+	    sl_job_savepoint(c->job, c->target, c->path, sizeof(c->path), c->err, sizeof(c->err));
+	return NULL;
+}
+
+/* A savepoint directory is complete: its manifest says so. */
+static bool is_savepoint(const char *dir)
+{
+	char m[4200], buf[256] = { 0 };
+	FILE *f;
+
+	snprintf(m, sizeof(m), "%s/_metadata", dir);
+	f = fopen(m, "rb");
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	for (size_t i = 0; i + 14 < n; i++)
+		if (memcmp(buf + i, "kind savepoint", 14) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * sl_job_savepoint(): its errors; two concurrent callers on a running job
+ * both get a complete savepoint of their own (one at a time); after the
+ * run, -ESRCH. savepoint-on-stop: the stop's final checkpoint is one.
+ */
+static void test_savepoint_api(void)
+{
+	char out[400], ck[400], sp[400], stop[400], bad[400], path[4096], err[512];
+	struct sp_call calls[2];
+	pthread_t t, ct[2];
+	struct jobbox jb;
+
+	snprintf(out, sizeof(out), "%s/out-sp/", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-sp", tmpdir);
+	snprintf(sp, sizeof(sp), "%s/sp", tmpdir);
+	snprintf(stop, sizeof(stop), "%s/sp-stop", tmpdir);
+	fresh_dir(out);
+	rm_rf(ck);
+	build(&jb, &(struct setup){ .out = out });
+	CU_ASSERT(sl_job_savepoint(jb.job, sp, path, sizeof(path), err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(strstr(err, "checkpoint-dir") != NULL);
+	sl_job_destroy(jb.job);
+
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 20000, .interval = "50ms" });
+	CU_ASSERT(sl_job_savepoint(jb.job, sp, NULL, 0, err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(sl_job_savepoint(jb.job, NULL, path, sizeof(path), err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(strstr(err, "no target directory") != NULL);
+	CU_ASSERT(sl_job_savepoint(jb.job, sp, path, sizeof(path), err, sizeof(err)) == -ESRCH);
+	CU_ASSERT(sl_job_last_savepoint(jb.job, path, sizeof(path)) == -ENOENT);
+	CU_ASSERT(set(jb.job, "savepoint-on-stop", stop) == 0);
+	CU_ASSERT(set(jb.job, "savepoint-dir", sp) == 0);
+	CU_ASSERT(sl_job_last_savepoint(jb.job, NULL, 0) == -EINVAL);
+	pthread_create(&t, NULL, run_thread, &jb);
+	wait_progress(ck, 1, out, 1);
+	/* A target that cannot be created: this savepoint fails, the job goes on. */
+	snprintf(bad, sizeof(bad), "%s/input-is-a-file", tmpdir);
+	fclose(fopen(bad, "w"));
+	strcat(bad, "/sp");
+	CU_ASSERT(sl_job_savepoint(jb.job, bad, path, sizeof(path), err, sizeof(err)) == -EIO);
+	CU_ASSERT(strstr(err, "input-is-a-file/sp") != NULL);
+	for (int i = 0; i < 2; i++) {
+		calls[i] = (struct sp_call){ .job = jb.job, .target = i ? sp : NULL };
+		pthread_create(&ct[i], NULL, savepoint_thread, &calls[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(ct[i], NULL);
+		if (calls[i].rc < 0)
+			fprintf(stderr, "savepoint: %s\n", calls[i].err);
+		CU_ASSERT(calls[i].rc == 0);
+		CU_ASSERT(strncmp(calls[i].path, sp, strlen(sp)) == 0);
+		CU_ASSERT(is_savepoint(calls[i].path));
+	}
+	CU_ASSERT(strcmp(calls[0].path, calls[1].path) != 0);
+	sl_job_stop(jb.job);
+	pthread_join(t, NULL);
+	CU_ASSERT(jb.rc == 0);
+	CU_ASSERT(sl_job_savepoint(jb.job, sp, path, sizeof(path), err, sizeof(err)) == -ESRCH);
+	CU_ASSERT(sl_job_last_savepoint(jb.job, path, sizeof(path)) == 0);
+	CU_ASSERT(strncmp(path, stop, strlen(stop)) == 0);
+	CU_ASSERT(is_savepoint(path));
+	sl_job_destroy(jb.job);
+	CU_ASSERT(at_most_once(out, &(int){ 0 }) == 0);
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
@@ -711,6 +809,8 @@ int main(void)
 		{ "a source without snapshot() cannot be checkpointed",
 		  test_source_without_snapshot },
 		{ "checkpoint statistics match the checkpoints on disk", test_stats },
+		{ "savepoints: API errors, concurrent callers, savepoint-on-stop",
+		  test_savepoint_api },
 		CU_TEST_INFO_NULL,
 	};
 	int rc;
