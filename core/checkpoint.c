@@ -103,15 +103,10 @@ int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, cha
 	unsigned long v;
 
 	for (size_t i = 0; i < SL_ARRAY_SIZE(durations); i++) {
-		if (strcmp(key, durations[i].key) != 0)
-			continue;
-		if (sl_parse_duration_ms(value, durations[i].min,
-					 (int64_t *)((char *)o + durations[i].off)) < 0)
-			return sl_errbuf_set(errbuf, errlen, -EINVAL,
-					     "bad value '%s' for option '%s': expected a duration "
-					     "(milliseconds, or with a unit ms, s, m, h)%s",
-					     value, key, durations[i].min ? " greater than 0" : "");
-		return 0;
+		if (strcmp(key, durations[i].key) == 0)
+			return sli_set_duration_opt(key, value, durations[i].min,
+						    (int64_t *)((char *)o + durations[i].off),
+						    errbuf, errlen);
 	}
 	if (!strcmp(key, "checkpoint-tolerable-failures") || !strcmp(key, "checkpoint-retained")) {
 		bool retained = key[11] == 'r';
@@ -1551,14 +1546,16 @@ static int list_dirs_max(const char *dir, int64_t *max)
 static int restore_load(struct sli_ckpt_run *ck, char *errbuf, size_t errlen)
 {
 	const struct sli_ckpt_opts *o = ck->o;
+	/* A restart (restart strategy) resumes from the newest checkpoint of the dir. */
+	const char *want = ck->x->restarting && o->dir != NULL ? "latest" : o->restore;
 	int64_t ids[64];
 	char path[PATH_MAX];
 	int n, rc;
 
-	if (o->restore == NULL)
+	if (want == NULL)
 		return 0;
-	if (strcmp(o->restore, "latest") != 0) {
-		rc = load(ck, o->restore, &ck->restored, errbuf, errlen);
+	if (strcmp(want, "latest") != 0) {
+		rc = load(ck, want, &ck->restored, errbuf, errlen);
 		if (rc < 0)
 			rs_free(ck);
 		return rc;
@@ -1573,6 +1570,13 @@ static int restore_load(struct sli_ckpt_run *ck, char *errbuf, size_t errlen)
 		int64_t sp_id;
 
 		rc = marker_scan(o->dir, 0, n > 0 ? ids[0] : 0, &sp_id, path, sizeof(path));
+		if (rc == 0 && sp_id > 0 && ck->x->restarting) {
+			/* A restart after a savepoint newer than every checkpoint: from it. */
+			rc = load(ck, path, &ck->restored, errbuf, errlen);
+			if (rc < 0)
+				rs_free(ck);
+			return rc;
+		}
 		if (rc == 0 && sp_id > 0)
 			return rs_fail(
 			    errbuf, errlen, -EEXIST,
@@ -1582,6 +1586,13 @@ static int restore_load(struct sli_ckpt_run *ck, char *errbuf, size_t errlen)
 			    "%s, or remove the part files of epochs > %" PRId64
 			    " (part-S-E-K) and '%s/" MARKER "%" PRId64 "'",
 			    sp_id, path, o->dir, path, n > 0 ? ids[0] : 0, o->dir, sp_id);
+	}
+	if (n == 0 && want != o->restore && o->restore != NULL && strcmp(o->restore, "latest")) {
+		/* Restarted before the first checkpoint: from where the run started. */
+		rc = load(ck, o->restore, &ck->restored, errbuf, errlen);
+		if (rc < 0)
+			rs_free(ck);
+		return rc;
 	}
 	if (n == 0) {
 		sl_log(SL_LOG_INFO, "checkpoint",

@@ -66,7 +66,7 @@ static void read_stats(const struct sli_exec *x, struct sli_subtask *st, uint64_
 
 /* ------------------------------------------------------ failure, waking */
 
-void sli_fail_exec(struct sli_exec *x, int rc, const char *msg)
+static void fail_exec(struct sli_exec *x, int rc, const char *msg, bool fatal)
 {
 	int expected = 0;
 
@@ -74,8 +74,16 @@ void sli_fail_exec(struct sli_exec *x, int rc, const char *msg)
 	if (!atomic_compare_exchange_strong(&x->failed, &expected, 1))
 		return;
 	x->fail_rc = rc < 0 ? rc : -EIO;
+	x->fail_fatal = fatal || x->fail_rc == -EINVAL || x->fail_rc == -ENOTSUP ||
+			x->fail_rc == -EBADMSG || x->fail_rc == -E2BIG ||
+			x->fail_rc == -EOVERFLOW || x->fail_rc == -EPROTO;
 	snprintf(x->fail_msg, sizeof(x->fail_msg), "%s", msg);
 	sli_wake_all(x);
+}
+
+void sli_fail_exec(struct sli_exec *x, int rc, const char *msg)
+{
+	fail_exec(x, rc, msg, false);
 }
 
 void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
@@ -88,7 +96,8 @@ void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
 	va_end(ap);
 	snprintf(full, sizeof(full), "operator '%s' (subtask %u/%u) failed: %s", op->node->name,
 		 op->info.index, op->info.parallelism, msg);
-	sli_fail_exec(op->st->w->x, rc, full);
+	/* Failing to open or restore would fail the same way again: no restart. */
+	fail_exec(op->st->w->x, rc, full, !op->st->w->opened);
 }
 
 static void futex_wake(_Atomic uint32_t *addr)
@@ -933,6 +942,7 @@ static void *worker_main(void *arg)
 				sli_ckpt_restore_op(&st->ops[k]);
 		}
 	}
+	w->opened = true;
 	/* Nobody runs before everybody opened (a sink may create what a source reads). */
 	pthread_barrier_wait(&x->finished);
 
@@ -1280,26 +1290,26 @@ static void warn_unbounded_state(const struct sl_job *job)
 	}
 }
 
-int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *errbuf, size_t errlen)
+/*
+ * One attempt: a fresh exec, restore (the newest checkpoint when
+ * @restarting), run to the end or the first failure, tear down. *fatal
+ * says whether a failure rules out a restart (anything before the workers
+ * start, or what sli_fail_exec() classes so).
+ */
+static int run_once(struct sl_job *job, const struct sl_platform *platform, bool restarting,
+		    bool *fatal, char *errbuf, size_t errlen)
 {
 	struct sli_exec *x;
 	unsigned started = 0;
 	int rc;
 
-	if (job == NULL)
-		return sl_errbuf_set(errbuf, errlen, -EINVAL, "sl_job_run: NULL job");
-	if (atomic_load(&job->exec) != NULL)
-		return sl_errbuf_set(errbuf, errlen, -EBUSY, "job '%s' is already running",
-				     job->name);
-	rc = sli_job_plan(job, platform, errbuf, errlen);
-	if (rc < 0)
-		return rc;
-	warn_unbounded_state(job);
+	*fatal = true;
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return sl_errbuf_set(errbuf, errlen, -ENOMEM, "out of memory starting the job");
 	x->job = job;
 	x->platform = platform;
+	x->restarting = restarting;
 	atomic_init(&x->failed, 0);
 	atomic_init(&x->live_batches, 0);
 	atomic_init(&x->peak_batches, 0);
@@ -1349,11 +1359,12 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(x->workers[i].thread, NULL);
 	/*
-	 * seq_cst store, then wait for readers: pairs with the seq_cst
-	 * increment-then-load in sl_job_stats(). A reader that saw `x`
-	 * incremented before our store, so we see its count and wait.
+	 * The last run's stats change while `exec` is still `x`: once the
+	 * readers that loaded NULL before this attempt left (seq_cst load of
+	 * the count, pairing with their seq_cst increment-then-load in
+	 * sl_job_stats()), new readers see `x` and leave last_* alone. A
+	 * restart makes this matter: readers come between attempts.
 	 */
-	atomic_store(&job->exec, NULL);
 	while (atomic_load(&job->stats_readers) != 0)
 		sched_yield();
 	job->last_peak_batches = (uint64_t)atomic_load(&x->peak_batches);
@@ -1365,11 +1376,20 @@ int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *err
 		for (unsigned i = 0; i < job->plan.nsubtasks; i++)
 			read_stats(x, &x->subtasks[i], t, &job->last_task_stats[i]);
 	}
+	/*
+	 * seq_cst store, then wait for readers: pairs with the seq_cst
+	 * increment-then-load in sl_job_stats(). A reader that saw `x`
+	 * incremented before our store, so we see its count and wait.
+	 */
+	atomic_store(&job->exec, NULL);
+	while (atomic_load(&job->stats_readers) != 0)
+		sched_yield();
 	pthread_barrier_destroy(&x->finished);
 	pthread_barrier_destroy(&x->teardown);
 	rc = 0;
 	if (atomic_load(&x->failed)) {
 		rc = x->fail_rc;
+		*fatal = x->fail_fatal;
 		sl_errbuf_set(errbuf, errlen, rc, "%s", x->fail_msg);
 	}
 out:
@@ -1377,6 +1397,105 @@ out:
 	free(x->workers);
 	free(x->chans);
 	free(x);
+	return rc;
+}
+
+static bool stopping(const struct sl_job *job)
+{
+	return atomic_load_explicit(&((struct sl_job *)job)->stop_requested,
+				    memory_order_relaxed) != 0;
+}
+
+/* Sleep @ms in short slices. Return true when sl_job_stop() ended the wait. */
+static bool backoff_wait(const struct sl_job *job, int64_t ms)
+{
+	/* Past ~292 years the wait is "until stopped". */
+	uint64_t end = ms < INT64_MAX / 1000000 - (int64_t)(now_ns() / 1000000)
+			   ? now_ns() + (uint64_t)ms * 1000000u
+			   : UINT64_MAX;
+
+	for (;;) {
+		uint64_t t = now_ns();
+		struct timespec ts = { 0, 10 * 1000000 };
+
+		if (stopping(job))
+			return true;
+		if (t >= end)
+			return false;
+		if (end - t < (uint64_t)ts.tv_nsec)
+			ts.tv_nsec = (long)(end - t);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * After a failed attempt: decide with the restart strategy. Return true
+ * to run again (after the backoff), false when @rc stands; a stop during
+ * the backoff turns it into 0.
+ */
+static bool restart_after(struct sl_job *job, struct sli_restart *rs, int *rc, char *errbuf,
+			  size_t errlen)
+{
+	char cause[2 * SLI_ERRLEN];
+	int64_t delay;
+
+	snprintf(cause, sizeof(cause), "%s", errbuf && errbuf[0] ? errbuf : sl_strerror(*rc));
+	delay = sli_restart_next(rs, (int64_t)(now_ns() / 1000000u));
+	if (delay < 0) {
+		if (rs->kind != SLI_RESTART_NONE)
+			sl_errbuf_set(errbuf, errlen, *rc,
+				      "%s (restart strategy %s gave up after %u restarts)", cause,
+				      sli_restart_name(rs->kind), rs->restarts);
+		return false;
+	}
+	sl_log(SL_LOG_WARN, "restart", "restarting job '%s' in %g s (attempt %u, %s): %s",
+	       job->name, (double)delay / 1000.0, rs->restarts, sli_restart_name(rs->kind), cause);
+	/* Relaxed: a counter for sl_job_stats(); nothing is published with it. */
+	atomic_store_explicit(&job->restarts, rs->restarts, memory_order_relaxed);
+	if (backoff_wait(job, delay)) {
+		sl_log(SL_LOG_INFO, "restart", "job '%s' stopped while waiting to restart",
+		       job->name);
+		*rc = 0;
+		if (errbuf != NULL && errlen > 0)
+			errbuf[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
+int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *errbuf, size_t errlen)
+{
+	struct sli_restart rs;
+	bool fatal;
+	int expected = 0;
+	int rc;
+
+	if (job == NULL)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL, "sl_job_run: NULL job");
+	/* seq_cst CAS: pairs with the store of 0 at the end of another sl_job_run(). */
+	if (!atomic_compare_exchange_strong(&job->running, &expected, 1))
+		return sl_errbuf_set(errbuf, errlen, -EBUSY, "job '%s' is already running",
+				     job->name);
+	atomic_store_explicit(&job->restarts, 0, memory_order_relaxed);
+	rc = sli_job_plan(job, platform, errbuf, errlen);
+	if (rc < 0)
+		goto out;
+	rc = sli_restart_init(&rs, &job->restart, job->ckpt.dir != NULL, (uint64_t)now_ns(), errbuf,
+			      errlen);
+	if (rc < 0) {
+		sli_restart_fini(&rs);
+		goto out;
+	}
+	warn_unbounded_state(job);
+	for (bool again = false;; again = true) {
+		rc = run_once(job, platform, again, &fatal, errbuf, errlen);
+		if (rc == 0 || fatal || stopping(job) ||
+		    !restart_after(job, &rs, &rc, errbuf, errlen))
+			break;
+	}
+	sli_restart_fini(&rs);
+out:
+	atomic_store(&job->running, 0);
 	return rc;
 }
 
@@ -1452,8 +1571,10 @@ void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out)
 	/* seq_cst increment, then load: see the wait at the end of sl_job_run(). */
 	atomic_fetch_add((_Atomic int *)&job->stats_readers, 1);
 	x = atomic_load(&((struct sl_job *)job)->exec);
+	out->running = atomic_load_explicit(&job->running, memory_order_relaxed) != 0;
+	/* Relaxed: pairs with nothing, a counter (see restart_after()). */
+	out->restarts = atomic_load_explicit(&job->restarts, memory_order_relaxed);
 	if (x != NULL) {
-		out->running = 1;
 		out->peak_batches =
 		    (uint64_t)atomic_load_explicit(&x->peak_batches, memory_order_relaxed);
 		for (unsigned w = 0; w < x->nworkers; w++) {
@@ -1468,7 +1589,7 @@ void sl_job_stats(const struct sl_job *job, struct sl_job_stats *out)
 			    atomic_load_explicit(&wk->bp_ns, memory_order_relaxed);
 		}
 	}
-	atomic_fetch_sub((_Atomic int *)&job->stats_readers, 1);
-	if (x == NULL)
+	if (x == NULL) /* before the decrement: the end of a run waits for it */
 		out->peak_batches = job->last_peak_batches;
+	atomic_fetch_sub((_Atomic int *)&job->stats_readers, 1);
 }

@@ -97,6 +97,9 @@ int sl_job_create(const char *name, struct sl_job **out)
 	job->max_record_size = DEFAULT_MAX_RECORD;
 	job->state.job_name = job->name;
 	sli_ckpt_opts_init(&job->ckpt);
+	sli_restart_opts_init(&job->restart);
+	atomic_init(&job->running, 0);
+	atomic_init(&job->restarts, 0);
 	atomic_init(&job->stop_requested, 0);
 	atomic_init(&job->exec, NULL);
 	atomic_init(&job->stats_readers, 0);
@@ -175,6 +178,21 @@ int sl_parse_duration_ms(const char *s, int64_t min, int64_t *out)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int sli_set_duration_opt(const char *key, const char *value, int64_t min, int64_t *field,
+			 char *errbuf, size_t errlen)
+{
+	int64_t v;
+
+	/* Into a local first: a refused value leaves the option as it was. */
+	if (sl_parse_duration_ms(value, min, &v) < 0)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "bad value '%s' for option '%s': expected a duration "
+				     "(milliseconds, or with a unit ms, s, m, h)%s",
+				     value, key, min ? " greater than 0" : "");
+	*field = v;
+	return 0;
 }
 
 /*
@@ -374,6 +392,9 @@ int sl_job_set(struct sl_job *job, const char *key, const char *value, char *err
 	if (rc <= 0)
 		return rc;
 	rc = sli_ckpt_set_opt(job, key, value, errbuf, errlen);
+	if (rc <= 0)
+		return rc;
+	rc = sli_restart_set_opt(&job->restart, key, value, errbuf, errlen);
 	if (rc <= 0)
 		return rc;
 	return sl_errbuf_set(errbuf, errlen, -ENOENT, "unknown job option '%s'", key);

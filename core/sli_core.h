@@ -24,6 +24,7 @@
 #include <sluice/sl_state.h>
 
 #include "sli_checkpoint.h"
+#include "sli_restart.h"
 
 /* ------------------------------------------------------------- hashing */
 
@@ -365,6 +366,8 @@ struct sl_job {
 	/* checkpoint-*, restore (checkpoint.c) */
 	struct sli_ckpt_opts ckpt;
 	struct sli_ckpt_counters ckpt_counters; /* sl_job_checkpoint_stats() */
+	/* restart-* (restart.c) */
+	struct sli_restart_opts restart;
 
 	struct sli_node **nodes;
 	unsigned nnodes;
@@ -381,11 +384,17 @@ struct sl_job {
 
 	/* running */
 	_Atomic int stop_requested;    /* sl_job_stop(): async-signal-safe store */
-	struct sli_exec *_Atomic exec; /* non-NULL while running (stats readers) */
+	struct sli_exec *_Atomic exec; /* non-NULL while an attempt runs (stats readers) */
+	_Atomic int running;	       /* 1 from the start of sl_job_run() to its return */
+	_Atomic unsigned restarts;     /* restarts of the current (or last) sl_job_run() */
 	_Atomic int stats_readers;
 	uint64_t last_peak_batches;	       /* of the last finished run */
 	struct sl_task_stats *last_task_stats; /* [plan.nsubtasks], of the last finished run */
 };
+
+/* sl_job_set() of a duration option @key: 0, or -EINVAL with the sentence naming it. */
+int sli_set_duration_opt(const char *key, const char *value, int64_t min, int64_t *field,
+			 char *errbuf, size_t errlen);
 
 int sli_job_plan(struct sl_job *job, const struct sl_platform *platform, char *errbuf,
 		 size_t errlen);

@@ -143,6 +143,7 @@ struct sli_worker {
 	struct sl_batch_pool pool;
 	struct sli_subtask **subtasks;
 	unsigned nsubtasks, ndone;
+	bool opened; /* past opening and restoring (this worker's thread only) */
 	/* Sleeping: see worker_sleep()/sli_worker_wake() in exec.c. */
 	alignas(SL_CACHE_LINE) _Atomic uint32_t wake_seq;
 	_Atomic int sleeping;
@@ -164,7 +165,9 @@ struct sli_exec {
 	uint64_t start_ns;  /* CLOCK_MONOTONIC when `go` was set */
 	_Atomic int failed; /* first failure wins (CAS) */
 	int fail_rc;
+	bool fail_fatal; /* the failure rules out a restart (written by the CAS winner) */
 	char fail_msg[2 * SLI_ERRLEN];
+	bool restarting; /* an attempt after a failure: restore from the newest checkpoint */
 	pthread_barrier_t finished, teardown;
 	/* checkpoint.c: the coordinator (NULL: checkpoints off); restore data without one */
 	struct sli_ckpt_run *ck, *ck_restore;
@@ -176,7 +179,13 @@ int sli_flush_subtask(struct sli_subtask *st);
 /* Send control event @kind to every consumer of @st. Return 0 or -ENOMEM. */
 int sli_broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int64_t value);
 void sli_wake_all(struct sli_exec *x);
-/* Fail the job with @msg unless it failed already (the first failure is reported). */
+/*
+ * Fail the job with @msg unless it failed already (the first failure is
+ * reported). -EINVAL, -ENOTSUP, -EBADMSG, -E2BIG, -EOVERFLOW and -EPROTO
+ * (bad data under the fail policy, an unreplayable input, a refused
+ * restore, an oversized record, a broken operator contract) would fail
+ * the same way again: they rule out a restart.
+ */
 void sli_fail_exec(struct sli_exec *x, int rc, const char *msg);
 void sli_fail(struct sli_opi *op, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

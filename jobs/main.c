@@ -98,6 +98,8 @@ struct runtime_opts {
 	const char *ck_dir, *ck_interval, *ck_timeout, *ck_min_pause, *ck_tolerable, *ck_retained;
 	const char *ck_mode, *ck_io, *restore;
 	const char *sp_dir, *sp_on_stop;
+	const char *rs_strategy, *rs_attempts, *rs_delay, *rs_max_failures, *rs_interval;
+	const char *rs_initial, *rs_max, *rs_multiplier, *rs_reset, *rs_jitter, *rs_before_reset;
 };
 
 static const char *const placement_names[] = { "spread", "pack", NULL };
@@ -266,6 +268,90 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .metavar = "DIR",
 	    .help = "on SIGINT or SIGTERM, write the final checkpoint as a savepoint "
 		    "DIR/savepoint-N-HEX (needs --checkpoint-dir) and print its path",
+	},
+	{
+	    .name = "restart-strategy",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_strategy),
+	    .metavar = "STRATEGY",
+	    .help = "none, fixed-delay, failure-rate or exponential-delay: what a failure does: "
+		    "fail the job, or restart it in-process from the newest "
+		    "complete checkpoint (default exponential-delay with --checkpoint-dir, none "
+		    "without)",
+	},
+	{
+	    .name = "restart-attempts",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_attempts),
+	    .metavar = "N",
+	    .help = "fixed-delay: restarts before the job fails (default 1)",
+	},
+	{
+	    .name = "restart-delay",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_delay),
+	    .metavar = "DURATION",
+	    .help = "fixed-delay, failure-rate: wait before each restart (default 1s)",
+	},
+	{
+	    .name = "restart-max-failures-per-interval",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_max_failures),
+	    .metavar = "N",
+	    .help = "failure-rate: restarts allowed within the interval (default 1)",
+	},
+	{
+	    .name = "restart-failure-rate-interval",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_interval),
+	    .metavar = "DURATION",
+	    .help = "failure-rate: the interval (default 1m)",
+	},
+	{
+	    .name = "restart-initial-backoff",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_initial),
+	    .metavar = "DURATION",
+	    .help = "exponential-delay: the first wait (default 1s)",
+	},
+	{
+	    .name = "restart-max-backoff",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_max),
+	    .metavar = "DURATION",
+	    .help = "exponential-delay: the longest wait (default 1m)",
+	},
+	{
+	    .name = "restart-backoff-multiplier",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_multiplier),
+	    .metavar = "X",
+	    .help =
+		"exponential-delay: each wait is the last one times X, at least 1 (default 1.5)",
+	},
+	{
+	    .name = "restart-reset-backoff-threshold",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_reset),
+	    .metavar = "DURATION",
+	    .help = "exponential-delay: after running this long since the last restart, waits "
+		    "start over at the initial backoff (default 1h)",
+	},
+	{
+	    .name = "restart-jitter-factor",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_jitter),
+	    .metavar = "X",
+	    .help = "exponential-delay: each wait moves randomly by up to X of it, 0 to 1 (default "
+		    "0.1)",
+	},
+	{
+	    .name = "restart-attempts-before-reset-backoff",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, rs_before_reset),
+	    .metavar = "N",
+	    .help = "exponential-delay: restarts without a reset before the job fails (default "
+		    "2147483647: no limit)",
 	},
 	{ .name = NULL },
 };
@@ -523,6 +609,19 @@ static int job_create(struct job_cmd *c)
 		{ "restore", offsetof(struct runtime_opts, restore) },
 		{ "savepoint-dir", offsetof(struct runtime_opts, sp_dir) },
 		{ "savepoint-on-stop", offsetof(struct runtime_opts, sp_on_stop) },
+		{ "restart-strategy", offsetof(struct runtime_opts, rs_strategy) },
+		{ "restart-attempts", offsetof(struct runtime_opts, rs_attempts) },
+		{ "restart-delay", offsetof(struct runtime_opts, rs_delay) },
+		{ "restart-max-failures-per-interval",
+		  offsetof(struct runtime_opts, rs_max_failures) },
+		{ "restart-failure-rate-interval", offsetof(struct runtime_opts, rs_interval) },
+		{ "restart-initial-backoff", offsetof(struct runtime_opts, rs_initial) },
+		{ "restart-max-backoff", offsetof(struct runtime_opts, rs_max) },
+		{ "restart-backoff-multiplier", offsetof(struct runtime_opts, rs_multiplier) },
+		{ "restart-reset-backoff-threshold", offsetof(struct runtime_opts, rs_reset) },
+		{ "restart-jitter-factor", offsetof(struct runtime_opts, rs_jitter) },
+		{ "restart-attempts-before-reset-backoff",
+		  offsetof(struct runtime_opts, rs_before_reset) },
 	};
 	int rc;
 

@@ -97,13 +97,19 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Growth of a counter; after a restart (counters from 0 again) all of @cur. */
+static uint64_t delta(uint64_t cur, uint64_t prev)
+{
+	return cur >= prev ? cur - prev : cur;
+}
+
 static void print_status(struct watch *w, const struct sl_job_stats *prev,
 			 const struct sl_job_stats *cur, int64_t dt_ns)
 {
-	uint64_t din = cur->source_records - prev->source_records;
-	uint64_t dout = cur->sink_records - prev->sink_records;
-	uint64_t dbusy = cur->busy_ns - prev->busy_ns;
-	uint64_t dbp = cur->backpressured_ns - prev->backpressured_ns;
+	uint64_t din = delta(cur->source_records, prev->source_records);
+	uint64_t dout = delta(cur->sink_records, prev->sink_records);
+	uint64_t dbusy = delta(cur->busy_ns, prev->busy_ns);
+	uint64_t dbp = delta(cur->backpressured_ns, prev->backpressured_ns);
 	double secs = (double)dt_ns / 1e9;
 	unsigned bp = 0;
 
@@ -150,6 +156,17 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
+/* The restart strategy's work, once at the end (the warnings said why). */
+static void print_restarts(const struct sl_job *job)
+{
+	struct sl_job_stats st;
+
+	sl_job_stats(job, &st);
+	if (st.restarts > 0)
+		fprintf(stderr, "sluice: the restart strategy restarted the job %u time%s\n",
+			st.restarts, st.restarts == 1 ? "" : "s");
+}
+
 int sli_run_job(struct sl_job *job, const struct sl_platform *platform, bool *stopped, char *errbuf,
 		size_t errlen)
 {
@@ -182,6 +199,7 @@ int sli_run_job(struct sl_job *job, const struct sl_platform *platform, bool *st
 	}
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	rc = sl_job_run(job, platform, errbuf, errlen);
+	print_restarts(job);
 
 	if (watching) {
 		pthread_mutex_lock(&w.lock);

@@ -318,6 +318,17 @@ void sl_job_destroy(struct sl_job *job);
  * | restore         | latest, or a checkpoint or savepoint directory | none |
  * | savepoint-dir   | sl_job_savepoint()'s default target    | none    |
  * | savepoint-on-stop | directory: a stop's final checkpoint is a savepoint there | none |
+ * | restart-strategy | none, fixed-delay, failure-rate or exponential-delay | see below |
+ * | restart-attempts | fixed-delay: 0..2147483647              | 1       |
+ * | restart-delay    | fixed-delay, failure-rate: duration     | 1s      |
+ * | restart-max-failures-per-interval | failure-rate: 1..1000000 | 1    |
+ * | restart-failure-rate-interval | failure-rate: duration > 0 | 1m      |
+ * | restart-initial-backoff | exponential-delay: duration      | 1s      |
+ * | restart-max-backoff | exponential-delay: duration >= initial | 1m    |
+ * | restart-backoff-multiplier | exponential-delay: 1..1000    | 1.5     |
+ * | restart-reset-backoff-threshold | exponential-delay: > 0   | 1h      |
+ * | restart-jitter-factor | exponential-delay: 0..1            | 0.1     |
+ * | restart-attempts-before-reset-backoff | 1..2147483647      | 2147483647 |
  *
  * Worker placement (spread or pack) belongs to the platform (sl_numa.h).
  *
@@ -365,6 +376,27 @@ void sl_job_destroy(struct sl_job *job);
  * a newer checkpoint completes, and restore=latest refuses meanwhile,
  * naming the savepoint (its output is committed; an older checkpoint
  * would write it twice).
+ *
+ * Restart strategies (Flink's, with its defaults; README "Restart
+ * strategies"; the default is exponential-delay with a checkpoint-dir,
+ * none without): when an attempt fails, sl_job_run() logs a warning with
+ * the cause, waits the strategy's delay (sl_job_stop() ends the wait and
+ * the run with 0) and runs the job again in-process, restored from the
+ * newest complete checkpoint of checkpoint-dir (from restore=PATH or the
+ * beginning when there is none yet). Not restarted: failures before the
+ * workers run or while operators open and restore (setup, a refused
+ * restore, a max-parallelism change), -EINVAL, -ENOTSUP, -EBADMSG,
+ * -E2BIG, -EOVERFLOW and -EPROTO (bad records under the fail policy, an
+ * input that cannot be replayed, corrupt data, an oversized record, a
+ * broken operator contract), and everything with strategy none. When the strategy
+ * gives up, the last cause is returned with "(restart strategy S gave up
+ * after N restarts)". Without checkpoint-dir a restart starts from the
+ * beginning. exponential-delay: the n-th wait is restart-initial-backoff
+ * times restart-backoff-multiplier^(n-1), at most restart-max-backoff,
+ * moved randomly by up to restart-jitter-factor of it; after
+ * restart-reset-backoff-threshold of running since the last restart it
+ * starts over. failure-rate gives up on the failure that would be the
+ * (max + 1)-th within restart-failure-rate-interval.
  *
  * object-reuse: a map (sl_map, sl_map_batch) whose output elements have
  * the size of its input elements runs in place: its output is written
@@ -503,9 +535,15 @@ int sl_job_plan_print(struct sl_job *job, const struct sl_platform *platform, FI
 /**
  * sl_job_run() - validate and run the job until every source is exhausted
  * and every sink finished, or until it fails or is stopped.
- * Return: 0 when the job finished (also after a graceful sl_job_stop());
- * a validation error; or the -errno of the first operator, source or sink
- * that failed, with @errbuf naming it and its subtask.
+ * A failure the restart strategy covers (restart-strategy, see
+ * sl_job_set()) runs the job again in-process from its newest checkpoint
+ * instead; sl_job_stats() counts the restarts.
+ * Return: 0 when the job finished (also after a graceful sl_job_stop(),
+ * and after one during a restart's backoff); a validation error; or the
+ * -errno of the first operator, source or sink that failed, with @errbuf
+ * naming it and its subtask (and, when the restart strategy gave up,
+ * "(restart strategy S gave up after N restarts)"); -EBUSY when the job
+ * is running already.
  */
 int sl_job_run(struct sl_job *job, const struct sl_platform *platform, char *errbuf, size_t errlen);
 
@@ -551,13 +589,18 @@ struct sl_task_stats {
 	uint64_t busy_ns, backpressured_ns, idle_ns;
 };
 
-/** Job-wide totals, safe to read from another thread while it runs. */
+/**
+ * Job-wide totals, safe to read from another thread while it runs. The
+ * record and time counters are of the current attempt: after a restart
+ * (restart strategies) they count from 0 again.
+ */
 struct sl_job_stats {
 	uint64_t source_records;   /**< records produced by sources */
 	uint64_t sink_records;	   /**< records consumed by sinks */
 	uint64_t backpressured_ns; /**< summed over subtasks */
 	uint64_t busy_ns;
-	unsigned running; /**< 1 while sl_job_run() executes */
+	unsigned running;  /**< 1 while sl_job_run() executes (also between restarts) */
+	unsigned restarts; /**< restarts by the restart strategy in the current or last run */
 	/**
 	 * Most batches (data and control) alive at once: of this run while
 	 * running, of the last run afterwards. Bounded by the rings and pools,

@@ -249,6 +249,108 @@ def bad_runtime_values():
 
 
 @case
+def restart_options():
+    """The restart-* options on every job: bad values are usage errors naming the option."""
+    for job, extra in (("wordcount", []),
+                       ("window-agg", ["--input", os.path.join(TMP, "none.csv"),
+                                       "--window", "tumbling:1s"])):
+        see = "sluice run %s --help" % job
+        for opt, val, expect in (
+                ("restart-strategy", "bogus",
+                 "expected none, fixed-delay, failure-rate or exponential-delay"),
+                ("restart-attempts", "-1", "expected an integer from 0 to 2147483647"),
+                ("restart-attempts", "x", "expected an integer from 0 to 2147483647"),
+                ("restart-delay", "5x", "expected a duration"),
+                ("restart-max-failures-per-interval", "0", "expected an integer from 1 to"),
+                ("restart-failure-rate-interval", "0", "expected a duration"),
+                ("restart-initial-backoff", "1y", "expected a duration"),
+                ("restart-max-backoff", "-1", "expected a duration"),
+                ("restart-backoff-multiplier", "0.9", "expected a number from 1 to 1000"),
+                ("restart-reset-backoff-threshold", "0s", "expected a duration"),
+                ("restart-jitter-factor", "2", "expected a number from 0 to 1"),
+                ("restart-attempts-before-reset-backoff", "0",
+                 "expected an integer from 1 to 2147483647")):
+            err = usage_error(["run", job] + extra + ["--" + opt, val], val, see)
+            check("option '%s'" % opt in err and expect in err,
+                  "%s --%s %r: names the option and the range: %s" % (job, opt, val, err))
+    p = run("run", "wordcount", "--help")
+    text = p.stdout.decode()
+    for opt in ("--restart-strategy", "--restart-attempts", "--restart-delay",
+                "--restart-max-failures-per-interval", "--restart-failure-rate-interval",
+                "--restart-initial-backoff", "--restart-max-backoff",
+                "--restart-backoff-multiplier", "--restart-reset-backoff-threshold",
+                "--restart-jitter-factor", "--restart-attempts-before-reset-backoff"):
+        check(opt in text, "run wordcount --help lists " + opt)
+    # Valid values run (no checkpoints and nothing failing: no restart).
+    ok("run", "wordcount", "--restart-strategy", "fixed-delay", "--restart-attempts", "0",
+       "--restart-delay", "10ms")
+
+
+def window_input():
+    path = os.path.join(TMP, "restart-events.csv")
+    with open(path, "w") as f:
+        for i in range(2000):
+            f.write("%d,k%d,%d\n" % (i * 10, i % 7, i))
+    return path
+
+
+@case
+def restart_gives_up():
+    """A sink failing every time (/dev/full): restarted in-process, then the strategy gives up."""
+    if not os.path.exists("/dev/full"):
+        print("skip: no /dev/full")
+        return
+    inp = window_input()
+    for extra, n, strategy in (
+            (["--restart-strategy", "fixed-delay", "--restart-attempts", "2",
+              "--restart-delay", "10ms"], 2, "fixed-delay"),
+            (["--restart-strategy", "failure-rate", "--restart-max-failures-per-interval", "3",
+              "--restart-delay", "1ms"], 3, "failure-rate"),
+            (["--restart-initial-backoff", "1ms", "--restart-attempts-before-reset-backoff",
+              "4"], 4, "exponential-delay")):
+        ck = os.path.join(TMP, "restart-ck")
+        p = run("run", "window-agg", "--input", inp, "--window", "tumbling:1s", "--output",
+                "/dev/full", "--checkpoint-dir", ck, *extra)
+        err = p.stderr.decode()
+        check(p.returncode == 1, "%s: exit 1" % strategy, p)
+        check(err.count("restarting job 'window-agg'") == n and
+              "(attempt %d, %s)" % (n, strategy) in err,
+              "%s: %d restart warnings: %s" % (strategy, n, err))
+        check("No space left on device (restart strategy %s gave up after %d restarts)"
+              % (strategy, n) in err, "%s: gave up, with the cause: %s" % (strategy, err))
+        check("restarted the job %d times" % n in err, err)
+    # none (the default without --checkpoint-dir): fails at once.
+    p = run("run", "window-agg", "--input", inp, "--window", "tumbling:1s", "--output",
+            "/dev/full")
+    err = p.stderr.decode()
+    check(p.returncode == 1 and "restart" not in err and "No space left" in err, err)
+
+
+@case
+def restart_sigterm_during_backoff():
+    """SIGTERM while the job waits to restart ends it with exit 0."""
+    if not os.path.exists("/dev/full"):
+        print("skip: no /dev/full")
+        return
+    inp = window_input()
+    ck = os.path.join(TMP, "restart-ck-term")
+    proc = subprocess.Popen([SLUICE, "run", "window-agg", "--input", inp, "--window",
+                             "tumbling:1s", "--output", "/dev/full", "--checkpoint-dir", ck,
+                             "--restart-initial-backoff", "1h", "--restart-max-backoff", "2h"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    line = b""
+    while b"restarting job" not in line:  # progress, not time: the first failure was seen
+        line = proc.stderr.readline()
+        if not line:
+            break
+    check(b"restarting job 'window-agg' in" in line, "a restart warning: %r" % line)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=120)[1].decode()
+    check(proc.returncode == 0, "exit 0 after SIGTERM in the backoff: %d %s" % (
+        proc.returncode, rest))
+
+
+@case
 def bad_enum():
     for args, see in ((["plan", "wordcount", "--format", "yaml"], "sluice plan wordcount --help"),
                       (["plan", "wordcount", "--format", "svg"], "sluice plan wordcount --help"),

@@ -34,112 +34,8 @@
 
 #include "sl_test.h"
 
-#define NLINES 20000
-
-static char tmpdir[256], input[300];
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
-static void rm_rf(const char *path)
-{
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", path);
-}
-
-static void fresh_dir(const char *path)
-{
-	rm_rf(path);
-	mkdir(path, 0755);
-}
-
-static void write_input(void)
-{
-	FILE *f;
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-ckpt-test-%d", (int)getpid());
-	fresh_dir(tmpdir);
-	snprintf(input, sizeof(input), "%s/in.txt", tmpdir);
-	f = fopen(input, "w");
-	for (int i = 0; i < NLINES; i++)
-		fprintf(f, "line %d\n", i);
-	fclose(f);
-}
-
-/* Count how often each input line occurs in the committed part files of @dir. */
-static int check_output(const char *dir, int *counts, int *foreign)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int files = 0;
-
-	memset(counts, 0, NLINES * sizeof(*counts));
-	*foreign = 0;
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		char path[600], line[128];
-		FILE *f;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		files++;
-		while (fgets(line, sizeof(line), f) != NULL) {
-			int v;
-			char nl;
-
-			if (sscanf(line, "line %d%c", &v, &nl) == 2 && nl == '\n' && v >= 0 &&
-			    v < NLINES)
-				counts[v]++;
-			else
-				(*foreign)++;
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return files;
-}
-
-/* Every line exactly once: return how many lines were not (0: all good). */
-static int exactly_once(const char *dir)
-{
-	static int counts[NLINES];
-	int foreign, bad = 0;
-
-	check_output(dir, counts, &foreign);
-	for (int i = 0; i < NLINES; i++)
-		bad += counts[i] != 1;
-	if (bad || foreign)
-		fprintf(stderr, "%s: %d lines not exactly once, %d foreign lines\n", dir, bad,
-			foreign);
-	return bad + foreign;
-}
-
-/* At most once (a stopped run's committed prefix): return how many lines occur twice or more. */
-static int at_most_once(const char *dir, int *seen)
-{
-	static int counts[NLINES];
-	int foreign, dup = 0;
-
-	check_output(dir, counts, &foreign);
-	*seen = 0;
-	for (int i = 0; i < NLINES; i++) {
-		dup += counts[i] > 1;
-		*seen += counts[i] > 0;
-	}
-	return dup + foreign;
-}
+#define LINES_TEST_NAME "sluice-ckpt-test"
+#include "lines_output.h"
 
 /* Complete checkpoints in @ck (chk-N with a _metadata). */
 static int complete_checkpoints(const char *ck)
@@ -201,16 +97,6 @@ struct jobbox {
 	char err[1024];
 	int rc;
 };
-
-static int set(struct sl_job *job, const char *k, const char *v)
-{
-	char err[512];
-	int rc = sl_job_set(job, k, v, err, sizeof(err));
-
-	if (rc < 0)
-		fprintf(stderr, "sl_job_set %s=%s: %s\n", k, v, err);
-	return rc;
-}
 
 static void build(struct jobbox *jb, const struct setup *s)
 {
@@ -665,6 +551,7 @@ static void test_stats(void)
 	rm_rf(ck);
 	build(&jb, &(struct setup){ .out = out, .ck = ck });
 	CU_ASSERT(set(jb.job, "checkpoint-io", "fault:eio@0") == 0);
+	CU_ASSERT(set(jb.job, "restart-strategy", "none") == 0);
 	CU_ASSERT(run(&jb) == -EIO);
 	CU_ASSERT(strstr(jb.err, "Input/output error") != NULL);
 	CU_ASSERT(sl_job_checkpoint_stats(jb.job, &cs) == 0);
