@@ -1235,89 +1235,129 @@ static inline uint64_t hash8(uint64_t x)
 }
 
 /*
- * Elements go through a software pipeline, each stage DIST elements
- * behind the one before: (1) the key and its hash, the key table slot
- * prefetched; (2) the key's slot found (for an 8-byte key: by its word,
- * in the slot itself), its cached pane accumulator prefetched; (3) the
- * element itself. With thousands of keys the state does not fit the L2
- * cache, and these misses, taken one after the other, would cost more
- * than the rest. The hot path of stage 3 (slicing: the key's cached
- * pane, every window of it still ahead, so nothing late and nothing to
- * fire now) reads the slot and adds to the accumulator: one add(). A
- * slot found by stage 2 stays valid until the table grows (keys are
- * never deleted): stage 3 then forgets the slots found meanwhile; a key
- * not found is looked up again, as it may have been added meanwhile.
+ * Elements go through three passes per chunk of CHUNK: (1) the keys and
+ * their hashes, the key table slots prefetched; (2) the keys' slots found
+ * (for an 8-byte key: by its word, in the slot itself) and the hot-path
+ * test; (3) the elements themselves. With thousands of keys the key table
+ * does not fit the L2 cache, and these misses, taken one after the other,
+ * would cost more than the rest; a chunk keeps enough of them in flight,
+ * and each pass is a tight loop rather than a pipeline indexed modulo its
+ * depth. The accumulator of a hot element is prefetched by pass 2 only
+ * when the accumulator arrays are larger than ACC_PF_MIN: smaller ones
+ * mostly stay in the L2 cache, where (measured with bench_window, 10k
+ * keys: 320 KiB of them) the prefetch cost more than the misses it saved;
+ * larger ones (its sliding query: 5 MiB) miss the L2 and gain from it.
+ *
+ * The hot path (slicing: the element falls in its key's cached pane, and
+ * every window of that pane is still ahead of the watermark, so nothing
+ * is late and nothing fires now) is one add() to that pane's accumulator.
+ * Pass 2 decides it from the slot, pass 3 does it; the slow path of an
+ * earlier element in between cannot change the answer: the watermark does
+ * not move within a batch and panes are freed only when it does, so the
+ * pane is still live, the element still in it and its windows still ahead
+ * (the slow path may move the key's cache to another pane: a cache, the
+ * element's pane is the same). Pass 2 records entries and key ids, not
+ * addresses or slots: the slow path may grow the arrays and the table.
  */
-#define DIST   8
-#define RING   32 /* > 2 * DIST, a power of two */
-#define NOSLOT UINT32_MAX
-_Static_assert(RING > 2 * DIST && (RING & (RING - 1)) == 0, "pipeline ring");
+#define CHUNK	   128
+#define NONE	   UINT32_MAX
+#define ACC_PF_MIN ((size_t)1 << 20)
+
+/* Bytes of accumulators in the rings and the entries: their footprint, for prefetching. */
+static inline size_t acc_bytes(const struct sli_win *w)
+{
+	return (((size_t)w->capring << w->ring_bits) + w->capents) * w->acc_size;
+}
+
+/* Passes 1 and 2 over elements [@c0, @c0 + @m) of @b: hot[j] and kid[j] (see above). */
+static inline void chunk_probe(struct sli_opi *op, const struct sl_batch *b, uint32_t c0,
+			       uint32_t m, struct sl_key *ks, uint64_t *hs, uint32_t *hot,
+			       uint32_t *kid)
+{
+	const struct sli_win *w = op->win;
+	const struct kslot *ktab = w->ktab;
+	const uint32_t mask = w->kcap - 1;
+	const bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0, sliced = w->sliced;
+	const bool pf = acc_bytes(w) > ACC_PF_MIN;
+	const int64_t wm = op->watermark, pane = w->pane;
+	const sl_key_fn keyf = op->key;
+
+	for (uint32_t j = 0; j < m; j++) {
+		uint64_t x;
+
+		keyf(sl_batch_elem(b, c0 + j), b, &ks[j]);
+		if (ks[j].len == 8) {
+			memcpy(&x, ks[j].ptr, 8);
+			hs[j] = hash8(x);
+		} else if (keyed) {
+			hs[j] = b->key[c0 + j];
+		} else {
+			hs[j] = sli_hash64(ks[j].ptr, ks[j].len, 0);
+		}
+		__builtin_prefetch(&ktab[hs[j] & mask]);
+	}
+	for (uint32_t j = 0; j < m; j++) {
+		const struct kslot *s = &ktab[key_probe(w, hs[j], ks[j].ptr, ks[j].len)];
+		int64_t ts = b->ts[c0 + j];
+
+		kid[j] = s->id ? (s->id & ~KS_WORD) - 1 : NONE;
+		hot[j] = NONE;
+		if (sliced && s->cur && ts >= s->cur_start &&
+		    (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane && s->cur_fire > wm) {
+			uint32_t e = s->cur - 1;
+
+			hot[j] = e;
+			if (pf)
+				__builtin_prefetch(e & RID
+						       ? w->raccs + (size_t)(e & ~RID) * w->acc_size
+						       : w->accs + (size_t)e * w->acc_size,
+						   1);
+		}
+	}
+}
 
 int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 {
 	struct sli_win *w = op->win;
-	struct sl_key ks[RING];
-	uint64_t hs[RING];
-	uint32_t at[RING];
-	bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0;
+	const struct sl_aggregate *agg = w->agg;
+	void (*const add)(void *, const void *, int64_t, const struct sl_batch *, void *) =
+	    agg->add;
+	void *const arg = agg->arg;
+	const uint32_t asz = w->acc_size;
+	struct sl_key ks[CHUNK];
+	uint64_t hs[CHUNK];
+	uint32_t hot[CHUNK], kid[CHUNK];
 	uint32_t n = b->n;
 	int rc = 0;
 
-	for (uint32_t j = 0; j < n + 2 * DIST && rc == 0; j++) {
-		if (j < n) {
-			struct sl_key *k = &ks[j % RING];
-			uint64_t x;
+	for (uint32_t c0 = 0; c0 < n && rc == 0; c0 += CHUNK) {
+		uint32_t m = n - c0 < CHUNK ? n - c0 : CHUNK;
+		uint8_t *raccs, *accs;
 
-			op->key(sl_batch_elem(b, j), b, k);
-			if (k->len == 8) {
-				memcpy(&x, k->ptr, 8);
-				hs[j % RING] = hash8(x);
-			} else if (keyed) {
-				hs[j % RING] = b->key[j];
-			} else {
-				hs[j % RING] = sli_hash64(k->ptr, k->len, 0);
+		chunk_probe(op, b, c0, m, ks, hs, hot, kid);
+		raccs = w->raccs, accs = w->accs;
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t i = c0 + j, e = hot[j], key = kid[j];
+
+			if (e != NONE) {
+				add(e & RID ? raccs + (size_t)(e & ~RID) * asz
+					    : accs + (size_t)e * asz,
+				    sl_batch_elem(b, i), b->ts[i], b, arg);
+				continue;
 			}
-			__builtin_prefetch(&w->ktab[hs[j % RING] & (w->kcap - 1)]);
-		}
-		if (j >= DIST && j - DIST < n) {
-			uint32_t e = (j - DIST) % RING;
-			uint32_t i = key_probe(w, hs[e], ks[e].ptr, ks[e].len);
-			const struct kslot *s = &w->ktab[i];
-
-			at[e] = s->id ? i : NOSLOT;
-			if (w->sliced && s->id && s->cur)
-				__builtin_prefetch(acc_of(w, s->cur - 1), 1);
-		}
-		if (j >= 2 * DIST) {
-			uint32_t e = j - 2 * DIST, key;
-
-			if (at[e % RING] != NOSLOT) {
-				const struct kslot *s = &w->ktab[at[e % RING]];
-				int64_t ts = b->ts[e];
-
-				if (w->sliced && s->cur && ts >= s->cur_start &&
-				    (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)w->pane &&
-				    s->cur_fire > op->watermark) {
-					w->agg->add(acc_of(w, s->cur - 1), sl_batch_elem(b, e), ts,
-						    b, w->agg->arg);
-					continue;
-				}
-				key = (s->id & ~KS_WORD) - 1;
-			} else {
-				uint32_t cap = w->kcap;
-				int64_t id =
-				    key_id(w, hs[e % RING], ks[e % RING].ptr, ks[e % RING].len);
+			if (key == NONE) {
+				int64_t id = key_id(w, hs[j], ks[j].ptr, ks[j].len);
 
 				if (id < 0) {
 					rc = (int)id;
 					break;
 				}
 				key = (uint32_t)id;
-				if (w->kcap != cap)
-					for (uint32_t r = 0; r < RING; r++)
-						at[r] = NOSLOT;
 			}
-			rc = win_element(op, b, e, key);
+			rc = win_element(op, b, i, key);
+			if (rc != 0)
+				break;
+			raccs = w->raccs, accs = w->accs;
 		}
 	}
 	if (rc == -ENOMEM && !atomic_load_explicit(&op->st->w->x->failed, memory_order_relaxed))

@@ -37,7 +37,7 @@
 
 #include "bench_common.h"
 
-#define MAX_RUNS     31
+#define MAX_RUNS     BENCH_MAX_RUNS
 #define BATCH	     32
 #define BUDGET_NS    15000000u /* per measurement: 5 runs x 2 sizes x 4 rows ~ 0.6 s */
 #define TOUCH_STRIDE 4096
@@ -194,23 +194,18 @@ static int write_json(const char *path, struct impl *impls, unsigned nimpl, cons
 		"  \"runs\": %u,\n  \"pu\": %d,\n  \"node\": %d,\n  \"results\": [",
 		TOUCH_STRIDE, BATCH, runs, pu, node);
 	for (unsigned s = 0; s < 2; s++) {
-		double base[MAX_RUNS], base_med;
+		double base_med = bench_median_of(impls[0].ns[s], runs);
 
-		memcpy(base, impls[0].ns[s], sizeof(base));
-		base_med = bench_median(base, runs);
 		for (unsigned i = 0; i < nimpl; i++) {
-			double v[MAX_RUNS], med;
+			double med = bench_median_of(impls[i].ns[s], runs);
 
-			memcpy(v, impls[i].ns[s], sizeof(v));
-			med = bench_median(v, runs);
 			fprintf(f, "%s\n    {\"block_bytes\": %zu, \"allocator\": \"%s\", ",
 				s + i == 0 ? "" : ",", sizes[s], impls[i].key);
 			fprintf(f, "\"ns_per_op\": %.2f, \"ratio_to_glibc\": %.3f, ", med,
 				med / base_med);
-			fprintf(f, "\"runs_ns_per_op\": [");
-			for (unsigned r = 0; r < runs; r++)
-				fprintf(f, "%s%.2f", r ? ", " : "", impls[i].ns[s][r]);
-			fprintf(f, "]}");
+			fprintf(f, "\"runs_ns_per_op\": ");
+			bench_json_array(f, impls[i].ns[s], runs, 2, ", ");
+			fprintf(f, "}");
 		}
 	}
 	fprintf(f, "\n  ]\n}\n");
@@ -222,41 +217,24 @@ static int write_json(const char *path, struct impl *impls, unsigned nimpl, cons
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "json", required_argument, NULL, 'j' },
-		{ "runs", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
+		BENCH_OPTS_COMMON,
 		{ NULL, 0, NULL, 0 },
 	};
 	static const size_t sizes[2] = { 64 * 1024, 256 };
 	struct impl impls[4];
-	const char *json = NULL, *override;
+	struct bench_args args = { .prog = "bench_alloc", .usage = usage, .runs = 5 };
+	const char *json, *override;
 	struct sl_allocator *a = NULL;
 	struct sl_topo *topo = NULL;
 	struct sl_topo_cpu cpu;
-	unsigned runs = 5, nimpl = 0;
+	unsigned runs, nimpl = 0;
 	char err[256] = "";
-	int opt, rc;
+	int rc;
 
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			json = optarg;
-			break;
-		case 'r':
-			runs = (unsigned)strtoul(optarg, NULL, 10);
-			if (runs < 1 || runs > MAX_RUNS) {
-				fprintf(stderr, "bench_alloc: --runs must be 1..%d\n", MAX_RUNS);
-				return 2;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
+	while (bench_getopt(argc, argv, opts, &args) != -1)
+		; /* no options of its own */
+	runs = args.runs;
+	json = args.json;
 
 	rc = sl_topo_create(NULL, err, sizeof(err), &topo);
 	if (rc < 0) {
@@ -313,15 +291,11 @@ int main(int argc, char **argv)
 	       cpu.pu, cpu.node, runs, BATCH);
 	printf("%-8s  %-30s  %10s  %8s\n", "block", "allocator", "ns/op", "vs glibc");
 	for (unsigned s = 0; s < 2; s++) {
-		double base[MAX_RUNS], base_med;
+		double base_med = bench_median_of(impls[0].ns[s], runs);
 
-		memcpy(base, impls[0].ns[s], sizeof(base));
-		base_med = bench_median(base, runs);
 		for (unsigned i = 0; i < nimpl; i++) {
-			double v[MAX_RUNS], med;
+			double med = bench_median_of(impls[i].ns[s], runs);
 
-			memcpy(v, impls[i].ns[s], sizeof(v));
-			med = bench_median(v, runs);
 			printf("%-8s  %-30s  %10.1f  %7.2fx\n", s == 0 ? "64 KiB" : "256 B",
 			       impls[i].name, med, med / base_med);
 		}

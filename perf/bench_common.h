@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_common.h — helpers shared by the perf/ programs: a monotonic
- * clock, medians, option parsing, the seeded mixer, the replay source
- * and the JSON/table conventions (see perf/README.md).
+ * clock, medians, option parsing (bench_getopt()), the seeded mixer, the
+ * keyed-window elements and callbacks, the replay source and the
+ * JSON/table conventions (see perf/README.md).
  * Benchmarks report medians of several runs and ratios against a
  * baseline measured in the same process, never absolute pass/fail.
  */
@@ -10,6 +11,8 @@
 #define SL_BENCH_COMMON_H
 
 #include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <sluice/sl_connectors.h>
 #include <sluice/sl_error.h>
 #include <sluice/sl_job.h>
+#include <sluice/sl_time.h>
 
 /* Runs per figure at the most (the benches' --runs bound). */
 #define BENCH_MAX_RUNS 31
@@ -77,6 +81,125 @@ static inline int bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint6
 	return 0;
 }
 
+/*
+ * The options the benches spell alike. A bench fills in prog, usage and its
+ * defaults, then calls bench_getopt() until it returns -1.
+ */
+struct bench_args {
+	const char *prog;	/* for messages */
+	void (*usage)(FILE *f); /* the bench's usage text */
+	unsigned runs;		/* --runs R ('r'): 1..BENCH_MAX_RUNS */
+	bool runs_set;
+	uint32_t batch;	     /* --batch-size B ('b'): 1..65536 */
+	const char *idle;    /* --idle busy|sleep ('i') */
+	bool quick;	     /* --quick ('q') */
+	unsigned quick_runs; /* runs under --quick without --runs (0: runs) */
+	const char *json;    /* --json PATH ('j') */
+};
+
+/* longopts entries for the options bench_getopt() handles: all benches', engine benches'. */
+/* clang-format off */
+#define BENCH_OPTS_COMMON                               \
+	{ "runs", required_argument, NULL, 'r' },       \
+	{ "json", required_argument, NULL, 'j' },       \
+	{ "help", no_argument, NULL, 'h' }
+#define BENCH_OPTS_ENGINE                               \
+	{ "batch-size", required_argument, NULL, 'b' }, \
+	{ "idle", required_argument, NULL, 'i' },       \
+	{ "quick", no_argument, NULL, 'q' }
+/* clang-format on */
+
+/* "@prog: bad value '@arg' for --NAME", NAME @c's long option in @longopts. Returns 2. */
+static inline int bench_bad_value(const char *prog, const struct option *longopts, int c,
+				  const char *arg)
+{
+	const char *name = "?";
+
+	for (const struct option *o = longopts; o->name != NULL; o++)
+		if (o->val == c) {
+			name = o->name;
+			break;
+		}
+	fprintf(stderr, "%s: bad value '%s' for --%s\n", prog, arg, name);
+	return 2;
+}
+
+/*
+ * getopt_long() over @longopts (the only short option is -h). The shared
+ * options are handled here by their letters: 'r', 'b', 'i', 'q', 'j' into
+ * @a, 'h' prints the usage and exits 0; an unknown option, a bad value of
+ * a shared option or an argument left over exits 2 (said on stderr).
+ * Returns the letter of an option the bench handles itself (optarg set),
+ * or -1 after the last option.
+ */
+static inline int bench_getopt(int argc, char **argv, const struct option *longopts,
+			       struct bench_args *a)
+{
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (bench_parse_u64(optarg, 1, BENCH_MAX_RUNS, &v) < 0)
+				exit(bench_bad_value(a->prog, longopts, c, optarg));
+			a->runs = (unsigned)v;
+			a->runs_set = true;
+			break;
+		case 'b':
+			if (bench_parse_u64(optarg, 1, 65536, &v) < 0)
+				exit(bench_bad_value(a->prog, longopts, c, optarg));
+			a->batch = (uint32_t)v;
+			break;
+		case 'i':
+			if (strcmp(optarg, "busy") && strcmp(optarg, "sleep"))
+				exit(bench_bad_value(a->prog, longopts, c, optarg));
+			a->idle = optarg;
+			break;
+		case 'q':
+			a->quick = true;
+			break;
+		case 'j':
+			a->json = optarg;
+			break;
+		case 'h':
+			a->usage(stdout);
+			exit(0);
+		case '?':
+			a->usage(stderr);
+			exit(2);
+		default:
+			return c;
+		}
+	}
+	if (optind < argc) {
+		a->usage(stderr);
+		exit(2);
+	}
+	if (a->quick && !a->runs_set && a->quick_runs)
+		a->runs = a->quick_runs;
+	return -1;
+}
+
+/* Open @path for a JSON file; NULL with "@prog: cannot write '@path': error" said. */
+static inline FILE *bench_json_open(const char *prog, const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		fprintf(stderr, "%s: cannot write '%s': %s\n", prog, path, strerror(errno));
+	return f;
+}
+
+/* A JSON array of the @n values @v, @prec decimals, @sep between them. */
+static inline void bench_json_array(FILE *f, const double *v, unsigned n, int prec, const char *sep)
+{
+	fputc('[', f);
+	for (unsigned k = 0; k < n; k++)
+		fprintf(f, "%s%.*f", k ? sep : "", prec, v[k]);
+	fputc(']', f);
+}
+
 /* Close a JSON file written with stdio: 0, or -EIO with "@prog: writing '@path' failed". */
 static inline int bench_json_close(FILE *f, const char *prog, const char *path)
 {
@@ -97,6 +220,71 @@ static inline int bench_job_set(const char *prog, struct sl_job *job, const char
 	if (rc < 0)
 		fprintf(stderr, "%s: %s=%s: %s\n", prog, key, value, err);
 	return rc;
+}
+
+/*
+ * Keyed windows (bench_window, bench_checkpoint): 16-byte { key, val }
+ * elements (bench_key_u64() reads the key of any element that starts with
+ * it), int64 accumulators, one result per window and key, hashed so the
+ * null sink's checksum does not depend on their order.
+ */
+struct bench_kv {
+	uint64_t key;
+	int64_t val;
+};
+_Static_assert(sizeof(struct bench_kv) == 16, "elements are 16 bytes");
+
+/* A window result. */
+struct bench_wres {
+	uint64_t hash; /* first: the null sink's checksum sums it */
+	int64_t start;
+	uint64_t key;
+	int64_t value;
+};
+
+static inline uint64_t bench_res_hash(int64_t start, uint64_t key, int64_t value)
+{
+	return bench_mix64((uint64_t)start * 0x9e3779b97f4a7c15ull ^
+			   bench_mix64(key ^ (uint64_t)value << 20));
+}
+
+/* key_by: the element's first 8 bytes. */
+static inline void bench_key_u64(const void *elem, const struct sl_batch *src, struct sl_key *out)
+{
+	(void)src;
+	out->ptr = elem;
+	out->len = sizeof(uint64_t);
+}
+
+static inline void bench_i64_create(void *acc, void *arg)
+{
+	(void)arg;
+	*(int64_t *)acc = 0;
+}
+
+static inline void bench_i64_count(void *acc, const void *elem, int64_t ts,
+				   const struct sl_batch *src, void *arg)
+{
+	(void)elem, (void)ts, (void)src, (void)arg;
+	++*(int64_t *)acc;
+}
+
+static inline void bench_i64_merge(void *dst, const void *src, void *arg)
+{
+	(void)arg;
+	*(int64_t *)dst += *(const int64_t *)src;
+}
+
+/* Emit the window's struct bench_wres for an int64 accumulator, at the window's last ms. */
+static inline int bench_i64_result(const struct sl_window *w, const struct sl_key *key,
+				   const void *acc, struct sl_collector *out, void *arg)
+{
+	struct bench_wres r = { 0, w->start, 0, *(const int64_t *)acc };
+
+	(void)arg;
+	memcpy(&r.key, key->ptr, sizeof(r.key));
+	r.hash = bench_res_hash(r.start, r.key, r.value);
+	return sl_emit(out, &r, w->end - 1, NULL);
 }
 
 /*

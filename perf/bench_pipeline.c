@@ -625,12 +625,10 @@ static void print_table(const struct agg *a)
 static int write_json(const char *path, const struct bench *b, const struct agg *a, unsigned runs,
 		      uint64_t replay_len, const int *pus)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = bench_json_open("bench_pipeline", path);
 
-	if (f == NULL) {
-		fprintf(stderr, "bench_pipeline: cannot write '%s': %s\n", path, strerror(errno));
-		return -errno;
-	}
+	if (f == NULL)
+		return -EIO;
 	fprintf(f,
 		"{\"benchmark\":\"pipeline\",\"count\":%llu,\"batch_size\":%u,"
 		"\"replay_elems\":%llu,\"elem_bytes\":%zu,\"runs\":%u,\"idle\":\"%s\","
@@ -668,20 +666,22 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "count", required_argument, NULL, 'n' },
 		{ "replay-elems", required_argument, NULL, 'e' },
-		{ "runs", required_argument, NULL, 'r' },
-		{ "batch-size", required_argument, NULL, 'b' },
-		{ "idle", required_argument, NULL, 'i' },
-		{ "quick", no_argument, NULL, 'q' },
 		{ "only", required_argument, NULL, 'o' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
+		BENCH_OPTS_ENGINE,
+		BENCH_OPTS_COMMON,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .count = 20000000, .batch = 512, .idle = "sleep" };
-	uint64_t replay_len = 1u << 20, v64;
-	unsigned runs = 5;
-	bool two, quick = false, count_set = false, len_set = false, runs_set = false;
-	const char *json_path = NULL, *only = NULL;
+	struct bench_args args = { .prog = "bench_pipeline",
+				   .usage = usage,
+				   .runs = 5,
+				   .quick_runs = 3,
+				   .batch = 512,
+				   .idle = "sleep" };
+	struct bench b = { .count = 20000000 };
+	uint64_t replay_len = 1u << 20;
+	unsigned runs;
+	bool two, count_set = false, len_set = false;
+	const char *only = NULL;
 	static struct agg a[NVARIANTS];
 	int pus[2] = { -1, -1 };
 	struct sl_topo *topo = NULL;
@@ -689,60 +689,31 @@ int main(int argc, char **argv)
 	char err[256];
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = bench_getopt(argc, argv, longopts, &args)) != -1) {
 		switch (c) {
 		case 'n':
 			if (bench_parse_u64(optarg, 1000, 1ull << 40, &b.count) < 0)
-				goto bad;
+				return bench_bad_value(args.prog, longopts, c, optarg);
 			count_set = true;
 			break;
 		case 'e':
 			if (bench_parse_u64(optarg, 1000, 1ull << 28, &replay_len) < 0)
-				goto bad;
+				return bench_bad_value(args.prog, longopts, c, optarg);
 			len_set = true;
-			break;
-		case 'r':
-			if (bench_parse_u64(optarg, 1, MAX_RUNS, &v64) < 0)
-				goto bad;
-			runs = (unsigned)v64;
-			runs_set = true;
-			break;
-		case 'b':
-			if (bench_parse_u64(optarg, 1, 65536, &v64) < 0)
-				goto bad;
-			b.batch = (uint32_t)v64;
-			break;
-		case 'i':
-			if (strcmp(optarg, "busy") && strcmp(optarg, "sleep"))
-				goto bad;
-			b.idle = optarg;
-			break;
-		case 'q':
-			quick = true;
-			break;
-		case 'j':
-			json_path = optarg;
 			break;
 		case 'o':
 			only = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
 		}
 	}
-	if (optind < argc)
-		goto bad_arg;
-	if (quick) {
+	b.batch = args.batch;
+	b.idle = args.idle;
+	runs = args.runs;
+	if (args.quick) {
 		if (!count_set)
 			b.count = 200000;
 		if (!len_set)
 			replay_len = 50000;
-		if (!runs_set)
-			runs = 3;
 	}
 	if (replay_len > b.count)
 		replay_len = b.count;
@@ -840,7 +811,7 @@ int main(int argc, char **argv)
 	}
 	summarise(a, runs);
 	print_table(a);
-	if (json_path && write_json(json_path, &b, a, runs, replay_len, pus) < 0)
+	if (args.json && write_json(args.json, &b, a, runs, replay_len, pus) < 0)
 		return 1;
 	free(b.loop_buf);
 	free(b.loop_ts);
@@ -851,18 +822,6 @@ int main(int argc, char **argv)
 	sl_topo_destroy(topo);
 	return 0;
 
-bad:
-	fprintf(stderr, "bench_pipeline: bad value '%s' for --%s\n", optarg,
-		longopts[c == 'n'   ? 0
-			 : c == 'e' ? 1
-			 : c == 'r' ? 2
-			 : c == 'b' ? 3
-				    : 4]
-		    .name);
-	return 2;
-bad_arg:
-	usage(stderr);
-	return 2;
 bad_only:
 	fprintf(stderr, "bench_pipeline: no variant named '%s'; the variants are:", only);
 	for (unsigned i = 0; i < NVARIANTS; i++)

@@ -34,7 +34,7 @@
 
 #include "bench_common.h"
 
-#define MAX_RUNS  31
+#define MAX_RUNS  BENCH_MAX_RUNS
 #define MAX_BURST 256
 
 enum impl { IMPL_SL, IMPL_RTE, IMPL_COUNT };
@@ -235,16 +235,15 @@ int main(int argc, char **argv)
 	static const unsigned bursts[] = { 1, 8, 32, 256 };
 	static const struct option longopts[] = {
 		{ "items", required_argument, NULL, 'n' },
-		{ "runs", required_argument, NULL, 'r' },
 		{ "ring-size", required_argument, NULL, 's' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
+		BENCH_OPTS_COMMON,
 		{ NULL, 0, NULL, 0 },
 	};
+	struct bench_args args = { .prog = "bench_ring", .usage = usage, .runs = 5 };
 	uint64_t items = 20000000;
-	unsigned runs = 5;
+	unsigned runs;
 	uint32_t ring_size = 1024;
-	const char *json_path = NULL;
+	const char *json_path;
 	double results[SL_ARRAY_SIZE(bursts)][IMPL_COUNT][MAX_RUNS];
 	double med[SL_ARRAY_SIZE(bursts)][IMPL_COUNT];
 	struct sl_topo *topo = NULL;
@@ -252,7 +251,7 @@ int main(int argc, char **argv)
 	char err[256];
 	int c, npus, nimpl = SL_HAVE_DPDK ? 2 : 1;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = bench_getopt(argc, argv, longopts, &args)) != -1) {
 		char *end;
 
 		switch (c) {
@@ -260,14 +259,6 @@ int main(int argc, char **argv)
 			items = strtoull(optarg, &end, 10);
 			if (*end || items < 1000) {
 				fprintf(stderr, "bench_ring: bad --items '%s' (>= 1000)\n", optarg);
-				return 2;
-			}
-			break;
-		case 'r':
-			runs = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || runs < 1 || runs > MAX_RUNS) {
-				fprintf(stderr, "bench_ring: bad --runs '%s' (1..%d)\n", optarg,
-					MAX_RUNS);
 				return 2;
 			}
 			break;
@@ -280,17 +271,10 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'j':
-			json_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
 		}
 	}
+	runs = args.runs;
+	json_path = args.json;
 
 	if (sl_topo_create(NULL, err, sizeof(err), &topo) < 0) {
 		fprintf(stderr, "bench_ring: topology: %s\n", err);
@@ -332,12 +316,8 @@ int main(int argc, char **argv)
 				}
 				results[b][impl][k] = v;
 			}
-		for (int i = 0; i < nimpl; i++) {
-			double tmp[MAX_RUNS];
-
-			memcpy(tmp, results[b][i], runs * sizeof(double));
-			med[b][i] = bench_median(tmp, runs);
-		}
+		for (int i = 0; i < nimpl; i++)
+			med[b][i] = bench_median_of(results[b][i], runs);
 	}
 
 	printf("\n%6s  %14s %9s  %14s %9s  %9s\n", "burst", "sl_ring item/s", "ns/item",
@@ -352,13 +332,10 @@ int main(int argc, char **argv)
 	}
 
 	if (json_path) {
-		FILE *f = fopen(json_path, "w");
+		FILE *f = bench_json_open("bench_ring", json_path);
 
-		if (f == NULL) {
-			fprintf(stderr, "bench_ring: cannot write '%s': %s\n", json_path,
-				strerror(errno));
+		if (f == NULL)
 			return 1;
-		}
 		fprintf(f,
 			"{\"benchmark\":\"ring\",\"ring_size\":%u,\"runs\":%u,\"items\":%llu,"
 			"\"producer_pu\":%d,\"consumer_pu\":%d,\"dpdk\":%s,\"results\":[",
@@ -367,21 +344,18 @@ int main(int argc, char **argv)
 		for (unsigned b = 0; b < SL_ARRAY_SIZE(bursts); b++) {
 			fprintf(f, "%s{\"burst\":%u", b ? "," : "", bursts[b]);
 			for (int i = 0; i < nimpl; i++) {
-				fprintf(f, ",\"%s\":{\"median_items_per_s\":%.1f,\"runs\":[",
+				fprintf(f, ",\"%s\":{\"median_items_per_s\":%.1f,\"runs\":",
 					impl_names[i], med[b][i]);
-				for (unsigned k = 0; k < runs; k++)
-					fprintf(f, "%s%.1f", k ? "," : "", results[b][i][k]);
-				fprintf(f, "]}");
+				bench_json_array(f, results[b][i], runs, 1, ",");
+				fprintf(f, "}");
 			}
 			if (nimpl == 2)
 				fprintf(f, ",\"ratio_sl_over_rte\":%.4f", med[b][0] / med[b][1]);
 			fprintf(f, "}");
 		}
 		fprintf(f, "]}\n");
-		if (fclose(f) != 0) {
-			fprintf(stderr, "bench_ring: writing '%s' failed\n", json_path);
+		if (bench_json_close(f, "bench_ring", json_path) < 0)
 			return 1;
-		}
 	}
 	sl_topo_destroy(topo);
 	return 0;

@@ -630,10 +630,8 @@ static int parse_args(int argc, char **argv, uint64_t *n, unsigned *runs, const 
 		{ "spill-ops", required_argument, NULL, 'O' },
 		{ "spill-dir", required_argument, NULL, 'D' },
 		{ "keys", required_argument, NULL, 'k' },
-		{ "runs", required_argument, NULL, 'r' },
 		{ "quick", no_argument, NULL, 'q' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
+		BENCH_OPTS_COMMON,
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;

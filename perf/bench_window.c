@@ -59,29 +59,9 @@
 #define BOUND_MS    5	  /* out-of-orderness of the watermarks */
 #define WM_EVERY    8192u /* records between watermarks */
 
-struct ev {
-	uint64_t key;
-	int64_t val;
-};
-_Static_assert(sizeof(struct ev) == 16, "elements are 16 bytes");
+static const struct sl_type ev_type = SL_TYPE(struct bench_kv);
 
-static const struct sl_type ev_type = SL_TYPE(struct ev);
-
-/* A window result: its hash first, for the null sink's checksum. */
-struct wres {
-	uint64_t hash;
-	int64_t start;
-	uint64_t key;
-	int64_t value;
-};
-
-static const struct sl_type wres_type = SL_TYPE(struct wres);
-
-static inline uint64_t res_hash(int64_t start, uint64_t key, int64_t value)
-{
-	return bench_mix64((uint64_t)start * 0x9e3779b97f4a7c15ull ^
-			   bench_mix64(key ^ (uint64_t)value << 20));
-}
+static const struct sl_type wres_type = SL_TYPE(struct bench_wres);
 
 /* ------------------------------------------------------------ queries */
 
@@ -99,7 +79,7 @@ static const struct {
 /* ------------------------------------------------------ replay source */
 
 struct replay_conf {
-	const struct ev *buf;
+	const struct bench_kv *buf;
 	const int64_t *ts;
 	uint64_t len;	/* elements in buf, a multiple of PER_MS */
 	uint64_t count; /* elements to produce */
@@ -123,47 +103,10 @@ static const struct sl_source_ops replay_ops = {
 
 /* ------------------------------------------------------------- engine */
 
-static void ev_key(const void *elem, const struct sl_batch *src, struct sl_key *out)
-{
-	(void)src;
-	out->ptr = &((const struct ev *)elem)->key;
-	out->len = sizeof(uint64_t);
-}
-
-static void acc_create(void *acc, void *arg)
-{
-	(void)arg;
-	*(int64_t *)acc = 0;
-}
-
-static void count_add(void *acc, const void *elem, int64_t ts, const struct sl_batch *src,
-		      void *arg)
-{
-	(void)elem, (void)ts, (void)src, (void)arg;
-	++*(int64_t *)acc;
-}
-
 static void sum_add(void *acc, const void *elem, int64_t ts, const struct sl_batch *src, void *arg)
 {
 	(void)ts, (void)src, (void)arg;
-	*(int64_t *)acc += ((const struct ev *)elem)->val;
-}
-
-static void acc_merge(void *dst, const void *src, void *arg)
-{
-	(void)arg;
-	*(int64_t *)dst += *(const int64_t *)src;
-}
-
-static int acc_result(const struct sl_window *w, const struct sl_key *key, const void *acc,
-		      struct sl_collector *out, void *arg)
-{
-	struct wres r = { 0, w->start, 0, *(const int64_t *)acc };
-
-	(void)arg;
-	memcpy(&r.key, key->ptr, sizeof(r.key));
-	r.hash = res_hash(r.start, r.key, r.value);
-	return sl_emit(out, &r, w->end - 1, NULL);
+	*(int64_t *)acc += ((const struct bench_kv *)elem)->val;
 }
 
 struct result {
@@ -193,10 +136,10 @@ static int run_engine(struct bench *b, enum query q, struct result *r)
 				       .size = queries[q].size,
 				       .slide = queries[q].slide };
 	struct sl_aggregate agg = { .acc_size = sizeof(int64_t),
-				    .create = acc_create,
-				    .add = q == Q_TUMBLING ? count_add : sum_add,
-				    .merge = acc_merge,
-				    .result = acc_result,
+				    .create = bench_i64_create,
+				    .add = q == Q_TUMBLING ? bench_i64_count : sum_add,
+				    .merge = bench_i64_merge,
+				    .result = bench_i64_result,
 				    .flags = SL_AGG_SLICEABLE };
 	struct sl_null_sink sink = { 0 };
 	struct sl_job *job;
@@ -217,7 +160,7 @@ static int run_engine(struct bench *b, enum query q, struct result *r)
 	}
 	s = sl_source(job, "replay", &replay_ops, &b->replay, &ev_type);
 	s = sl_assign_watermarks(s, &ws);
-	s = sl_window_aggregate(sl_key_by(s, ev_key), "window", &spec, &agg, &wres_type);
+	s = sl_window_aggregate(sl_key_by(s, bench_key_u64), "window", &spec, &agg, &wres_type);
 	sl_sink(s, "sink", &sl_null_sink_ops, &sink);
 	rc = sl_job_run(job, &b->np.platform, err, sizeof(err));
 	sl_job_destroy(job);
@@ -276,8 +219,8 @@ static __attribute__((noinline)) struct result loop_tumbling(struct bench *b, ui
 
 					for (uint32_t key = 0; key < NKEYS; key++) {
 						if (row[key]) {
-							sum +=
-							    res_hash(open_lo * size, key, row[key]);
+							sum += bench_res_hash(open_lo * size, key,
+									      row[key]);
 							n++;
 							row[key] = 0;
 						}
@@ -313,7 +256,7 @@ static inline void sliding_fire(struct bench *b, int64_t e, int64_t np, int64_t 
 	}
 	for (uint32_t key = 0; key < NKEYS; key++) {
 		if (win[key] < 0) {
-			s += res_hash((e - np) * g, key, win[key] & INT64_MAX);
+			s += bench_res_hash((e - np) * g, key, win[key] & INT64_MAX);
 			n++;
 		}
 	}
@@ -389,7 +332,7 @@ static __attribute__((noinline)) struct result loop_sliding(struct bench *b, uin
 
 static int replay_init(struct replay_conf *c, uint64_t len)
 {
-	struct ev *buf = aligned_alloc(64, (size_t)len * sizeof(*buf));
+	struct bench_kv *buf = aligned_alloc(64, (size_t)len * sizeof(*buf));
 	int64_t *ts = malloc((size_t)len * sizeof(*ts));
 
 	if (buf == NULL || ts == NULL) {
@@ -468,19 +411,17 @@ static int round_of(struct bench *b, enum query q, struct qstats *st, unsigned k
 static int write_json(const char *path, const struct bench *b, const struct qstats *st,
 		      unsigned runs)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = bench_json_open("bench_window", path);
 
-	if (f == NULL) {
-		fprintf(stderr, "bench_window: cannot write '%s': %s\n", path, strerror(errno));
-		return -errno;
-	}
+	if (f == NULL)
+		return -EIO;
 	fprintf(f,
 		"{\"benchmark\":\"window\",\"mode\":\"replay\",\"workers\":1,\"batch_size\":%u,"
 		"\"keys\":%u,\"records_per_ms\":%d,\"disorder_ms\":%d,\"out_of_orderness_ms\":%d,"
 		"\"watermark_every\":%u,\"replay_elems\":%llu,\"elem_bytes\":%zu,\"runs\":%u,"
 		"\"idle\":\"%s\",\"results\":[",
 		b->batch, NKEYS, PER_MS, DISORDER_MS, BOUND_MS, WM_EVERY,
-		(unsigned long long)b->replay.len, sizeof(struct ev), runs, b->idle);
+		(unsigned long long)b->replay.len, sizeof(struct bench_kv), runs, b->idle);
 	for (unsigned q = 0, first = 1; q < NQUERIES; q++) {
 		if (st[q].skip)
 			continue;
@@ -488,16 +429,14 @@ static int write_json(const char *path, const struct bench *b, const struct qsta
 		    f,
 		    "%s{\"name\":\"%s\",\"desc\":\"%s\",\"records\":%llu,\"window_results\":%llu,"
 		    "\"median_engine_rec_per_s\":%.1f,\"median_loop_rec_per_s\":%.1f,"
-		    "\"median_ratio_engine_vs_loop\":%.4f,\"runs_engine_rec_per_s\":[",
+		    "\"median_ratio_engine_vs_loop\":%.4f,\"runs_engine_rec_per_s\":",
 		    first ? "" : ",", queries[q].name, queries[q].desc,
 		    (unsigned long long)st[q].count, (unsigned long long)st[q].res.records,
 		    st[q].eng_med, st[q].loop_med, st[q].ratio_med);
-		for (unsigned k = 0; k < runs; k++)
-			fprintf(f, "%s%.1f", k ? "," : "", st[q].eng[k]);
-		fprintf(f, "],\"runs_loop_rec_per_s\":[");
-		for (unsigned k = 0; k < runs; k++)
-			fprintf(f, "%s%.1f", k ? "," : "", st[q].loop[k]);
-		fprintf(f, "]}");
+		bench_json_array(f, st[q].eng, runs, 1, ",");
+		fprintf(f, ",\"runs_loop_rec_per_s\":");
+		bench_json_array(f, st[q].loop, runs, 1, ",");
+		fprintf(f, "}");
 		first = 0;
 	}
 	fprintf(f, "]}\n");
@@ -508,74 +447,44 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "count", required_argument, NULL, 'n' },
-		{ "runs", required_argument, NULL, 'r' },
-		{ "batch-size", required_argument, NULL, 'b' },
-		{ "idle", required_argument, NULL, 'i' },
 		{ "only", required_argument, NULL, 'o' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
+		BENCH_OPTS_ENGINE,
+		BENCH_OPTS_COMMON,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .batch = 512, .idle = "sleep" };
+	struct bench_args a = { .prog = "bench_window",
+				.usage = usage,
+				.runs = 5,
+				.quick_runs = 1,
+				.batch = 512,
+				.idle = "sleep" };
+	struct bench b = { 0 };
 	static struct qstats st[NQUERIES];
-	uint64_t count = 0, v64;
-	unsigned runs = 5;
-	bool quick = false, runs_set = false;
-	const char *json_path = NULL, *only = NULL;
+	uint64_t count = 0;
+	unsigned runs;
+	const char *only = NULL;
 	struct sl_topo *topo = NULL;
 	int pu[1], node[1], c, rc;
 	char err[256];
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = bench_getopt(argc, argv, longopts, &a)) != -1) {
 		switch (c) {
 		case 'n':
 			if (bench_parse_u64(optarg, 10000, 1ull << 40, &count) < 0)
-				goto bad;
-			break;
-		case 'r':
-			if (bench_parse_u64(optarg, 1, MAX_RUNS, &v64) < 0)
-				goto bad;
-			runs = (unsigned)v64;
-			runs_set = true;
-			break;
-		case 'b':
-			if (bench_parse_u64(optarg, 1, 65536, &v64) < 0)
-				goto bad;
-			b.batch = (uint32_t)v64;
-			break;
-		case 'i':
-			if (strcmp(optarg, "busy") && strcmp(optarg, "sleep"))
-				goto bad;
-			b.idle = optarg;
+				return bench_bad_value(a.prog, longopts, c, optarg);
 			break;
 		case 'o':
 			if (strcmp(optarg, "tumbling") && strcmp(optarg, "sliding"))
-				goto bad;
+				return bench_bad_value(a.prog, longopts, c, optarg);
 			only = optarg;
 			break;
-		case 'q':
-			quick = true;
-			break;
-		case 'j':
-			json_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
 		}
 	}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (quick) {
-		count = count ? count : 2000000;
-		runs = runs_set ? runs : 1;
-	}
+	b.batch = a.batch;
+	b.idle = a.idle;
+	runs = a.runs;
+	if (a.quick && count == 0)
+		count = 2000000;
 	for (unsigned q = 0; q < NQUERIES; q++) {
 		st[q].count = count ? count : queries[q].count;
 		st[q].skip = only != NULL && strcmp(only, queries[q].name) != 0;
@@ -635,7 +544,7 @@ int main(int argc, char **argv)
 	printf("\nM/s: source records per second of wall time, one core; eng/loop: median of "
 	       "per-round ratios.\nResults checked: every run's window-result count and "
 	       "checksum equal the loop's.\n");
-	if (json_path && write_json(json_path, &b, st, runs) < 0)
+	if (a.json && write_json(a.json, &b, st, runs) < 0)
 		return 1;
 	free(b.tum_cnt);
 	free(b.sl_sum);
@@ -645,13 +554,4 @@ int main(int argc, char **argv)
 	free((void *)b.replay.ts);
 	sl_topo_destroy(topo);
 	return 0;
-
-bad:
-	fprintf(stderr, "bench_window: bad value '%s' for --%s\n", optarg,
-		c == 'n'   ? "count"
-		: c == 'r' ? "runs"
-		: c == 'b' ? "batch-size"
-		: c == 'i' ? "idle"
-			   : "only");
-	return 2;
 }

@@ -1,0 +1,872 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_checkpoint.c — the cost of exactly-once checkpoints (BENCHMARKS.md,
+ * "exactly-once checkpoints off and on, every 1 s"), measured from outside
+ * the runtime with public APIs only.
+ *
+ * Part 1, throughput: the same end-to-end job with checkpoints every 1 s
+ * and with checkpoints off, interleaved runs (order alternating by round),
+ * medians, and the median of per-round on/off ratios (target >= 0.8).
+ * Job: seeded generator (sl_gen_ops, fill_batch; 16-byte { key, val },
+ * 10,000 keys, 1,000 records per ms of event time, in order) ->
+ * watermarks (bound 5 ms, every 8,192 records) -> key_by -> tumbling 1 s
+ * count per key -> exactly-once part-file sink (sl_part_sink_ops, fsync
+ * on; --sink null for the null sink). Checked: every run's output (lines
+ * and an order-independent hash of them, or the null sink's count and
+ * checksum) equals the first run's.
+ *
+ * Part 2, state size: a job whose window state is about 10 MiB, 100 MiB
+ * (and 1 GiB with --big): N keys (a bijective hash of i mod N), a 64-byte
+ * accumulator, and a tumbling window far larger than the run, so every key
+ * stays live until the end of input; null sink. Each size runs with
+ * checkpoints every 1 s and off, back to back. Reported per size:
+ *  - checkpoints completed (chk-N directories holding _metadata, recorded
+ *    by a thread polling the directory every 10 ms, as the job keeps only
+ *    DISK_BUDGET bytes' worth of them: checkpoint-retained 4 at 1 GiB), and
+ *    of those triggered once every key exists ("full"), their size (the
+ *    bytes of their files) and their duration: the chk-N directory's birth
+ *    time (made when the checkpoint is triggered) to the change time of its
+ *    _metadata (renamed in when it is durable). File-system timestamps: a
+ *    resolution of a clock tick (a few ms);
+ *  - the window task's pause: the aggregate's add() reads the monotonic
+ *    clock every 64 elements and keeps the largest gaps; with K full
+ *    checkpoints the K largest gaps of the "on" run estimate the per-task
+ *    pauses (barrier to resumption, snapshot serialisation included), the
+ *    largest gap of the "off" run is the noise floor (preemption, input
+ *    stalls);
+ *  - the throughput on/off.
+ * Nothing asserts a timing.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sluice/sl_connectors.h>
+#include <sluice/sl_error.h>
+#include <sluice/sl_job.h>
+#include <sluice/sl_numa.h>
+#include <sluice/sl_state.h>
+#include <sluice/sl_time.h>
+
+#include "bench_common.h"
+
+#define PROG	  "bench_checkpoint"
+#define MAX_RUNS  BENCH_MAX_RUNS
+#define NKEYS	  10000u /* part 1 */
+#define SEED	  0x5eed4321u
+#define PER_MS	  1000	      /* records per ms of event time */
+#define BOUND_MS  5	      /* out-of-orderness of the watermarks */
+#define WM_EVERY  8192u	      /* records between watermarks */
+#define HUGE_MS	  (1ll << 40) /* part 2: a window no run reaches the end of */
+#define GAP_EVERY 64u	      /* part 2: elements between clock reads */
+#define TOPGAPS	  64	      /* part 2: largest gaps kept */
+#define MAXCKPT	  4096	      /* checkpoints listed per run */
+#define RUN_SECS  4.0	      /* target length of a run (the off runs) */
+#define WATCH_NS  10000000    /* part 2: checkpoint directory polled every 10 ms */
+/* Part 2: checkpoints kept on disk at the most, in bytes of window state. */
+#define DISK_BUDGET (4ull << 30)
+/*
+ * Snapshot bytes per key of the part-2 window (key 8 + entry 16 + acc 64 +
+ * length prefixes and section headers), measured: sizes are reported as
+ * measured, this only picks the key counts.
+ */
+#define BYTES_PER_KEY 104u
+
+static const struct sl_type ev_type = SL_TYPE(struct bench_kv);
+static const struct sl_type wres_type = SL_TYPE(struct bench_wres);
+
+/* ---------------------------------------------------------- generator */
+
+struct genarg {
+	uint64_t nkeys;
+	bool scramble; /* part 2: key = mix(i mod nkeys), every key early */
+};
+
+static void fill_ev(uint64_t first, uint64_t step, uint32_t n, uint64_t seed, void *elems,
+		    int64_t *ts, void *arg)
+{
+	const struct genarg *g = arg;
+	struct bench_kv *e = elems;
+
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t i = first + k * step, h = bench_mix64(i ^ seed);
+
+		e[k].key =
+		    g->scramble ? bench_mix64((i % g->nkeys) ^ seed) : ((h >> 32) * g->nkeys) >> 32;
+		e[k].val = (int64_t)(h % 100);
+		ts[k] = (int64_t)(i / PER_MS);
+	}
+}
+
+/* ------------------------------------------------------------ windows */
+
+static int wres_format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf,
+		       size_t len, void *arg)
+{
+	const struct bench_wres *r = elem;
+
+	(void)ts, (void)b, (void)arg;
+	return snprintf(buf, len, "%lld %llu %lld", (long long)r->start, (unsigned long long)r->key,
+			(long long)r->value);
+}
+
+/* Part 2: 64 bytes: count, sum, min, max and a histogram of val / 25. */
+struct bigacc {
+	int64_t cnt, sum, min, max;
+	int64_t hist[4];
+};
+
+/* The largest gaps between clock reads in the window's add() (one subtask). */
+struct gapmon {
+	uint64_t warm;	  /* elements before gaps count: the keys are being created */
+	uint64_t warm_rt; /* CLOCK_REALTIME (ns) when they all exist, 0 before */
+	uint64_t n, last_ns;
+	unsigned ngaps;
+	uint64_t gaps[TOPGAPS]; /* ascending */
+};
+
+static void big_create(void *acc, void *arg)
+{
+	struct bigacc *a = acc;
+
+	(void)arg;
+	*a = (struct bigacc){ .min = INT64_MAX, .max = INT64_MIN };
+}
+
+static void gap_note(struct gapmon *m)
+{
+	uint64_t now = bench_now_ns(), gap = now - m->last_ns;
+	unsigned i;
+
+	if (m->warm_rt == 0 && m->n > m->warm) {
+		struct timespec rt;
+
+		clock_gettime(CLOCK_REALTIME, &rt); /* compared with file birth times */
+		m->warm_rt = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
+	}
+	if (m->last_ns != 0 && m->n > m->warm && (m->ngaps < TOPGAPS || gap > m->gaps[0])) {
+		if (m->ngaps == TOPGAPS) /* drop the smallest */
+			memmove(m->gaps, m->gaps + 1, --m->ngaps * sizeof(m->gaps[0]));
+		for (i = m->ngaps; i > 0 && m->gaps[i - 1] > gap; i--)
+			m->gaps[i] = m->gaps[i - 1];
+		m->gaps[i] = gap;
+		m->ngaps++;
+	}
+	m->last_ns = now;
+}
+
+static void big_add(void *acc, const void *elem, int64_t ts, const struct sl_batch *src, void *arg)
+{
+	struct bigacc *a = acc;
+	struct gapmon *m = arg;
+	int64_t v = ((const struct bench_kv *)elem)->val;
+
+	(void)ts, (void)src;
+	a->cnt++;
+	a->sum += v;
+	a->min = v < a->min ? v : a->min;
+	a->max = v > a->max ? v : a->max;
+	a->hist[(v / 25) & 3]++;
+	if (++m->n % GAP_EVERY == 0)
+		gap_note(m);
+}
+
+static void big_merge(void *dst, const void *src, void *arg)
+{
+	struct bigacc *d = dst;
+	const struct bigacc *s = src;
+
+	(void)arg;
+	d->cnt += s->cnt;
+	d->sum += s->sum;
+	d->min = s->min < d->min ? s->min : d->min;
+	d->max = s->max > d->max ? s->max : d->max;
+	for (unsigned i = 0; i < 4; i++)
+		d->hist[i] += s->hist[i];
+}
+
+static int big_result(const struct sl_window *w, const struct sl_key *key, const void *acc,
+		      struct sl_collector *out, void *arg)
+{
+	const struct bigacc *a = acc;
+	struct bench_wres r = { 0, w->start, 0, a->sum };
+
+	(void)arg;
+	memcpy(&r.key, key->ptr, sizeof(r.key));
+	r.hash = bench_res_hash(r.start, r.key, r.value ^ a->cnt << 32 ^ a->hist[3] << 16);
+	return sl_emit(out, &r, w->end - 1, NULL);
+}
+
+/* ------------------------------------------------------------- files */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct ckpt_info {
+	long long id;
+	uint64_t bytes;
+	double start_ns; /* CLOCK_REALTIME of the trigger (chk-N's birth), 0: unknown */
+	double dur_ms;	 /* < 0: unknown */
+};
+
+static double statx_ns(const struct statx_timestamp *t)
+{
+	return (double)t->tv_sec * 1e9 + (double)t->tv_nsec;
+}
+
+static bool ckpt_known(const struct ckpt_info *ck, unsigned n, long long id)
+{
+	for (unsigned i = n; i-- > 0;)
+		if (ck[i].id == id)
+			return true;
+	return false;
+}
+
+/*
+ * Add the complete checkpoints (chk-N with _metadata) of @dir not yet among
+ * the @n of @out, keeping ascending ids: the new number.
+ */
+static unsigned scan_ckpts(const char *dir, struct ckpt_info *out, unsigned n, unsigned max)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d == NULL)
+		return n;
+	while ((de = readdir(d)) != NULL && n < max) {
+		char path[4096], meta[4200];
+		struct statx sd, sm;
+		struct ckpt_info c = { 0, 0, 0, -1 };
+		char *end;
+		DIR *cd;
+
+		if (strncmp(de->d_name, "chk-", 4) != 0)
+			continue;
+		c.id = strtoll(de->d_name + 4, &end, 10);
+		if (*end || ckpt_known(out, n, c.id))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
+			continue;
+		snprintf(meta, sizeof(meta), "%s/_metadata", path);
+		if (*end || statx(AT_FDCWD, meta, 0, STATX_CTIME | STATX_MTIME, &sm) < 0)
+			continue; /* not complete */
+		if (statx(AT_FDCWD, path, 0, STATX_BTIME, &sd) == 0 &&
+		    (sd.stx_mask & STATX_BTIME)) {
+			double t1 = statx_ns(&sm.stx_ctime), t2 = statx_ns(&sm.stx_mtime);
+
+			c.start_ns = statx_ns(&sd.stx_btime);
+			c.dur_ms = ((t1 > t2 ? t1 : t2) - c.start_ns) / 1e6;
+		}
+		cd = opendir(path);
+		for (struct dirent *fe; cd != NULL && (fe = readdir(cd)) != NULL;) {
+			struct stat st;
+
+			if (fstatat(dirfd(cd), fe->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+				c.bytes += (uint64_t)st.st_size;
+		}
+		if (cd != NULL)
+			closedir(cd);
+		unsigned i = n++;
+		for (; i > 0 && out[i - 1].id > c.id; i--)
+			out[i] = out[i - 1];
+		out[i] = c;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Checkpoints past checkpoint-retained are deleted while the job runs: a
+ * thread records each one as it completes (it stays at least until the
+ * next one completes, an interval later).
+ */
+struct ckwatch {
+	const char *dir;
+	struct ckpt_info *ck; /* [MAXCKPT] */
+	unsigned n;
+	atomic_bool stop; /* set by the main thread after sl_job_run() */
+	pthread_t thread;
+};
+
+static void *ckwatch_main(void *arg)
+{
+	struct ckwatch *w = arg;
+	const struct timespec tick = { 0, WATCH_NS };
+
+	/* Relaxed: the flag carries no data; pthread_join() orders w->n. */
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		w->n = scan_ckpts(w->dir, w->ck, w->n, MAXCKPT);
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+/* FNV-1a of a line. */
+static uint64_t line_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Committed part files of @dir: lines and an order-independent hash of them. */
+static int read_parts(const char *dir, uint64_t *lines, uint64_t *sum)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char *buf = NULL;
+	size_t cap = 0;
+
+	*lines = *sum = 0;
+	if (d == NULL)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		char path[4096];
+		FILE *f;
+		ssize_t n;
+
+		if (strncmp(de->d_name, "part-", 5) != 0)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path))
+			continue;
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		while ((n = getline(&buf, &cap, f)) > 0) {
+			*sum += bench_mix64(line_hash(buf, (size_t)n));
+			++*lines;
+		}
+		fclose(f);
+	}
+	free(buf);
+	closedir(d);
+	return 0;
+}
+
+/* ----------------------------------------------------------------- jobs */
+
+struct bench {
+	uint32_t batch;
+	const char *idle, *base, *interval;
+	char workers[16]; /* two tasks: min(2, online CPUs) */
+	bool null_sink;
+	struct sl_numa_platform np;
+};
+
+struct run {
+	bool ckpt;
+	uint64_t count;	      /* source records */
+	double secs;	      /* wall time of sl_job_run() */
+	double cpu;	      /* CPU time (user + system) of the process during it */
+	unsigned workers;     /* after the run */
+	uint64_t out, outsum; /* output lines / records and their hash / checksum */
+	unsigned retain;      /* checkpoint-retained (0: all) */
+	unsigned nckpt;	      /* complete checkpoints */
+	struct ckpt_info *ck; /* [MAXCKPT] */
+	struct gapmon gm;     /* part 2 */
+};
+
+/* @x rounded down to a multiple of 1M, at least @min. */
+static uint64_t round_count(double x, uint64_t min)
+{
+	uint64_t n = (uint64_t)(x / 1e6) * 1000000u;
+
+	return n > min ? n : min;
+}
+
+static double tv_s(const struct timeval *t)
+{
+	return (double)t->tv_sec + (double)t->tv_usec / 1e6;
+}
+
+static int set_opt(struct sl_job *job, const char *key, const char *value)
+{
+	return bench_job_set(PROG, job, key, value);
+}
+
+/*
+ * One run: part 1 (@big NULL: 10k keys, 1 s tumbling count, part or null
+ * sink) or part 2 (@big: its keys, a never-ending window, 64-byte acc,
+ * null sink), checkpoints on or off, in a fresh directory under b->base.
+ */
+static int run_job(const struct bench *b, const struct genarg *big, struct run *r)
+{
+	struct genarg g1 = { NKEYS, false };
+	struct sl_gen_conf gen = { .count = r->count,
+				   .seed = SEED,
+				   .type = &ev_type,
+				   .fill_batch = fill_ev,
+				   .arg = big ? (void *)big : &g1 };
+	struct sl_watermark_strategy ws = { .out_of_orderness_ms = BOUND_MS, .every = WM_EVERY };
+	struct sl_window_spec spec = { .kind = SL_WINDOW_TUMBLING, .size = big ? HUGE_MS : 1000 };
+	struct sl_aggregate agg = { .acc_size = sizeof(int64_t),
+				    .create = bench_i64_create,
+				    .add = bench_i64_count,
+				    .merge = bench_i64_merge,
+				    .result = bench_i64_result,
+				    .flags = SL_AGG_SLICEABLE };
+	struct sl_aggregate bagg = { .acc_size = sizeof(struct bigacc),
+				     .create = big_create,
+				     .add = big_add,
+				     .merge = big_merge,
+				     .result = big_result,
+				     .arg = &r->gm,
+				     .flags = SL_AGG_SLICEABLE };
+	char work[4096], ckdir[4200], outdir[4200], batch[16], retain[16], err[512];
+	struct ckwatch cw = { .ck = r->ck };
+	struct sl_part_sink_conf part = { .format = wres_format };
+	struct sl_null_sink ns = { 0 };
+	bool use_part = big == NULL && !b->null_sink;
+	struct sl_job *job;
+	struct sl_stream *s;
+	struct rusage u0, u1;
+	uint64_t t0, t1;
+	int rc;
+
+	if (snprintf(work, sizeof(work), "%s/bench-ckpt-XXXXXX", b->base) >= (int)sizeof(work) ||
+	    mkdtemp(work) == NULL) {
+		rc = errno ? -errno : -ENAMETOOLONG;
+		fprintf(stderr, PROG ": cannot create a directory in '%s': %s\n", b->base,
+			sl_strerror(rc));
+		return rc;
+	}
+	snprintf(ckdir, sizeof(ckdir), "%s/ckpt", work);
+	snprintf(outdir, sizeof(outdir), "%s/out", work);
+	if (use_part && mkdir(outdir, 0755) < 0) {
+		rc = -errno;
+		rm_tree(work);
+		return rc;
+	}
+	part.dir = outdir;
+	memset(&r->gm, 0, sizeof(r->gm));
+	r->gm.warm = big ? 2 * big->nkeys : 0;
+	rc = sl_job_create("bench-checkpoint", &job);
+	if (rc < 0) {
+		rm_tree(work);
+		return rc;
+	}
+	snprintf(batch, sizeof(batch), "%u", b->batch);
+	snprintf(retain, sizeof(retain), "%u", r->retain ? r->retain : 1000000);
+	if ((rc = set_opt(job, "parallelism", "1")) < 0 ||
+	    (rc = set_opt(job, "workers", b->workers)) < 0 ||
+	    (rc = set_opt(job, "batch-size", batch)) < 0 ||
+	    (rc = set_opt(job, "idle", b->idle)) < 0 ||
+	    (rc = sl_job_use_checkpoint_storage(job)) < 0 ||
+	    (r->ckpt && ((rc = set_opt(job, "checkpoint-dir", ckdir)) < 0 ||
+			 (rc = set_opt(job, "checkpoint-interval", b->interval)) < 0 ||
+			 (rc = set_opt(job, "checkpoint-retained", retain)) < 0)))
+		goto out;
+	s = sl_assign_watermarks(sl_source(job, "gen", &sl_gen_ops, &gen, &ev_type), &ws);
+	s = sl_window_aggregate(sl_key_by(s, bench_key_u64), "window", &spec, big ? &bagg : &agg,
+				&wres_type);
+	sl_sink(s, "sink", use_part ? &sl_part_sink_ops : &sl_null_sink_ops,
+		use_part ? (void *)&part : &ns);
+	cw.dir = ckdir;
+	if (r->ckpt && r->retain && pthread_create(&cw.thread, NULL, ckwatch_main, &cw) != 0) {
+		rc = -EAGAIN;
+		goto out;
+	}
+	getrusage(RUSAGE_SELF, &u0);
+	t0 = bench_now_ns();
+	rc = sl_job_run(job, &b->np.platform, err, sizeof(err));
+	t1 = bench_now_ns();
+	getrusage(RUSAGE_SELF, &u1);
+	if (r->ckpt && r->retain) {
+		atomic_store_explicit(&cw.stop, true, memory_order_relaxed);
+		pthread_join(cw.thread, NULL);
+	}
+	if (rc < 0) {
+		fprintf(stderr, PROG ": checkpoints %s: %s\n", r->ckpt ? "on" : "off", err);
+		goto out;
+	}
+	r->secs = (double)(t1 - t0) / 1e9;
+	r->cpu = tv_s(&u1.ru_utime) + tv_s(&u1.ru_stime) - tv_s(&u0.ru_utime) - tv_s(&u0.ru_stime);
+	r->workers = (unsigned)atoi(b->workers);
+	if (use_part) {
+		rc = read_parts(outdir, &r->out, &r->outsum);
+	} else {
+		r->out = sl_null_sink_records(&ns);
+		r->outsum = sl_null_sink_checksum(&ns);
+	}
+	r->nckpt = r->ckpt ? scan_ckpts(ckdir, r->ck, cw.n, MAXCKPT) : 0;
+out:
+	sl_job_destroy(job);
+	rm_tree(work);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- main */
+
+struct size_stats {
+	const char *name;
+	uint64_t target, keys, count;
+	double secs; /* after the keys exist, at the off run's rate */
+	double on_rps, off_rps;
+	unsigned nckpt, nperiodic, nfull, retain;
+	double bytes_med, dur_med, dur_max, pause_med, pause_max, noise_max;
+	uint64_t out;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [--runs R] [--count N] [--batch-size B] [--idle busy|sleep]\n"
+		"       [--sink part|null] [--interval DUR] [--dir DIR] [--big] [--skip-sizes]\n"
+		"       [--quick] [--json PATH]\n"
+		"  Part 1: throughput of generator -> key_by -> tumbling 1 s count (10k keys) ->\n"
+		"  part-file sink, exactly-once checkpoints every DUR (default 1s) vs off;\n"
+		"  R interleaved rounds (default 5) of N records (default: ~4 s of the warm-up\n"
+		"  run's rate), medians.\n"
+		"  Part 2: window state of ~10 MiB and ~100 MiB (--big: and ~1 GiB), checkpoints\n"
+		"  on vs off: checkpoint count, size, duration, the window task's pauses.\n"
+		"  DIR (default $TMPDIR or /tmp) holds the checkpoints and the part files.\n"
+		"  --quick: 4M records, 1 round, 10 MiB only (a smoke test).\n");
+}
+
+static void json_runs(FILE *f, const char *key, const double *v, unsigned n, int prec)
+{
+	fprintf(f, ",\"%s\":", key);
+	bench_json_array(f, v, n, prec, ",");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "count", required_argument, NULL, 'n' },
+		{ "sink", required_argument, NULL, 's' },
+		{ "interval", required_argument, NULL, 'I' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "big", no_argument, NULL, 'B' },
+		{ "skip-sizes", no_argument, NULL, 'S' },
+		BENCH_OPTS_ENGINE,
+		BENCH_OPTS_COMMON,
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct ckpt_info ckbuf[MAXCKPT];
+	static double on[MAX_RUNS], off[MAX_RUNS], ratio[MAX_RUNS], nck[MAX_RUNS];
+	static double allbytes[MAXCKPT];
+	unsigned nall = 0;
+	static double con[MAX_RUNS], coff[MAX_RUNS], cratio[MAX_RUNS];
+	double load0[3] = { 0 }, load1[3] = { 0 };
+	struct bench_args args = { .prog = PROG,
+				   .usage = usage,
+				   .runs = 5,
+				   .quick_runs = 1,
+				   .batch = 512,
+				   .idle = "sleep" };
+	struct bench b = { .interval = "1s" };
+	struct size_stats sz[3] = {
+		{ .name = "10MiB", .target = 10ull << 20, .secs = RUN_SECS },
+		{ .name = "100MiB", .target = 100ull << 20, .secs = RUN_SECS },
+		/* a checkpoint takes seconds: long enough for several */
+		{ .name = "1GiB", .target = 1ull << 30, .secs = 4 * RUN_SECS },
+	};
+	uint64_t count = 40000000, ref_out = 0, ref_sum = 0;
+	unsigned runs, nsizes = 2, workers = 0;
+	bool quick, count_set = false, skip_sizes = false;
+	const char *tmp = getenv("TMPDIR");
+	double bytes_med = 0, interval_ms_d;
+	int64_t interval_ms;
+	struct sl_topo *topo = NULL;
+	char err[256];
+	int c, rc;
+
+	b.base = tmp && *tmp ? tmp : "/tmp";
+	snprintf(b.workers, sizeof(b.workers), "%d", sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1);
+	while ((c = bench_getopt(argc, argv, longopts, &args)) != -1) {
+		switch (c) {
+		case 'n':
+			if (bench_parse_u64(optarg, 100000, 1ull << 40, &count) < 0)
+				return bench_bad_value(PROG, longopts, c, optarg);
+			count_set = true;
+			break;
+		case 's':
+			if (strcmp(optarg, "part") && strcmp(optarg, "null"))
+				return bench_bad_value(PROG, longopts, c, optarg);
+			b.null_sink = optarg[0] == 'n';
+			break;
+		case 'I':
+			if (sl_parse_duration_ms(optarg, 1, &interval_ms) < 0)
+				return bench_bad_value(PROG, longopts, c, optarg);
+			b.interval = optarg;
+			break;
+		case 'd':
+			b.base = optarg;
+			break;
+		case 'B':
+			nsizes = 3;
+			break;
+		case 'S':
+			skip_sizes = true;
+			break;
+		}
+	}
+	b.batch = args.batch;
+	b.idle = args.idle;
+	runs = args.runs;
+	quick = args.quick;
+	if (quick) {
+		count = count_set ? count : 4000000;
+		nsizes = 1;
+	}
+	sl_parse_duration_ms(b.interval, 1, &interval_ms);
+	interval_ms_d = (double)interval_ms;
+
+	rc = sl_topo_create(NULL, err, sizeof(err), &topo);
+	if (rc < 0) {
+		fprintf(stderr, PROG ": topology: %s\n", err);
+		return 1;
+	}
+	sl_numa_platform_init(&b.np, topo, SL_PLACE_PACK);
+
+	/*
+	 * Warm-up (not counted: the first job of a process pays for page
+	 * faults), which also sizes the runs: about RUN_SECS each, unless --count.
+	 */
+	{
+		struct run w = { .ckpt = true, .count = quick ? count : 10000000, .ck = ckbuf };
+
+		if (run_job(&b, NULL, &w) < 0)
+			return 1;
+		if (!count_set && !quick)
+			count = round_count((double)w.count / w.secs * RUN_SECS, 10000000);
+	}
+	/* ---- part 1: throughput, checkpoints on vs off, interleaved */
+	getloadavg(load0, 3);
+	printf("checkpoint: generator -> watermarks -> key_by -> tumbling 1 s count (%u keys) -> "
+	       "%s sink,\nparallelism 1, %llu records per run, batch %u, idle %s, checkpoints "
+	       "every %s (exactly-once) vs off,\nmedian of %u interleaved rounds, "
+	       "files under %s\n",
+	       NKEYS, b.null_sink ? "null" : "part-file (exactly-once, fsync)",
+	       (unsigned long long)count, b.batch, b.idle, b.interval, runs, b.base);
+	fflush(stdout);
+	for (unsigned k = 0; k < runs; k++) {
+		for (unsigned j = 0; j < 2; j++) {
+			struct run r = { .ckpt = (j == 0) == (k % 2 == 0),
+					 .count = count,
+					 .ck = ckbuf };
+
+			if (run_job(&b, NULL, &r) < 0)
+				return 1;
+			if (k == 0 && j == 0)
+				ref_out = r.out, ref_sum = r.outsum;
+			if (r.out != ref_out || r.outsum != ref_sum || r.out == 0) {
+				fprintf(stderr,
+					PROG ": output mismatch: checkpoints %s gave %llu results "
+					     "(hash %016llx), the first run %llu (%016llx)\n",
+					r.ckpt ? "on" : "off", (unsigned long long)r.out,
+					(unsigned long long)r.outsum, (unsigned long long)ref_out,
+					(unsigned long long)ref_sum);
+				return 1;
+			}
+			workers = r.workers;
+			(r.ckpt ? on : off)[k] = (double)count / r.secs;
+			(r.ckpt ? con : coff)[k] = (double)count / r.cpu;
+			if (r.ckpt) {
+				nck[k] = r.nckpt;
+				for (unsigned i = 0; i < r.nckpt && nall < MAXCKPT; i++)
+					allbytes[nall++] = (double)r.ck[i].bytes;
+			}
+		}
+		ratio[k] = on[k] / off[k];
+		cratio[k] = con[k] / coff[k];
+	}
+	double on_med = bench_median_of(on, runs), off_med = bench_median_of(off, runs);
+	double ratio_med = bench_median_of(ratio, runs), nck_med = bench_median_of(nck, runs);
+	double con_med = bench_median_of(con, runs), coff_med = bench_median_of(coff, runs);
+	double cratio_med = bench_median_of(cratio, runs);
+
+	bytes_med = nall ? bench_median(allbytes, nall) : 0;
+
+	getloadavg(load1, 3);
+
+	printf("\n%-26s %10s %13s %10s %12s %10s\n", "checkpoints", "M rec/s", "M rec/s/core",
+	       "on/off", "M rec/CPU-s", "on/off");
+	printf("%-26s %10.2f %13.2f %10s %12.2f %10s\n", "off", off_med / 1e6,
+	       off_med / 1e6 / (workers ? workers : 1), "", coff_med / 1e6, "");
+	printf("%-26s %10.2f %13.2f %10.3f %12.2f %10.3f\n", "every 1 s, exactly-once",
+	       on_med / 1e6, on_med / 1e6 / (workers ? workers : 1), ratio_med, con_med / 1e6,
+	       cratio_med);
+	printf("per-round on/off, wall:");
+	for (unsigned k = 0; k < runs; k++)
+		printf(" %.3f", ratio[k]);
+	printf("; CPU:");
+	for (unsigned k = 0; k < runs; k++)
+		printf(" %.3f", cratio[k]);
+	printf("\nload average before / after part 1: %.2f / %.2f (%ld CPUs online)\n", load0[0],
+	       load1[0], sysconf(_SC_NPROCESSORS_ONLN));
+	printf("checkpoints completed per run (median): %.0f, size %.1f KiB (median of all); %llu "
+	       "results "
+	       "per run, equal in every run; %u workers\n",
+	       nck_med, bytes_med / 1024, (unsigned long long)ref_out, workers);
+	fflush(stdout);
+
+	/* ---- part 2: state sizes */
+	if (skip_sizes)
+		nsizes = 0;
+	for (unsigned q = 0; q < nsizes; q++) {
+		struct size_stats *z = &sz[q];
+		struct genarg g;
+		struct run ro = { .ckpt = true, .ck = ckbuf }, rf = { .ckpt = false, .ck = ckbuf };
+		uint64_t keep = DISK_BUDGET / z->target;
+		double bs[MAXCKPT], ds[MAXCKPT], ps[TOPGAPS];
+		unsigned nd = 0, np;
+
+		z->keys = z->target / BYTES_PER_KEY;
+		g = (struct genarg){ z->keys, true };
+		/*
+		 * Every key 3 times, then about RUN_SECS more of the off run's
+		 * rate (a probe run, checkpoints off, measures it; none in --quick).
+		 */
+		z->count = 3 * z->keys;
+		if (!quick) {
+			struct run p = { .ckpt = false,
+					 .count = 3 * z->keys + 4000000,
+					 .ck = ckbuf };
+
+			if (run_job(&b, &g, &p) < 0)
+				return 1;
+			z->count += round_count((double)p.count / p.secs * z->secs, 4000000);
+		}
+		ro.count = rf.count = z->count;
+		ro.retain = keep < 2 ? 2 : keep > 1000000 ? 1000000 : (unsigned)keep;
+		z->retain = ro.retain;
+		printf("\nstate ~%s: %llu keys x 64-byte acc, %llu records ...\n", z->name,
+		       (unsigned long long)z->keys, (unsigned long long)z->count);
+		fflush(stdout);
+		if (run_job(&b, &g, &rf) < 0 || run_job(&b, &g, &ro) < 0)
+			return 1;
+		if (ro.out != rf.out || ro.outsum != rf.outsum || ro.out != z->keys) {
+			fprintf(stderr, PROG ": %s: output mismatch (%llu / %llu results)\n",
+				z->name, (unsigned long long)ro.out, (unsigned long long)rf.out);
+			return 1;
+		}
+		z->out = ro.out;
+		z->on_rps = (double)z->count / ro.secs;
+		z->off_rps = (double)z->count / rf.secs;
+		z->nckpt = ro.nckpt;
+		/*
+		 * The last checkpoint is the final one at the end of input (after
+		 * the window fired): periodic ones are the others. Those triggered
+		 * once every key exists ("full") are measured: the earlier ones
+		 * hold part of the state, and the gaps before then are not kept.
+		 */
+		z->nperiodic = ro.nckpt > 0 ? ro.nckpt - 1 : 0;
+		z->nfull = 0;
+		for (unsigned i = 0; i < z->nperiodic; i++) {
+			if (ro.ck[i].start_ns == 0 || ro.ck[i].start_ns < (double)ro.gm.warm_rt ||
+			    ro.gm.warm_rt == 0)
+				continue;
+			bs[z->nfull++] = (double)ro.ck[i].bytes;
+			if (ro.ck[i].dur_ms >= 0)
+				ds[nd++] = ro.ck[i].dur_ms;
+		}
+		z->bytes_med = z->nfull ? bench_median(bs, z->nfull) : 0;
+		z->dur_med = nd ? bench_median(ds, nd) : -1;
+		z->dur_max = nd ? ds[nd - 1] : -1;
+		/* The nfull largest gaps of the "on" run: the pauses. */
+		np = z->nfull < ro.gm.ngaps ? z->nfull : ro.gm.ngaps;
+		for (unsigned i = 0; i < np; i++)
+			ps[i] = (double)ro.gm.gaps[ro.gm.ngaps - 1 - i] / 1e6;
+		z->pause_med = np ? bench_median(ps, np) : -1;
+		z->pause_max = np ? ps[np - 1] : -1;
+		z->noise_max = rf.gm.ngaps ? (double)rf.gm.gaps[rf.gm.ngaps - 1] / 1e6 : -1;
+	}
+	if (nsizes > 0) {
+		printf("\n%-8s %9s %9s %7s %6s %5s %9s %9s %9s %9s %9s %9s\n", "state", "off M/s",
+		       "on M/s", "on/off", "ckpts", "full", "MiB/ckpt", "dur p50", "dur max",
+		       "pause p50", "pause max", "noise max");
+		for (unsigned q = 0; q < nsizes; q++) {
+			const struct size_stats *z = &sz[q];
+
+			printf("%-8s %9.2f %9.2f %7.3f %6u %5u %9.1f %7.1fms %7.1fms %7.1fms "
+			       "%7.1fms %7.1fms\n",
+			       z->name, z->off_rps / 1e6, z->on_rps / 1e6, z->on_rps / z->off_rps,
+			       z->nperiodic, z->nfull, z->bytes_med / (1 << 20), z->dur_med,
+			       z->dur_max, z->pause_med, z->pause_max, z->noise_max);
+		}
+		printf("\nckpts: periodic checkpoints completed (the final one at the end of input "
+		       "excluded); full: those triggered once\nevery key exists, which the next "
+		       "columns describe; dur: trigger (chk-N birth time) to durable _metadata\n"
+		       "(its ctime), file-system clock; pause: the window task's largest gaps "
+		       "between clock reads (every %u\nelements) once every key exists, one per "
+		       "full checkpoint; noise: the largest such gap with checkpoints\noff. "
+		       "Throughput includes creating the keys.\n",
+		       GAP_EVERY);
+	}
+	printf("M rec/s: source records / wall time of sl_job_run(); per core: divided by the %u "
+	       "workers (the checkpoint\ncoordinator thread is not counted). Every run's output "
+	       "was checked against the others.\n",
+	       workers);
+
+	if (args.json) {
+		FILE *f = bench_json_open(PROG, args.json);
+
+		if (f == NULL)
+			return 1;
+		fprintf(f,
+			"{\"benchmark\":\"checkpoint\",\"mode\":\"end-to-end\",\"parallelism\":1,"
+			"\"workers\":%u,\"batch_size\":%u,\"idle\":\"%s\",\"interval_ms\":%.0f,"
+			"\"throughput\":{\"keys\":%u,\"window\":\"tumbling 1 s count\","
+			"\"sink\":\"%s\",\"records\":%llu,\"runs\":%u,\"results\":%llu,"
+			"\"median_off_rec_per_s\":%.1f,\"median_on_rec_per_s\":%.1f,"
+			"\"median_ratio_on_vs_off\":%.4f,\"median_checkpoints\":%.0f,"
+			"\"checkpoint_bytes\":%.0f",
+			workers, b.batch, b.idle, interval_ms_d, NKEYS,
+			b.null_sink ? "null" : "part", (unsigned long long)count, runs,
+			(unsigned long long)ref_out, off_med, on_med, ratio_med, nck_med,
+			bytes_med);
+		json_runs(f, "runs_off_rec_per_s", off, runs, 1);
+		json_runs(f, "runs_on_rec_per_s", on, runs, 1);
+		json_runs(f, "runs_off_rec_per_cpu_s", coff, runs, 1);
+		json_runs(f, "runs_on_rec_per_cpu_s", con, runs, 1);
+		fprintf(f,
+			",\"median_ratio_cpu_on_vs_off\":%.4f,\"loadavg_before\":%.2f,"
+			"\"loadavg_after\":%.2f",
+			cratio_med, load0[0], load1[0]);
+		json_runs(f, "runs_ratio_on_vs_off", ratio, runs, 4);
+		fprintf(f, "},\"state\":[");
+		for (unsigned q = 0; q < nsizes; q++) {
+			const struct size_stats *z = &sz[q];
+
+			fprintf(
+			    f,
+			    "%s{\"name\":\"%s\",\"keys\":%llu,\"acc_bytes\":64,\"records\":%llu,"
+			    "\"off_rec_per_s\":%.1f,\"on_rec_per_s\":%.1f,"
+			    "\"checkpoints_periodic\":%u,\"checkpoints_full_state\":%u,"
+			    "\"checkpoints_total\":%u,\"checkpoints_retained\":%u,"
+			    "\"median_checkpoint_bytes\":%.0f,\"median_duration_ms\":%.2f,"
+			    "\"max_duration_ms\":%.2f,\"median_pause_ms\":%.2f,"
+			    "\"max_pause_ms\":%.2f,\"max_gap_off_ms\":%.2f}",
+			    q ? "," : "", z->name, (unsigned long long)z->keys,
+			    (unsigned long long)z->count, z->off_rps, z->on_rps, z->nperiodic,
+			    z->nfull, z->nckpt, z->retain, z->bytes_med, z->dur_med, z->dur_max,
+			    z->pause_med, z->pause_max, z->noise_max);
+		}
+		fprintf(f, "]}\n");
+		if (bench_json_close(f, PROG, args.json) < 0)
+			return 1;
+	}
+	sl_topo_destroy(topo);
+	return 0;
+}
