@@ -46,7 +46,7 @@
 #include "sli_exec.h"
 #include "sli_snap.h"
 
-enum { ENT_OP = 0, ENT_WMGEN = 1 };
+enum { ENT_OP = 0, ENT_WMGEN = 1, ENT_CHAN = 2 };
 
 #define TASK_MAGIC	 "SLTASK01"
 #define MANIFEST_MAGIC	 "sluice-checkpoint "
@@ -129,6 +129,15 @@ int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, cha
 			    "exactly-once or at-least-once",
 			    value);
 		o->at_least_once = value[0] == 'a';
+		return 0;
+	}
+	if (!strcmp(key, "checkpoint-unaligned")) {
+		if (strcmp(value, "true") && strcmp(value, "false"))
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for option 'checkpoint-unaligned': "
+					     "expected true or false",
+					     value);
+		o->unaligned = value[0] == 't';
 		return 0;
 	}
 	if (!strcmp(key, "checkpoint-io")) {
@@ -218,6 +227,8 @@ struct sli_ckpt_run {
 	bool quit;
 	/* published by one thread, read by others (see each store and load) */
 	_Atomic int64_t trigger, completed, final_id;
+	/* The savepoint in flight (0: none): always aligned, like Flink's. */
+	_Atomic int64_t sp_id;
 	/* the coordinator thread's */
 	int64_t next_id;
 	struct inflight fl[2];
@@ -422,7 +433,7 @@ static void counter_max(_Atomic uint64_t *g, uint64_t v)
  * serialise, hand the file to the coordinator, then, when @forward, send
  * the barrier on. Return 0 or -errno after sli_fail().
  */
-static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward)
+static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bool defer)
 {
 	struct sli_ckpt_run *ck = st->w->x->ck;
 	struct sli_snap_buf b = { 0 };
@@ -478,7 +489,14 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward)
 	counter_max(&ck->cnt->max_pause_ns, pause);
 	atomic_fetch_add_explicit(&ck->cnt->total_pause_ns, pause, memory_order_relaxed);
 	atomic_fetch_add_explicit(&ck->cnt->snapshots, 1, memory_order_relaxed);
-	ack(ck, id, global_id(st), b.p, b.len);
+	if (defer) {
+		/* Unaligned: acked with the channel state once every barrier arrived. */
+		st->ck.pend = b.p;
+		st->ck.pend_len = b.len;
+		st->ck.pend_nent = nent;
+	} else {
+		ack(ck, id, global_id(st), b.p, b.len);
+	}
 	if (forward) {
 		rc = sli_broadcast_event(st, SL_EVENT_BARRIER, id);
 		if (rc < 0)
@@ -506,7 +524,7 @@ int sli_ckpt_source(struct sli_subtask *st)
 	struct sli_ckpt_run *ck = st->w->x->ck;
 	int64_t id = atomic_load_explicit(&ck->trigger, memory_order_acquire);
 
-	return snapshot_subtask(st, id, true);
+	return snapshot_subtask(st, id, true, false);
 }
 
 int sli_ckpt_source_end(struct sli_subtask *st)
@@ -525,7 +543,7 @@ int sli_ckpt_source_end(struct sli_subtask *st)
 	pthread_cond_signal(&ck->cv);
 	pthread_mutex_unlock(&ck->mu);
 	/* A barrier triggered before the end goes out first: every barrier reaches every task. */
-	return t > st->ck.last ? snapshot_subtask(st, t, true) : 0;
+	return t > st->ck.last ? snapshot_subtask(st, t, true, false) : 0;
 }
 
 static void unblock_all(struct sli_subtask *st)
@@ -543,13 +561,156 @@ static int try_align(struct sli_subtask *st)
 	if (id == 0 || st->ck.arrived < st->nopen)
 		return 0;
 	unblock_all(st);
-	return snapshot_subtask(st, id, true);
+	return snapshot_subtask(st, id, true, false);
+}
+
+/* ------------------------------------------------ unaligned checkpoints */
+
+/*
+ * Unaligned checkpoints (checkpoint-unaligned, exactly-once mode): at the
+ * first barrier of checkpoint n the subtask snapshots its chain at once
+ * and sends barrier n on, blocking no channel. Each other open channel
+ * then records what it delivers (data, watermarks, idleness) until its
+ * own barrier n or its end: those events precede barrier n upstream, so
+ * the upstream snapshots will not send them again, and the subtask's
+ * snapshot does not contain their effect. They are the channel state,
+ * written with the snapshot (an ENT_CHAN entry) once every channel
+ * delivered its barrier, and replayed first on restore, in order, so the
+ * watermarks evolve as they did. Barriers wait behind the output already
+ * queued in the rings (they do not overtake it, as Flink's do); what is
+ * queued downstream is before the barrier there, so it needs no saving.
+ * Channel state belongs to an input channel of one subtask: a restore at
+ * another parallelism refuses it. Savepoints are always aligned.
+ */
+
+/* Channel @ch stops recording and forgets its log. */
+static void log_reset(struct sli_inchan *ch)
+{
+	ch->recording = false;
+	ch->log.len = 0;
+	ch->nlog = 0;
+}
+
+static void drop_unaligned(struct sli_subtask *st)
+{
+	free(st->ck.pend);
+	st->ck.pend = NULL;
+	for (unsigned c = 0; c < st->nin; c++)
+		log_reset(&st->in[c]);
+	st->ck.aligning = 0;
+	st->ck.arrived = 0;
+}
+
+int sli_ckpt_record(struct sli_subtask *st, unsigned c, const struct sl_batch *b)
+{
+	struct sli_inchan *ch = &st->in[c];
+	struct sli_snap_buf *l = &ch->log;
+	uint32_t hdr[5] = { b->kind, b->n, b->elem_size, b->flags & SL_BATCH_F_KEYED,
+			    b->arena_used };
+	int rc;
+
+	if (b->kind != SL_EVENT_DATA) {
+		rc = sli_snap_buf_put(l, hdr, 4);
+		rc = rc < 0 ? rc : sli_snap_buf_put(l, &b->value, 8);
+	} else {
+		rc = sli_snap_buf_put(l, hdr, sizeof(hdr));
+		rc = rc < 0 ? rc : sli_snap_buf_put(l, b->data, (size_t)b->n * b->elem_size);
+		rc = rc < 0 ? rc : sli_snap_buf_put(l, b->ts, (size_t)b->n * 8);
+		if (rc == 0 && hdr[3])
+			rc = sli_snap_buf_put(l, b->key, (size_t)b->n * 8);
+		rc = rc < 0 ? rc : sli_snap_buf_put(l, b->arena, b->arena_used);
+	}
+	if (rc < 0) {
+		sli_fail(&st->ops[0], rc, "checkpoint %" PRId64 ": cannot record in-flight data",
+			 st->ck.aligning);
+		return rc;
+	}
+	ch->nlog++;
+	return 0;
+}
+
+/* The channel state of @st as an ENT_CHAN entry of @b: {u32 channel, u32 events, bytes}. */
+static int chan_entry(struct sli_subtask *st, struct sli_snap_buf *b, uint32_t *nent)
+{
+	struct sl_snap_writer w;
+	int rc = 0;
+
+	sli_snap_writer_init(&w, st->ops[0].info.max_parallelism);
+	for (unsigned c = 0; c < st->nin && rc == 0; c++) {
+		const struct sli_inchan *ch = &st->in[c];
+
+		if (ch->nlog == 0)
+			continue;
+		rc = sl_snap_section(&w, SL_SNAP_OP);
+		rc = rc < 0 ? rc : sl_snap_put_u32(&w, c);
+		rc = rc < 0 ? rc : sl_snap_put_u32(&w, ch->nlog);
+		rc = rc < 0 ? rc : sl_snap_put_bytes(&w, ch->log.p, ch->log.len);
+	}
+	if (rc == 0) /* nothing recorded: no entry */
+		rc = blob_entry(b, st->ops[0].node->name, ENT_CHAN, &st->ops[0], &w, nent);
+	sli_snap_writer_free(&w);
+	return rc;
+}
+
+/* Every barrier arrived (or its channel ended): ack the snapshot with the channel state. */
+static int finish_unaligned(struct sli_subtask *st)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+	struct sli_snap_buf b = { st->ck.pend, st->ck.pend_len, st->ck.pend_len };
+	uint32_t nent = st->ck.pend_nent;
+	int64_t id = st->ck.aligning;
+	int rc = chan_entry(st, &b, &nent);
+
+	st->ck.pend = NULL;
+	drop_unaligned(st);
+	if (rc < 0) {
+		free(b.p);
+		sli_fail(&st->ops[0], rc, "checkpoint %" PRId64 ": cannot save in-flight data: %s",
+			 id, sl_strerror(rc));
+		return rc;
+	}
+	memcpy(b.p + 8, &nent, 4);
+	ack(ck, id, global_id(st), b.p, b.len);
+	return 0;
+}
+
+static bool recording(const struct sli_subtask *st)
+{
+	for (unsigned c = 0; c < st->nin; c++)
+		if (st->in[c].recording && !st->in[c].ended)
+			return true;
+	return false;
+}
+
+static int barrier_unaligned(struct sli_subtask *st, unsigned c, int64_t id)
+{
+	int rc;
+
+	if (st->ck.pend != NULL && id == st->ck.aligning) {
+		st->in[c].recording = false;
+	} else {
+		if (id <= st->ck.last)
+			return 0; /* stale: an abandoned checkpoint's barrier */
+		if (st->ck.pend != NULL)
+			drop_unaligned(st); /* a newer barrier: the older one was abandoned */
+		for (unsigned k = 0; k < st->nin; k++)
+			st->in[k].recording = k != c && !st->in[k].ended;
+		st->ck.aligning = id;
+		rc = snapshot_subtask(st, id, true, true);
+		if (rc < 0)
+			return rc;
+	}
+	return recording(st) ? 0 : finish_unaligned(st);
 }
 
 int sli_ckpt_barrier(struct sli_subtask *st, unsigned c, int64_t id)
 {
 	struct sli_ckpt_run *ck = st->w->x->ck;
 
+	/* Relaxed: see the store in trigger_one(); barrier @id came after it. */
+	if (ck != NULL && ck->o->unaligned &&
+	    id != atomic_load_explicit(&ck->sp_id, memory_order_relaxed))
+		return barrier_unaligned(st, c, id);
 	if (ck == NULL || id <= st->ck.last || id < st->ck.aligning)
 		return 0; /* stale: an abandoned checkpoint's barrier */
 	if (id > st->ck.aligning) {
@@ -565,7 +726,28 @@ int sli_ckpt_barrier(struct sli_subtask *st, unsigned c, int64_t id)
 
 int sli_ckpt_channel_ended(struct sli_subtask *st)
 {
-	return st->w->x->ck != NULL ? try_align(st) : 0;
+	if (st->w->x->ck == NULL)
+		return 0;
+	if (st->ck.pend != NULL)
+		return recording(st) ? 0 : finish_unaligned(st);
+	return try_align(st);
+}
+
+void sli_ckpt_sub_free(struct sli_subtask *st)
+{
+	free(st->ck.pend);
+	st->ck.pend = NULL;
+	for (unsigned c = 0; c < st->nin; c++) {
+		struct sli_inchan *ch = &st->in[c];
+
+		free(ch->log.p);
+		ch->log = (struct sli_snap_buf){ 0 };
+		for (unsigned i = ch->replay_pos; i < ch->nreplay; i++)
+			sli_pool_put(&st->w->pool, ch->replay[i]);
+		free(ch->replay);
+		ch->replay = NULL;
+		ch->nreplay = ch->replay_pos = 0;
+	}
 }
 
 /* Without checkpoints, two-phase-commit sinks commit at the end of their input. */
@@ -604,6 +786,8 @@ int sli_ckpt_subtask_end(struct sli_subtask *st)
 
 	if (ck == NULL)
 		return commit_now(st);
+	if (st->ck.pend != NULL && (rc = finish_unaligned(st)) < 0)
+		return rc; /* every channel ended: its in-flight data is all recorded */
 	if (st->task->chain[0]->kind == SLI_SOURCE) {
 		rc = sli_ckpt_source_end(st);
 		if (rc < 0)
@@ -615,7 +799,7 @@ int sli_ckpt_subtask_end(struct sli_subtask *st)
 		sli_fail(&st->ops[0], -EPROTO, "finished before any source did");
 		return -EPROTO;
 	}
-	rc = snapshot_subtask(st, f, false);
+	rc = snapshot_subtask(st, f, false, false);
 	if (rc == 0)
 		st->ck.final_done = true;
 	return rc;
@@ -1129,6 +1313,8 @@ static void trigger_one(struct sli_ckpt_run *ck)
 	id = ck->next_id++;
 	if (begin_fl(ck, id, false, sp_path, req) == NULL)
 		return;
+	/* Relaxed: published by the release store of `trigger` below. */
+	atomic_store_explicit(&ck->sp_id, sp_path != NULL ? id : 0, memory_order_relaxed);
 	ck->last_trigger_ns = now;
 	pthread_mutex_lock(&ck->mu);
 	if (!ck->ended)
@@ -1724,6 +1910,10 @@ int sli_ckpt_prepare(struct sli_exec *x, char *errbuf, size_t errlen)
 	if (o->savepoint_on_stop != NULL && o->dir == NULL)
 		return sl_errbuf_set(errbuf, errlen, -EINVAL,
 				     "option 'savepoint-on-stop' needs option 'checkpoint-dir'");
+	if (o->unaligned && o->at_least_once)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL,
+				     "option 'checkpoint-unaligned' needs checkpoint-mode "
+				     "exactly-once (at-least-once does not align anyway)");
 	if (o->dir == NULL && o->restore == NULL)
 		return recover_sinks(x, NULL, errbuf, errlen);
 	if (o->storage == NULL)
@@ -1823,6 +2013,8 @@ void sli_ckpt_free(struct sli_exec *x)
 {
 	struct sli_ckpt_run *ck = x->ck ? x->ck : x->ck_restore;
 
+	for (unsigned s = 0; s < x->job->plan.nsubtasks; s++)
+		sli_ckpt_sub_free(&x->subtasks[s]);
 	if (ck == NULL)
 		return;
 	for (unsigned i = 0; i < ck->nacks; i++)
@@ -1942,6 +2134,174 @@ static int wmgen_restore(struct sli_subtask *st, struct sl_snap_reader *r)
 	return sl_snap_next(r, &sec) < 0 ? -EBADMSG : 0;
 }
 
+/* The element type input channel @c of @st carries. */
+static const struct sl_type *in_type(const struct sli_subtask *st, unsigned c)
+{
+	const struct sli_node *n = st->ops[0].node;
+
+	for (unsigned e = 0; e < n->nin; e++) {
+		const struct sli_edge *in = n->in[e];
+
+		if (in->input == st->in[c].input)
+			return in->port ? &in->from->side[in->port - 1] : &in->from->type;
+	}
+	return NULL;
+}
+
+/* Append @b to channel @ch's replay queue. Return 0 or -ENOMEM. */
+static int replay_add(struct sli_inchan *ch, struct sl_batch *b)
+{
+	struct sl_batch **nr = realloc(ch->replay, (ch->nreplay + 1) * sizeof(*nr));
+
+	if (nr == NULL)
+		return -ENOMEM;
+	ch->replay = nr;
+	ch->replay[ch->nreplay++] = b;
+	return 0;
+}
+
+/* One recorded event of channel @c from @r into its replay queue (data split to fit). */
+static int replay_event(struct sli_subtask *st, unsigned c, struct sl_snap_reader *r)
+{
+	struct sli_inchan *ch = &st->in[c];
+	const struct sl_type *t = in_type(st, c);
+	uint32_t hdr[5];
+	struct sl_batch view = { 0 }, *b = NULL;
+	int64_t value;
+	int rc = sl_snap_get(r, hdr, 4);
+
+	if (rc < 0)
+		return rc;
+	if (hdr[0] != SL_EVENT_DATA) {
+		if (hdr[0] != SL_EVENT_WATERMARK && hdr[0] != SL_EVENT_IDLE &&
+		    hdr[0] != SL_EVENT_ACTIVE)
+			return sl_snap_bad(r, "in-flight data: an unknown event");
+		rc = sl_snap_get_i64(r, &value);
+		if (rc == 0 && (b = sli_pool_get_event(&st->w->pool, hdr[0], value)) == NULL)
+			rc = -ENOMEM;
+		return rc < 0 ? rc : replay_add(ch, b);
+	}
+	rc = sl_snap_get(r, hdr + 1, 16);
+	if (rc < 0)
+		return rc;
+	if (t == NULL || hdr[2] != t->size)
+		return sl_snap_bad(r, "in-flight data of another element size");
+	view.kind = SL_EVENT_DATA;
+	view.n = view.cap = hdr[1];
+	view.elem_size = hdr[2];
+	view.flags = hdr[3] ? SL_BATCH_F_KEYED : 0;
+	view.arena_used = view.arena_cap = hdr[4];
+	if (sl_snap_left(r) < (uint64_t)view.n * (view.elem_size + 8 + (hdr[3] ? 8 : 0)) + hdr[4])
+		return sl_snap_bad(r, "in-flight data: truncated");
+	/* The reader's bytes, read in place (sl_snap_get copies; the view only points). */
+	uint8_t *p = malloc((size_t)view.n * (view.elem_size + 16) + hdr[4] + 1);
+	if (p == NULL)
+		return -ENOMEM;
+	view.data = p;
+	view.ts = (int64_t *)(p + (size_t)view.n * view.elem_size);
+	view.key = (uint64_t *)(p + (size_t)view.n * (view.elem_size + 8));
+	view.arena = (char *)p + (size_t)view.n * (view.elem_size + 16);
+	rc = sl_snap_get(r, view.data, (size_t)view.n * view.elem_size);
+	rc = rc < 0 ? rc : sl_snap_get(r, view.ts, (size_t)view.n * 8);
+	if (rc == 0 && hdr[3])
+		rc = sl_snap_get(r, view.key, (size_t)view.n * 8);
+	rc = rc < 0 ? rc : sl_snap_get(r, view.arena, hdr[4]);
+	for (uint32_t i = 0; i < view.n && rc == 0; i++) {
+		if (b == NULL && (b = sli_pool_get(&st->w->pool, view.elem_size)) == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		b->flags = view.flags;
+		rc = b->n < b->cap ? sli_batch_copy_elem(b, &view, i, t) : -E2BIG;
+		if (rc == -E2BIG && b->n > 0) { /* full: queue it, the element goes in the next */
+			rc = replay_add(ch, b);
+			b = NULL;
+			i--;
+			continue;
+		}
+		if (rc == -E2BIG)
+			rc = sl_snap_bad(r,
+					 "in-flight data: a record larger than this job's batches");
+	}
+	if (rc == 0 && b != NULL) {
+		rc = replay_add(ch, b);
+		b = NULL;
+	}
+	if (b != NULL)
+		sli_pool_put(&st->w->pool, b);
+	free(p);
+	return rc;
+}
+
+/*
+ * The channel state of head operator @op's subtask (unaligned checkpoints):
+ * queued for replay, channel by channel, before anything the rings bring.
+ */
+static int restore_channels(struct sli_ckpt_run *ck, struct sli_opi *op)
+{
+	struct sli_subtask *st = op->st;
+	int rc = 0;
+
+	for (unsigned e = 0; e < ck->nents && rc == 0; e++) {
+		const struct rs_entry *en = &ck->ents[e];
+		struct sl_snap_reader r;
+		uint32_t sec;
+
+		if (en->kind != ENT_CHAN || strcmp(en->name, op->node->name) != 0)
+			continue;
+		if (en->parallelism != op->info.parallelism) {
+			sli_fail(
+			    op, -EINVAL,
+			    "'%s' holds in-flight data of operator '%s' at parallelism %u "
+			    "(an unaligned checkpoint): it cannot be restored at %u. Restore it "
+			    "at %u, or take a savepoint (always aligned) and rescale from that",
+			    ck->rs_path, op->node->name, en->parallelism, op->info.parallelism,
+			    en->parallelism);
+			return -EINVAL;
+		}
+		if (en->index != op->info.index)
+			continue;
+		sli_snap_reader_init(&r, en->secs, en->nsecs, op->errbuf, sizeof(op->errbuf));
+		int more;
+
+		while (rc == 0 && (more = sl_snap_next(&r, &sec)) != 0 &&
+		       (rc = more < 0 ? more : 0) == 0)
+			while (rc == 0 && sl_snap_left(&r) > 0) {
+				uint32_t c, n;
+				const void *bytes;
+				uint32_t len;
+
+				rc = sl_snap_get_u32(&r, &c);
+				rc = rc < 0 ? rc : sl_snap_get_u32(&r, &n);
+				rc = rc < 0 ? rc : sl_snap_get_bytes(&r, &bytes, &len);
+				if (rc == 0 && c >= st->nin)
+					rc = sl_snap_bad(
+					    &r, "in-flight data of a channel the task lacks");
+				if (rc < 0)
+					break;
+				/* The channel's events: a reader over just these bytes. */
+				struct sli_snap_sec one = { .section = SL_SNAP_OP,
+							    .p = bytes,
+							    .len = len,
+							    .file = en->file };
+				struct sl_snap_reader cr;
+				uint32_t s2;
+
+				sli_snap_reader_init(&cr, &one, 1, op->errbuf, sizeof(op->errbuf));
+				rc = sl_snap_next(&cr, &s2) == 1 ? 0 : -EBADMSG;
+				for (uint32_t i = 0; i < n && rc == 0; i++)
+					rc = replay_event(st, c, &cr);
+				if (rc == 0 && sl_snap_left(&cr) != 0)
+					rc = sl_snap_bad(
+					    &cr, "in-flight data: bytes after the last event");
+			}
+	}
+	if (rc < 0)
+		sli_fail(op, rc, "restoring in-flight data from '%s': %s", ck->rs_path,
+			 op->errbuf[0] ? op->errbuf : sl_strerror(rc));
+	return rc < 0 ? rc : 0;
+}
+
 int sli_ckpt_restore_op(struct sli_opi *op)
 {
 	struct sli_exec *x = op->st->w->x;
@@ -1952,7 +2312,11 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 	unsigned nsecs = 0;
 	int rc = 0;
 
-	if (ck == NULL || ck->rs_path == NULL || n->kind == SLI_SINK)
+	if (ck == NULL || ck->rs_path == NULL)
+		return 0;
+	if (op == &op->st->ops[0] && n->kind != SLI_SOURCE && (rc = restore_channels(ck, op)) < 0)
+		return rc;
+	if (n->kind == SLI_SINK)
 		return 0;
 	if (n->kind == SLI_SOURCE) {
 		for (unsigned i = 0; i < ck->nrops; i++)

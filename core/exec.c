@@ -723,6 +723,13 @@ static void handle_input(struct sli_subtask *st, struct sli_inchan *ch, struct s
 {
 	unsigned c = (unsigned)(ch - st->in), ev = 0;
 
+	/* Unaligned checkpoints: in-flight events before this channel's barrier. */
+	if (ch->recording && b->kind != SL_EVENT_BARRIER && b->kind != SL_EVENT_END &&
+	    sli_ckpt_record(st, c, b) < 0) {
+		sli_pool_put(&st->w->pool, b);
+		return;
+	}
+
 	switch (b->kind) {
 	case SL_EVENT_DATA:
 		BUMP(st->stats.records_in, b->n);
@@ -804,6 +811,30 @@ static bool chain_proc_time(struct sli_subtask *st)
 	return true;
 }
 
+/*
+ * The next event of input channel @ch: restored in-flight data first
+ * (unaligned checkpoints, checkpoint.c), then the ring. NULL when empty.
+ */
+static struct sl_batch *next_input(struct sli_subtask *st, struct sli_inchan *ch)
+{
+	struct sl_batch *b;
+
+	if (ch->replay_pos < ch->nreplay) {
+		b = ch->replay[ch->replay_pos++];
+		if (ch->replay_pos == ch->nreplay) {
+			free(ch->replay);
+			ch->replay = NULL;
+			ch->nreplay = ch->replay_pos = 0;
+		}
+		return b;
+	}
+	if (sl_ring_dequeue(ch->chan->ring, (void **)&b) != 0)
+		return NULL;
+	if (ch->chan->producer != st->w)
+		sli_worker_wake(ch->chan->producer);
+	return b;
+}
+
 static enum step_result step(struct sli_subtask *st)
 {
 	struct sli_exec *x = st->w->x;
@@ -838,10 +869,7 @@ static enum step_result step(struct sli_subtask *st)
 		for (c = 0; c < st->nin; c++) {
 			struct sli_inchan *ch = &st->in[(st->rr + c) % st->nin];
 
-			if (!ch->ended && !ch->blocked &&
-			    sl_ring_dequeue(ch->chan->ring, (void **)&b) == 0) {
-				if (ch->chan->producer != st->w)
-					sli_worker_wake(ch->chan->producer);
+			if (!ch->ended && !ch->blocked && (b = next_input(st, ch)) != NULL) {
 				b->channel = (st->rr + c) % st->nin;
 				st->rr = (st->rr + c + 1) % st->nin;
 				handle_input(st, ch, b);
@@ -863,6 +891,12 @@ static enum step_result step(struct sli_subtask *st)
 
 static bool has_work(struct sli_worker *w)
 {
+	/* Restored in-flight data (unaligned checkpoints) is work too. */
+	for (unsigned i = 0; i < w->nsubtasks; i++)
+		for (unsigned c = 0; c < w->subtasks[i]->nin; c++)
+			if (w->subtasks[i]->in[c].replay_pos < w->subtasks[i]->in[c].nreplay &&
+			    !w->subtasks[i]->drained)
+				return true;
 	for (unsigned i = 0; i < w->nsubtasks; i++) {
 		struct sli_subtask *st = w->subtasks[i];
 

@@ -43,6 +43,7 @@ struct sli_subtask;
 struct sli_opi;
 struct sli_ckpt_storage;
 struct sl_snap_writer;
+struct sl_batch;
 
 /*
  * A savepoint request of sl_job_savepoint(), on the caller's stack: the
@@ -96,6 +97,7 @@ struct sli_ckpt_opts {
 	unsigned tolerable;   /* checkpoint-tolerable-failures (default 0) */
 	unsigned retained;    /* checkpoint-retained (default 3) */
 	bool at_least_once;   /* checkpoint-mode */
+	bool unaligned;	      /* checkpoint-unaligned */
 	char *restore;	      /* restore: "latest" or a path (owned); NULL: fresh */
 	char *io;	      /* checkpoint-io: auto, io_uring, posix (owned) */
 	const struct sli_ckpt_storage *storage; /* sl_job_use_checkpoint_storage() */
@@ -129,6 +131,10 @@ struct sli_ckpt_sub {
 	int64_t committed;	  /* sinks: newest checkpoint committed */
 	bool has_2pc;		  /* the chain ends in a two-phase-commit sink */
 	bool final_done;	  /* snapshotted as the final checkpoint */
+	/* Unaligned: the snapshot taken at the first barrier, acked once all arrived. */
+	uint8_t *pend;
+	size_t pend_len;
+	uint32_t pend_nent;
 	struct sl_snap_writer *w; /* [task->nchain], lazily */
 };
 
@@ -157,6 +163,14 @@ int sli_ckpt_source_end(struct sli_subtask *st);
  * completes the alignment, the subtask snapshots and forwards it.
  */
 int sli_ckpt_barrier(struct sli_subtask *st, unsigned c, int64_t id);
+/*
+ * Unaligned checkpoints: event @b arrives on input channel @c, which is
+ * recording (before its barrier, after the subtask's snapshot): append it
+ * to the channel state. Return 0 or -errno (after sli_fail()).
+ */
+int sli_ckpt_record(struct sli_subtask *st, unsigned c, const struct sl_batch *b);
+/* Free a subtask's channel logs and replay batches (teardown). */
+void sli_ckpt_sub_free(struct sli_subtask *st);
 /* An input channel ended: an alignment may be complete. */
 int sli_ckpt_channel_ended(struct sli_subtask *st);
 /* The subtask finished its input (end_subtask, before END goes on). */

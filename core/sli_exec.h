@@ -15,6 +15,7 @@
 
 #include "sli_checkpoint.h"
 #include "sli_core.h"
+#include "sli_snap.h"
 #include "sli_watermark.h"
 
 struct sli_subtask;
@@ -51,6 +52,12 @@ struct sli_inchan {
 	bool ended;
 	unsigned input; /* which input of a two-input head it feeds (sli_edge.input) */
 	bool blocked;	/* delivered the barrier being aligned: not read until aligned */
+	/* Unaligned checkpoints (checkpoint.c): the channel's in-flight events */
+	bool recording;	       /* before its barrier, after the subtask's snapshot */
+	struct sli_snap_buf log; /* what was recorded (the channel state) */
+	uint32_t nlog;		 /* events in @log */
+	struct sl_batch **replay; /* restored channel state, read before the ring */
+	unsigned nreplay, replay_pos;
 };
 
 struct sl_collector {

@@ -314,6 +314,7 @@ void sl_job_destroy(struct sl_job *job);
  * | checkpoint-tolerable-failures | 0..1000000               | 0       |
  * | checkpoint-retained | 1..1000000 complete checkpoints kept | 3      |
  * | checkpoint-mode | exactly-once or at-least-once          | exactly-once |
+ * | checkpoint-unaligned | true or false (exactly-once only; see checkpoint.c) | false |
  * | checkpoint-io   | auto, io_uring, posix; tests: fault:KIND@N (sli_ckpt.h) | auto |
  * | restore         | latest, or a checkpoint or savepoint directory | none |
  * | savepoint-dir   | sl_job_savepoint()'s default target    | none    |

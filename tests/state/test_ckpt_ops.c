@@ -312,6 +312,7 @@ struct setup {
 	const char *out, *ck;
 	unsigned par;
 	double rate;
+	bool unaligned; /* checkpoint-unaligned: a join reads two channels, in-flight data saved */
 };
 
 /* Build and run the job of @s. Return sl_job_run()'s result. */
@@ -339,7 +340,8 @@ static int run_job(const struct setup *s)
 	const char *opts[][2] = { { "parallelism", par },
 				  { "checkpoint-dir", s->ck },
 				  { "checkpoint-interval", "5ms" },
-				  { "restore", "latest" } };
+				  { "restore", "latest" },
+				  { "checkpoint-unaligned", s->unaligned ? "true" : "false" } };
 
 	if (sl_job_create("ckpt-ops", &job) < 0)
 		return -ENOMEM;
@@ -347,7 +349,7 @@ static int run_job(const struct setup *s)
 	snprintf(par, sizeof(par), "%u", s->par);
 	rc = 0;
 	/* Without a checkpoint directory, only the parallelism. */
-	for (unsigned i = 0; i < (s->ck != NULL ? 4u : 1u) && rc == 0; i++)
+	for (unsigned i = 0; i < (s->ck != NULL ? 5u : 1u) && rc == 0; i++)
 		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
 	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, &ev_type), 1);
@@ -562,7 +564,7 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static void kill_restore(enum kind kind)
+static void kill_restore(enum kind kind, bool ua)
 {
 	static const char *const names[] = { "ij", "wj", "session", "continuous", "keyed" };
 	char out[400], ck[400];
@@ -571,8 +573,8 @@ static void kill_restore(enum kind kind)
 	double rate = 2000;
 	int kills = 0;
 
-	snprintf(out, sizeof(out), "%s/out-%s/", tmpdir, names[kind]);
-	snprintf(ck, sizeof(ck), "%s/ck-%s", tmpdir, names[kind]);
+	snprintf(out, sizeof(out), "%s/out-%s%s/", tmpdir, names[kind], ua ? "-ua" : "");
+	snprintf(ck, sizeof(ck), "%s/ck-%s%s", tmpdir, names[kind], ua ? "-ua" : "");
 	fresh_dir(out);
 	if (kind == IJOIN || kind == WJOIN) {
 		reference(kind == WJOIN, &want);
@@ -581,14 +583,14 @@ static void kill_restore(enum kind kind)
 		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
 	} else {
 		/* Firings follow the watermarks: the reference is an uninterrupted run. */
-		CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0 }) == 0);
+		CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0, false }) == 0);
 		committed(out, &want);
 	}
 	CU_ASSERT(want.n > 300); /* much output: the test can see losses */
 
 	/* Uninterrupted, no checkpoints: the engine agrees with the reference. */
 	fresh_dir(out);
-	CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0 }) == 0);
+	CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0, false }) == 0);
 	committed(out, &got);
 	CU_ASSERT(same("uninterrupted", &got, &want) == 0);
 	lines_free(&got);
@@ -602,7 +604,7 @@ static void kill_restore(enum kind kind)
 		int status = 0;
 
 		if (pid == 0)
-			_exit(run_job(&(struct setup){ kind, out, ck, 2, rate }) == 0 ? 0 : 1);
+			_exit(run_job(&(struct setup){ kind, out, ck, 2, rate, ua }) == 0 ? 0 : 1);
 		CU_ASSERT_FATAL(pid > 0);
 		/* Kill only after a checkpoint is complete: the restart must restore. */
 		for (int i = 0; i < 12000 && !has_complete(ck); i++) /* a cap, not a timing */
@@ -622,7 +624,8 @@ static void kill_restore(enum kind kind)
 	}
 	CU_ASSERT(kills == 6);
 	/* The last run rescales the join: key groups move between subtasks. */
-	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, 3, 0 }) == 0);
+	/* Unaligned: in-flight data restores only at its parallelism (checkpoint.c). */
+	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, ua ? 2 : 3, 0, ua }) == 0);
 	committed(out, &got);
 	CU_ASSERT(same("after kills and a rescale", &got, &want) == 0);
 	lines_free(&got);
@@ -631,27 +634,32 @@ static void kill_restore(enum kind kind)
 
 static void test_interval(void)
 {
-	kill_restore(IJOIN);
+	kill_restore(IJOIN, false);
 }
 
 static void test_window(void)
 {
-	kill_restore(WJOIN);
+	kill_restore(WJOIN, false);
 }
 
 static void test_session(void)
 {
-	kill_restore(SESSION);
+	kill_restore(SESSION, false);
 }
 
 static void test_continuous(void)
 {
-	kill_restore(CONTINUOUS);
+	kill_restore(CONTINUOUS, false);
 }
 
 static void test_keyed(void)
 {
-	kill_restore(KEYED);
+	kill_restore(KEYED, false);
+}
+
+static void test_interval_unaligned(void)
+{
+	kill_restore(IJOIN, true);
 }
 
 int main(void)
@@ -667,6 +675,8 @@ int main(void)
 		  test_continuous },
 		{ "keyed process, spilled keyed state and timers: kill -9, restore, rescale",
 		  test_keyed },
+		{ "interval join, unaligned checkpoints (in-flight data): kill -9, restore",
+		  test_interval_unaligned },
 		CU_TEST_INFO_NULL,
 	};
 	int rc;
