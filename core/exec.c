@@ -891,12 +891,6 @@ static enum step_result step(struct sli_subtask *st)
 
 static bool has_work(struct sli_worker *w)
 {
-	/* Restored in-flight data (unaligned checkpoints) is work too. */
-	for (unsigned i = 0; i < w->nsubtasks; i++)
-		for (unsigned c = 0; c < w->subtasks[i]->nin; c++)
-			if (w->subtasks[i]->in[c].replay_pos < w->subtasks[i]->in[c].nreplay &&
-			    !w->subtasks[i]->drained)
-				return true;
 	for (unsigned i = 0; i < w->nsubtasks; i++) {
 		struct sli_subtask *st = w->subtasks[i];
 
@@ -904,8 +898,10 @@ static bool has_work(struct sli_worker *w)
 			continue;
 		if (st->done)
 			return true; /* its backlog drain is due */
+		/* Restored in-flight data (unaligned checkpoints) is read before the ring. */
 		for (unsigned c = 0; c < st->nin; c++)
-			if (!st->in[c].ended && sl_ring_count(st->in[c].chan->ring) > 0)
+			if (!st->in[c].ended && (st->in[c].replay_pos < st->in[c].nreplay ||
+						 sl_ring_count(st->in[c].chan->ring) > 0))
 				return true;
 		for (unsigned o = 0; o < st->nout; o++)
 			for (unsigned k = 0; k < st->out[o].ntargets; k++)
