@@ -140,6 +140,15 @@ int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, cha
 		o->unaligned = value[0] == 't';
 		return 0;
 	}
+	if (!strcmp(key, "checkpoint-snapshot")) {
+		if (strcmp(value, "async") && strcmp(value, "sync"))
+			return sl_errbuf_set(errbuf, errlen, -EINVAL,
+					     "bad value '%s' for option 'checkpoint-snapshot': "
+					     "expected async or sync",
+					     value);
+		o->sync_snapshot = value[0] == 's';
+		return 0;
+	}
 	if (!strcmp(key, "checkpoint-io")) {
 		enum sli_ckpt_fault fk;
 		uint64_t fn;
@@ -179,6 +188,7 @@ struct ack {
 	unsigned sub; /* global subtask id */
 	uint8_t *buf;
 	size_t len;
+	struct sli_ckpt_defer *defer; /* operators still to serialise into buf */
 };
 
 struct inflight {
@@ -370,10 +380,10 @@ static int op_snapshot(struct sli_opi *op, int64_t id, struct sl_snap_writer *w)
 	}
 }
 
-static int blob_entry(struct sli_snap_buf *b, const char *name, uint32_t kind,
-		      const struct sli_opi *op, const struct sl_snap_writer *w, uint32_t *nent)
+static int blob_entry(struct sli_snap_buf *b, const char *name, uint32_t kind, uint32_t index,
+		      uint32_t parallelism, const struct sl_snap_writer *w, uint32_t *nent)
 {
-	uint32_t hdr[4] = { (uint32_t)strlen(name), kind, op->info.index, op->info.parallelism };
+	uint32_t hdr[4] = { (uint32_t)strlen(name), kind, index, parallelism };
 	uint64_t len = sli_snap_writer_size(w);
 	int rc;
 
@@ -396,7 +406,65 @@ static int blob_entry(struct sli_snap_buf *b, const char *name, uint32_t kind,
 	return 0;
 }
 
-static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf, size_t len)
+static void defer_free(struct sli_ckpt_defer *d)
+{
+	while (d != NULL) {
+		struct sli_ckpt_defer *next = d->next;
+
+		sli_win_frozen_put(d->fz);
+		free(d);
+		d = next;
+	}
+}
+
+/*
+ * Freeze window operator @op for the coordinator to serialise (pushed on
+ * *@list). Return 0, or -ENOMEM: the caller serialises it at once.
+ */
+static int defer_window(struct sli_opi *op, struct sli_ckpt_defer **list)
+{
+	struct sli_ckpt_defer *d = malloc(sizeof(*d));
+
+	if (d == NULL)
+		return -ENOMEM;
+	if (sli_win_freeze(op, &d->fz) < 0) {
+		free(d);
+		return -ENOMEM;
+	}
+	d->name = op->node->name;
+	d->index = op->info.index;
+	d->parallelism = op->info.parallelism;
+	d->maxp = op->info.max_parallelism;
+	d->next = *list;
+	*list = d;
+	return 0;
+}
+
+/* The coordinator: serialise @a's frozen operators and append them to its task file. */
+static int defer_write(struct ack *a)
+{
+	struct sli_snap_buf b = { a->buf, a->len, a->len };
+	uint32_t nent;
+	int rc = 0;
+
+	memcpy(&nent, b.p + 8, 4);
+	for (struct sli_ckpt_defer *d = a->defer; d != NULL && rc == 0; d = d->next) {
+		struct sl_snap_writer w;
+
+		sli_snap_writer_init(&w, d->maxp);
+		rc = sli_win_frozen_write(d->fz, &w);
+		if (rc == 0)
+			rc = blob_entry(&b, d->name, ENT_OP, d->index, d->parallelism, &w, &nent);
+		sli_snap_writer_free(&w);
+	}
+	memcpy(b.p + 8, &nent, 4);
+	a->buf = b.p;
+	a->len = b.len;
+	return rc;
+}
+
+static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf, size_t len,
+		struct sli_ckpt_defer *defer)
 {
 	pthread_mutex_lock(&ck->mu);
 	if (ck->nacks == ck->capacks) {
@@ -405,6 +473,7 @@ static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf,
 		if (na == NULL) {
 			pthread_mutex_unlock(&ck->mu);
 			free(buf);
+			defer_free(defer);
 			fail_job(ck->x, -ENOMEM, "out of memory acknowledging checkpoint %" PRId64,
 				 id);
 			return;
@@ -412,7 +481,7 @@ static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf,
 		ck->acks = na;
 		ck->capacks = cap;
 	}
-	ck->acks[ck->nacks++] = (struct ack){ id, sub, buf, len };
+	ck->acks[ck->nacks++] = (struct ack){ id, sub, buf, len, defer };
 	pthread_cond_signal(&ck->cv);
 	pthread_mutex_unlock(&ck->mu);
 }
@@ -431,12 +500,15 @@ static void counter_max(_Atomic uint64_t *g, uint64_t v)
  * Snapshot the chain of @st as checkpoint @id: flush what the chain
  * holds downstream (data before the barrier), snapshot each operator,
  * serialise, hand the file to the coordinator, then, when @forward, send
- * the barrier on. Return 0 or -errno after sli_fail().
+ * the barrier on. Window operators are only frozen here, unless
+ * checkpoint-snapshot is sync: the coordinator serialises them (the
+ * task's pause is the copy). Return 0 or -errno after sli_fail().
  */
 static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bool defer)
 {
 	struct sli_ckpt_run *ck = st->w->x->ck;
 	struct sli_snap_buf b = { 0 };
+	struct sli_ckpt_defer *dl = NULL;
 	uint32_t nent = 0;
 	uint64_t t0 = mono_ns(), pause;
 	int rc;
@@ -460,6 +532,9 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 		struct sli_opi *op = &st->ops[k];
 		struct sl_snap_writer *w = &st->ck.w[k];
 
+		if (op->node->kind == SLI_WINDOW && !ck->o->sync_snapshot &&
+		    defer_window(op, &dl) == 0)
+			continue;
 		sli_snap_writer_reset(w);
 		op->errbuf[0] = '\0';
 		rc = op_snapshot(op, id, w);
@@ -467,9 +542,11 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 			sli_fail(op, rc, "checkpoint %" PRId64 ": %s", id,
 				 op->errbuf[0] ? op->errbuf : sl_strerror(rc));
 			free(b.p);
+			defer_free(dl);
 			return rc;
 		}
-		rc = blob_entry(&b, op->node->name, ENT_OP, op, w, &nent);
+		rc = blob_entry(&b, op->node->name, ENT_OP, op->info.index, op->info.parallelism, w,
+				&nent);
 	}
 	if (rc == 0 && st->has_gen) {
 		struct sl_snap_writer *w = &st->ck.w[st->task->nchain];
@@ -477,8 +554,8 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 		sli_snap_writer_reset(w);
 		rc = wmgen_snapshot(&st->gen, w);
 		if (rc == 0)
-			rc =
-			    blob_entry(&b, st->ops[0].node->name, ENT_WMGEN, &st->ops[0], w, &nent);
+			rc = blob_entry(&b, st->ops[0].node->name, ENT_WMGEN, st->ops[0].info.index,
+					st->ops[0].info.parallelism, w, &nent);
 	}
 	if (rc < 0)
 		goto fail;
@@ -494,8 +571,9 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 		st->ck.pend = b.p;
 		st->ck.pend_len = b.len;
 		st->ck.pend_nent = nent;
+		st->ck.pend_defer = dl;
 	} else {
-		ack(ck, id, global_id(st), b.p, b.len);
+		ack(ck, id, global_id(st), b.p, b.len, dl);
 	}
 	if (forward) {
 		rc = sli_broadcast_event(st, SL_EVENT_BARRIER, id);
@@ -505,6 +583,7 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 	return 0;
 fail:
 	free(b.p);
+	defer_free(dl);
 	if (!x_failed(st->w->x))
 		sli_fail(&st->ops[0], rc, "checkpoint %" PRId64 ": %s", id, sl_strerror(rc));
 	return rc;
@@ -595,6 +674,8 @@ static void drop_unaligned(struct sli_subtask *st)
 {
 	free(st->ck.pend);
 	st->ck.pend = NULL;
+	defer_free(st->ck.pend_defer);
+	st->ck.pend_defer = NULL;
 	for (unsigned c = 0; c < st->nin; c++)
 		log_reset(&st->in[c]);
 	st->ck.aligning = 0;
@@ -647,7 +728,8 @@ static int chan_entry(struct sli_subtask *st, struct sli_snap_buf *b, uint32_t *
 		rc = rc < 0 ? rc : sl_snap_put_bytes(&w, ch->log.p, ch->log.len);
 	}
 	if (rc == 0) /* nothing recorded: no entry */
-		rc = blob_entry(b, st->ops[0].node->name, ENT_CHAN, &st->ops[0], &w, nent);
+		rc = blob_entry(b, st->ops[0].node->name, ENT_CHAN, st->ops[0].info.index,
+				st->ops[0].info.parallelism, &w, nent);
 	sli_snap_writer_free(&w);
 	return rc;
 }
@@ -659,18 +741,21 @@ static int finish_unaligned(struct sli_subtask *st)
 	struct sli_snap_buf b = { st->ck.pend, st->ck.pend_len, st->ck.pend_len };
 	uint32_t nent = st->ck.pend_nent;
 	int64_t id = st->ck.aligning;
+	struct sli_ckpt_defer *defer = st->ck.pend_defer;
 	int rc = chan_entry(st, &b, &nent);
 
 	st->ck.pend = NULL;
+	st->ck.pend_defer = NULL;
 	drop_unaligned(st);
 	if (rc < 0) {
 		free(b.p);
+		defer_free(defer);
 		sli_fail(&st->ops[0], rc, "checkpoint %" PRId64 ": cannot save in-flight data: %s",
 			 id, sl_strerror(rc));
 		return rc;
 	}
 	memcpy(b.p + 8, &nent, 4);
-	ack(ck, id, global_id(st), b.p, b.len);
+	ack(ck, id, global_id(st), b.p, b.len, defer);
 	return 0;
 }
 
@@ -737,6 +822,8 @@ void sli_ckpt_sub_free(struct sli_subtask *st)
 {
 	free(st->ck.pend);
 	st->ck.pend = NULL;
+	defer_free(st->ck.pend_defer);
+	st->ck.pend_defer = NULL;
 	for (unsigned c = 0; c < st->nin; c++) {
 		struct sli_inchan *ch = &st->in[c];
 
@@ -1195,7 +1282,12 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		if (f == NULL && a[i].id == fid && fid != 0 &&
 		    atomic_load_explicit(&ck->completed, memory_order_relaxed) < fid)
 			f = begin_final(ck, fid);
-		if (f == NULL || wait_file(f, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len) < 0) {
+		/* Serialised here, not on the task: its pause was the copy. */
+		int rc = f == NULL ? -ESRCH : defer_write(&a[i]);
+		defer_free(a[i].defer);
+		if (rc == 0)
+			rc = wait_file(f, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len);
+		if (rc < 0) {
 			free(a[i].buf); /* an abandoned checkpoint's, or out of memory */
 			if (f != NULL)
 				fail_ckpt(ck, f, "out of memory");
@@ -1376,8 +1468,10 @@ static void *coordinator(void *arg)
 		pthread_mutex_unlock(&ck->mu);
 
 		if (x_failed(ck->x)) {
-			for (unsigned i = 0; i < n; i++)
+			for (unsigned i = 0; i < n; i++) {
 				free(a[i].buf);
+				defer_free(a[i].defer);
+			}
 			pthread_mutex_lock(&ck->mu);
 			break;
 		}
@@ -2017,8 +2111,10 @@ void sli_ckpt_free(struct sli_exec *x)
 		sli_ckpt_sub_free(&x->subtasks[s]);
 	if (ck == NULL)
 		return;
-	for (unsigned i = 0; i < ck->nacks; i++)
+	for (unsigned i = 0; i < ck->nacks; i++) {
 		free(ck->acks[i].buf);
+		defer_free(ck->acks[i].defer);
+	}
 	free(ck->acks);
 	if (ck->store != NULL)
 		ck->io->close(ck->store);

@@ -98,6 +98,7 @@ struct sli_ckpt_opts {
 	unsigned retained;    /* checkpoint-retained (default 3) */
 	bool at_least_once;   /* checkpoint-mode */
 	bool unaligned;	      /* checkpoint-unaligned */
+	bool sync_snapshot;   /* checkpoint-snapshot sync (default async) */
 	char *restore;	      /* restore: "latest" or a path (owned); NULL: fresh */
 	char *io;	      /* checkpoint-io: auto, io_uring, posix (owned) */
 	const struct sli_ckpt_storage *storage; /* sl_job_use_checkpoint_storage() */
@@ -123,18 +124,32 @@ void sli_ckpt_opts_free(struct sli_ckpt_opts *o);
 int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, char *errbuf,
 		     size_t errlen);
 
+/*
+ * An operator snapshot the coordinator serialises after the task went on
+ * (checkpoint-snapshot async): the frozen image, and what its entry in
+ * the task file names.
+ */
+struct sli_win_frozen;
+struct sli_ckpt_defer {
+	struct sli_ckpt_defer *next;
+	struct sli_win_frozen *fz;
+	const char *name; /* the node's (it lives as long as the job) */
+	uint32_t index, parallelism, maxp;
+};
+
 /* Per-subtask checkpoint state (in struct sli_subtask). */
 struct sli_ckpt_sub {
-	int64_t aligning;	  /* barrier being aligned, 0: none */
-	unsigned arrived;	  /* channels that delivered it */
-	int64_t last;		  /* newest checkpoint this subtask snapshotted */
-	int64_t committed;	  /* sinks: newest checkpoint committed */
-	bool has_2pc;		  /* the chain ends in a two-phase-commit sink */
-	bool final_done;	  /* snapshotted as the final checkpoint */
+	int64_t aligning;  /* barrier being aligned, 0: none */
+	unsigned arrived;  /* channels that delivered it */
+	int64_t last;	   /* newest checkpoint this subtask snapshotted */
+	int64_t committed; /* sinks: newest checkpoint committed */
+	bool has_2pc;	   /* the chain ends in a two-phase-commit sink */
+	bool final_done;   /* snapshotted as the final checkpoint */
 	/* Unaligned: the snapshot taken at the first barrier, acked once all arrived. */
 	uint8_t *pend;
 	size_t pend_len;
 	uint32_t pend_nent;
+	struct sli_ckpt_defer *pend_defer;
 	struct sl_snap_writer *w; /* [task->nchain], lazily */
 };
 

@@ -53,9 +53,9 @@ struct sli_inchan {
 	unsigned input; /* which input of a two-input head it feeds (sli_edge.input) */
 	bool blocked;	/* delivered the barrier being aligned: not read until aligned */
 	/* Unaligned checkpoints (checkpoint.c): the channel's in-flight events */
-	bool recording;	       /* before its barrier, after the subtask's snapshot */
-	struct sli_snap_buf log; /* what was recorded (the channel state) */
-	uint32_t nlog;		 /* events in @log */
+	bool recording;		  /* before its barrier, after the subtask's snapshot */
+	struct sli_snap_buf log;  /* what was recorded (the channel state) */
+	uint32_t nlog;		  /* events in @log */
 	struct sl_batch **replay; /* restored channel state, read before the ring */
 	unsigned nreplay, replay_pos;
 };
@@ -287,6 +287,15 @@ int sli_win_watermark(struct sli_opi *op, int64_t wm);
 /* Checkpoints: the windows' state into @w (key-group sections), and back. */
 int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r);
+/*
+ * Asynchronous snapshots: freeze @op's window state into an image (a
+ * copy: the task's pause), to be serialised later on any thread by
+ * sli_win_frozen_write() and released by sli_win_frozen_put().
+ */
+struct sli_win_frozen;
+int sli_win_freeze(struct sli_opi *op, struct sli_win_frozen **out);
+int sli_win_frozen_write(const struct sli_win_frozen *f, struct sl_snap_writer *w);
+void sli_win_frozen_put(struct sli_win_frozen *f);
 /* Keyed reduce state in checkpoints (ops.c); the operator section is selected. */
 int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r);

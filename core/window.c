@@ -65,6 +65,7 @@
  * Threads: one struct sli_win per subtask, on its worker's thread.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,6 +184,8 @@ struct sli_win {
 
 	struct timer *heap;
 	uint32_t nheap, capheap;
+
+	struct sli_win_frozen *frozen; /* the last snapshot image (sli_win_freeze()) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -381,11 +384,16 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 
 /* ------------------------------------------------------------- windows */
 
-static inline void *acc_of(struct sli_win *w, uint32_t e)
+static inline const void *acc_of_c(const struct sli_win *w, uint32_t e)
 {
 	if (e & RID)
 		return w->raccs + (size_t)(e & ~RID) * w->acc_size;
 	return w->accs + (size_t)e * w->acc_size;
+}
+
+static inline void *acc_of(struct sli_win *w, uint32_t e)
+{
+	return (void *)acc_of_c(w, e);
 }
 
 SLI_WTAB_DEFINE(wtab, struct sli_win, 1024)
@@ -564,6 +572,7 @@ void sli_win_free(struct sli_win *w)
 	free(w->rstart);
 	free(w->raccs);
 	free(w->kspill);
+	sli_win_frozen_put(w->frozen);
 	free(w);
 }
 
@@ -1470,10 +1479,25 @@ static int put_entry(struct sli_snap_buf *b, int64_t start, int64_t end, const v
 	return rc == 0 ? sli_snap_buf_put(b, acc, acc_size) : rc;
 }
 
-int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+/*
+ * The occupied ring slots of a frozen image, packed in slot order (so by
+ * key): slot ids, pane starts, accumulators.
+ */
+struct ring_pack {
+	uint32_t *slot;
+	int64_t *start;
+	uint8_t *accs;
+	size_t n;
+};
+
+/*
+ * Serialise the state of @win into @w: the live state (@rp NULL), or a
+ * frozen image whose ring panes are packed in @rp.
+ */
+static int win_serialize(const struct sli_win *win, const struct ring_pack *rp, int64_t watermark,
+			 unsigned maxp, struct sl_snap_writer *w)
 {
-	struct sli_win *win = op->win;
-	unsigned maxp = op->info.max_parallelism;
+	size_t pos = 0;
 	uint32_t *first = NULL, *order = NULL,
 		 hdr[3] = { WSNAP_FORMAT, win->acc_size, win->sliced };
 	struct sli_snap_buf b = { 0 };
@@ -1493,25 +1517,30 @@ int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 		unsigned kg = sli_key_group(sli_hash64(kb, key->len, 0), maxp);
 
 		b.len = 0;
-		if (k < win->nring)
+		for (; rp != NULL && pos < rp->n && rp->slot[pos] >> win->ring_bits == k && rc == 0;
+		     pos++)
+			rc = put_entry(&b, rp->start[pos], rp->start[pos],
+				       rp->accs + pos * win->acc_size, win->acc_size);
+		if (rp == NULL && k < win->nring)
 			for (uint32_t i = 0; i < (1u << win->ring_bits) && rc == 0; i++) {
 				uint32_t r = k << win->ring_bits | i;
 
 				if (win->rstart[r] != RFREE)
 					rc = put_entry(&b, win->rstart[r], win->rstart[r],
-						       acc_of(win, RID | r), win->acc_size);
+						       acc_of_c(win, RID | r), win->acc_size);
 			}
 		for (uint32_t j = first[k]; j < first[k + 1] && rc == 0; j++) {
 			const struct went *x = &win->ents[order[j]];
 
-			rc = put_entry(&b, x->start, x->end, acc_of(win, order[j]), win->acc_size);
+			rc =
+			    put_entry(&b, x->start, x->end, acc_of_c(win, order[j]), win->acc_size);
 		}
 		if (rc < 0 || b.len == 0)
 			continue;
 		rc = sl_snap_section(w, kg);
 		if (rc == 0 && !seen[kg]) {
 			seen[kg] = true;
-			rc = sl_snap_put_i64(w, op->watermark);
+			rc = sl_snap_put_i64(w, watermark);
 		}
 		if (rc == 0)
 			rc = sl_snap_put_bytes(w, kb, key->len);
@@ -1523,6 +1552,165 @@ int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 	free(order);
 	free(seen);
 	return rc;
+}
+
+int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+{
+	return win_serialize(op->win, NULL, op->watermark, op->info.max_parallelism, w);
+}
+
+/*
+ * Asynchronous snapshots (checkpoint-snapshot async, the default): at
+ * the barrier the task copies what win_serialize() reads (key records,
+ * key bytes, entries and their accumulators, flat copies at memory
+ * bandwidth; the occupied ring slots, packed) into a frozen image and
+ * goes on processing; the checkpoint
+ * coordinator serialises the image afterwards. This is the task's whole
+ * pause, instead of the serialisation (an order of magnitude slower).
+ * The cost is memory: the image is as large as the state it copies.
+ *
+ * The image's buffers are kept (by the operator) for the next
+ * checkpoint, so that copy does not fault its pages in again; when the
+ * coordinator still holds the last image, the operator lets it go and
+ * makes another. refs counts the holders: the operator (until it makes
+ * another image or is freed) and a checkpoint (until serialised or
+ * abandoned). Only the operator takes a reference; whoever drops the
+ * last frees the image.
+ */
+struct sli_win_frozen {
+	_Atomic uint32_t refs;
+	struct sli_win img; /* what win_serialize() reads, pointing at the copies */
+	struct ring_pack rp;
+	size_t cap[7]; /* bytes allocated for the copies below */
+	int64_t watermark;
+	unsigned maxp;
+};
+
+static void fz_free(struct sli_win_frozen *f)
+{
+	free(f->img.keys);
+	free(f->img.karena);
+	free(f->img.ents);
+	free(f->img.accs);
+	free(f->rp.slot);
+	free(f->rp.start);
+	free(f->rp.accs);
+	free(f);
+}
+
+void sli_win_frozen_put(struct sli_win_frozen *f)
+{
+	/*
+	 * Release: our reads of the image happen before the operator's next
+	 * copy into it, which it makes after its acquire load of refs == 1
+	 * (sli_win_freeze()); the acquire fence orders the last holder's
+	 * free after every other holder's reads.
+	 */
+	if (f != NULL && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_release) == 1) {
+		atomic_thread_fence(memory_order_acquire);
+		fz_free(f);
+	}
+}
+
+/* Make *@dst hold @n bytes (25% headroom; its contents are not kept). */
+static int fz_room(void *dst, size_t *cap, size_t n)
+{
+	void **d = dst;
+
+	if (n > *cap) {
+		size_t c = n + n / 4;
+		void *p = malloc(c);
+
+		if (p == NULL)
+			return -ENOMEM;
+		free(*d);
+		*d = p;
+		*cap = c;
+	}
+	return 0;
+}
+
+/* Copy @n bytes from @src into *@dst, grown by fz_room(). */
+static int fz_copy(void *dst, size_t *cap, const void *src, size_t n)
+{
+	int rc = fz_room(dst, cap, n);
+
+	if (rc == 0 && n > 0)
+		memcpy(*(void **)dst, src, n);
+	return rc;
+}
+
+/* Pack the occupied ring slots of @w into @f->rp. */
+static int fz_rings(struct sli_win_frozen *f, const struct sli_win *w)
+{
+	size_t nr = (size_t)w->nring << w->ring_bits, n = 0;
+	struct ring_pack *rp = &f->rp;
+	int rc;
+
+	for (size_t r = 0; r < nr; r++)
+		n += w->rstart[r] != RFREE;
+	rc = fz_room(&rp->slot, &f->cap[4], n * sizeof(*rp->slot));
+	if (rc == 0)
+		rc = fz_room(&rp->start, &f->cap[5], n * sizeof(*rp->start));
+	if (rc == 0)
+		rc = fz_room(&rp->accs, &f->cap[6], n * w->acc_size);
+	if (rc < 0)
+		return rc;
+	rp->n = 0;
+	for (size_t r = 0; r < nr; r++) {
+		if (w->rstart[r] == RFREE)
+			continue;
+		rp->slot[rp->n] = (uint32_t)r;
+		rp->start[rp->n] = w->rstart[r];
+		memcpy(rp->accs + rp->n * w->acc_size, w->raccs + r * w->acc_size, w->acc_size);
+		rp->n++;
+	}
+	return 0;
+}
+
+int sli_win_freeze(struct sli_opi *op, struct sli_win_frozen **out)
+{
+	struct sli_win *w = op->win;
+	struct sli_win_frozen *f = w->frozen;
+	int rc;
+
+	/* Acquire: pairs with the release decrement in sli_win_frozen_put(). */
+	if (f == NULL || atomic_load_explicit(&f->refs, memory_order_acquire) != 1) {
+		sli_win_frozen_put(f); /* the checkpoint holding it frees it */
+		w->frozen = f = calloc(1, sizeof(*f));
+		if (f == NULL)
+			return -ENOMEM;
+		atomic_init(&f->refs, 1);
+	}
+	rc = fz_copy(&f->img.keys, &f->cap[0], w->keys, (size_t)w->nkeys * sizeof(*w->keys));
+	if (rc == 0)
+		rc = fz_copy(&f->img.karena, &f->cap[1], w->karena, w->kused);
+	if (rc == 0)
+		rc =
+		    fz_copy(&f->img.ents, &f->cap[2], w->ents, (size_t)w->nents * sizeof(*w->ents));
+	if (rc == 0)
+		rc = fz_copy(&f->img.accs, &f->cap[3], w->accs, (size_t)w->nents * w->acc_size);
+	if (rc == 0)
+		rc = fz_rings(f, w);
+	if (rc < 0)
+		return rc; /* the image stays the operator's, to be refilled */
+	f->img.acc_size = w->acc_size;
+	f->img.sliced = w->sliced;
+	f->img.ring_bits = w->ring_bits;
+	f->img.nring = w->nring;
+	f->img.nkeys = w->nkeys;
+	f->img.nents = w->nents;
+	f->watermark = op->watermark;
+	f->maxp = op->info.max_parallelism;
+	/* Relaxed: handed over through the checkpoint's ack (a mutex). */
+	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+	*out = f;
+	return 0;
+}
+
+int sli_win_frozen_write(const struct sli_win_frozen *f, struct sl_snap_writer *w)
+{
+	return win_serialize(&f->img, &f->rp, f->watermark, f->maxp, w);
 }
 
 /* The key table's hash of a key (as the batch path computes it). */

@@ -96,7 +96,7 @@ struct runtime_opts {
 	const char *state_memory, *state_dir, *state_io;
 	const char *max_parallelism;
 	const char *ck_dir, *ck_interval, *ck_timeout, *ck_min_pause, *ck_tolerable, *ck_retained;
-	const char *ck_mode, *ck_unaligned, *ck_io, *restore;
+	const char *ck_mode, *ck_unaligned, *ck_snapshot, *ck_io, *restore;
 	const char *sp_dir, *sp_on_stop;
 	const char *rs_strategy, *rs_attempts, *rs_delay, *rs_max_failures, *rs_interval;
 	const char *rs_initial, *rs_max, *rs_multiplier, *rs_reset, *rs_jitter, *rs_before_reset;
@@ -245,6 +245,14 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .help = "exactly-once without blocking inputs at barriers: in-flight input becomes "
 		    "part of the checkpoint (default false; savepoints stay aligned; a checkpoint "
 		    "with in-flight data restores only at its parallelism)",
+	},
+	{
+	    .name = "checkpoint-snapshot",
+	    .type = SLI_CLI_STRING,
+	    .offset = offsetof(struct runtime_opts, ck_snapshot),
+	    .metavar = "async|sync",
+	    .help = "async (default): a window task copies its state at the barrier and goes on "
+		    "while the copy is serialised; sync: the task serialises it itself",
 	},
 	{
 	    .name = "checkpoint-io",
@@ -615,6 +623,7 @@ static int job_create(struct job_cmd *c)
 		{ "checkpoint-retained", offsetof(struct runtime_opts, ck_retained) },
 		{ "checkpoint-mode", offsetof(struct runtime_opts, ck_mode) },
 		{ "checkpoint-unaligned", offsetof(struct runtime_opts, ck_unaligned) },
+		{ "checkpoint-snapshot", offsetof(struct runtime_opts, ck_snapshot) },
 		{ "checkpoint-io", offsetof(struct runtime_opts, ck_io) },
 		{ "restore", offsetof(struct runtime_opts, restore) },
 		{ "savepoint-dir", offsetof(struct runtime_opts, sp_dir) },

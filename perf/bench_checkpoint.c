@@ -19,7 +19,10 @@
  * (and 1 GiB with --big): N keys (a bijective hash of i mod N), a 64-byte
  * accumulator, and a tumbling window far larger than the run, so every key
  * stays live until the end of input; null sink. Each size runs with
- * checkpoints every 1 s and off, back to back. Reported per size:
+ * checkpoints off, then every 1 s with asynchronous snapshots (the
+ * default: the window task copies its state, the coordinator serialises
+ * the copy) and with checkpoint-snapshot sync (the task serialises it: the
+ * baseline of the same run). Reported per size and mode:
  *  - checkpoints completed (chk-N directories holding _metadata, recorded
  *    by a thread polling the directory every 10 ms, as the job keeps only
  *    DISK_BUDGET bytes' worth of them: checkpoint-retained 4 at 1 GiB), and
@@ -375,6 +378,7 @@ struct bench {
 
 struct run {
 	bool ckpt;
+	bool sync;	      /* checkpoint-snapshot sync */
 	uint64_t count;	      /* source records */
 	double secs;	      /* wall time of sl_job_run() */
 	double cpu;	      /* CPU time (user + system) of the process during it */
@@ -384,6 +388,7 @@ struct run {
 	unsigned nckpt;	      /* complete checkpoints */
 	struct ckpt_info *ck; /* [MAXCKPT] */
 	struct gapmon gm;     /* part 2 */
+	uint64_t snap_max_ns; /* sl_checkpoint_stats.max_pause_ns */
 };
 
 /* @x rounded down to a multiple of 1M, at least @min. */
@@ -472,9 +477,11 @@ static int run_job(const struct bench *b, const struct genarg *big, struct run *
 	    (rc = set_opt(job, "batch-size", batch)) < 0 ||
 	    (rc = set_opt(job, "idle", b->idle)) < 0 ||
 	    (rc = sl_job_use_checkpoint_storage(job)) < 0 ||
-	    (r->ckpt && ((rc = set_opt(job, "checkpoint-dir", ckdir)) < 0 ||
-			 (rc = set_opt(job, "checkpoint-interval", b->interval)) < 0 ||
-			 (rc = set_opt(job, "checkpoint-retained", retain)) < 0)))
+	    (r->ckpt &&
+	     ((rc = set_opt(job, "checkpoint-dir", ckdir)) < 0 ||
+	      (rc = set_opt(job, "checkpoint-interval", b->interval)) < 0 ||
+	      (rc = set_opt(job, "checkpoint-retained", retain)) < 0 ||
+	      (rc = set_opt(job, "checkpoint-snapshot", r->sync ? "sync" : "async")) < 0)))
 		goto out;
 	s = sl_assign_watermarks(sl_source(job, "gen", &sl_gen_ops, &gen, &ev_type), &ws);
 	s = sl_window_aggregate(sl_key_by(s, bench_key_u64), "window", &spec, big ? &bagg : &agg,
@@ -500,6 +507,11 @@ static int run_job(const struct bench *b, const struct genarg *big, struct run *
 		goto out;
 	}
 	r->secs = (double)(t1 - t0) / 1e9;
+	{
+		struct sl_checkpoint_stats cs;
+
+		r->snap_max_ns = sl_job_checkpoint_stats(job, &cs) == 0 ? cs.max_pause_ns : 0;
+	}
 	r->cpu = tv_s(&u1.ru_utime) + tv_s(&u1.ru_stime) - tv_s(&u0.ru_utime) - tv_s(&u0.ru_stime);
 	r->workers = (unsigned)atoi(b->workers);
 	if (use_part) {
@@ -517,15 +529,59 @@ out:
 
 /* ---------------------------------------------------------------- main */
 
+/* One size's run with checkpoints on, in one snapshot mode. */
+struct on_stats {
+	double rps;
+	unsigned nckpt, nperiodic, nfull;
+	double bytes_med, dur_med, dur_max, pause_med, pause_max;
+	double snap_max; /* the engine's longest snapshot pause, ms */
+};
+
 struct size_stats {
 	const char *name;
 	uint64_t target, keys, count;
 	double secs; /* after the keys exist, at the off run's rate */
-	double on_rps, off_rps;
-	unsigned nckpt, nperiodic, nfull, retain;
-	double bytes_med, dur_med, dur_max, pause_med, pause_max, noise_max;
+	double off_rps, noise_max;
+	unsigned retain;
+	struct on_stats on[2]; /* [0] async snapshots, [1] sync */
 	uint64_t out;
 };
+
+/*
+ * The figures of run @ro (checkpoints on) of @count records. The last
+ * checkpoint is the final one at the end of input (after the window
+ * fired): periodic ones are the others. Those triggered once every key
+ * exists ("full") are measured: the earlier ones hold part of the state,
+ * and the gaps before then are not kept.
+ */
+static void on_figures(const struct run *ro, uint64_t count, struct on_stats *o)
+{
+	double bs[MAXCKPT], ds[MAXCKPT], ps[TOPGAPS];
+	unsigned nd = 0, np;
+
+	o->rps = (double)count / ro->secs;
+	o->nckpt = ro->nckpt;
+	o->nperiodic = ro->nckpt > 0 ? ro->nckpt - 1 : 0;
+	o->nfull = 0;
+	for (unsigned i = 0; i < o->nperiodic; i++) {
+		if (ro->ck[i].start_ns == 0 || ro->ck[i].start_ns < (double)ro->gm.warm_rt ||
+		    ro->gm.warm_rt == 0)
+			continue;
+		bs[o->nfull++] = (double)ro->ck[i].bytes;
+		if (ro->ck[i].dur_ms >= 0)
+			ds[nd++] = ro->ck[i].dur_ms;
+	}
+	o->bytes_med = o->nfull ? bench_median(bs, o->nfull) : 0;
+	o->dur_med = nd ? bench_median(ds, nd) : -1;
+	o->dur_max = nd ? ds[nd - 1] : -1;
+	/* The nfull largest gaps of the "on" run: the pauses. */
+	np = o->nfull < ro->gm.ngaps ? o->nfull : ro->gm.ngaps;
+	for (unsigned i = 0; i < np; i++)
+		ps[i] = (double)ro->gm.gaps[ro->gm.ngaps - 1 - i] / 1e6;
+	o->pause_med = np ? bench_median(ps, np) : -1;
+	o->pause_max = np ? ps[np - 1] : -1;
+	o->snap_max = (double)ro->snap_max_ns / 1e6;
+}
 
 static void usage(FILE *f)
 {
@@ -729,8 +785,6 @@ int main(int argc, char **argv)
 		struct genarg g;
 		struct run ro = { .ckpt = true, .ck = ckbuf }, rf = { .ckpt = false, .ck = ckbuf };
 		uint64_t keep = DISK_BUDGET / z->target;
-		double bs[MAXCKPT], ds[MAXCKPT], ps[TOPGAPS];
-		unsigned nd = 0, np;
 
 		z->keys = z->target / BYTES_PER_KEY;
 		g = (struct genarg){ z->keys, true };
@@ -754,65 +808,64 @@ int main(int argc, char **argv)
 		printf("\nstate ~%s: %llu keys x 64-byte acc, %llu records ...\n", z->name,
 		       (unsigned long long)z->keys, (unsigned long long)z->count);
 		fflush(stdout);
-		if (run_job(&b, &g, &rf) < 0 || run_job(&b, &g, &ro) < 0)
+		if (run_job(&b, &g, &rf) < 0)
 			return 1;
-		if (ro.out != rf.out || ro.outsum != rf.outsum || ro.out != z->keys) {
-			fprintf(stderr, PROG ": %s: output mismatch (%llu / %llu results)\n",
-				z->name, (unsigned long long)ro.out, (unsigned long long)rf.out);
-			return 1;
-		}
-		z->out = ro.out;
-		z->on_rps = (double)z->count / ro.secs;
+		z->out = rf.out;
 		z->off_rps = (double)z->count / rf.secs;
-		z->nckpt = ro.nckpt;
-		/*
-		 * The last checkpoint is the final one at the end of input (after
-		 * the window fired): periodic ones are the others. Those triggered
-		 * once every key exists ("full") are measured: the earlier ones
-		 * hold part of the state, and the gaps before then are not kept.
-		 */
-		z->nperiodic = ro.nckpt > 0 ? ro.nckpt - 1 : 0;
-		z->nfull = 0;
-		for (unsigned i = 0; i < z->nperiodic; i++) {
-			if (ro.ck[i].start_ns == 0 || ro.ck[i].start_ns < (double)ro.gm.warm_rt ||
-			    ro.gm.warm_rt == 0)
-				continue;
-			bs[z->nfull++] = (double)ro.ck[i].bytes;
-			if (ro.ck[i].dur_ms >= 0)
-				ds[nd++] = ro.ck[i].dur_ms;
-		}
-		z->bytes_med = z->nfull ? bench_median(bs, z->nfull) : 0;
-		z->dur_med = nd ? bench_median(ds, nd) : -1;
-		z->dur_max = nd ? ds[nd - 1] : -1;
-		/* The nfull largest gaps of the "on" run: the pauses. */
-		np = z->nfull < ro.gm.ngaps ? z->nfull : ro.gm.ngaps;
-		for (unsigned i = 0; i < np; i++)
-			ps[i] = (double)ro.gm.gaps[ro.gm.ngaps - 1 - i] / 1e6;
-		z->pause_med = np ? bench_median(ps, np) : -1;
-		z->pause_max = np ? ps[np - 1] : -1;
 		z->noise_max = rf.gm.ngaps ? (double)rf.gm.gaps[rf.gm.ngaps - 1] / 1e6 : -1;
+		for (unsigned m = 0; m < 2; m++) {
+			ro.sync = m == 1;
+			if (run_job(&b, &g, &ro) < 0)
+				return 1;
+			if (ro.out != rf.out || ro.outsum != rf.outsum || ro.out != z->keys) {
+				fprintf(stderr,
+					PROG ": %s, %s snapshots: output mismatch (%llu / %llu "
+					     "results)\n",
+					z->name, m ? "sync" : "async", (unsigned long long)ro.out,
+					(unsigned long long)rf.out);
+				return 1;
+			}
+			on_figures(&ro, z->count, &z->on[m]);
+		}
 	}
 	if (nsizes > 0) {
-		printf("\n%-8s %9s %9s %7s %6s %5s %9s %9s %9s %9s %9s %9s\n", "state", "off M/s",
-		       "on M/s", "on/off", "ckpts", "full", "MiB/ckpt", "dur p50", "dur max",
-		       "pause p50", "pause max", "noise max");
+		printf("\n%-8s %-5s %8s %8s %7s %5s %4s %8s %9s %9s %9s %9s %9s %9s\n", "state",
+		       "snap", "off M/s", "on M/s", "on/off", "ckpts", "full", "MiB/ckpt",
+		       "dur p50", "dur max", "pause p50", "pause max", "noise max", "snap max");
 		for (unsigned q = 0; q < nsizes; q++) {
 			const struct size_stats *z = &sz[q];
 
-			printf("%-8s %9.2f %9.2f %7.3f %6u %5u %9.1f %7.1fms %7.1fms %7.1fms "
-			       "%7.1fms %7.1fms\n",
-			       z->name, z->off_rps / 1e6, z->on_rps / 1e6, z->on_rps / z->off_rps,
-			       z->nperiodic, z->nfull, z->bytes_med / (1 << 20), z->dur_med,
-			       z->dur_max, z->pause_med, z->pause_max, z->noise_max);
+			for (unsigned m = 0; m < 2; m++) {
+				const struct on_stats *o = &z->on[m];
+
+				printf("%-8s %-5s %8.2f %8.2f %7.3f %5u %4u %8.1f %7.1fms %7.1fms "
+				       "%7.1fms %7.1fms %7.1fms %7.1fms\n",
+				       z->name, m ? "sync" : "async", z->off_rps / 1e6,
+				       o->rps / 1e6, o->rps / z->off_rps, o->nperiodic, o->nfull,
+				       o->bytes_med / (1 << 20), o->dur_med, o->dur_max,
+				       o->pause_med, o->pause_max, z->noise_max, o->snap_max);
+			}
+			if (z->on[0].pause_med > 0 && z->on[1].pause_med > 0 &&
+			    z->on[1].snap_max > 0)
+				printf(
+				    "%-8s async/sync: pause p50 %.3f, snap max %.3f, on/off %.3f\n",
+				    z->name, z->on[0].pause_med / z->on[1].pause_med,
+				    z->on[0].snap_max / z->on[1].snap_max,
+				    z->on[0].rps / z->on[1].rps);
 		}
-		printf("\nckpts: periodic checkpoints completed (the final one at the end of input "
-		       "excluded); full: those triggered once\nevery key exists, which the next "
-		       "columns describe; dur: trigger (chk-N birth time) to durable _metadata\n"
-		       "(its ctime), file-system clock; pause: the window task's largest gaps "
-		       "between clock reads (every %u\nelements) once every key exists, one per "
-		       "full checkpoint; noise: the largest such gap with checkpoints\noff. "
-		       "Throughput includes creating the keys.\n",
-		       GAP_EVERY);
+		printf(
+		    "\nsnap: async, the default (the window task copies its state at the barrier, "
+		    "the coordinator\nserialises the copy), or sync (the task serialises it); "
+		    "ckpts: periodic checkpoints completed\n(the final one at the end of input "
+		    "excluded); full: those triggered once every key exists, which the\nnext "
+		    "columns describe; dur: trigger (chk-N birth time) to durable _metadata (its "
+		    "ctime),\nfile-system clock; pause: the window task's largest gaps between "
+		    "clock reads (every %u elements)\nonce every key exists, one per full "
+		    "checkpoint; noise: the largest such gap with checkpoints off;\nsnap max: the "
+		    "engine's longest subtask snapshot (sl_checkpoint_stats.max_pause_ns: flush, "
+		    "copy or\nserialisation, hand-over).\n"
+		    "Throughput includes creating the keys.\n",
+		    GAP_EVERY);
 	}
 	printf("M rec/s: source records / wall time of sl_job_run(); per core: divided by the %u "
 	       "workers (the checkpoint\ncoordinator thread is not counted). Every run's output "
@@ -852,16 +905,25 @@ int main(int argc, char **argv)
 			fprintf(
 			    f,
 			    "%s{\"name\":\"%s\",\"keys\":%llu,\"acc_bytes\":64,\"records\":%llu,"
-			    "\"off_rec_per_s\":%.1f,\"on_rec_per_s\":%.1f,"
-			    "\"checkpoints_periodic\":%u,\"checkpoints_full_state\":%u,"
-			    "\"checkpoints_total\":%u,\"checkpoints_retained\":%u,"
-			    "\"median_checkpoint_bytes\":%.0f,\"median_duration_ms\":%.2f,"
-			    "\"max_duration_ms\":%.2f,\"median_pause_ms\":%.2f,"
-			    "\"max_pause_ms\":%.2f,\"max_gap_off_ms\":%.2f}",
+			    "\"off_rec_per_s\":%.1f,\"checkpoints_retained\":%u,"
+			    "\"max_gap_off_ms\":%.2f",
 			    q ? "," : "", z->name, (unsigned long long)z->keys,
-			    (unsigned long long)z->count, z->off_rps, z->on_rps, z->nperiodic,
-			    z->nfull, z->nckpt, z->retain, z->bytes_med, z->dur_med, z->dur_max,
-			    z->pause_med, z->pause_max, z->noise_max);
+			    (unsigned long long)z->count, z->off_rps, z->retain, z->noise_max);
+			for (unsigned m = 0; m < 2; m++) {
+				const struct on_stats *o = &z->on[m];
+
+				fprintf(
+				    f,
+				    ",\"%s\":{\"on_rec_per_s\":%.1f,\"checkpoints_periodic\":%u,"
+				    "\"checkpoints_full_state\":%u,\"checkpoints_total\":%u,"
+				    "\"median_checkpoint_bytes\":%.0f,\"median_duration_ms\":%.2f,"
+				    "\"max_duration_ms\":%.2f,\"median_pause_ms\":%.2f,"
+				    "\"max_pause_ms\":%.2f,\"engine_max_snapshot_ms\":%.2f}",
+				    m ? "sync" : "async", o->rps, o->nperiodic, o->nfull, o->nckpt,
+				    o->bytes_med, o->dur_med, o->dur_max, o->pause_med,
+				    o->pause_max, o->snap_max);
+			}
+			fprintf(f, "}");
 		}
 		fprintf(f, "]}\n");
 		if (bench_json_close(f, PROG, args.json) < 0)

@@ -226,7 +226,8 @@ def bad_runtime_values():
                 ("batch-size", "65537", "expected an integer from 1 to 65536"),
                 ("max-record-size", "15", "expected an integer from 16 to 1073741824"),
                 ("max-record-size", "1073741825", "expected an integer from 16 to 1073741824"),
-                ("idle", "spin", "expected busy or sleep")):
+                ("idle", "spin", "expected busy or sleep"),
+                ("checkpoint-snapshot", "lazy", "expected async or sync")):
             err = usage_error([verb, "wordcount", "--" + opt, val], val, see)
             check("option '%s'" % opt in err and expect in err,
                   "%s --%s %r: names the option and the range: %s" % (verb, opt, val, err))

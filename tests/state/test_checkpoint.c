@@ -586,6 +586,9 @@ static void test_bad_options(void)
 	CU_ASSERT(sl_job_set(job, "checkpoint-io", "fault:eio", err, sizeof(err)) == -EINVAL);
 	CU_ASSERT(sl_job_set(job, "checkpoint-io", "fault:short@0", err, sizeof(err)) == -EINVAL);
 	CU_ASSERT(strstr(err, "checkpoint-io") != NULL);
+	CU_ASSERT(sl_job_set(job, "checkpoint-snapshot", "lazy", err, sizeof(err)) == -EINVAL);
+	CU_ASSERT(strstr(err, "'checkpoint-snapshot'") != NULL && strstr(err, "async or sync"));
+	CU_ASSERT(sl_job_set(job, "checkpoint-snapshot", "sync", err, sizeof(err)) == 0);
 	CU_ASSERT(sl_job_set(job, "checkpoint-interval", "200ms", err, sizeof(err)) == 0);
 	CU_ASSERT(sl_job_set(job, "checkpoint-tolerable-failures", "3", err, sizeof(err)) == 0);
 	sl_job_destroy(job);

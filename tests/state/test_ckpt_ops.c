@@ -23,6 +23,15 @@
  * twice or a timer lost shows up as a missing, extra or wrong line. The
  * disorder of the input stays below the watermark bound, so no element is
  * late and the references need no watermark logic.
+ *
+ * The aggregate window operator (sl_window_aggregate(), window.c) is
+ * checkpointed asynchronously by default (the task copies its state, the
+ * coordinator serialises the copy) and synchronously with
+ * checkpoint-snapshot sync: sliding windows (60 / 20 ms, lateness 100:
+ * panes in rings and fired windows kept) and session windows (gap 40,
+ * merging entries), each in both modes, against brute-force references.
+ * The copy is reused from one checkpoint to the next unless the
+ * coordinator still holds it; these cases also run under TSan.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -54,6 +63,9 @@
 #define TSIZE	 100
 #define CONT	 25
 #define TLATE	 60
+#define SSIZE	 60 /* aggregate sliding windows */
+#define SSLIDE	 20
+#define SLATE	 100
 
 struct ev {
 	int64_t key, val;
@@ -75,7 +87,7 @@ struct rec {
 };
 
 /* The operator under test. */
-enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS, KEYED };
+enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS, KEYED, AGG_SLIDE, AGG_SESSION };
 
 static char tmpdir[256], lpath[300], rpath[300];
 static struct rec lrec[NREC], rrec[NREC];
@@ -307,12 +319,54 @@ static int kout_format(const void *elem, int64_t ts, const struct sl_batch *b, c
 			o->key, o->time, o->count, o->sum, o->n, o->lsum);
 }
 
+/* The aggregate windows: count and sum, sliceable (merge adds). */
+struct cs {
+	int64_t count, sum;
+};
+
+static void cs_create(void *acc, void *arg)
+{
+	(void)arg;
+	memset(acc, 0, sizeof(struct cs));
+}
+
+static void cs_add(void *acc, const void *elem, int64_t ts, const struct sl_batch *src, void *arg)
+{
+	struct cs *a = acc;
+
+	(void)ts, (void)src, (void)arg;
+	a->count++;
+	a->sum += ((const struct ev *)elem)->val;
+}
+
+static void cs_merge(void *dst, const void *src, void *arg)
+{
+	struct cs *d = dst;
+	const struct cs *x = src;
+
+	(void)arg;
+	d->count += x->count;
+	d->sum += x->sum;
+}
+
+static int cs_result(const struct sl_window *w, const struct sl_key *key, const void *acc,
+		     struct sl_collector *out, void *arg)
+{
+	const struct cs *a = acc;
+	struct wo o = { 0, w->start, w->end, a->count, a->sum };
+
+	(void)arg;
+	memcpy(&o.key, key->ptr, sizeof(o.key));
+	return sl_emit(out, &o, w->end - 1, NULL);
+}
+
 struct setup {
 	enum kind kind;
 	const char *out, *ck;
 	unsigned par;
 	double rate;
 	bool unaligned; /* checkpoint-unaligned: a join reads two channels, in-flight data saved */
+	bool sync;	/* checkpoint-snapshot sync */
 };
 
 /* Build and run the job of @s. Return sl_job_run()'s result. */
@@ -341,7 +395,8 @@ static int run_job(const struct setup *s)
 				  { "checkpoint-dir", s->ck },
 				  { "checkpoint-interval", "5ms" },
 				  { "restore", "latest" },
-				  { "checkpoint-unaligned", s->unaligned ? "true" : "false" } };
+				  { "checkpoint-unaligned", s->unaligned ? "true" : "false" },
+				  { "checkpoint-snapshot", s->sync ? "sync" : "async" } };
 
 	if (sl_job_create("ckpt-ops", &job) < 0)
 		return -ENOMEM;
@@ -349,7 +404,7 @@ static int run_job(const struct setup *s)
 	snprintf(par, sizeof(par), "%u", s->par);
 	rc = 0;
 	/* Without a checkpoint directory, only the parallelism. */
-	for (unsigned i = 0; i < (s->ck != NULL ? 5u : 1u) && rc == 0; i++)
+	for (unsigned i = 0; i < (s->ck != NULL ? 6u : 1u) && rc == 0; i++)
 		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
 	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, &ev_type), 1);
@@ -375,6 +430,25 @@ static int run_job(const struct setup *s)
 		j = sl_window(l, "window", &cont, &ev_type);
 		pc.format = ev_format;
 		break;
+	case AGG_SLIDE:
+	case AGG_SESSION: {
+		struct sl_aggregate agg = { .acc_size = sizeof(struct cs),
+					    .create = cs_create,
+					    .add = cs_add,
+					    .merge = cs_merge,
+					    .result = cs_result,
+					    .flags = SL_AGG_SLICEABLE };
+		struct sl_window_spec sp = { .kind = SL_WINDOW_SLIDING,
+					     .size = SSIZE,
+					     .slide = SSLIDE,
+					     .allowed_lateness = SLATE };
+
+		if (s->kind == AGG_SESSION)
+			sp = (struct sl_window_spec){ .kind = SL_WINDOW_SESSION, .gap = GAP };
+		j = sl_window_aggregate(l, "window", &sp, &agg, &wo_type);
+		pc.format = wo_format;
+		break;
+	}
 	default: {
 		static const struct sl_keyed_process kp = { .element = kp_element,
 							    .timer = kp_timer };
@@ -468,6 +542,41 @@ static void sessions(struct lines *want)
 	}
 }
 
+/* Sliding windows: per key and window [s, s + SSIZE) with elements, the count and sum. */
+static void slides(struct lines *want)
+{
+	static struct rec v[NREC];
+	char buf[160];
+
+	memcpy(v, lrec, sizeof(v));
+	qsort(v, NREC, sizeof(v[0]), cmp_rec);
+	for (int i = 0; i < NREC;) {
+		int j = i;
+
+		while (j < NREC && v[j].key == v[i].key)
+			j++;
+		/* Window starts from the first element's earliest window to the last one's. */
+		int64_t lo = v[i].ts - v[i].ts % SSLIDE - SSIZE + SSLIDE;
+		for (int64_t st = lo; st <= v[j - 1].ts; st += SSLIDE) {
+			int64_t n = 0, sum = 0;
+
+			for (int k = i; k < j; k++)
+				if (v[k].ts >= st && v[k].ts < st + SSIZE) {
+					n++;
+					sum += v[k].val;
+				}
+			if (n == 0)
+				continue;
+			snprintf(buf, sizeof(buf),
+				 "%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+				 ",%" PRId64,
+				 v[i].key, st, st + SSIZE, n, sum, st + SSIZE - 1);
+			lines_add(want, buf);
+		}
+		i = j;
+	}
+}
+
 /* Brute force: every (left, right) pair of equal key that joins, as output lines. */
 static void reference(bool window, struct lines *want)
 {
@@ -521,7 +630,8 @@ static void committed(const char *dir, struct lines *got)
 	}
 	if (d != NULL)
 		closedir(d);
-	qsort(got->v, got->n, sizeof(*got->v), cmp_str);
+	if (got->n > 0)
+		qsort(got->v, got->n, sizeof(*got->v), cmp_str);
 }
 
 /* 0 when @got equals @want; else print the first difference. */
@@ -564,33 +674,39 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static void kill_restore(enum kind kind, bool ua)
+static void kill_restore(enum kind kind, bool ua, bool sync)
 {
-	static const char *const names[] = { "ij", "wj", "session", "continuous", "keyed" };
+	static const char *const names[] = { "ij",    "wj",	   "session",	 "continuous",
+					     "keyed", "agg-slide", "agg-session" };
 	char out[400], ck[400];
 	struct lines want = { 0 }, got = { 0 };
 	unsigned seed = (unsigned)time(NULL);
 	double rate = 2000;
 	int kills = 0;
 
-	snprintf(out, sizeof(out), "%s/out-%s%s/", tmpdir, names[kind], ua ? "-ua" : "");
-	snprintf(ck, sizeof(ck), "%s/ck-%s%s", tmpdir, names[kind], ua ? "-ua" : "");
+	snprintf(out, sizeof(out), "%s/out-%s%s%s/", tmpdir, names[kind], ua ? "-ua" : "",
+		 sync ? "-sync" : "");
+	snprintf(ck, sizeof(ck), "%s/ck-%s%s%s", tmpdir, names[kind], ua ? "-ua" : "",
+		 sync ? "-sync" : "");
 	fresh_dir(out);
 	if (kind == IJOIN || kind == WJOIN) {
 		reference(kind == WJOIN, &want);
-	} else if (kind == SESSION) {
+	} else if (kind == SESSION || kind == AGG_SESSION) {
 		sessions(&want);
+		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
+	} else if (kind == AGG_SLIDE) {
+		slides(&want);
 		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
 	} else {
 		/* Firings follow the watermarks: the reference is an uninterrupted run. */
-		CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0, false }) == 0);
+		CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0, false, sync }) == 0);
 		committed(out, &want);
 	}
 	CU_ASSERT(want.n > 300); /* much output: the test can see losses */
 
 	/* Uninterrupted, no checkpoints: the engine agrees with the reference. */
 	fresh_dir(out);
-	CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0, false }) == 0);
+	CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0, false, sync }) == 0);
 	committed(out, &got);
 	CU_ASSERT(same("uninterrupted", &got, &want) == 0);
 	lines_free(&got);
@@ -604,7 +720,9 @@ static void kill_restore(enum kind kind, bool ua)
 		int status = 0;
 
 		if (pid == 0)
-			_exit(run_job(&(struct setup){ kind, out, ck, 2, rate, ua }) == 0 ? 0 : 1);
+			_exit(run_job(&(struct setup){ kind, out, ck, 2, rate, ua, sync }) == 0
+				  ? 0
+				  : 1);
 		CU_ASSERT_FATAL(pid > 0);
 		/* Kill only after a checkpoint is complete: the restart must restore. */
 		for (int i = 0; i < 12000 && !has_complete(ck); i++) /* a cap, not a timing */
@@ -625,7 +743,7 @@ static void kill_restore(enum kind kind, bool ua)
 	CU_ASSERT(kills == 6);
 	/* The last run rescales the join: key groups move between subtasks. */
 	/* Unaligned: in-flight data restores only at its parallelism (checkpoint.c). */
-	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, ua ? 2 : 3, 0, ua }) == 0);
+	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, ua ? 2 : 3, 0, ua, sync }) == 0);
 	committed(out, &got);
 	CU_ASSERT(same("after kills and a rescale", &got, &want) == 0);
 	lines_free(&got);
@@ -634,32 +752,52 @@ static void kill_restore(enum kind kind, bool ua)
 
 static void test_interval(void)
 {
-	kill_restore(IJOIN, false);
+	kill_restore(IJOIN, false, false);
 }
 
 static void test_window(void)
 {
-	kill_restore(WJOIN, false);
+	kill_restore(WJOIN, false, false);
 }
 
 static void test_session(void)
 {
-	kill_restore(SESSION, false);
+	kill_restore(SESSION, false, false);
 }
 
 static void test_continuous(void)
 {
-	kill_restore(CONTINUOUS, false);
+	kill_restore(CONTINUOUS, false, false);
 }
 
 static void test_keyed(void)
 {
-	kill_restore(KEYED, false);
+	kill_restore(KEYED, false, false);
 }
 
 static void test_interval_unaligned(void)
 {
-	kill_restore(IJOIN, true);
+	kill_restore(IJOIN, true, false);
+}
+
+static void test_agg_slide(void)
+{
+	kill_restore(AGG_SLIDE, false, false);
+}
+
+static void test_agg_slide_sync(void)
+{
+	kill_restore(AGG_SLIDE, false, true);
+}
+
+static void test_agg_session(void)
+{
+	kill_restore(AGG_SESSION, false, false);
+}
+
+static void test_agg_session_sync(void)
+{
+	kill_restore(AGG_SESSION, false, true);
 }
 
 int main(void)
@@ -677,6 +815,14 @@ int main(void)
 		  test_keyed },
 		{ "interval join, unaligned checkpoints (in-flight data): kill -9, restore",
 		  test_interval_unaligned },
+		{ "aggregate sliding windows, async snapshots: kill -9, restore, rescale",
+		  test_agg_slide },
+		{ "aggregate sliding windows, sync snapshots: kill -9, restore, rescale",
+		  test_agg_slide_sync },
+		{ "aggregate session windows, async snapshots: kill -9, restore, rescale",
+		  test_agg_session },
+		{ "aggregate session windows, sync snapshots: kill -9, restore, rescale",
+		  test_agg_session_sync },
 		CU_TEST_INFO_NULL,
 	};
 	int rc;
