@@ -14,7 +14,13 @@
  * server closes the connection.
  *	savepoint [DIR]\n	-> ok PATH\n | error MESSAGE\n
  *	status\n		-> {"job":...,"running":0|1,"records_in":N,
- *				    "records_out":N,"last_savepoint":PATH|null}\n
+ *				    "records_out":N,"restarts":N,
+ *				    "last_savepoint":PATH|null,"checkpoints":
+ *				    {"completed":N,"failed":N,"last_id":N,
+ *				     "last_bytes":N,"last_duration_ms":X,
+ *				     "max_pause_ms":X,"restored_id":N}|null}\n
+ * (checkpoints: sl_job_checkpoint_stats(), null without a checkpoint dir;
+ * savepoints count as completed checkpoints).
  * DIR (no spaces at its ends; relative to the job's working directory)
  * defaults to the job's savepoint-dir option. A savepoint request blocks
  * until the savepoint is complete or failed (sl_job_savepoint()).
@@ -234,6 +240,7 @@ static void reply_status(struct sli_control *c, int fd)
 {
 	char buf[LINE_MAX_LEN + PATH_MAX], last[PATH_MAX];
 	struct sl_job_stats st;
+	struct sl_checkpoint_stats cs;
 	FILE *f = fmemopen(buf, sizeof(buf), "w");
 
 	if (f == NULL) {
@@ -245,10 +252,21 @@ static void reply_status(struct sli_control *c, int fd)
 	sl_fput_json_str(f, c->name);
 	fprintf(f,
 		",\"running\":%u,\"records_in\":%" PRIu64 ",\"records_out\":%" PRIu64
-		",\"last_savepoint\":",
-		st.running, st.source_records, st.sink_records);
+		",\"restarts\":%" PRIu64 ",\"last_savepoint\":",
+		st.running, st.source_records, st.sink_records, (uint64_t)st.restarts);
 	if (sl_job_last_savepoint(c->job, last, sizeof(last)) == 0)
 		sl_fput_json_str(f, last);
+	else
+		fputs("null", f);
+	fputs(",\"checkpoints\":", f);
+	if (sl_job_checkpoint_stats(c->job, &cs) == 0 && cs.enabled)
+		fprintf(f,
+			"{\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"last_id\":%" PRId64
+			",\"last_bytes\":%" PRIu64 ",\"last_duration_ms\":%.3f"
+			",\"max_pause_ms\":%.3f,\"restored_id\":%" PRId64 "}",
+			cs.completed, cs.failed, cs.last_id, cs.last_bytes,
+			(double)cs.last_duration_ns / 1e6, (double)cs.max_pause_ns / 1e6,
+			cs.restored_id);
 	else
 		fputs("null", f);
 	fputs("}\n", f);
@@ -403,7 +421,7 @@ int sli_control_request(const char *sock, const char *request, char *reply, size
 		close(fd);
 		return sl_errbuf_set(errbuf, errlen, rc,
 				     "cannot connect to control socket '%s': %s (is the job "
-				     "running, with checkpoints?)",
+				     "running, with --checkpoint-dir or --control?)",
 				     sock, strerror(-rc));
 	}
 	write_all(fd, request, strlen(request));

@@ -407,6 +407,7 @@ static void print_usage(FILE *f)
 	    "  list                 list the built-in jobs\n"
 	    "  savepoint PID|SOCKET [DIR]\n"
 	    "                       take a savepoint of a running job into DIR\n"
+	    "  status PID|SOCKET    the status of a running job, as JSON\n"
 	    "  topology [OPTIONS]   show the CPUs and NUMA nodes this process may use\n"
 	    "  version              print the version and how this binary was built\n"
 	    "  help                 show this help\n"
@@ -894,6 +895,84 @@ static void print_savepoint_help(void)
 	     "Exit status: 0 success, 1 no such job or the savepoint failed, 2 usage error.");
 }
 
+/* The control socket of PID|SOCKET @arg into @sock. Return 0 or usage_error(). */
+static int control_socket(const char *who, const char *see, const char *arg, char *sock, size_t len)
+{
+	char *end;
+	long pid;
+
+	if (arg[0] == '\0')
+		return usage_error(who, see, "empty argument");
+	errno = 0;
+	pid = strtol(arg, &end, 10);
+	if (*end == '\0' && errno == 0 && pid > 0) {
+		if (sli_control_default_path(pid, sock, len) < 0)
+			return usage_error(who, see, "socket path too long");
+	} else if (snprintf(sock, len, "%s", arg) >= (int)len) {
+		return usage_error(who, see, "socket path too long");
+	}
+	return 0;
+}
+
+/* Options of the control verbs: --help (*@help), anything else is a usage error. */
+static int control_opts(const char *who, const char *see, int argc, char **argv, bool *help)
+{
+	*help = false;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			*help = true;
+			return 0;
+		}
+		if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return usage_error(who, see, "unknown option '%s'", argv[i]);
+	}
+	return 0;
+}
+
+static void print_status_help(void)
+{
+	puts("usage: sluice status PID|SOCKET\n"
+	     "\n"
+	     "Prints the status of a running 'sluice run' as one line of JSON: job, running,\n"
+	     "records_in, records_out, restarts, last_savepoint, and checkpoints (completed,\n"
+	     "failed, last_id, last_bytes, last_duration_ms, max_pause_ms, restored_id; null\n"
+	     "without --checkpoint-dir). PID and SOCKET as for 'sluice savepoint'.\n"
+	     "\n"
+	     "Exit status: 0 success, 1 no such job, 2 usage error.");
+}
+
+/* sluice status PID|SOCKET: the control socket's status line. */
+static int cmd_status(int argc, char **argv)
+{
+	const char *who = "sluice status", *see = "sluice status --help";
+	char sock[PATH_MAX], reply[PATH_MAX + 1100], err[1024];
+	bool help;
+	int rc = control_opts(who, see, argc, argv, &help);
+
+	if (rc != 0 || help) {
+		if (help)
+			print_status_help();
+		return rc;
+	}
+	if (argc != 1)
+		return usage_error(who, see,
+				   argc < 1 ? "missing PID or SOCKET" : "too many arguments");
+	rc = control_socket(who, see, argv[0], sock, sizeof(sock));
+	if (rc != 0)
+		return rc;
+	if (sli_control_request(sock, "status", reply, sizeof(reply), err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", who, err);
+		return EXIT_FAILURE;
+	}
+	if (reply[0] != '{') {
+		fprintf(stderr, "%s: job at '%s': %s\n", who, sock,
+			strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+		return EXIT_FAILURE;
+	}
+	puts(reply);
+	return 0;
+}
+
 /* sluice savepoint PID|SOCKET [DIR]: through the job's control socket (control.c). */
 static int cmd_savepoint(int argc, char **argv)
 {
@@ -901,30 +980,22 @@ static int cmd_savepoint(int argc, char **argv)
 	char sock[PATH_MAX], req[PATH_MAX + 16], reply[PATH_MAX + 1100], err[1024];
 	char cwd[PATH_MAX];
 	const char *target;
-	char *end;
-	long pid;
+	bool help;
+	int rc = control_opts(who, see, argc, argv, &help);
 
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+	if (rc != 0 || help) {
+		if (help)
 			print_savepoint_help();
-			return 0;
-		}
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return usage_error(who, see, "unknown option '%s'", argv[i]);
+		return rc;
 	}
 	if (argc < 1 || argc > 2)
 		return usage_error(who, see,
 				   argc < 1 ? "missing PID or SOCKET" : "too many arguments");
-	if (argv[0][0] == '\0' || (argc == 2 && argv[1][0] == '\0'))
+	if (argc == 2 && argv[1][0] == '\0')
 		return usage_error(who, see, "empty argument");
-	errno = 0;
-	pid = strtol(argv[0], &end, 10);
-	if (*end == '\0' && errno == 0 && pid > 0) {
-		if (sli_control_default_path(pid, sock, sizeof(sock)) < 0)
-			return usage_error(who, see, "socket path too long");
-	} else {
-		snprintf(sock, sizeof(sock), "%s", argv[0]);
-	}
+	rc = control_socket(who, see, argv[0], sock, sizeof(sock));
+	if (rc != 0)
+		return rc;
 	target = argc == 2 ? argv[1] : NULL;
 	if (target != NULL && target[0] != '/') {
 		/* The job resolves paths against its own working directory: send ours. */
@@ -972,6 +1043,7 @@ static const struct {
 	{ "version", cmd_version }, { "--version", cmd_version },
 	{ "help", cmd_help },	    { "--help", cmd_help },
 	{ "-h", cmd_help },	    { "savepoint", cmd_savepoint },
+	{ "status", cmd_status },
 };
 
 /*

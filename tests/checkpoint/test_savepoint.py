@@ -191,9 +191,22 @@ def crash_after_savepoint(sluice, tmp, want, common, env):
         wait_for(lambda: os.path.exists(sock), "the control socket", first)
         # No checkpoint interval: only the savepoint commits; wait until the sink got output.
         wait_for(lambda: status(sock)["records_out"] >= 2000, "2000 records at the sink", first)
+        before = status(sock)
         r = subprocess.run([sluice, "savepoint", sock], capture_output=True, timeout=WAIT)
         sp = r.stdout.decode().strip()
         wait_for(lambda: committed(out), "the savepoint's output to be committed", first)
+        # The savepoint is the only checkpoint: status counts it, by the id in its name.
+        after = status(sock)
+        m = re.search(r"savepoint-(\d+)-[0-9a-f]+$", sp)
+        ck_before, ck_after = before.get("checkpoints"), after.get("checkpoints")
+        check(ck_before is not None and ck_before["completed"] == 0 and
+              ck_before["last_id"] == 0 and m is not None and ck_after is not None and
+              ck_after["completed"] == 1 and ck_after["last_id"] == int(m.group(1)) and
+              ck_after["last_bytes"] > 0 and ck_after["failed"] == 0 and
+              after["restarts"] == 0 and after["last_savepoint"] is not None and
+              os.path.samefile(after["last_savepoint"], sp),
+              "status counts the savepoint as the completed checkpoint %s" % sp,
+              "%s -> %s" % (before, after))
     finally:
         kill9(first)
     latest = subprocess.run(run + ["--restore", "latest"], capture_output=True, timeout=300)
@@ -318,13 +331,17 @@ def refusals(sluice, tmp, inp, want, sp, sp_out):
 
 
 def cli_errors(sluice, tmp, inp, env):
-    for args in ([], ["--bogus", "1"], ["1", "2", "3"]):
-        r = subprocess.run([sluice, "savepoint"] + args, capture_output=True, timeout=WAIT)
-        check(r.returncode == 2, "usage error exits 2: %s" % args, r.stderr.decode().strip())
+    for verb, args in (("savepoint", []), ("savepoint", ["--bogus", "1"]),
+                       ("savepoint", ["1", "2", "3"]), ("status", []), ("status", ["1", "2"]),
+                       ("status", ["--bogus"]), ("status", [""])):
+        r = subprocess.run([sluice, verb] + args, capture_output=True, timeout=WAIT)
+        check(r.returncode == 2 and r.stderr.startswith(b"sluice " + verb.encode()),
+              "usage error exits 2: %s %s" % (verb, args), r.stderr.decode().strip())
     missing = os.path.join(tmp, "no-such.sock")
-    r = subprocess.run([sluice, "savepoint", missing, tmp], capture_output=True, timeout=WAIT)
-    check(r.returncode == 1 and missing.encode() in r.stderr, "missing socket exits 1",
-          r.stderr.decode().strip())
+    for cmd in (["savepoint", missing, tmp], ["status", missing]):
+        r = subprocess.run([sluice] + cmd, capture_output=True, timeout=WAIT)
+        check(r.returncode == 1 and missing.encode() in r.stderr,
+              "%s: missing socket exits 1" % cmd[0], r.stderr.decode().strip())
     # --control without checkpoints: the socket answers, a savepoint is an error.
     sock = os.path.join(tmp, "nock.sock")
     out = os.path.join(tmp, "nock-out") + "/"
@@ -337,6 +354,11 @@ def cli_errors(sluice, tmp, inp, env):
         r = subprocess.run([sluice, "savepoint", sock, tmp], capture_output=True, timeout=WAIT)
         check(r.returncode == 1 and b"checkpoint-dir" in r.stderr,
               "savepoint of a job without checkpoints exits 1", r.stderr.decode().strip())
+        r = subprocess.run([sluice, "status", sock], capture_output=True, timeout=WAIT)
+        st = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(r.returncode == 0 and st.get("job") == "window-agg" and st.get("running") == 1 and
+              "checkpoints" in st and st["checkpoints"] is None,
+              "sluice status of a job without checkpoints: checkpoints null", r.stdout.decode())
     finally:
         job.send_signal(signal.SIGTERM)
         job.communicate(timeout=WAIT)
