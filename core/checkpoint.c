@@ -497,6 +497,37 @@ static void counter_max(_Atomic uint64_t *g, uint64_t v)
 }
 
 /*
+ * Unaligned checkpoints, barrier @id: besides the barrier in the ring
+ * (the cut in the channel's data), announce it to each output channel's
+ * consumer ahead of the ring, so that it snapshots at once, however much
+ * data waits in the ring or in our backlogs (Flink's priority event: the
+ * barrier overtakes in-flight data, which becomes channel state). Not
+ * for savepoints, which stay aligned.
+ */
+static void announce(struct sli_subtask *st, int64_t id)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+
+	/* Relaxed: see the store in trigger_one(); barrier @id came after it. */
+	if (!ck->o->unaligned || id == atomic_load_explicit(&ck->sp_id, memory_order_relaxed))
+		return;
+	for (unsigned o = 0; o < st->nout; o++)
+		for (unsigned t = 0; t < st->out[o].ntargets; t++) {
+			struct sli_chan *ch = st->out[o].t[t].chan;
+
+			/*
+			 * Relaxed: only the id travels here (loaded relaxed in
+			 * sli_ckpt_prio_poll()); the data before the barrier is
+			 * ordered by the ring itself, whichever side of the
+			 * consumer's snapshot it lands on.
+			 */
+			atomic_store_explicit(&ch->prio, id, memory_order_relaxed);
+			if (ch->consumer != st->w)
+				sli_worker_wake(ch->consumer);
+		}
+}
+
+/*
  * Snapshot the chain of @st as checkpoint @id: flush what the chain
  * holds downstream (data before the barrier), snapshot each operator,
  * serialise, hand the file to the coordinator, then, when @forward, send
@@ -576,6 +607,7 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 		ack(ck, id, global_id(st), b.p, b.len, dl);
 	}
 	if (forward) {
+		announce(st, id);
 		rc = sli_broadcast_event(st, SL_EVENT_BARRIER, id);
 		if (rc < 0)
 			goto fail;
@@ -786,6 +818,40 @@ static int barrier_unaligned(struct sli_subtask *st, unsigned c, int64_t id)
 			return rc;
 	}
 	return recording(st) ? 0 : finish_unaligned(st);
+}
+
+/*
+ * Barrier @id was announced ahead of an input's ring: snapshot now, and
+ * let every open channel record until its own barrier arrives in the
+ * ring (barrier_unaligned() then stops it): what the rings and the
+ * upstream backlogs hold before the barrier is the channel state.
+ */
+static int barrier_priority(struct sli_subtask *st, int64_t id)
+{
+	int rc;
+
+	if (st->ck.pend != NULL)
+		drop_unaligned(st); /* a newer barrier: the older one was abandoned */
+	for (unsigned k = 0; k < st->nin; k++)
+		st->in[k].recording = !st->in[k].ended;
+	st->ck.aligning = id;
+	rc = snapshot_subtask(st, id, true, true);
+	if (rc < 0)
+		return rc;
+	return recording(st) ? 0 : finish_unaligned(st);
+}
+
+int sli_ckpt_prio_poll(struct sli_subtask *st)
+{
+	for (unsigned c = 0; c < st->nin; c++) {
+		/* Relaxed: pairs with the store in announce(); only the id is read. */
+		int64_t id = atomic_load_explicit(&st->in[c].chan->prio, memory_order_relaxed);
+
+		/* Not yet snapshotted (a barrier in the ring would have: last >= id). */
+		if (id > st->ck.last && !st->in[c].ended)
+			return barrier_priority(st, id);
+	}
+	return 0;
 }
 
 int sli_ckpt_barrier(struct sli_subtask *st, unsigned c, int64_t id)
@@ -2078,6 +2144,7 @@ int sli_ckpt_start(struct sli_exec *x, char *errbuf, size_t errlen)
 	for (unsigned s = 0; s < x->job->plan.nsubtasks; s++) {
 		x->subtasks[s].ck.last = base;
 		x->subtasks[s].ck.committed = ck->restored;
+		x->subtasks[s].ck.prio = ck->o->unaligned && x->subtasks[s].nin > 0;
 	}
 	sli_sp_open(ck->sp, true);
 	if (pthread_create(&ck->thread, NULL, coordinator, ck) != 0) {

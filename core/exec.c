@@ -105,7 +105,7 @@ static void futex_wake(_Atomic uint32_t *addr)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-static void sli_worker_wake(struct sli_worker *w)
+void sli_worker_wake(struct sli_worker *w)
 {
 	/*
 	 * seq_cst fence: pairs with the fence in worker_sleep(). Our ring
@@ -854,6 +854,9 @@ static enum step_result step(struct sli_subtask *st)
 		st->w->ndone++;
 		return STEP_WORK;
 	}
+	/* Unaligned checkpoints: an announced barrier is taken even under backpressure. */
+	if (st->ck.prio && sli_ckpt_prio_poll(st) < 0)
+		return STEP_WORK; /* failed (sli_fail): the worker stops */
 	if (!drain_backlogs(st)) {
 		st->src_paused = true; /* a backpressured source is not idle */
 		return STEP_BACKPRESSURED;
@@ -898,10 +901,18 @@ static bool has_work(struct sli_worker *w)
 			continue;
 		if (st->done)
 			return true; /* its backlog drain is due */
-		/* Restored in-flight data (unaligned checkpoints) is read before the ring. */
+		/*
+		 * Restored in-flight data (unaligned checkpoints) is read before
+		 * the ring; a barrier announced ahead of the ring (relaxed: see
+		 * announce() in checkpoint.c) is due at once.
+		 */
 		for (unsigned c = 0; c < st->nin; c++)
-			if (!st->in[c].ended && (st->in[c].replay_pos < st->in[c].nreplay ||
-						 sl_ring_count(st->in[c].chan->ring) > 0))
+			if (!st->in[c].ended &&
+			    (st->in[c].replay_pos < st->in[c].nreplay ||
+			     sl_ring_count(st->in[c].chan->ring) > 0 ||
+			     (st->ck.prio &&
+			      atomic_load_explicit(&st->in[c].chan->prio, memory_order_relaxed) >
+				  st->ck.last)))
 				return true;
 		for (unsigned o = 0; o < st->nout; o++)
 			for (unsigned k = 0; k < st->out[o].ntargets; k++)

@@ -144,6 +144,7 @@ struct sli_ckpt_sub {
 	int64_t last;	   /* newest checkpoint this subtask snapshotted */
 	int64_t committed; /* sinks: newest checkpoint committed */
 	bool has_2pc;	   /* the chain ends in a two-phase-commit sink */
+	bool prio;	   /* unaligned: poll the inputs' announced barriers */
 	bool final_done;   /* snapshotted as the final checkpoint */
 	/* Unaligned: the snapshot taken at the first barrier, acked once all arrived. */
 	uint8_t *pend;
@@ -178,6 +179,11 @@ int sli_ckpt_source_end(struct sli_subtask *st);
  * completes the alignment, the subtask snapshots and forwards it.
  */
 int sli_ckpt_barrier(struct sli_subtask *st, unsigned c, int64_t id);
+/*
+ * Unaligned checkpoints: snapshot at once when an input announced a
+ * barrier ahead of its ring (st->ck.prio set). Return 0 or -errno.
+ */
+int sli_ckpt_prio_poll(struct sli_subtask *st);
 /*
  * Unaligned checkpoints: event @b arrives on input channel @c, which is
  * recording (before its barrier, after the subtask's snapshot): append it

@@ -24,6 +24,11 @@ struct sli_opi;
 struct sli_chan {
 	struct sl_ring *ring;
 	struct sli_worker *producer, *consumer;
+	/*
+	 * Unaligned checkpoints: the newest barrier the producer announced
+	 * ahead of the ring (a priority event, checkpoint.c); 0: none.
+	 */
+	_Atomic int64_t prio;
 };
 
 /* One target subtask of an output edge, seen from the producer. */
@@ -186,6 +191,8 @@ int sli_flush_subtask(struct sli_subtask *st);
 /* Send control event @kind to every consumer of @st. Return 0 or -ENOMEM. */
 int sli_broadcast_event(struct sli_subtask *st, enum sl_event_kind kind, int64_t value);
 void sli_wake_all(struct sli_exec *x);
+/* Wake worker @w if it sleeps (after publishing what it should see). */
+void sli_worker_wake(struct sli_worker *w);
 /*
  * Fail the job with @msg unless it failed already (the first failure is
  * reported). -EINVAL, -ENOTSUP, -EBADMSG, -E2BIG, -EOVERFLOW and -EPROTO

@@ -1603,13 +1603,13 @@ void sli_win_frozen_put(struct sli_win_frozen *f)
 	/*
 	 * Release: our reads of the image happen before the operator's next
 	 * copy into it, which it makes after its acquire load of refs == 1
-	 * (sli_win_freeze()); the acquire fence orders the last holder's
-	 * free after every other holder's reads.
+	 * (sli_win_freeze()). Acquire: the last holder frees the image after
+	 * every other holder's accesses (an acquire-release decrement rather
+	 * than a release one and an acquire fence: ThreadSanitizer does not
+	 * model fences).
 	 */
-	if (f != NULL && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_release) == 1) {
-		atomic_thread_fence(memory_order_acquire);
+	if (f != NULL && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
 		fz_free(f);
-	}
 }
 
 /* Make *@dst hold @n bytes (25% headroom; its contents are not kept). */

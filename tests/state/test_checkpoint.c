@@ -16,6 +16,12 @@
  *     message naming the file; without an exactly-once sink the job falls
  *     back to an older checkpoint;
  *   - restoring with another max-parallelism is refused;
+ *   - unaligned barriers overtake a full ring: one source subtask feeds
+ *     slow sink subtasks (one input channel each, so a barrier in the ring
+ *     would never leave in-flight data); after kill -9 the newest
+ *     checkpoint holds the ring's contents as channel state, so a restore
+ *     at another parallelism is refused, and at the same one it ends
+ *     exactly once;
  *   - a source that cannot save its position refuses checkpoints.
  */
 #include <dirent.h>
@@ -85,9 +91,24 @@ static void wait_progress(const char *ck, int nck, const char *out, int nfiles)
 
 struct setup {
 	const char *out, *ck, *restore, *maxp, *interval, *mode;
-	bool text_sink; /* a plain text sink (at-least-once) instead of part files */
+	bool text_sink;	 /* a plain text sink (at-least-once) instead of part files */
+	bool slow;	 /* one source subtask, a slow filter before the sink (backpressure) */
+	const char *par; /* parallelism (default 2) */
 	double rate;
 };
+
+/* About 20 us per element: the sink side falls behind, the rings fill. */
+static int slow_keep(const void *in, void *arg)
+{
+	struct timespec t0, t;
+
+	(void)in, (void)arg;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 20000);
+	return 1;
+}
 
 struct jobbox {
 	struct sl_job *job;
@@ -105,7 +126,7 @@ static void build(struct jobbox *jb, const struct setup *s)
 	memset(jb, 0, sizeof(*jb));
 	CU_ASSERT_FATAL(sl_job_create("ckpt-test", &jb->job) == 0);
 	sl_job_use_checkpoint_storage(jb->job);
-	CU_ASSERT(set(jb->job, "parallelism", "2") == 0);
+	CU_ASSERT(set(jb->job, "parallelism", s->par ? s->par : "2") == 0);
 	if (s->ck) {
 		CU_ASSERT(set(jb->job, "checkpoint-dir", s->ck) == 0);
 		CU_ASSERT(set(jb->job, "checkpoint-interval", s->interval ? s->interval : "5ms") ==
@@ -121,10 +142,23 @@ static void build(struct jobbox *jb, const struct setup *s)
 	}
 	if (s->maxp)
 		CU_ASSERT(set(jb->job, "max-parallelism", s->maxp) == 0);
+	/*
+	 * Small batches: the rings fill with a few hundred elements, not the
+	 * whole input; the source on a worker of its own, so that sharing a
+	 * worker with a slow sink subtask does not pace it.
+	 */
+	if (s->slow) {
+		CU_ASSERT(set(jb->job, "batch-size", "4") == 0);
+		CU_ASSERT(set(jb->job, "workers", "3") == 0);
+	}
 	jb->lines =
 	    (struct sl_lines_conf){ .path = input, .parse = sl_lines_parse_line, .rate = s->rate };
 	src = sl_source(jb->job, "lines", &sl_lines_ops, &jb->lines, &sl_line_type);
+	if (s->slow)
+		src = sl_set_parallelism(src, 1);
 	src = sl_rebalance(src);
+	if (s->slow)
+		src = sl_filter(src, "slow", slow_keep, NULL);
 	if (s->text_sink) {
 		jb->text = (struct sl_text_sink_conf){ .path = s->out,
 						       .mode = SL_TEXT_PER_SUBTASK,
@@ -294,6 +328,51 @@ static void test_kill9_at_least_once(void)
 static void test_kill9_unaligned(void)
 {
 	kill9("unaligned");
+}
+
+static void test_unaligned_overtake(void)
+{
+	char out[400], ck[400];
+	struct jobbox jb;
+	pid_t pid;
+	int status = 0;
+
+	snprintf(out, sizeof(out), "%s/out-overtake/", tmpdir);
+	snprintf(ck, sizeof(ck), "%s/ck-overtake", tmpdir);
+	fresh_dir(out);
+	rm_rf(ck);
+	pid = fork();
+	if (pid == 0) {
+		build(&jb, &(struct setup){ .out = out,
+					    .ck = ck,
+					    .restore = "latest",
+					    .mode = "unaligned",
+					    .slow = true });
+		_exit(run(&jb) == 0 ? 0 : 1);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	wait_progress(ck, 2, out, 0);
+	CU_ASSERT(kill(pid, SIGKILL) == 0);
+	CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+	CU_ASSERT(complete_checkpoints(ck) >= 2);
+
+	/* The ring's contents are channel state: not at another parallelism. */
+	build(&jb, &(struct setup){ .out = out,
+				    .ck = ck,
+				    .restore = "latest",
+				    .mode = "unaligned",
+				    .slow = true,
+				    .par = "3" });
+	CU_ASSERT(run(&jb) < 0);
+	CU_ASSERT(strstr(jb.err, "in-flight data") != NULL && strstr(jb.err, "parallelism 2"));
+	sl_job_destroy(jb.job);
+
+	build(&jb,
+	      &(struct setup){
+		  .out = out, .ck = ck, .restore = "latest", .mode = "unaligned", .slow = true });
+	CU_ASSERT(run(&jb) == 0);
+	sl_job_destroy(jb.job);
+	CU_ASSERT(exactly_once(out) == 0);
 }
 
 /* Flip one byte in the middle of @path. */
@@ -704,6 +783,8 @@ int main(void)
 		  test_kill9_at_least_once },
 		{ "unaligned checkpoints, kill -9 at random moments: exactly once",
 		  test_kill9_unaligned },
+		{ "unaligned barriers overtake full rings: in-flight data, rescale refused",
+		  test_unaligned_overtake },
 		{ "corrupt newest checkpoint: refused with a 2PC sink, fallback without",
 		  test_corrupt },
 		{ "restore from a checkpoint path, without a checkpoint-dir", test_restore_path },
