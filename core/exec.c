@@ -236,7 +236,7 @@ static int send_hashed(struct sli_subtask *st, struct sli_outedge *oe, struct sl
 	unsigned maxp = st->w->x->job->max_parallelism;
 	const uint16_t *kg_target = oe->kg_target;
 	uint64_t mask = oe->kg_mask;
-	sl_key_fn key = oe->edge->key;
+	const struct sli_keyspec *key = &oe->edge->key;
 	int rc = 0;
 
 	for (uint32_t i = 0; i < b->n; i++) {
@@ -244,7 +244,7 @@ static int send_hashed(struct sli_subtask *st, struct sli_outedge *oe, struct sl
 		unsigned target;
 		struct sli_target *t;
 
-		key(sl_batch_elem(b, i), b, &k);
+		sli_key_get(key, sl_batch_elem(b, i), b, &k);
 		b->key[i] = sli_hash64(k.ptr, k.len, 0);
 		/* Same as sli_key_group_subtask(sli_key_group(h, maxp), p, maxp). */
 		target = kg_target[mask ? (b->key[i] & mask) : (b->key[i] % maxp)];

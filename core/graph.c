@@ -734,7 +734,7 @@ struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const str
 	return new_stream(proc->job, n, tag + 1);
 }
 
-static struct sl_stream *with_part(struct sl_stream *in, enum sli_part part, sl_key_fn key)
+static struct sl_stream *with_part(struct sl_stream *in, enum sli_part part, struct sli_keyspec key)
 {
 	struct sl_stream *s;
 
@@ -747,6 +747,8 @@ static struct sl_stream *with_part(struct sl_stream *in, enum sli_part part, sl_
 	return s;
 }
 
+static const struct sli_keyspec no_key = { NULL, 0, 0 };
+
 struct sl_stream *sl_key_by(struct sl_stream *in, sl_key_fn fn)
 {
 	REQUIRE_NODE(in);
@@ -755,27 +757,54 @@ struct sl_stream *sl_key_by(struct sl_stream *in, sl_key_fn fn)
 			    in->node->name);
 		return poisoned(in->job);
 	}
-	return with_part(in, SLI_PART_HASH, fn);
+	return with_part(in, SLI_PART_HASH, (struct sli_keyspec){ fn, 0, 0 });
+}
+
+struct sl_stream *sl_key_by_field(struct sl_stream *in, uint32_t offset, uint32_t len)
+{
+	const struct sl_type *t;
+
+	REQUIRE_NODE(in);
+	t = stream_type(in);
+	if (len == 0 || offset > t->size || len > t->size - offset) {
+		build_error(in->job, -EINVAL,
+			    "key_by after '%s': the key field (offset %u, %u bytes) is not inside "
+			    "its %u-byte elements",
+			    in->node->name, offset, len, t->size);
+		return poisoned(in->job);
+	}
+	for (uint32_t i = 0; i < t->nstr; i++) {
+		if (offset < t->str_off[i] + sizeof(struct sl_str) &&
+		    t->str_off[i] < offset + len) {
+			build_error(in->job, -EINVAL,
+				    "key_by after '%s': the key field (offset %u, %u bytes) "
+				    "overlaps a string (struct sl_str at %u); key by a string "
+				    "with sl_key_by()",
+				    in->node->name, offset, len, t->str_off[i]);
+			return poisoned(in->job);
+		}
+	}
+	return with_part(in, SLI_PART_HASH, (struct sli_keyspec){ NULL, offset, len });
 }
 
 struct sl_stream *sl_rebalance(struct sl_stream *in)
 {
-	return with_part(in, SLI_PART_REBALANCE, NULL);
+	return with_part(in, SLI_PART_REBALANCE, no_key);
 }
 
 struct sl_stream *sl_rescale(struct sl_stream *in)
 {
-	return with_part(in, SLI_PART_RESCALE, NULL);
+	return with_part(in, SLI_PART_RESCALE, no_key);
 }
 
 struct sl_stream *sl_broadcast(struct sl_stream *in)
 {
-	return with_part(in, SLI_PART_BROADCAST, NULL);
+	return with_part(in, SLI_PART_BROADCAST, no_key);
 }
 
 struct sl_stream *sl_forward(struct sl_stream *in)
 {
-	return with_part(in, SLI_PART_FORWARD, NULL);
+	return with_part(in, SLI_PART_FORWARD, no_key);
 }
 
 struct sl_stream *sl_reduce(struct sl_stream *in, const char *name, sl_reduce_fn fn, void *arg,
@@ -861,6 +890,33 @@ struct sl_stream *sl_keyed_process(struct sl_stream *keyed, const char *name,
 	return s;
 }
 
+/* A placeholder for the node's function: the engine adds a built-in aggregate's elements. */
+static void builtin_agg_fn(void)
+{
+}
+
+/* Check built-in aggregate @agg of a window @name over elements of @in. 0 or -EINVAL. */
+static int check_builtin_agg(struct sl_job *job, const char *name, const struct sl_aggregate *agg,
+			     const struct sl_type *in)
+{
+	const char *bad = NULL;
+
+	if (agg->builtin > SL_AGG_MAX_I64)
+		bad = "an unknown built-in aggregate";
+	else if (agg->create != NULL || agg->add != NULL || agg->merge != NULL)
+		bad = "a built-in aggregate with its own create, add or merge (leave them NULL)";
+	else if (agg->acc_size != sizeof(int64_t))
+		bad = "a built-in aggregate whose acc_size is not 8";
+	else if (agg->builtin != SL_AGG_COUNT &&
+		 (agg->field > in->size || in->size - agg->field < sizeof(int64_t)))
+		bad = "a built-in aggregate whose int64 field is not inside the input elements";
+	if (bad == NULL)
+		return 0;
+	build_error(job, -EINVAL, "window '%s': %s (builtin %u, field %u, %u-byte input)", name,
+		    bad, agg->builtin, agg->field, in->size);
+	return -EINVAL;
+}
+
 struct sl_stream *sl_window_aggregate(struct sl_stream *in, const char *name,
 				      const struct sl_window_spec *spec,
 				      const struct sl_aggregate *agg,
@@ -870,8 +926,11 @@ struct sl_stream *sl_window_aggregate(struct sl_stream *in, const char *name,
 
 	REQUIRE_NODE(in);
 	name = name ? name : "window";
-	if (spec == NULL || agg == NULL || agg->add == NULL || agg->result == NULL ||
-	    agg->acc_size == 0) {
+	if (agg != NULL && agg->builtin != SL_AGG_CUSTOM &&
+	    check_builtin_agg(in->job, name, agg, stream_type(in)) < 0)
+		return poisoned(in->job);
+	if (spec == NULL || agg == NULL || (agg->builtin == SL_AGG_CUSTOM && agg->add == NULL) ||
+	    agg->result == NULL || agg->acc_size == 0) {
 		build_error(in->job, -EINVAL,
 			    "window '%s': needs a spec and an aggregate with acc_size, add and "
 			    "result",
@@ -880,7 +939,8 @@ struct sl_stream *sl_window_aggregate(struct sl_stream *in, const char *name,
 	}
 	if (check_window_spec(in->job, name, spec) < 0)
 		return poisoned(in->job);
-	if (spec->kind == SL_WINDOW_SESSION && agg->merge == NULL) {
+	if (spec->kind == SL_WINDOW_SESSION && agg->merge == NULL &&
+	    agg->builtin == SL_AGG_CUSTOM) {
 		build_error(in->job, -EINVAL,
 			    "window '%s': session windows merge, the aggregate needs merge()",
 			    name);
@@ -890,10 +950,13 @@ struct sl_stream *sl_window_aggregate(struct sl_stream *in, const char *name,
 		build_error(in->job, -EINVAL, "window '%s': the output type is NULL", name);
 		return poisoned(in->job);
 	}
-	s = unary(in, SLI_WINDOW, name, out_type, (void (*)(void))agg->add, agg->arg);
+	s = unary(in, SLI_WINDOW, name, out_type,
+		  agg->add ? (void (*)(void))agg->add : builtin_agg_fn, agg->arg);
 	if (s->node != NULL) {
 		s->node->win = *spec;
 		s->node->agg = *agg;
+		if (agg->builtin != SL_AGG_CUSTOM)
+			s->node->agg.flags |= SL_AGG_SLICEABLE;
 	}
 	return s;
 }

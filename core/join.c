@@ -81,7 +81,7 @@ struct jkey {
 struct sli_join {
 	bool window; /* window join, else interval join */
 	const struct sl_type *type[2];
-	sl_key_fn key[2];
+	struct sli_keyspec key[2];
 	uint32_t rsize[2];	      /* bytes per buffered record of each side */
 	int64_t rel_lo[2], rel_hi[2]; /* interval: partner range relative to ts, per side */
 	const struct sl_window_spec *spec;
@@ -764,7 +764,7 @@ int sli_join_batch(struct sli_opi *op, unsigned input, struct sl_batch *b)
 		uint64_t h;
 		int64_t id;
 
-		j->key[side](sl_batch_elem(b, i), b, &key);
+		sli_key_get(&j->key[side], sl_batch_elem(b, i), b, &key);
 		h = (b->flags & SL_BATCH_F_KEYED) ? b->key[i] : sli_hash64(key.ptr, key.len, 0);
 		id = sli_keys_intern(j->keys, h, key.ptr, key.len);
 		if (id < 0) {
@@ -1014,8 +1014,8 @@ int sli_join_restore(struct sli_opi *op, struct sl_snap_reader *r)
 
 /* ------------------------------------------------------------ builders */
 
-/* The length of the key @fn gives a zeroed element of @t (build-time check of key types). */
-static int probe_key_len(sl_key_fn fn, const struct sl_type *t, uint32_t *len)
+/* The length of the key @ks gives a zeroed element of @t (build-time check of key types). */
+static int probe_key_len(const struct sli_keyspec *ks, const struct sl_type *t, uint32_t *len)
 {
 	static char empty[16];
 	int64_t ts = 0;
@@ -1034,7 +1034,7 @@ static int probe_key_len(sl_key_fn fn, const struct sl_type *t, uint32_t *len)
 	b.ts = &ts;
 	b.key = &kh;
 	b.arena = empty;
-	fn(elem, &b, &k);
+	sli_key_get(ks, elem, &b, &k);
 	free(elem);
 	*len = k.len;
 	return 0;
@@ -1061,7 +1061,7 @@ static struct sl_stream *check_join(struct sl_stream *left, struct sl_stream *ri
 				      "%s '%s': needs a spec, a join function and an output type",
 				      what, name);
 	for (int s = 0; s < 2; s++)
-		if (in[s]->part != SLI_PART_HASH || in[s]->key == NULL)
+		if (in[s]->part != SLI_PART_HASH || !sli_key_set(&in[s]->key))
 			return sli_build_fail(job, -EINVAL,
 					      "%s '%s': its %s input '%s' is not keyed: call "
 					      "sl_key_by() on it first",
@@ -1069,7 +1069,7 @@ static struct sl_stream *check_join(struct sl_stream *left, struct sl_stream *ri
 	for (int s = 0; s < 2; s++) {
 		const struct sl_type *t = sli_stream_type(in[s]);
 
-		if (t->size == 0 || probe_key_len(in[s]->key, t, &len[s]) < 0)
+		if (t->size == 0 || probe_key_len(&in[s]->key, t, &len[s]) < 0)
 			return sli_build_fail(job, -ENOMEM, "out of memory while building the job");
 	}
 	if (len[0] != len[1])

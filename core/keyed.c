@@ -119,7 +119,7 @@ int sli_keyed_batch(struct sli_opi *op, struct sl_batch *b)
 	for (uint32_t i = 0; i < b->n; i++) {
 		const void *e = sl_batch_elem(b, i);
 
-		op->key(e, b, &c->key);
+		sli_key_get(&op->key, e, b, &c->key);
 		c->hash = (b->flags & SL_BATCH_F_KEYED) ? b->key[i]
 							: sli_hash64(c->key.ptr, c->key.len, 0);
 		c->key_id = -1;

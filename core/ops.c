@@ -327,7 +327,7 @@ static long rtab_find(struct sli_rtab *t, struct sli_opi *op, const struct sl_ba
 	uint32_t j;
 	long e;
 
-	op->key(elem, b, &k);
+	sli_key_get(&op->key, elem, b, &k);
 	h = (b->flags & SL_BATCH_F_KEYED) ? b->key[i] : sli_hash64(k.ptr, k.len, 0);
 	j = rtab_slot(t, h, k.ptr, k.len, &e);
 	*inserted = e < 0;

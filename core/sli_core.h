@@ -210,11 +210,39 @@ struct sli_state_backend {
 	int (*restore)(void *inst, struct sl_snap_reader *r, unsigned kg);
 };
 
+/*
+ * The key of a key_by: @fn's key, or without @fn (sl_key_by_field()) the
+ * @len bytes at @off of the element, read inline by the operators that
+ * know it (window.c) and through sli_key_get() by the others.
+ */
+struct sli_keyspec {
+	sl_key_fn fn;
+	uint32_t off, len;
+};
+
+/* Is there a key (sl_key_by() or sl_key_by_field())? */
+static inline bool sli_key_set(const struct sli_keyspec *k)
+{
+	return k->fn != NULL || k->len != 0;
+}
+
+/* The key of @elem (of batch @src) by @k. */
+static inline void sli_key_get(const struct sli_keyspec *k, const void *elem,
+			       const struct sl_batch *src, struct sl_key *out)
+{
+	if (k->fn == NULL) {
+		out->ptr = (const char *)elem + k->off;
+		out->len = k->len;
+		return;
+	}
+	k->fn(elem, src, out);
+}
+
 struct sli_edge {
 	struct sli_node *from, *to;
 	unsigned port; /* output port of @from: 0 main, 1 + tag for side outputs */
 	enum sli_part part;
-	sl_key_fn key;
+	struct sli_keyspec key;
 	int id;
 	unsigned input; /* two-input operators: 0 left (first), 1 right */
 };
@@ -275,7 +303,7 @@ struct sl_stream {
 	struct sli_node *node;
 	unsigned port;
 	enum sli_part part;
-	sl_key_fn key;
+	struct sli_keyspec key;
 	struct sl_stream *next_alloc; /* the job frees all streams */
 };
 

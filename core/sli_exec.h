@@ -92,7 +92,7 @@ struct sli_opi {
 	struct sli_rtab *rtab;
 	struct sli_win *win;
 	struct sli_join *join;	 /* join.c */
-	sl_key_fn key;		 /* reduce, window: the key of its input edge */
+	struct sli_keyspec key;	 /* reduce, window: the key of its input edge */
 	int64_t watermark;	 /* the last one delivered to it */
 	struct sli_keyed *keyed; /* keyed process (keyed.c) */
 	struct sli_wgen *wgen;	 /* general windows (window_gen.c) */

@@ -16,6 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <sluice/sl_time.h>
 
 /*
  * Grow the array *@arr of *@cap elements of @size bytes to hold @need:
@@ -58,6 +61,86 @@ static inline int sli_grow2(void **arr, uint32_t *cap, uint32_t need, size_t siz
 		*par = p;
 	}
 	return 0;
+}
+
+/*
+ * Built-in aggregates (enum sl_agg_builtin): one int64_t accumulator,
+ * read and written with memcpy (any alignment). sli_agg_fold() is the
+ * arithmetic, with @kind a constant it is one instruction or two; the
+ * others apply @a (built-in or custom) to an accumulator.
+ */
+static inline void sli_agg_fold(uint32_t kind, int64_t *acc, int64_t v)
+{
+	switch (kind) {
+	case SL_AGG_COUNT:
+		*acc = (int64_t)((uint64_t)*acc + 1);
+		break;
+	case SL_AGG_SUM_I64:
+		*acc = (int64_t)((uint64_t)*acc + (uint64_t)v); /* wraps */
+		break;
+	case SL_AGG_MIN_I64:
+		*acc = v < *acc ? v : *acc;
+		break;
+	case SL_AGG_MAX_I64:
+		*acc = v > *acc ? v : *acc;
+		break;
+	}
+}
+
+/* The int64_t field of built-in @a in @elem. */
+static inline int64_t sli_agg_field(const struct sl_aggregate *a, const void *elem)
+{
+	int64_t v;
+
+	memcpy(&v, (const char *)elem + a->field, sizeof(v));
+	return v;
+}
+
+/* A fresh accumulator at @acc (zeroed by the caller) of @a. */
+static inline void sli_agg_create(const struct sl_aggregate *a, void *acc)
+{
+	int64_t v = a->builtin == SL_AGG_MIN_I64 ? INT64_MAX : INT64_MIN;
+
+	if (a->builtin == SL_AGG_MIN_I64 || a->builtin == SL_AGG_MAX_I64)
+		memcpy(acc, &v, sizeof(v));
+	else if (a->builtin == SL_AGG_CUSTOM && a->create != NULL)
+		a->create(acc, a->arg);
+}
+
+/* Fold element @elem (timestamp @ts, of batch @src) into @acc. */
+static inline void sli_agg_add(const struct sl_aggregate *a, void *acc, const void *elem,
+			       int64_t ts, const struct sl_batch *src)
+{
+	int64_t x;
+
+	if (a->builtin == SL_AGG_CUSTOM) {
+		a->add(acc, elem, ts, src, a->arg);
+		return;
+	}
+	memcpy(&x, acc, sizeof(x));
+	sli_agg_fold(a->builtin, &x, a->builtin == SL_AGG_COUNT ? 0 : sli_agg_field(a, elem));
+	memcpy(acc, &x, sizeof(x));
+}
+
+/* Fold accumulator @src into @dst (counts add up). */
+static inline void sli_agg_merge(const struct sl_aggregate *a, void *dst, const void *src)
+{
+	int64_t x, y;
+
+	if (a->builtin == SL_AGG_CUSTOM) {
+		a->merge(dst, src, a->arg);
+		return;
+	}
+	memcpy(&x, dst, sizeof(x));
+	memcpy(&y, src, sizeof(y));
+	sli_agg_fold(a->builtin == SL_AGG_COUNT ? SL_AGG_SUM_I64 : a->builtin, &x, y);
+	memcpy(dst, &x, sizeof(x));
+}
+
+/* Has @a a merge (its own or built in)? */
+static inline bool sli_agg_has_merge(const struct sl_aggregate *a)
+{
+	return a->builtin != SL_AGG_CUSTOM || a->merge != NULL;
 }
 
 /* Floor modulo: the result has the sign of @m (> 0). */

@@ -48,7 +48,9 @@
  *   - hot path: a key caches its last pane and that pane's earliest
  *     window end; while the element falls in it and that end - 1 is past
  *     the watermark (nothing late, nothing to fire now), the element is
- *     one add();
+ *     one add(); with an 8-byte field key (sl_key_by_field()) and a
+ *     built-in aggregate (sl_agg_count() ...) a specialised loop reads the
+ *     key in place and folds the value inline, without a call;
  *   - a key's panes live in its ring (pane index mod ring size: starts and
  *     accumulators adjacent, no table entry) when their slot is free, else
  *     in the table: a firing of a key with nothing in the table merges
@@ -422,8 +424,7 @@ static int64_t win_add(struct sli_win *w, uint32_t key, int64_t start, int64_t e
 	w->ents[e].timers = 0;
 	w->ents[e].used = 1;
 	memset(acc_of(w, e), 0, w->acc_size);
-	if (w->agg->create != NULL)
-		w->agg->create(acc_of(w, e), w->agg->arg);
+	sli_agg_create(w->agg, acc_of(w, e));
 	i = wtab_find(w, key, start, end);
 	w->wslot[i] = e + 1;
 	w->wcount++;
@@ -517,7 +518,7 @@ struct sli_win *sli_win_new(struct sli_opi *op)
 		 * only when the aggregate says that gives the same result.
 		 */
 		w->sliced = g == w->spec->size ||
-			    (w->agg->merge != NULL && (w->agg->flags & SL_AGG_SLICEABLE));
+			    (sli_agg_has_merge(w->agg) && (w->agg->flags & SL_AGG_SLICEABLE));
 		w->slide = slide;
 		w->pane = g;
 		if (w->sliced) {
@@ -608,7 +609,7 @@ static int add_and_trigger(struct sli_opi *op, uint32_t e, const struct sl_batch
 	struct sli_win *w = op->win;
 	int rc;
 
-	w->agg->add(acc_of(w, e), sl_batch_elem(b, i), b->ts[i], b, w->agg->arg);
+	sli_agg_add(w->agg, acc_of(w, e), sl_batch_elem(b, i), b->ts[i], b);
 	if (w->ents[e].end - 1 <= op->watermark)
 		rc = emit_window(op, e); /* late firing: at once, with the new contents */
 	else
@@ -710,7 +711,7 @@ static int assign_session(struct sli_opi *op, uint32_t key, const struct sl_batc
 			struct went *x = &w->ents[p - 1];
 
 			if (p != keep && x->start <= end && x->end >= start) {
-				w->agg->merge(acc_of(w, kept), acc_of(w, p - 1), w->agg->arg);
+				sli_agg_merge(w->agg, acc_of(w, kept), acc_of(w, p - 1));
 				*pp = x->next;
 				win_drop(w, p - 1);
 				continue;
@@ -968,8 +969,7 @@ static int64_t pane_new(struct sli_opi *op, uint32_t key, int64_t ps, int64_t fi
 		w->rstart[r] = ps;
 		e = RID | r;
 		memset(acc_of(w, r | RID), 0, w->acc_size);
-		if (w->agg->create != NULL)
-			w->agg->create(acc_of(w, r | RID), w->agg->arg);
+		sli_agg_create(w->agg, acc_of(w, r | RID));
 	} else {
 		e = win_add(w, key, ps, ps);
 		if (e < 0)
@@ -1020,8 +1020,7 @@ static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
 		return e < 0 ? 0 : emit_acc(op, key, start, end, acc_of(w, (uint32_t)e));
 	}
 	memset(w->scratch, 0, w->acc_size);
-	if (w->agg->create != NULL)
-		w->agg->create(w->scratch, w->agg->arg);
+	sli_agg_create(w->agg, w->scratch);
 	if (key < w->nring && w->kspill[key] == 0) {
 		/* Every pane in the ring: adjacent starts and accumulators, in pane order. */
 		uint32_t mask = (1u << w->ring_bits) - 1, base = key << w->ring_bits;
@@ -1032,7 +1031,7 @@ static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
 			uint32_t r = base | ((i0 + j) & mask);
 
 			if (w->rstart[r] == p) {
-				w->agg->merge(w->scratch, acc_of(w, RID | r), w->agg->arg);
+				sli_agg_merge(w->agg, w->scratch, acc_of(w, RID | r));
 				any = true;
 			}
 		}
@@ -1061,7 +1060,7 @@ static int emit_sliced(struct sli_opi *op, uint32_t key, int64_t start)
 		for (uint32_t j = 0; j < m; j++) {
 			e = pane_find(w, key, p0 + (int64_t)j * w->pane);
 			if (e >= 0) {
-				w->agg->merge(w->scratch, acc_of(w, (uint32_t)e), w->agg->arg);
+				sli_agg_merge(w->agg, w->scratch, acc_of(w, (uint32_t)e));
 				any = true;
 			}
 		}
@@ -1130,7 +1129,7 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 	k->cur = (uint32_t)e + 1;
 	k->cur_start = ps;
 	k->cur_fire = first + size - 1;
-	w->agg->add(acc_of(w, (uint32_t)e), sl_batch_elem(b, i), ts, b, w->agg->arg);
+	sli_agg_add(w->agg, acc_of(w, (uint32_t)e), sl_batch_elem(b, i), ts, b);
 	if (first + size - 1 > wm)
 		return 0;
 	/* Late firings, newest window first as in assign_fixed(): end - 1 <= wm, not late. */
@@ -1289,12 +1288,12 @@ static inline void chunk_probe(struct sli_opi *op, const struct sl_batch *b, uin
 	const bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0, sliced = w->sliced;
 	const bool pf = acc_bytes(w) > ACC_PF_MIN;
 	const int64_t wm = op->watermark, pane = w->pane;
-	const sl_key_fn keyf = op->key;
+	const struct sli_keyspec *keyf = &op->key;
 
 	for (uint32_t j = 0; j < m; j++) {
 		uint64_t x;
 
-		keyf(sl_batch_elem(b, c0 + j), b, &ks[j]);
+		sli_key_get(keyf, sl_batch_elem(b, c0 + j), b, &ks[j]);
 		if (ks[j].len == 8) {
 			memcpy(&x, ks[j].ptr, 8);
 			hs[j] = hash8(x);
@@ -1325,13 +1324,11 @@ static inline void chunk_probe(struct sli_opi *op, const struct sl_batch *b, uin
 	}
 }
 
-int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
+/* The generic batch path: any key, any aggregate. */
+static int batch_generic(struct sli_opi *op, struct sl_batch *b)
 {
 	struct sli_win *w = op->win;
 	const struct sl_aggregate *agg = w->agg;
-	void (*const add)(void *, const void *, int64_t, const struct sl_batch *, void *) =
-	    agg->add;
-	void *const arg = agg->arg;
 	const uint32_t asz = w->acc_size;
 	struct sl_key ks[CHUNK];
 	uint64_t hs[CHUNK];
@@ -1349,9 +1346,10 @@ int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 			uint32_t i = c0 + j, e = hot[j], key = kid[j];
 
 			if (e != NONE) {
-				add(e & RID ? raccs + (size_t)(e & ~RID) * asz
-					    : accs + (size_t)e * asz,
-				    sl_batch_elem(b, i), b->ts[i], b, arg);
+				sli_agg_add(agg,
+					    e & RID ? raccs + (size_t)(e & ~RID) * asz
+						    : accs + (size_t)e * asz,
+					    sl_batch_elem(b, i), b->ts[i], b);
 				continue;
 			}
 			if (key == NONE) {
@@ -1369,6 +1367,120 @@ int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 			raccs = w->raccs, accs = w->accs;
 		}
 	}
+	return rc;
+}
+
+/*
+ * The specialised batch path: slicing, a field key of 8 bytes at @koff
+ * (sl_key_by_field()) and a built-in aggregate of @kind over the int64_t
+ * at @voff. The same three passes as batch_generic() and chunk_probe(),
+ * with the key word read in place, hashed by hash8() and found by its word
+ * (as key_probe() does for every 8-byte key), and the hot add done inline.
+ * Elements off the hot path take the same slow path, win_element(), so
+ * the state it builds is the generic path's, bit for bit. Forced inline
+ * with @kind a constant: one loop per aggregate, no branch on it per
+ * element (bench_window tumbling: about a fifth less CPU per record than
+ * the same code left to the compiler, which did not clone it).
+ */
+static inline __attribute__((always_inline)) int
+batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff, uint32_t voff)
+{
+	struct sli_win *w = op->win;
+	const uint32_t asz = w->acc_size, esz = b->elem_size;
+	const int64_t wm = op->watermark, pane = w->pane;
+	const uint8_t *data = b->data;
+	const int64_t *bts = b->ts;
+	uint64_t kx[CHUNK], hs[CHUNK];
+	uint32_t hot[CHUNK], kid[CHUNK];
+	uint32_t n = b->n;
+	int rc = 0;
+
+	for (uint32_t c0 = 0; c0 < n && rc == 0; c0 += CHUNK) {
+		uint32_t m = n - c0 < CHUNK ? n - c0 : CHUNK;
+		const struct kslot *ktab = w->ktab;
+		const uint32_t mask = w->kcap - 1;
+		const bool pf = acc_bytes(w) > ACC_PF_MIN;
+		uint8_t *raccs, *accs;
+
+		for (uint32_t j = 0; j < m; j++) {
+			memcpy(&kx[j], data + (size_t)(c0 + j) * esz + koff, 8);
+			hs[j] = hash8(kx[j]);
+			__builtin_prefetch(&ktab[hs[j] & mask]);
+		}
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t i = (uint32_t)hs[j] & mask;
+			const struct kslot *s;
+			int64_t ts = bts[c0 + j];
+
+			while (ktab[i].id && (ktab[i].kw != kx[j] || !(ktab[i].id & KS_WORD)))
+				i = (i + 1) & mask;
+			s = &ktab[i];
+			kid[j] = s->id ? (s->id & ~KS_WORD) - 1 : NONE;
+			hot[j] = NONE;
+			if (s->cur && (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane &&
+			    ts >= s->cur_start && s->cur_fire > wm) {
+				uint32_t e = s->cur - 1;
+
+				hot[j] = e;
+				if (pf)
+					__builtin_prefetch(e & RID
+							       ? w->raccs + (size_t)(e & ~RID) * asz
+							       : w->accs + (size_t)e * asz,
+							   1);
+			}
+		}
+		raccs = w->raccs, accs = w->accs;
+		for (uint32_t j = 0; j < m; j++) {
+			uint32_t i = c0 + j, e = hot[j], key = kid[j];
+
+			if (e != NONE) {
+				int64_t v = 0;
+				uint8_t *acc = e & RID ? raccs + (size_t)(e & ~RID) * asz
+						       : accs + (size_t)e * asz;
+				int64_t x;
+
+				if (kind != SL_AGG_COUNT)
+					memcpy(&v, data + (size_t)i * esz + voff, 8);
+				memcpy(&x, acc, 8);
+				sli_agg_fold(kind, &x, v);
+				memcpy(acc, &x, 8);
+				continue;
+			}
+			if (key == NONE) {
+				int64_t id = key_id(w, hs[j], &kx[j], 8);
+
+				if (id < 0) {
+					rc = (int)id;
+					break;
+				}
+				key = (uint32_t)id;
+			}
+			rc = win_element(op, b, i, key);
+			if (rc != 0)
+				break;
+			raccs = w->raccs, accs = w->accs;
+		}
+	}
+	return rc;
+}
+
+int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
+{
+	struct sli_win *w = op->win;
+	const struct sl_aggregate *agg = w->agg;
+	const uint32_t koff = op->key.off, voff = agg->field;
+	int rc;
+
+	if (!w->sliced || op->key.fn != NULL || op->key.len != 8 || agg->builtin == SL_AGG_CUSTOM)
+		rc = batch_generic(op, b);
+	else if (agg->builtin == SL_AGG_COUNT)
+		rc = batch_word(op, b, SL_AGG_COUNT, koff, voff);
+	else if (agg->builtin == SL_AGG_SUM_I64)
+		rc = batch_word(op, b, SL_AGG_SUM_I64, koff, voff);
+	else if (agg->builtin == SL_AGG_MIN_I64)
+		rc = batch_word(op, b, SL_AGG_MIN_I64, koff, voff);
+	else
+		rc = batch_word(op, b, SL_AGG_MAX_I64, koff, voff);
 	if (rc == -ENOMEM && !atomic_load_explicit(&op->st->w->x->failed, memory_order_relaxed))
 		sli_fail(op, rc, "out of memory for window state");
 	sli_release(op, b);

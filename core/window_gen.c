@@ -351,11 +351,10 @@ static int contents_add(struct sli_opi *op, uint32_t e, const struct sl_batch *b
 	}
 	if (!x->has) {
 		memset(acc_of(w, e), 0, cf->acc_size);
-		if (cf->agg.create != NULL)
-			cf->agg.create(acc_of(w, e), cf->agg.arg);
+		sli_agg_create(&cf->agg, acc_of(w, e));
 		x->has = true;
 	}
-	cf->agg.add(acc_of(w, e), el, b->ts[i], b, cf->agg.arg);
+	sli_agg_add(&cf->agg, acc_of(w, e), el, b->ts[i], b);
 	return 0;
 }
 
@@ -399,7 +398,7 @@ static int contents_merge(struct sli_wgen *w, uint32_t to, uint32_t from)
 	}
 	if (cf->reduce != NULL)
 		return reduce_into(w, acc_of(w, to), acc_of(w, from));
-	cf->agg.merge(acc_of(w, to), acc_of(w, from), cf->agg.arg);
+	sli_agg_merge(&cf->agg, acc_of(w, to), acc_of(w, from));
 	return 0;
 }
 
@@ -812,10 +811,9 @@ static int fire_list(struct sli_opi *op, uint32_t e, const struct sl_window_ctx 
 		return sl_emit(&op->coll, w->fold, m, cf->in.nstr ? &v : NULL);
 	}
 	memset(w->fold, 0, cf->acc_size);
-	if (cf->agg.create != NULL)
-		cf->agg.create(w->fold, cf->agg.arg);
+	sli_agg_create(&cf->agg, w->fold);
 	for (uint32_t i = 0; i < x->n; i++)
-		cf->agg.add(w->fold, sl_batch_elem(&v, i), x->ts[i], &v, cf->agg.arg);
+		sli_agg_add(&cf->agg, w->fold, sl_batch_elem(&v, i), x->ts[i], &v);
 	if (cf->process != NULL)
 		return process_one(op, ctx, w->fold, cf->acc_size, m, NULL, 0);
 	return cf->agg.result(&ctx->window, &ctx->key, w->fold, &op->coll, cf->agg.arg);
@@ -1235,12 +1233,22 @@ int sli_wgen_conf_new(const struct sl_window_conf *conf, const struct sl_type *i
 	else if (conf->reduce != NULL && conf->process == NULL &&
 		 (out->size != in->size || out->nstr != in->nstr))
 		bad = "a reduce window emits elements of its input type: the output type differs";
+	else if (conf->aggregate != NULL && conf->aggregate->builtin != SL_AGG_CUSTOM &&
+		 (conf->aggregate->builtin > SL_AGG_MAX_I64 || conf->aggregate->create != NULL ||
+		  conf->aggregate->add != NULL || conf->aggregate->merge != NULL ||
+		  conf->aggregate->acc_size != sizeof(int64_t) ||
+		  (conf->aggregate->builtin != SL_AGG_COUNT &&
+		   (conf->aggregate->field > in->size ||
+		    in->size - conf->aggregate->field < sizeof(int64_t)))))
+		bad = "a built-in aggregate needs a known kind, acc_size 8, no create, add or "
+		      "merge, and its int64 field inside the input elements";
 	else if (conf->aggregate != NULL &&
-		 (conf->aggregate->add == NULL || conf->aggregate->acc_size == 0 ||
+		 ((conf->aggregate->builtin == SL_AGG_CUSTOM && conf->aggregate->add == NULL) ||
+		  conf->aggregate->acc_size == 0 ||
 		  (conf->process == NULL && conf->aggregate->result == NULL)))
 		bad = "the aggregate needs acc_size and add() (and result() without process)";
 	else if (conf->aggregate != NULL && as->kind == SL_ASSIGNER_SESSION &&
-		 ev->kind == SL_EVICTOR_NONE && conf->aggregate->merge == NULL)
+		 ev->kind == SL_EVICTOR_NONE && !sli_agg_has_merge(conf->aggregate))
 		bad = "session windows merge, the aggregate needs merge()";
 	else if (conf->state_size > 0 && (conf->process == NULL || as->kind == SL_ASSIGNER_SESSION))
 		bad = "per-window state is for process functions on windows that do not merge";
@@ -1355,7 +1363,7 @@ static int wgen_element(struct sli_opi *op, struct sl_batch *b, uint32_t i)
 	int rc;
 
 	op->errbuf[0] = '\0';
-	op->key(sl_batch_elem(b, i), b, &k);
+	sli_key_get(&op->key, sl_batch_elem(b, i), b, &k);
 	h = (b->flags & SL_BATCH_F_KEYED) ? b->key[i] : sli_hash64(k.ptr, k.len, 0);
 	key = sli_keys_intern(w->keys, h, k.ptr, k.len);
 	if (key < 0)

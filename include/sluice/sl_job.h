@@ -449,6 +449,18 @@ struct sl_stream *sl_side_output(struct sl_stream *proc, unsigned tag, const str
 /** Partition the next edge by key group of @fn's key (Flink's keyBy). */
 struct sl_stream *sl_key_by(struct sl_stream *in, sl_key_fn fn);
 
+/**
+ * sl_key_by_field() - sl_key_by() with the key the @len bytes at @offset
+ * of each element (Flink's keyBy(field)): as a key function returning
+ * { elem + offset, len }, same hashes, key groups and state. The window
+ * operator reads such a key inline (no call per element), and with a key
+ * of 8 bytes and a built-in aggregate (sl_time.h) runs a specialised loop.
+ * Use offsetof() and sizeof() of the field; key by strings with sl_key_by().
+ * Errors (reported by sl_job_validate()): -EINVAL when @len is 0, the field
+ * is not inside the stream's elements, or it overlaps a struct sl_str.
+ */
+struct sl_stream *sl_key_by_field(struct sl_stream *in, uint32_t offset, uint32_t len);
+
 enum sl_reduce_mode {
 	SL_REDUCE_ROLLING =
 	    0, /**< emit the updated accumulator for every element (Flink streaming) */

@@ -121,23 +121,88 @@ struct sl_window {
 #define SL_AGG_SLICEABLE 0x1u
 
 /**
+ * The result function of an aggregate: emit the window @w's output for
+ * @key from its accumulator @acc through @out (see struct sl_aggregate).
+ */
+typedef int (*sl_agg_result_fn)(const struct sl_window *w, const struct sl_key *key,
+				const void *acc, struct sl_collector *out, void *arg);
+
+/**
+ * Built-in aggregations (@builtin of struct sl_aggregate, Flink's sum(),
+ * min(), max() and count): the engine folds the elements itself, with no
+ * call per element. The accumulator is one int64_t; the field is an
+ * int64_t at byte @field of the element (read unaligned). Sums and counts
+ * wrap around (two's complement) instead of overflowing.
+ */
+enum sl_agg_builtin {
+	SL_AGG_CUSTOM = 0,  /**< create, add, merge: the aggregate's own functions */
+	SL_AGG_COUNT = 1,   /**< elements; starts at 0 */
+	SL_AGG_SUM_I64 = 2, /**< sum of the field; starts at 0 */
+	SL_AGG_MIN_I64 = 3, /**< least field; starts at INT64_MAX */
+	SL_AGG_MAX_I64 = 4, /**< greatest field; starts at INT64_MIN */
+};
+
+/**
  * An incremental aggregate: one accumulator of @acc_size bytes per key
  * and window. @add folds in one element; @merge (needed for sessions)
  * folds @src into @dst; @result emits the window's output through @out
  * (one element, usually, with sl_emit(out, &elem, w->end - 1, NULL); the
  * key bytes are valid during the call, copy them with sl_collector_str()).
  * Return 0 or -errno (fails the job). @flags: SL_AGG_SLICEABLE or 0.
+ *
+ * @builtin other than SL_AGG_CUSTOM (sl_agg_count() and friends below):
+ * the engine creates, adds and merges (create, add and merge must be NULL,
+ * acc_size is 8, the aggregate is sliceable whatever @flags says); @result
+ * still makes the output. The accumulator holds the same value a custom
+ * aggregate doing the same arithmetic would hold, so @result is the same.
  */
 struct sl_aggregate {
 	uint32_t acc_size;
 	void (*create)(void *acc, void *arg);
 	void (*add)(void *acc, const void *elem, int64_t ts, const struct sl_batch *src, void *arg);
 	void (*merge)(void *dst, const void *src, void *arg);
-	int (*result)(const struct sl_window *w, const struct sl_key *key, const void *acc,
-		      struct sl_collector *out, void *arg);
+	sl_agg_result_fn result;
 	void *arg;
-	uint32_t flags; /**< SL_AGG_SLICEABLE, or 0 */
+	uint32_t flags;	  /**< SL_AGG_SLICEABLE, or 0 */
+	uint32_t builtin; /**< enum sl_agg_builtin; 0: SL_AGG_CUSTOM */
+	uint32_t field;	  /**< SL_AGG_SUM_I64, _MIN_I64, _MAX_I64: byte offset of the int64_t */
 };
+
+/** A built-in aggregate of kind @kind over the int64_t at @field (0 for count). */
+static inline struct sl_aggregate sl_agg_builtin(enum sl_agg_builtin kind, uint32_t field,
+						 sl_agg_result_fn result, void *arg)
+{
+	return (struct sl_aggregate){ .acc_size = sizeof(int64_t),
+				      .result = result,
+				      .arg = arg,
+				      .flags = SL_AGG_SLICEABLE,
+				      .builtin = (uint32_t)kind,
+				      .field = field };
+}
+
+/** count(): the number of elements of the window, an int64_t, to @result. */
+static inline struct sl_aggregate sl_agg_count(sl_agg_result_fn result, void *arg)
+{
+	return sl_agg_builtin(SL_AGG_COUNT, 0, result, arg);
+}
+
+/** sum(field): the wrapping sum of the int64_t at byte @field, to @result. */
+static inline struct sl_aggregate sl_agg_sum_i64(uint32_t field, sl_agg_result_fn result, void *arg)
+{
+	return sl_agg_builtin(SL_AGG_SUM_I64, field, result, arg);
+}
+
+/** min(field): the least int64_t at byte @field, to @result. */
+static inline struct sl_aggregate sl_agg_min_i64(uint32_t field, sl_agg_result_fn result, void *arg)
+{
+	return sl_agg_builtin(SL_AGG_MIN_I64, field, result, arg);
+}
+
+/** max(field): the greatest int64_t at byte @field, to @result. */
+static inline struct sl_aggregate sl_agg_max_i64(uint32_t field, sl_agg_result_fn result, void *arg)
+{
+	return sl_agg_builtin(SL_AGG_MAX_I64, field, result, arg);
+}
 
 /**
  * sl_window_aggregate() - event-time windows over the keyed stream @in
@@ -249,7 +314,8 @@ struct sl_keyed_process {
  * an input that is not keyed.
  */
 struct sl_stream *sl_keyed_process(struct sl_stream *keyed, const char *name,
-				   const struct sl_keyed_process *p, const struct sl_type *out_type);
+				   const struct sl_keyed_process *p,
+				   const struct sl_type *out_type);
 
 /* -------------------------------------------------------------- joins */
 
@@ -376,11 +442,11 @@ static inline int64_t sl_window_max_ts(const struct sl_window *w)
 }
 
 enum sl_assigner_kind {
-	SL_ASSIGNER_NONE = 0,	/**< invalid: an assigner must be chosen */
-	SL_ASSIGNER_TUMBLING,	/**< size, offset */
-	SL_ASSIGNER_SLIDING,	/**< size, slide, offset */
-	SL_ASSIGNER_SESSION,	/**< gap, or gap_fn (dynamic gap) */
-	SL_ASSIGNER_GLOBAL,	/**< one window per key that never ends */
+	SL_ASSIGNER_NONE = 0, /**< invalid: an assigner must be chosen */
+	SL_ASSIGNER_TUMBLING, /**< size, offset */
+	SL_ASSIGNER_SLIDING,  /**< size, slide, offset */
+	SL_ASSIGNER_SESSION,  /**< gap, or gap_fn (dynamic gap) */
+	SL_ASSIGNER_GLOBAL,   /**< one window per key that never ends */
 };
 
 /**
@@ -399,25 +465,27 @@ typedef int64_t (*sl_session_gap_fn)(const void *elem, int64_t ts, const struct 
  */
 struct sl_window_assigner {
 	enum sl_assigner_kind kind;
-	int64_t size;		/**< tumbling, sliding: > 0 */
-	int64_t slide;		/**< sliding: > 0 */
-	int64_t offset;		/**< tumbling, sliding: starts are offset + k * slide */
-	int64_t gap;		/**< session with a static gap: > 0 */
+	int64_t size;		  /**< tumbling, sliding: > 0 */
+	int64_t slide;		  /**< sliding: > 0 */
+	int64_t offset;		  /**< tumbling, sliding: starts are offset + k * slide */
+	int64_t gap;		  /**< session with a static gap: > 0 */
 	sl_session_gap_fn gap_fn; /**< session: dynamic gap (then gap is unused) */
 	void *gap_arg;
 };
 
 static inline struct sl_window_assigner sl_assigner_tumbling(int64_t size, int64_t offset)
 {
-	return (struct sl_window_assigner){ .kind = SL_ASSIGNER_TUMBLING, .size = size,
+	return (struct sl_window_assigner){ .kind = SL_ASSIGNER_TUMBLING,
+					    .size = size,
 					    .offset = offset };
 }
 
 static inline struct sl_window_assigner sl_assigner_sliding(int64_t size, int64_t slide,
 							    int64_t offset)
 {
-	return (struct sl_window_assigner){ .kind = SL_ASSIGNER_SLIDING, .size = size,
-					    .slide = slide, .offset = offset };
+	return (struct sl_window_assigner){
+		.kind = SL_ASSIGNER_SLIDING, .size = size, .slide = slide, .offset = offset
+	};
 }
 
 static inline struct sl_window_assigner sl_assigner_session(int64_t gap)
@@ -425,11 +493,10 @@ static inline struct sl_window_assigner sl_assigner_session(int64_t gap)
 	return (struct sl_window_assigner){ .kind = SL_ASSIGNER_SESSION, .gap = gap };
 }
 
-static inline struct sl_window_assigner sl_assigner_session_dynamic(sl_session_gap_fn fn,
-								    void *arg)
+static inline struct sl_window_assigner sl_assigner_session_dynamic(sl_session_gap_fn fn, void *arg)
 {
-	return (struct sl_window_assigner){ .kind = SL_ASSIGNER_SESSION, .gap_fn = fn,
-					    .gap_arg = arg };
+	return (
+	    struct sl_window_assigner){ .kind = SL_ASSIGNER_SESSION, .gap_fn = fn, .gap_arg = arg };
 }
 
 static inline struct sl_window_assigner sl_assigner_global(void)
@@ -720,8 +787,7 @@ struct sl_window_conf {
  * purging count(size) trigger, or a count(slide) trigger and a count(size)
  * evictor. Sets those fields of @conf only.
  */
-static inline void sl_window_conf_count(struct sl_window_conf *conf, uint64_t size,
-					uint64_t slide)
+static inline void sl_window_conf_count(struct sl_window_conf *conf, uint64_t size, uint64_t slide)
 {
 	conf->assigner = sl_assigner_global();
 	if (slide == 0) {

@@ -25,6 +25,7 @@
 #include <sluice/sluice.h>
 
 #include "sl_test.h"
+#include "window_tape.h"
 
 #define NREC  4000
 #define NKEYS 9
@@ -47,14 +48,6 @@ struct acc {
 static struct ev evs[NREC];
 static int64_t tss[NREC];
 
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* Base time from -3000 rising 0..4 per record; ts up to @disorder below it. */
 static void gen_input(uint64_t seed, int64_t disorder)
 {
@@ -72,84 +65,7 @@ static void gen_input(uint64_t seed, int64_t disorder)
 
 /* ------------------------------------------------------------ engine */
 
-static int src_open(void *arg, const struct sl_subtask_info *info, void **state)
-{
-	int *next = calloc(1, sizeof(*next));
-
-	(void)arg, (void)info;
-	if (next == NULL)
-		return -ENOMEM;
-	*state = next;
-	return 0;
-}
-
-/* Small uneven batches, so watermarks and batch edges fall everywhere. */
-static int src_poll(void *state, struct sl_batch *out)
-{
-	int *next = state;
-	uint32_t want = 1 + (uint32_t)(mix64((uint64_t)*next) % 37), n = 0;
-
-	while (n < want && n < out->cap && *next < NREC) {
-		*(struct ev *)sl_batch_elem(out, n) = evs[*next];
-		out->ts[n++] = tss[(*next)++];
-	}
-	return (int)n | (*next == NREC ? SL_SOURCE_END : 0);
-}
-
-static void src_close(void *state)
-{
-	free(state);
-}
-
-static const struct sl_source_ops src_ops = { .open = src_open,
-					      .poll = src_poll,
-					      .close = src_close };
-
-/* Collects whole elements of @size bytes from every subtask. */
-struct bag {
-	pthread_mutex_t lock;
-	size_t size, n, cap;
-	char *data;
-};
-
-static int bag_open(void *arg, const struct sl_subtask_info *info, void **state)
-{
-	(void)info;
-	*state = arg;
-	return 0;
-}
-
-static int bag_write(void *state, const struct sl_batch *b)
-{
-	struct bag *g = state;
-	int rc = 0;
-
-	pthread_mutex_lock(&g->lock);
-	if (g->n + b->n > g->cap) {
-		size_t ncap = (g->n + b->n) * 2;
-		char *nd = realloc(g->data, ncap * g->size);
-
-		if (nd == NULL)
-			rc = -ENOMEM;
-		else
-			g->data = nd, g->cap = ncap;
-	}
-	if (rc == 0) {
-		memcpy(g->data + g->n * g->size, b->data, b->n * g->size);
-		g->n += b->n;
-	}
-	pthread_mutex_unlock(&g->lock);
-	return rc;
-}
-
-static void bag_close(void *state)
-{
-	(void)state;
-}
-
-static const struct sl_sink_ops bag_ops = { .open = bag_open,
-					    .write = bag_write,
-					    .close = bag_close };
+static struct tape tape = { evs, tss, sizeof(struct ev), NREC, 37 };
 
 static void ev_key(const void *elem, const struct sl_batch *src, struct sl_key *out)
 {
@@ -238,7 +154,7 @@ static int run_engine(const struct sl_window_spec *spec, int64_t d, uint64_t eve
 		return rc;
 	snprintf(p, sizeof(p), "%u", par);
 	sl_job_set(job, "parallelism", p, NULL, 0);
-	s = sl_source(job, "src", &src_ops, NULL, &ev_type);
+	s = sl_source(job, "src", &tape_ops, &tape, &ev_type);
 	s = sl_assign_watermarks(sl_set_parallelism(s, 1), &ws);
 	s = sl_window_aggregate(sl_key_by(s, ev_key), "w", spec, &agg, &wout_type);
 	sl_sink(s, "out", &bag_ops, &o->out);
