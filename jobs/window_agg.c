@@ -12,7 +12,10 @@
  *   output  one line per firing "start,end,key,count,sum,min,max"; late
  *           firings repeat the window with its updated figures;
  *   late    with --late-output, late records as their input line;
- *           otherwise counted and reported on stderr.
+ *           otherwise counted and reported on stderr;
+ *   state   with a state budget (--state-memory), the windows live in
+ *           keyed state and spill to disk past it (window_spill.c), with
+ *           the same output; how much went to disk is reported on stderr.
  *
  * The source reads the input at parallelism 1, in file order. Each file
  * of a directory is one split with its own watermark generator; the
@@ -39,6 +42,7 @@
 #include <sluice/sl_time.h>
 
 #include "jobs.h"
+#include "window_agg.h"
 
 #define WA_KEY_MAX 64
 
@@ -136,24 +140,9 @@ static const struct sli_cli_opt wa_options[] = {
 
 /* ------------------------------------------------------------ elements */
 
-struct wa_ev {
-	int64_t value;
-	struct sl_str key;
-	struct sl_str raw; /* the input line, with --late-output only */
-};
-
 static const struct sl_type wa_ev_type = SL_TYPE_STR2(struct wa_ev, key, raw);
 
-struct wa_out {
-	int64_t start, end, count, sum, min, max;
-	struct sl_str key;
-};
-
 static const struct sl_type wa_out_type = SL_TYPE_STR1(struct wa_out, key);
-
-struct wa_acc {
-	int64_t count, sum, min, max;
-};
 
 struct wa_job {
 	const struct wa_opts *o;
@@ -165,6 +154,8 @@ struct wa_job {
 	struct sl_lines_conf lines;
 	struct sl_text_sink_conf out, late;
 	struct sl_part_sink_conf parts;
+	uint64_t budget;	/* state-memory per subtask; 0: windows in memory */
+	struct wa_spill *spill; /* the window stage with a budget */
 };
 
 /* --------------------------------------------------------------- parse */
@@ -267,38 +258,20 @@ static void wa_key(const void *elem, const struct sl_batch *src, struct sl_key *
 
 static void wa_create(void *acc, void *arg)
 {
-	struct wa_acc *a = acc;
-
 	(void)arg;
-	*a = (struct wa_acc){ 0, 0, INT64_MAX, INT64_MIN };
+	wa_acc_init(acc);
 }
 
 static void wa_add(void *acc, const void *elem, int64_t ts, const struct sl_batch *src, void *arg)
 {
-	struct wa_acc *a = acc;
-	int64_t v = ((const struct wa_ev *)elem)->value;
-
 	(void)ts, (void)src, (void)arg;
-	a->count++;
-	a->sum = (int64_t)((uint64_t)a->sum + (uint64_t)v); /* wraps, as the contract says */
-	if (v < a->min)
-		a->min = v;
-	if (v > a->max)
-		a->max = v;
+	wa_acc_add(acc, ((const struct wa_ev *)elem)->value);
 }
 
 static void wa_merge(void *dst, const void *src, void *arg)
 {
-	struct wa_acc *a = dst;
-	const struct wa_acc *b = src;
-
 	(void)arg;
-	a->count += b->count;
-	a->sum = (int64_t)((uint64_t)a->sum + (uint64_t)b->sum);
-	if (b->min < a->min)
-		a->min = b->min;
-	if (b->max > a->max)
-		a->max = b->max;
+	wa_acc_merge(dst, src);
 }
 
 static int wa_result(const struct sl_window *w, const struct sl_key *key, const void *acc,
@@ -411,6 +384,7 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	struct wa_job *j = calloc(1, sizeof(*j));
 	struct sl_stream *s, *w;
 	int64_t every = 0;
+	char buf[32];
 	int rc;
 
 	*state = j;
@@ -454,7 +428,22 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	};
 	s = sl_source(job, "events", &sl_lines_ops, &j->lines, &wa_ev_type);
 	s = sl_assign_watermarks(sl_set_parallelism(s, 1), &j->wm);
-	w = sl_window_aggregate(sl_key_by(s, wa_key), "window", &j->spec, &j->agg, &wa_out_type);
+	/*
+	 * With a state budget the windows live in keyed state (Flink's
+	 * WindowOperator on its state backend) and spill past it; without
+	 * one, the in-memory operator (sliced panes, no per-element state
+	 * access) is faster.
+	 */
+	if (sl_job_get(job, "state-memory", buf, sizeof(buf)) == 0)
+		j->budget = strtoull(buf, NULL, 10);
+	if (sl_job_get(job, "parallelism", buf, sizeof(buf)) < 0)
+		return sl_errbuf_set(errbuf, errlen, -EINVAL, "cannot read the parallelism");
+	if (j->budget > 0)
+		w = wa_spill_window(sl_key_by(s, wa_key), &j->spec, j->keep_raw,
+				    (unsigned)strtoul(buf, NULL, 10), &wa_out_type, &j->spill);
+	else
+		w = sl_window_aggregate(sl_key_by(s, wa_key), "window", &j->spec, &j->agg,
+					&wa_out_type);
 
 	if (is_dir_output(o->output)) {
 		j->parts = (struct sl_part_sink_conf){ .dir = o->output,
@@ -503,12 +492,29 @@ static int wa_finish(void *state, int rc, bool stopped, char *errbuf, size_t err
 		fprintf(stderr, "window-agg: %" PRIu64 " bad records %s\n", bad,
 			j->lines.bad_policy == SL_BAD_FILE ? "written to the --bad-records file"
 							   : "skipped");
+	if (j->spill != NULL) {
+		struct wa_spill_stats sp;
+
+		wa_spill_stats(j->spill, &sp);
+		fprintf(
+		    stderr,
+		    "window-agg: state-memory %" PRIu64 " B per subtask: window state of a key "
+		    "spilled %" PRIu64 " times (%" PRIu64
+		    " B appended to the spill files in %" PRIu64 " writes of 1 MiB, up to %" PRIu64
+		    " keys out of memory at once), read back "
+		    "%" PRIu64 " times\n",
+		    j->budget, sp.evictions, sp.peak_bytes, sp.writes, sp.peak_on_disk, sp.reloads);
+	}
 	return 0;
 }
 
 static void wa_destroy(void *state)
 {
-	free(state);
+	struct wa_job *j = state;
+
+	if (j != NULL)
+		wa_spill_free(j->spill);
+	free(j);
 }
 
 const struct sli_job_def sli_job_window_agg = {

@@ -1182,6 +1182,7 @@ int sli_state_api_stats(const struct sl_ctx *c, struct sli_state_api_stats *out)
 		out->evictions += ts.evictions;
 		out->reloads += ts.reloads;
 		out->spill_writes += ts.spill_writes;
+		out->spill_file_bytes += ts.spill_file_bytes;
 	}
 	out->engine = sli_table_spill_engine(sa->t[0]);
 	out->spill_dir = sa->dir[0];

@@ -21,13 +21,14 @@ struct sli_state_api_stats {
 	unsigned max_budget;  /* largest slot budget one call was given */
 	unsigned last_budget; /* the budget of the latest call */
 	/* Spilling (state-memory), summed over the subtask's tables; 0 without a budget. */
-	size_t resident;       /* bytes the budget bounds (sli_table_stats.resident) */
-	size_t spilled;	       /* entries on disk now */
-	uint64_t evictions;    /* entries moved to disk */
-	uint64_t reloads;      /* entries read back */
-	uint64_t spill_writes; /* write requests to the spill files */
-	const char *engine;    /* "io_uring", "posix", or NULL: no spilling */
-	const char *spill_dir; /* the first table's spill directory, or NULL */
+	size_t resident;	   /* bytes the budget bounds (sli_table_stats.resident) */
+	size_t spilled;		   /* entries on disk now */
+	uint64_t evictions;	   /* entries moved to disk */
+	uint64_t reloads;	   /* entries read back */
+	uint64_t spill_writes;	   /* write requests to the spill files */
+	uint64_t spill_file_bytes; /* bytes of the spill files now, the write buffer's included */
+	const char *engine;	   /* "io_uring", "posix", or NULL: no spilling */
+	const char *spill_dir;	   /* the first table's spill directory, or NULL */
 };
 
 /**

@@ -13,8 +13,6 @@ import collections
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -86,46 +84,26 @@ def run_case(sluice, tmp, name, window, par, events, kills, rng, rate):
     cmd = [sluice, "run", "window-agg"] + common + [
         "--output", out, "--checkpoint-dir", ck, "--checkpoint-interval", "150ms",
         "--restore", "latest", "--rate", str(rate)]
-    done_kills = 0
-    attempts = 0
-    while True:
-        attempts += 1
-        if attempts > kills * 20 + 50:
-            raise AssertionError("%s: no progress after %d attempts" % (name, attempts))
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if done_kills < kills:
-            try:
-                p.wait(timeout=rng.uniform(0.05, 0.4))
-            except subprocess.TimeoutExpired:
-                p.send_signal(signal.SIGKILL)
-                p.wait()
-                p.stderr.close()
-                done_kills += 1
-                continue
-        else:
-            p.wait(timeout=600)
-        err = p.stderr.read().decode(errors="replace")
-        p.stderr.close()
-        if p.returncode != 0:
-            raise AssertionError("%s: attempt %d exited %d: %s" % (name, attempts, p.returncode,
-                                                                    err))
-        if done_kills >= kills:
-            break
+
+    def start_over():
         # Finished before enough kills: start over with fresh directories, so
         # the kills land in one run from the beginning to the end.
         shutil.rmtree(out)
         shutil.rmtree(ck)
         os.mkdir(out)
-        done_kills = 0
-        rate = int(rate * 0.7)
+    try:
+        attempts, _ = wa_common.run_with_kills(cmd, kills, lambda: rng.uniform(0.05, 0.4),
+                                               start_over, kills * 20 + 50)
+    except AssertionError as e:
+        raise AssertionError("%s: %s" % (name, e))
     got = committed(out)
     if got != want:
         raise AssertionError("%s: committed output after %d kills differs from the "
-                             "uninterrupted run:\n%s" % (name, done_kills, diff(got, want)))
+                             "uninterrupted run:\n%s" % (name, kills, diff(got, want)))
     leftovers = [f for f in os.listdir(out) if f.startswith(".part-")]
     if leftovers:
         raise AssertionError("%s: uncommitted files left after the end: %s" % (name, leftovers))
-    print("%s: %d kills, %d attempts, %d lines" % (name, done_kills, attempts,
+    print("%s: %d kills, %d attempts, %d lines" % (name, kills, attempts,
                                                    sum(got.values())))
 
 

@@ -31,12 +31,15 @@
  * panes in rings and fired windows kept) and session windows (gap 40,
  * merging entries), each in both modes, against brute-force references.
  * The copy is reused from one checkpoint to the next unless the
- * coordinator still holds it; these cases also run under TSan.
+ * coordinator still holds it; these cases also run under TSan. The same
+ * sliding windows once more with a field key (sl_key_by_field()) and a
+ * built-in sum (sl_agg_sum_i64()): window.c's specialised loop.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +90,7 @@ struct rec {
 };
 
 /* The operator under test. */
-enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS, KEYED, AGG_SLIDE, AGG_SESSION };
+enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS, KEYED, AGG_SLIDE, AGG_SESSION, AGG_BUILTIN };
 
 static char tmpdir[256], lpath[300], rpath[300];
 static struct rec lrec[NREC], rrec[NREC];
@@ -360,6 +363,18 @@ static int cs_result(const struct sl_window *w, const struct sl_key *key, const 
 	return sl_emit(out, &o, w->end - 1, NULL);
 }
 
+/* The built-in sum's result: count 0 (it keeps only the sum). */
+static int sum_result(const struct sl_window *w, const struct sl_key *key, const void *acc,
+		      struct sl_collector *out, void *arg)
+{
+	struct wo o = { 0, w->start, w->end, 0, 0 };
+
+	(void)arg;
+	memcpy(&o.key, key->ptr, sizeof(o.key));
+	memcpy(&o.sum, acc, sizeof(o.sum));
+	return sl_emit(out, &o, w->end - 1, NULL);
+}
+
 struct setup {
 	enum kind kind;
 	const char *out, *ck;
@@ -409,7 +424,9 @@ static int run_job(const struct setup *s)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
 	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, &ev_type), 1);
 	/* The keyed process function: another key, many of them (a small state-memory spills). */
-	l = sl_key_by(sl_assign_watermarks(l, &ws), s->kind == KEYED ? key_mod : key_ev);
+	l = sl_assign_watermarks(l, &ws);
+	l = s->kind == AGG_BUILTIN ? sl_key_by_field(l, offsetof(struct ev, key), sizeof(int64_t))
+				   : sl_key_by(l, s->kind == KEYED ? key_mod : key_ev);
 	r = NULL;
 	if (s->kind == IJOIN || s->kind == WJOIN) {
 		r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, &ev_type), 1);
@@ -445,6 +462,18 @@ static int run_job(const struct setup *s)
 
 		if (s->kind == AGG_SESSION)
 			sp = (struct sl_window_spec){ .kind = SL_WINDOW_SESSION, .gap = GAP };
+		j = sl_window_aggregate(l, "window", &sp, &agg, &wo_type);
+		pc.format = wo_format;
+		break;
+	}
+	case AGG_BUILTIN: {
+		struct sl_aggregate agg =
+		    sl_agg_sum_i64(offsetof(struct ev, val), sum_result, NULL);
+		struct sl_window_spec sp = { .kind = SL_WINDOW_SLIDING,
+					     .size = SSIZE,
+					     .slide = SSLIDE,
+					     .allowed_lateness = SLATE };
+
 		j = sl_window_aggregate(l, "window", &sp, &agg, &wo_type);
 		pc.format = wo_format;
 		break;
@@ -542,8 +571,11 @@ static void sessions(struct lines *want)
 	}
 }
 
-/* Sliding windows: per key and window [s, s + SSIZE) with elements, the count and sum. */
-static void slides(struct lines *want)
+/*
+ * Sliding windows: per key and window [s, s + SSIZE) with elements, the
+ * count (0 when @sum_only) and sum.
+ */
+static void slides(struct lines *want, bool sum_only)
 {
 	static struct rec v[NREC];
 	char buf[160];
@@ -570,7 +602,7 @@ static void slides(struct lines *want)
 			snprintf(buf, sizeof(buf),
 				 "%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
 				 ",%" PRId64,
-				 v[i].key, st, st + SSIZE, n, sum, st + SSIZE - 1);
+				 v[i].key, st, st + SSIZE, sum_only ? 0 : n, sum, st + SSIZE - 1);
 			lines_add(want, buf);
 		}
 		i = j;
@@ -676,8 +708,8 @@ static void sleep_ms(long ms)
 
 static void kill_restore(enum kind kind, bool ua, bool sync)
 {
-	static const char *const names[] = { "ij",    "wj",	   "session",	 "continuous",
-					     "keyed", "agg-slide", "agg-session" };
+	static const char *const names[] = { "ij",    "wj",	   "session",	  "continuous",
+					     "keyed", "agg-slide", "agg-session", "agg-builtin" };
 	char out[400], ck[400];
 	struct lines want = { 0 }, got = { 0 };
 	unsigned seed = (unsigned)time(NULL);
@@ -694,8 +726,8 @@ static void kill_restore(enum kind kind, bool ua, bool sync)
 	} else if (kind == SESSION || kind == AGG_SESSION) {
 		sessions(&want);
 		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
-	} else if (kind == AGG_SLIDE) {
-		slides(&want);
+	} else if (kind == AGG_SLIDE || kind == AGG_BUILTIN) {
+		slides(&want, kind == AGG_BUILTIN);
 		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
 	} else {
 		/* Firings follow the watermarks: the reference is an uninterrupted run. */
@@ -800,6 +832,11 @@ static void test_agg_session_sync(void)
 	kill_restore(AGG_SESSION, false, true);
 }
 
+static void test_agg_builtin(void)
+{
+	kill_restore(AGG_BUILTIN, false, false);
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
@@ -823,6 +860,8 @@ int main(void)
 		  test_agg_session },
 		{ "aggregate session windows, sync snapshots: kill -9, restore, rescale",
 		  test_agg_session_sync },
+		{ "field key, built-in sum, sliding windows: kill -9, restore, rescale",
+		  test_agg_builtin },
 		CU_TEST_INFO_NULL,
 	};
 	int rc;

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""What the window-agg integration tests share: running the real binary and
-generating seeded events with gen_events.py."""
+"""What the window-agg integration tests share: running the real binary,
+generating seeded events with gen_events.py, and runs killed with SIGKILL."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -20,3 +21,34 @@ def gen_events(seed, records, keys, disorder, start=0, extra=()):
         [sys.executable, os.path.join(HERE, "gen_events.py"), "--seed", str(seed), "--records",
          str(records), "--keys", str(keys), "--disorder", str(disorder), "--start", str(start)]
         + list(extra), stdout=subprocess.PIPE, check=True).stdout
+
+
+def run_with_kills(cmd, kills, wait, start_over, limit):
+    """Run CMD until an attempt exits 0 after KILLS attempts were killed with SIGKILL, all in one
+    run from the beginning: each attempt gets wait() seconds before it is killed; when one
+    finishes before the kills are done, start_over() resets its directories and the count
+    starts again. Raises AssertionError when an attempt fails or after LIMIT attempts.
+    Returns (attempts, the last attempt's stderr)."""
+    done, attempts = 0, 0
+    while True:
+        attempts += 1
+        if attempts > limit:
+            raise AssertionError("no progress after %d attempts" % limit)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            p.wait(timeout=wait() if done < kills else 600)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            p.stderr.close()
+            done += 1
+            continue
+        err = p.stderr.read()
+        p.stderr.close()
+        if p.returncode != 0:
+            raise AssertionError("attempt %d exited %d: %s" % (
+                attempts, p.returncode, err.decode(errors="replace")[-2000:]))
+        if done >= kills:
+            return attempts, err
+        start_over()
+        done = 0
