@@ -635,7 +635,7 @@ int main(int argc, char **argv)
 		{ .name = "10MiB", .target = 10ull << 20, .secs = RUN_SECS },
 		{ .name = "100MiB", .target = 100ull << 20, .secs = RUN_SECS },
 		/* a checkpoint takes seconds: long enough for several */
-		{ .name = "1GiB", .target = 1ull << 30, .secs = 4 * RUN_SECS },
+		{ .name = "1GiB", .target = 1ull << 30, .secs = 10 * RUN_SECS },
 	};
 	uint64_t count = 40000000, ref_out = 0, ref_sum = 0;
 	unsigned runs, nsizes = 2, workers = 0;
