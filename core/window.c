@@ -1324,6 +1324,24 @@ static inline void chunk_probe(struct sli_opi *op, const struct sl_batch *b, uin
 	}
 }
 
+/*
+ * Element @i off the hot path of both batch loops: its key (@key, or
+ * NONE when not in the table yet: @hash, @p, @len) through win_element().
+ * It may grow the tables: the caller reloads its accumulator bases.
+ */
+static int cold_element(struct sli_opi *op, struct sl_batch *b, uint32_t i, uint32_t key,
+			uint64_t hash, const void *p, uint32_t len)
+{
+	if (key == NONE) {
+		int64_t id = key_id(op->win, hash, p, len);
+
+		if (id < 0)
+			return (int)id;
+		key = (uint32_t)id;
+	}
+	return win_element(op, b, i, key);
+}
+
 /* The generic batch path: any key, any aggregate. */
 static int batch_generic(struct sli_opi *op, struct sl_batch *b)
 {
@@ -1352,16 +1370,7 @@ static int batch_generic(struct sli_opi *op, struct sl_batch *b)
 					    sl_batch_elem(b, i), b->ts[i], b);
 				continue;
 			}
-			if (key == NONE) {
-				int64_t id = key_id(w, hs[j], ks[j].ptr, ks[j].len);
-
-				if (id < 0) {
-					rc = (int)id;
-					break;
-				}
-				key = (uint32_t)id;
-			}
-			rc = win_element(op, b, i, key);
+			rc = cold_element(op, b, i, key, hs[j], ks[j].ptr, ks[j].len);
 			if (rc != 0)
 				break;
 			raccs = w->raccs, accs = w->accs;
@@ -1446,16 +1455,7 @@ batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff,
 				memcpy(acc, &x, 8);
 				continue;
 			}
-			if (key == NONE) {
-				int64_t id = key_id(w, hs[j], &kx[j], 8);
-
-				if (id < 0) {
-					rc = (int)id;
-					break;
-				}
-				key = (uint32_t)id;
-			}
-			rc = win_element(op, b, i, key);
+			rc = cold_element(op, b, i, key, hs[j], &kx[j], 8);
 			if (rc != 0)
 				break;
 			raccs = w->raccs, accs = w->accs;
