@@ -41,6 +41,8 @@ def run_with_kills(cmd, kills, wait, start_over, limit):
             p.send_signal(signal.SIGKILL)
             p.wait()
             p.stderr.close()
+            if done >= kills:  # the last attempt must finish, not hang
+                raise AssertionError("attempt %d did not finish in 600 s" % attempts)
             done += 1
             continue
         err = p.stderr.read()
