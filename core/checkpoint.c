@@ -2564,6 +2564,8 @@ int sl_job_checkpoint_stats(const struct sl_job *job, struct sl_checkpoint_stats
 		.total_pause_ns = atomic_load_explicit(&c->total_pause_ns, memory_order_relaxed),
 		.max_pause_ns = atomic_load_explicit(&c->max_pause_ns, memory_order_relaxed),
 		.restored_id = atomic_load_explicit(&c->restored_id, memory_order_relaxed),
+		.cow_task_bytes = atomic_load_explicit(&c->cow_task_bytes, memory_order_relaxed),
+		.cow_retired = atomic_load_explicit(&c->cow_retired, memory_order_relaxed),
 	};
 	return 0;
 }

@@ -116,6 +116,8 @@ struct sli_ckpt_counters {
 	_Atomic uint64_t completed, failed, last_bytes, last_duration_ns, max_duration_ns;
 	_Atomic uint64_t snapshots, total_pause_ns, max_pause_ns;
 	_Atomic int64_t last_id, restored_id;
+	/* Copy-on-write window snapshots (window.c): bytes tasks copied, arrays they moved. */
+	_Atomic uint64_t cow_task_bytes, cow_retired;
 };
 
 void sli_ckpt_opts_init(struct sli_ckpt_opts *o);

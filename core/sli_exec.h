@@ -295,9 +295,10 @@ int sli_win_watermark(struct sli_opi *op, int64_t wm);
 int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r);
 /*
- * Asynchronous snapshots: freeze @op's window state into an image (a
- * copy: the task's pause), to be serialised later on any thread by
- * sli_win_frozen_write() and released by sli_win_frozen_put().
+ * Asynchronous snapshots: freeze @op's window state into a copy-on-write
+ * image (the task's pause is setting it up, not copying), to be copied
+ * and serialised later on another thread by sli_win_frozen_write() and
+ * released by sli_win_frozen_put(). See core/window.c.
  */
 struct sli_win_frozen;
 int sli_win_freeze(struct sli_opi *op, struct sli_win_frozen **out);

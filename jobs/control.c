@@ -18,7 +18,8 @@
  *				    "last_savepoint":PATH|null,"checkpoints":
  *				    {"completed":N,"failed":N,"last_id":N,
  *				     "last_bytes":N,"last_duration_ms":X,
- *				     "max_pause_ms":X,"restored_id":N}|null}\n
+ *				     "max_pause_ms":X,"restored_id":N,
+ *				     "cow_task_bytes":N,"cow_retired":N}|null}\n
  * (checkpoints: sl_job_checkpoint_stats(), null without a checkpoint dir;
  * savepoints count as completed checkpoints).
  * DIR (no spaces at its ends; relative to the job's working directory)
@@ -263,10 +264,11 @@ static void reply_status(struct sli_control *c, int fd)
 		fprintf(f,
 			"{\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"last_id\":%" PRId64
 			",\"last_bytes\":%" PRIu64 ",\"last_duration_ms\":%.3f"
-			",\"max_pause_ms\":%.3f,\"restored_id\":%" PRId64 "}",
+			",\"max_pause_ms\":%.3f,\"restored_id\":%" PRId64
+			",\"cow_task_bytes\":%" PRIu64 ",\"cow_retired\":%" PRIu64 "}",
 			cs.completed, cs.failed, cs.last_id, cs.last_bytes,
 			(double)cs.last_duration_ns / 1e6, (double)cs.max_pause_ns / 1e6,
-			cs.restored_id);
+			cs.restored_id, cs.cow_task_bytes, cs.cow_retired);
 	else
 		fputs("null", f);
 	fputs("}\n", f);

@@ -156,15 +156,26 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-/* The restart strategy's work, once at the end (the warnings said why). */
+/*
+ * Once at the end: the restart strategy's work (the warnings said why),
+ * and with a checkpoint dir what checkpoints cost the tasks.
+ */
 static void print_restarts(const struct sl_job *job)
 {
 	struct sl_job_stats st;
+	struct sl_checkpoint_stats cs;
 
 	sl_job_stats(job, &st);
 	if (st.restarts > 0)
 		fprintf(stderr, "sluice: the restart strategy restarted the job %u time%s\n",
 			st.restarts, st.restarts == 1 ? "" : "s");
+	if (sl_job_checkpoint_stats(job, &cs) == 0 && cs.enabled)
+		fprintf(stderr,
+			"sluice: checkpoints: %" PRIu64 " completed, %" PRIu64
+			" failed, longest task pause %.3f ms; copy-on-write: %" PRIu64
+			" B copied by tasks, %" PRIu64 " arrays moved\n",
+			cs.completed, cs.failed, (double)cs.max_pause_ns / 1e6, cs.cow_task_bytes,
+			cs.cow_retired);
 }
 
 int sli_run_job(struct sl_job *job, const struct sl_platform *platform, bool *stopped, char *errbuf,

@@ -644,6 +644,14 @@ struct sl_checkpoint_stats {
 	uint64_t total_pause_ns;   /**< their pauses, summed */
 	uint64_t max_pause_ns;	   /**< the longest single pause */
 	int64_t restored_id;	   /**< checkpoint the last run restored; 0: fresh */
+	/**
+	 * Copy-on-write snapshots (aggregate windows): state bytes tasks
+	 * copied before writing into what a snapshot still read (the rest is
+	 * copied by the checkpoint thread), and state arrays a task grew
+	 * meanwhile (moved to new memory, the old left to the snapshot).
+	 */
+	uint64_t cow_task_bytes;
+	uint64_t cow_retired;
 };
 
 /**
