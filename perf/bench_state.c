@@ -41,6 +41,8 @@
  * Then the spill comparison (spill_measure): gets, puts and batched gets
  * with 90% of the entries on disk, io_uring against the POSIX engine,
  * and both against the in-memory table and the plain baseline, same run.
+ * Then the same for map-like namespaced state (ns_measure): keys x 8
+ * namespaces, spilled as one ring record per key, ~90% on disk.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -848,6 +850,169 @@ static int spill_measure(const struct sl_allocator *a, uint64_t n, uint64_t ops,
 	return 0;
 }
 
+/*
+ * Namespaced (map-like) state: n / 8 keys with 8 namespaces each (one
+ * ring per key, spilled as one record), in memory and with a budget of a
+ * tenth of that (~90% on disk), io_uring against POSIX in the same run.
+ * Phases: gets of a random (key, namespace), puts of existing ones, gets
+ * in batches of 32 (8 keys x 4 namespaces: a batch's rings are read
+ * together). An access to a spilled ring brings back all 8 entries.
+ */
+enum { N_MEM, N_URING, N_POSIX, NNSC };
+static const char *const ns_name[NNSC] = { "map state in memory", "map spill, io_uring",
+					   "map spill, posix" };
+enum { NS_PER_KEY = 8 };
+
+static struct sli_skey ns_key(uint64_t *kbuf, uint64_t k, unsigned ns, unsigned char *nb)
+{
+	*kbuf = key_of(k);
+	nb[0] = (unsigned char)ns;
+	nb[1] = 'm';
+	return (struct sli_skey){
+		.hash = sli_hash64(kbuf, 8, 0), .key = kbuf, .key_len = 8, .ns = nb, .ns_len = 2
+	};
+}
+
+static uint64_t ns_phase(struct sli_table *t, int ph, uint64_t nk, uint64_t ops, struct rng *r)
+{
+	uint64_t s = 0, kb[BATCH], v[2];
+	unsigned char nb[BATCH][2];
+	struct sli_skey ks[BATCH];
+	struct sli_lookup out[BATCH];
+	const uint64_t *p;
+
+	for (uint64_t i = 0; i < ops; i += ph == SP_BATCH ? BATCH : 1) {
+		uint64_t k = rng_below(r, nk);
+		unsigned ns = (unsigned)rng_below(r, NS_PER_KEY);
+
+		if (ph == SP_GET) {
+			ks[0] = ns_key(&kb[0], k, ns, nb[0]);
+			p = sli_table_get(t, &ks[0], 0, SLI_TTL_KEEP, NULL);
+			s += p != NULL ? p[0] + p[1] : 0;
+		} else if (ph == SP_PUT) {
+			ks[0] = ns_key(&kb[0], k, ns, nb[0]);
+			v[0] = k;
+			v[1] = ns;
+			s += sli_table_put(t, &ks[0], v, sizeof(v), SLI_TTL_NONE) == 0;
+		} else {
+			for (unsigned j = 0; j < BATCH; j++) {
+				if (j % 4 == 0 && j != 0)
+					k = rng_below(r, nk);
+				ks[j] =
+				    ns_key(&kb[j], k, (unsigned)rng_below(r, NS_PER_KEY), nb[j]);
+			}
+			if (sli_table_lookup_batch(t, BATCH, ks, 0, SLI_TTL_KEEP, out) < 0)
+				return 0;
+			for (unsigned j = 0; j < BATCH; j++) {
+				p = out[j].value;
+				s += p != NULL ? p[0] + p[1] : 0;
+			}
+		}
+	}
+	return s;
+}
+
+static int ns_measure(const struct sl_allocator *a, uint64_t n, uint64_t ops, unsigned runs,
+		      const char *dir)
+{
+	double ns[NNSC][NSP][MAX_RUNS], med[NNSC][NSP];
+	uint64_t sum[NNSC][NSP] = { { 0 } }, nk = n / NS_PER_KEY;
+	size_t budget = 0;
+	struct sli_table_stats st[NNSC], fill[NNSC];
+	char path[4096];
+
+	memset(med, 0, sizeof(med));
+	for (int c = 0; c < NNSC; c++) {
+		struct sli_table *t;
+		struct rng r;
+		int rc = sli_table_create(a, 128, 0, 127, &t);
+
+		if (rc < 0)
+			return rc;
+		path[0] = '\0';
+		if (c != N_MEM) {
+			struct sli_spill_conf conf = { .budget = budget,
+						       .io = c == N_URING ? SLI_IO_URING
+									  : SLI_IO_POSIX };
+
+			snprintf(path, sizeof(path), "%s/bench-state-ns-%d", dir, (int)getpid());
+			conf.dir = path;
+			if ((rc = sli_table_set_spill(t, &conf)) < 0) {
+				fprintf(stderr, "bench_state: spill (%s) in %s: %s\n", ns_name[c],
+					path, sl_strerror(rc));
+				sli_table_destroy(t);
+				if (c == N_URING)
+					continue;
+				return rc;
+			}
+		}
+		for (uint64_t k = 0; k < nk; k++) {
+			for (unsigned j = 0; j < NS_PER_KEY; j++) {
+				uint64_t kb, v[2] = { k, j };
+				unsigned char nb[2];
+				struct sli_skey key = ns_key(&kb, k, j, nb);
+
+				if ((rc = sli_table_put(t, &key, v, sizeof(v), SLI_TTL_NONE)) < 0) {
+					sli_table_destroy(t);
+					return rc;
+				}
+			}
+		}
+		sli_table_stats(t, &fill[c]);
+		if (c == N_MEM)
+			budget = fill[c].resident / 10;
+		for (unsigned run = 0; run < runs; run++) {
+			for (int ph = 0; ph < NSP; ph++) {
+				uint64_t t0 = bench_now_ns();
+
+				r.s = SEED + run;
+				sum[c][ph] = ns_phase(t, ph, nk, ops, &r);
+				ns[c][ph][run] = (double)(bench_now_ns() - t0) / (double)ops;
+			}
+		}
+		sli_table_stats(t, &st[c]);
+		sli_table_destroy(t);
+		if (path[0] != '\0')
+			rmdir(path);
+		for (int ph = 0; ph < NSP; ph++) {
+			qsort(ns[c][ph], runs, sizeof(double), cmp_double);
+			med[c][ph] = ns[c][ph][runs / 2];
+		}
+	}
+	for (int c = 1; c < NNSC; c++)
+		for (int ph = 0; ph < NSP; ph++)
+			if (med[c][ph] > 0 && sum[c][ph] != sum[N_MEM][ph]) {
+				fprintf(stderr,
+					"bench_state: map spill: checksum mismatch (%s, %s)\n",
+					ns_name[c], sp_phase[ph]);
+				return -EIO;
+			}
+	printf("\nMap state (namespaced entries): %llu keys x %d namespaces, budget %zu B (a "
+	       "tenth), %llu ops per phase, median of %u runs, one core\n",
+	       (unsigned long long)nk, NS_PER_KEY, budget, (unsigned long long)ops, runs);
+	printf("%-24s %-20s %10s %10s %10s\n", "table", "phase", "ns/op", "Mops/s", "vs memory");
+	for (int c = 0; c < NNSC; c++) {
+		for (int ph = 0; ph < NSP; ph++)
+			if (med[c][ph] > 0)
+				printf("%-24s %-20s %10.1f %10.3f %10.3f\n", ns_name[c],
+				       sp_phase[ph], med[c][ph], 1e3 / med[c][ph],
+				       med[N_MEM][ph] / med[c][ph]);
+		if (c != N_MEM && med[c][0] > 0)
+			printf("%-24s %zu of %zu entries on disk after the fill, %zu at the end "
+			       "(gets bring rings back, puts evict), %llu ring reloads, %llu reads "
+			       "in %llu batches\n",
+			       "", fill[c].spilled, st[c].entries, st[c].spilled,
+			       (unsigned long long)st[c].ring_reloads,
+			       (unsigned long long)st[c].spill_reads,
+			       (unsigned long long)st[c].spill_batches);
+	}
+	if (med[N_URING][SP_GET] > 0)
+		for (int ph = 0; ph < NSP; ph++)
+			printf("map: io_uring / posix, %-20s %.3f\n", sp_phase[ph],
+			       med[N_POSIX][ph] / med[N_URING][ph]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t n = 10000000;
@@ -889,6 +1054,8 @@ int main(int argc, char **argv)
 	}
 	if (rc == 0 && spill_keys >= BATCH && spill_ops > 0)
 		rc = spill_measure(a, spill_keys, spill_ops, runs, spill_dir);
+	if (rc == 0 && spill_keys >= BATCH * NS_PER_KEY && spill_ops > 0)
+		rc = ns_measure(a, spill_keys, spill_ops, runs, spill_dir);
 	free(res);
 	sl_numa_allocator_destroy(numa);
 	sl_topo_destroy(topo);

@@ -148,20 +148,29 @@ void sli_io_fault_counts(const struct sli_io *io, uint64_t *writes, uint64_t *fs
  */
 struct sli_spill;
 
+/*
+ * Record flag: the record holds a whole ring of the table (the namespaced
+ * entries of one (state, key), indexed by its anchor's slot hash; its
+ * value is laid out by table.c, it has no namespace). Locations of ring
+ * records say so (sli_spill_loc_ring()).
+ */
+#define SLI_SPILL_RING 1u
+
 /** A record; its pointers are borrowed (add) or point into the store's buffers (fetch, read). */
 struct sli_spill_rec {
-	uint64_t hash; /* the table's slot hash */
-	int64_t expiry;
+	uint64_t hash;	/* the table's slot hash */
+	int64_t expiry; /* a ring's: the latest of its entries' */
 	const void *key, *ns, *value;
 	uint32_t key_len, value_len;
 	uint16_t ns_len, state_id, kg;
+	uint16_t flags; /* SLI_SPILL_RING or 0 */
 };
 
 /** Where a record is (0: nowhere); opaque but for its key group. */
 typedef uint64_t sli_spill_loc;
 
-/** Called for every record the store forgets by itself (expired). */
-typedef void (*sli_spill_gone_fn)(void *arg, unsigned kg);
+/** Called for every record the store forgets by itself (expired); @r is valid during the call. */
+typedef void (*sli_spill_gone_fn)(void *arg, const struct sli_spill_rec *r);
 
 /**
  * sli_spill_create() - a store in @c->dir (created if missing), owned by
@@ -217,6 +226,11 @@ static inline unsigned sli_spill_loc_kg(sli_spill_loc loc)
 	return (unsigned)(loc >> 49);
 }
 
+/** Is the record at @loc a ring (SLI_SPILL_RING)? */
+static inline bool sli_spill_loc_ring(sli_spill_loc loc)
+{
+	return (loc >> 48) & 1;
+}
 /** The bytes a read of the record at @loc transfers (its padded length). */
 static inline uint32_t sli_spill_loc_len(sli_spill_loc loc)
 {

@@ -159,7 +159,7 @@ struct sli_entry_view {
 
 struct sli_table_stats {
 	size_t entries;	     /* as sli_table_count() */
-	size_t anchors;	     /* internal per-key records of namespaced state */
+	size_t anchors;	     /* internal per-key records of namespaced state, in memory */
 	size_t capacity;     /* slots of the array inserts go to */
 	size_t old_capacity; /* slots of the array being drained, 0 if none */
 	size_t bytes;	     /* memory held from the allocator */
@@ -176,19 +176,22 @@ struct sli_table_stats {
 	 * bounds: the slot arrays and the slab blocks of live entries (bytes
 	 * is what the slab holds, free blocks included). The spill store's
 	 * memory is on top: its index (21..43 bytes per spilled entry) and
-	 * its buffers (2 MiB plus the largest read batch).
+	 * its buffers (2 MiB plus the largest read batch, plus 256 KiB once
+	 * a ring was spilled).
 	 */
 	size_t resident;
-	size_t spilled;		    /* entries on disk (counted in entries) */
-	size_t spill_index_bytes;   /* index and segment table */
-	size_t spill_buffer_bytes;  /* write, chunk and read buffers */
-	uint64_t spill_file_bytes;  /* bytes in the segment files */
-	uint64_t spill_live_bytes;  /* of which live records */
-	uint64_t spill_reads;	    /* read requests */
-	uint64_t spill_batches;	    /* batches of read requests submitted */
-	uint64_t spill_writes;	    /* write requests (1 MiB buffers) */
-	uint64_t spill_compactions; /* segment files rewritten and deleted */
-	uint64_t evictions, reloads;
+	size_t spilled;		     /* entries on disk (counted in entries), rings' included */
+	size_t spilled_rings;	     /* rings on disk: one record each */
+	size_t spill_index_bytes;    /* index and segment table */
+	size_t spill_buffer_bytes;   /* write, chunk and read buffers */
+	uint64_t spill_file_bytes;   /* bytes in the segment files */
+	uint64_t spill_live_bytes;   /* of which live records */
+	uint64_t spill_reads;	     /* read requests */
+	uint64_t spill_batches;	     /* batches of read requests submitted */
+	uint64_t spill_writes;	     /* write requests (1 MiB buffers) */
+	uint64_t spill_compactions;  /* segment files rewritten and deleted */
+	uint64_t evictions, reloads; /* records moved out and back (an entry or a ring) */
+	uint64_t ring_evictions, ring_reloads; /* of which rings */
 };
 
 /**
@@ -232,11 +235,19 @@ struct sli_spill_conf {
  * entries move to files in @c->dir and come back when accessed.
  *
  * What moves: entries without a namespace whose record (40-byte header,
- * key, value) is at most 256 KiB; namespaced entries and their anchors
- * stay in memory. Eviction is a clock (second chance) over the slot
- * array, done by puts, removes, clears and cleanups (never by gets, which
- * keep their pointer contract): a get that reloads entries can take the
- * table over budget until the next mutating call. Files are deleted when
+ * key, value) is at most 256 KiB, one record each; and the namespaced
+ * entries of one (state, key) together with their anchor, as one "ring"
+ * record (40-byte header, key, 8 bytes, then per entry 16 bytes,
+ * namespace and value each padded to 8) of at most 256 KiB: a larger
+ * ring stays in memory. Any access to a namespaced entry whose ring is on
+ * disk brings the whole ring back (lookup_batch reads the rings of its
+ * misses in one batch with the plain records). Eviction is a clock
+ * (second chance) over the slot array, done by puts, removes, clears and
+ * cleanups (never by gets, which keep their pointer contract); a ring is
+ * judged at its anchor and moves only when neither the anchor nor any of
+ * its entries was used since the hand last passed the anchor. A get that
+ * reloads entries can take the table over budget until the next mutating
+ * call. Files are deleted when
  * the table is destroyed, and stale files in @c->dir (a crash) are
  * deleted here: checkpoints, not spill files, are what restores state.
  * Call it once, before or after entries were put.
@@ -315,24 +326,32 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
  * entry is missing, or the table is full because a resize could not get
  * memory (it retries on later operations). With spilling also the I/O
  * errors: -ENOSPC, -EIO... when evicting (records stay in memory and are
- * retried later), -EBADMSG when the spilled entry of @k cannot be read.
- * On error nothing changed.
+ * retried later), -EBADMSG or the engine's error when the spilled entry
+ * of @k (or the spilled ring of @k's key, for a namespaced @k) cannot be
+ * read, -ENOMEM when that ring cannot be brought back for lack of room
+ * (retried later). On error nothing changed.
  */
 int sli_table_put(struct sli_table *t, const struct sli_skey *k, const void *value, uint32_t len,
 		  int64_t expiry);
 
 /**
- * sli_table_remove() - remove @k.
+ * sli_table_remove() - remove @k. With spilling, a spilled @k (or the
+ * spilled ring of a namespaced @k's key) is brought back first.
  * Return: 1 when an entry was removed (expired or not), 0 when there was
- * none.
+ * none; with spilling, the errors of reading it back as for
+ * sli_table_put() (then nothing changed).
  */
 int sli_table_remove(struct sli_table *t, const struct sli_skey *k);
 
 /**
  * sli_table_clear_key() - remove every entry of state @k->state_id for
  * the key of @k, in every namespace (clear() of the current key). @k->ns
- * is ignored. Work is proportional to the entries removed.
- * Return: the number of entries removed.
+ * is ignored. Work is proportional to the entries removed; a spilled
+ * entry or ring is read (one batch, to verify its key and count a ring's
+ * entries) but not brought back into memory.
+ * Return: the number of entries removed; with spilling, -EBADMSG or the
+ * engine's error when a spilled record of the key could not be read
+ * (then nothing was removed; sli_table_error() says where).
  */
 int sli_table_clear_key(struct sli_table *t, const struct sli_skey *k);
 
@@ -345,6 +364,12 @@ int sli_table_clear_key(struct sli_table *t, const struct sli_skey *k);
  * calls; entries that move while a resize migrates them are seen on a
  * later sweep (they are never returned expired meanwhile). All expiries
  * of one table must be on the same clock as @now.
+ *
+ * With spilling, a spilled record is dropped once its expiry passed (a
+ * ring's expiry is its latest entry's, so a ring on disk goes once all
+ * its entries expired); expired entries of a ring on disk that still has
+ * live ones are removed by a sweep after the ring came back, and are
+ * never returned meanwhile.
  *
  * Return: the number of entries removed.
  */
@@ -396,10 +421,13 @@ typedef uint64_t (*sli_key_hash_fn)(const void *key, uint32_t len, void *arg);
 /**
  * sli_table_check() - verify the table's invariants (tests, debugging;
  * O(entries + slots)): every entry reachable by probing from its home
- * slot, counts per table and per key group, namespace rings, no slab
- * block unaccounted for. With @hash,
- * also each slot's stored hash and each entry's key group.
- * Return: 0, -EUCLEAN when an invariant is broken, -ENOMEM.
+ * slot, counts per table and per key group (spilled ones too), namespace
+ * rings, no slab block unaccounted for; with spilling, every ring record
+ * on disk is read: its layout, key group and anchor hash, and its anchor
+ * is not also in memory. With @hash, also each slot's stored hash, each
+ * entry's key group and each anchor's key hash.
+ * Return: 0, -EUCLEAN when an invariant is broken, -ENOMEM, or the error
+ * of reading a ring record.
  */
 int sli_table_check(const struct sli_table *t, sli_key_hash_fn hash, void *arg);
 

@@ -16,6 +16,9 @@
  *   i64 expiry
  *   u32 key_len, u32 value_len, u16 ns_len, u16 state_id, u16 key group, u16 magic
  *   key, namespace, value bytes
+ * The magic tells an entry's record (0x5331) from a ring's (0x5332: the
+ * table's namespaced entries of one (state, key) in one record, its
+ * value laid out by table.c; no namespace).
  * Little-endian (the host's: files never leave the machine). A record that
  * fails its checksum, magic or lengths is reported as -EBADMSG with the
  * file and offset; it is never returned.
@@ -34,7 +37,9 @@
  *
  * Index. 256 open-addressing parts (by the top byte of the slot hash),
  * 16-byte slots {slot hash, location}, location = key group (15 bits) |
- * segment (15) | offset/16 (20) | length/16 (14); 0 is an empty slot.
+ * ring (1) | segment (14) | offset/16 (20) | length/16 (14); 0 is an
+ * empty slot. The ring bit lets the table count and check rings without
+ * reading them.
  * Parts grow at 3/4 load, each alone, so one growth rehashes 1/256 of
  * the index. Overhead per spilled entry: 16 bytes / load, 21..43 bytes
  * (plus 256 * 64 slots minimum). Reads of one fetch are one engine batch.
@@ -64,6 +69,7 @@
 
 #define HDR	     40u
 #define MAGIC	     0x5331u
+#define MAGIC_RING   0x5332u /* a ring record (SLI_SPILL_RING) */
 #define WBUF	     (1u << 20)
 #define CHUNK	     (1u << 20)
 #define COMPACT_STEP (16u << 10) /* bytes compacted per sli_spill_work() */
@@ -71,7 +77,7 @@
 #define REC_MAX	     (16u << 14) /* length/16 in 14 bits: 256 KiB */
 #define NPART	     256
 #define PART_MIN     64
-#define MAX_SEGS     (1u << 15)
+#define MAX_SEGS     (1u << 14)
 #define NONE	     UINT_MAX
 #define NAME_FMT     "spill-%05u.sls"
 #define LOCK_NAME    "spill.lock"
@@ -146,9 +152,15 @@ static inline size_t align16(size_t x)
 	return (x + 15) & ~(size_t)15;
 }
 
-static inline sli_spill_loc mkloc(unsigned kg, unsigned seg, uint32_t off, uint32_t len)
+static inline sli_spill_loc mkloc(unsigned kg, bool ring, unsigned seg, uint32_t off, uint32_t len)
 {
-	return (uint64_t)kg << 49 | (uint64_t)seg << 34 | (uint64_t)(off >> 4) << 14 | (len >> 4);
+	return (uint64_t)kg << 49 | (uint64_t)ring << 48 | (uint64_t)seg << 34 |
+	       (uint64_t)(off >> 4) << 14 | (len >> 4);
+}
+
+static inline bool is_magic(uint16_t m)
+{
+	return m == MAGIC || m == MAGIC_RING;
 }
 
 static inline unsigned loc_seg(sli_spill_loc l)
@@ -421,10 +433,10 @@ static int reserve(struct sli_spill *sp, uint32_t rl)
 }
 
 /* Account @rl new bytes at the end of the active segment. */
-static sli_spill_loc appended(struct sli_spill *sp, unsigned kg, uint32_t rl)
+static sli_spill_loc appended(struct sli_spill *sp, unsigned kg, bool ring, uint32_t rl)
 {
 	struct seg *s = &sp->segs[sp->active];
-	sli_spill_loc loc = mkloc(kg, sp->active, sp->wstart + sp->wlen, rl);
+	sli_spill_loc loc = mkloc(kg, ring, sp->active, sp->wstart + sp->wlen, rl);
 
 	sp->wlen += rl;
 	s->size += rl;
@@ -596,7 +608,7 @@ int sli_spill_add(struct sli_spill *sp, const struct sli_spill_rec *r)
 			    .ns_len = r->ns_len,
 			    .state_id = r->state_id,
 			    .kg = r->kg,
-			    .magic = MAGIC };
+			    .magic = (r->flags & SLI_SPILL_RING) ? MAGIC_RING : MAGIC };
 	memcpy(p, &hd, HDR);
 	if (r->key_len)
 		memcpy(p + HDR, r->key, r->key_len);
@@ -607,7 +619,7 @@ int sli_spill_add(struct sli_spill *sp, const struct sli_spill_rec *r)
 	memset(p + len, 0, rl - len);
 	hd.crc = sli_crc32c(0, p + 4, len - 4);
 	memcpy(p, &hd.crc, 4);
-	index_insert(sp, r->hash, appended(sp, r->kg, rl));
+	index_insert(sp, r->hash, appended(sp, r->kg, r->flags & SLI_SPILL_RING, rl));
 	return 0;
 }
 
@@ -620,7 +632,8 @@ static int decode(struct sli_spill *sp, const unsigned char *p, uint32_t avail, 
 	if (avail < HDR)
 		return fail(sp, -EBADMSG, seg, off, "truncated record");
 	memcpy(&hd, p, HDR);
-	if (hd.magic != MAGIC || hd.len < HDR || hd.len > avail ||
+	if (!is_magic(hd.magic) || hd.len < HDR || hd.len > avail ||
+	    (hd.magic == MAGIC_RING && hd.ns_len != 0) ||
 	    (uint64_t)HDR + hd.key_len + hd.ns_len + hd.value_len != hd.len)
 		return fail(sp, -EBADMSG, seg, off, "bad record header");
 	if (sli_crc32c(0, p + 4, hd.len - 4) != hd.crc)
@@ -634,7 +647,8 @@ static int decode(struct sli_spill *sp, const unsigned char *p, uint32_t avail, 
 				     .value_len = hd.value_len,
 				     .ns_len = hd.ns_len,
 				     .state_id = hd.state_id,
-				     .kg = hd.kg };
+				     .kg = hd.kg,
+				     .flags = hd.magic == MAGIC_RING ? SLI_SPILL_RING : 0 };
 	return 0;
 }
 
@@ -853,7 +867,7 @@ static int scan(struct sli_spill *sp, unsigned id, uint32_t *off, uint32_t end, 
 
 		memcpy(&hd, sp->cbuf + o, HDR);
 		rl = (uint32_t)align16(hd.len);
-		if (hd.magic == MAGIC && hd.len >= HDR && rl <= REC_MAX && o + rl > n &&
+		if (is_magic(hd.magic) && hd.len >= HDR && rl <= REC_MAX && o + rl > n &&
 		    (o > 0 || *off + rl <= end))
 			break; /* continues in the next chunk (a longer one: scan_some) */
 		if ((rc = decode(sp, sp->cbuf + o, n - o, id, *off + o, &rec)) < 0) {
@@ -861,11 +875,11 @@ static int scan(struct sli_spill *sp, unsigned id, uint32_t *off, uint32_t end, 
 			*off += o;
 			return rc;
 		}
-		loc = mkloc(hd.kg, id, *off + o, rl);
+		loc = mkloc(hd.kg, hd.magic == MAGIC_RING, id, *off + o, rl);
 		s = index_at(sp, hd.hash, loc);
 		if (s != NULL && hd.expiry <= now) {
 			forget(sp, hd.hash, s);
-			gone(arg, hd.kg);
+			gone(arg, &rec);
 			dropped++;
 		} else if (s != NULL && move) {
 			if ((rc = reserve(sp, rl)) < 0) {
@@ -873,7 +887,7 @@ static int scan(struct sli_spill *sp, unsigned id, uint32_t *off, uint32_t end, 
 				return rc;
 			}
 			memcpy(sp->wbuf + sp->wlen, sp->cbuf + o, rl);
-			s->loc = appended(sp, hd.kg, rl);
+			s->loc = appended(sp, hd.kg, hd.magic == MAGIC_RING, rl);
 			sp->segs[id].live -= rl;
 			sp->live_bytes -= rl;
 		}

@@ -49,12 +49,43 @@
  * by every get and put) of referenced entries and moves unreferenced
  * ones without a namespace to the spill store (record appended, slot
  * deleted, block freed); count and per-group counts include spilled
- * entries. A lookup that misses in memory asks the store's index (slot
- * hash -> record) and, on a hit, reads the record (a batch's misses in
- * one engine batch), verifies it and reinserts it as a referenced entry.
- * Gets never evict, so their pointers keep their contract; an entry that
- * cannot be reinserted (table full) is "pinned": a copy freed at the next
- * mutating call. Every other operation on a spilled key reloads it first.
+ * entries (kg_spilled counts those on disk per group). A lookup that
+ * misses in memory asks the store's index (slot hash -> record) and, on
+ * a hit, reads the record (a batch's misses in one engine batch),
+ * verifies it and reinserts it as a referenced entry. Gets never evict,
+ * so their pointers keep their contract; an entry that cannot be
+ * reinserted (table full) is "pinned": a copy freed at the next mutating
+ * call. Every other operation on a spilled key reloads it first.
+ *
+ * Rings on disk. Namespaced entries move a whole ring at a time: the
+ * anchor and all entries of one (state, key) become ONE ring record
+ * (SLI_SPILL_RING: key once, then per entry {expiry, value length,
+ * namespace length}, namespace, value; the record's expiry is the
+ * latest entry's) indexed by the anchor's slot hash, which the anchor's
+ * value keeps with the key hash so that eviction can find every entry's
+ * slot. Invariant: a (state, key)'s ring is wholly in memory or wholly
+ * on disk, never both; so any access to a namespaced key that misses in
+ * memory asks the index for its anchor hash, and on a hit brings the
+ * whole ring back (get, put, remove, and lookup_batch, whose misses read
+ * their rings and plain records in one batch, one read per ring however
+ * many of its keys the batch has). A ring needing more room than the
+ * table has makes the resize go faster (make_room: work proportional to
+ * the ring), else a get pins a copy of its entry and a mutation fails
+ * with -ENOMEM (retried later). clear_key reads the key's records to
+ * verify them and count a ring's entries, then drops them from the index
+ * without bringing anything back (not reading at all would need a
+ * per-ring count in memory, which is what spilling saves). The hand
+ * skips ring entries and judges a ring at its anchor: it moves only when
+ * neither the anchor nor any entry has F_REF (the walk clears them all:
+ * exact second chance at ring granularity, each entry visited once per
+ * sweep as a plain one is). The walk stops once the record would pass
+ * the store's 256 KiB limit: bigger rings stay in memory, and no walk
+ * exceeds rec_max / 24 entries. TTL: the store drops a ring record
+ * whose expiry passed (all entries expired); a ring with only some
+ * entries expired keeps them until it comes back, and they are never
+ * returned (expiries travel with the entries). Snapshots
+ * (sli_table_partition) expand ring records into one entry per
+ * namespace, in their key's group.
  *
  * Threads: the owning task's only. Pointers to values stay valid until
  * the next put/remove/clear/cleanup: resize steps move slots, never
@@ -145,6 +176,11 @@ struct sli_table {
 	size_t ebytes; /* slab bytes of live entries and anchors */
 	size_t hand;   /* clock position in tab */
 	struct pin *pins;
+	size_t nspilled;	/* entries on disk: plain records and ring members */
+	size_t rings;		/* ring records on disk */
+	size_t *kg_spilled;	/* [nkg]: entries on disk per key group */
+	unsigned char *scratch; /* a ring's record value being built */
+	size_t scratch_cap;
 	int err;
 	char errmsg[600];
 };
@@ -164,12 +200,18 @@ struct sli_table_part {
 	const struct sli_entry **ents;
 	/* Spilled entries: group g's records are at locs[soff[g], soff[g + 1]). */
 	size_t *soff;
+	size_t *scnt; /* [nkg]: entries in group g's records (rings hold several) */
 	sli_spill_loc *locs;
 	uint64_t *hashes;
 	const struct sli_entry **gents; /* the group loaded last: resident + spilled */
-	void *arena;			/* its spilled entries */
+	struct arena *arena;		/* its spilled entries, a chunk per read batch */
 	unsigned gkg;
 	int err;
+};
+
+struct arena {
+	struct arena *next;
+	uint64_t pad;
 };
 
 /* Where an entry's slot is. */
@@ -264,6 +306,25 @@ static inline uint64_t key_slot_hash(const struct sli_skey *k)
 static inline unsigned key_group(const struct sli_table *t, uint64_t hash)
 {
 	return t->maxp_pow2 ? (unsigned)(hash & (t->maxp - 1)) : (unsigned)(hash % t->maxp);
+}
+
+/* The slot hash of the anchor of (@key_hash, @state_id). */
+static inline uint64_t anchor_hash(uint64_t key_hash, uint16_t state_id)
+{
+	return mix(key_hash, state_id, NULL, 0, ANCHOR_TAG);
+}
+
+/* An anchor's value: its own slot hash (to find it from a ring), and the key hash. */
+struct aval {
+	uint64_t ah, kh;
+};
+
+static inline struct aval anchor_val(const struct sli_entry *a)
+{
+	struct aval v;
+
+	memcpy(&v, eval(a), sizeof(v));
+	return v;
 }
 
 /* ---------------------------------------------------------- slot arrays */
@@ -627,6 +688,8 @@ void sli_table_destroy(struct sli_table *t)
 		return;
 	pins_free(t);
 	sli_spill_destroy(t->sp);
+	sl_alloc_free(t->a, t->kg_spilled);
+	sl_alloc_free(t->a, t->scratch);
 	sli_slab_fini(&t->slab); /* every entry */
 	stab_free(t, &t->tab, t->tab.nseg);
 	stab_free(t, &t->old, t->old.nseg);
@@ -644,12 +707,12 @@ static struct sli_entry *entry_new(struct sli_table *t, const struct sli_skey *k
 /* What the budget bounds (stats.resident). */
 static inline size_t resident(const struct sli_table *t)
 {
-	return sizeof(*t) + t->nkg * sizeof(size_t) + t->mem + t->ebytes;
+	return sizeof(*t) + t->nkg * sizeof(size_t) * (t->kg_spilled != NULL ? 2 : 1) + t->mem +
+	       t->ebytes;
 }
 
-static int set_err(struct sli_table *t, int rc)
+static int set_err_msg(struct sli_table *t, int rc, const char *m)
 {
-	const char *m = rc == -ENOMEM ? "no memory for a spilled entry" : sli_spill_error(t->sp);
 	size_t n = strnlen(m, sizeof(t->errmsg) - 1);
 
 	t->err = rc;
@@ -658,14 +721,122 @@ static int set_err(struct sli_table *t, int rc)
 	return rc;
 }
 
-/* The store dropped an expired record by itself. */
-static void spill_gone(void *arg, unsigned kg)
+static int set_err(struct sli_table *t, int rc)
+{
+	return set_err_msg(
+	    t, rc, rc == -ENOMEM ? "no memory for a spilled entry" : sli_spill_error(t->sp));
+}
+
+/* A ring record that passed its checksum but not its layout (a bug, not the disk). */
+static int ring_bad(struct sli_table *t, sli_spill_loc loc)
+{
+	uint64_t off = 0;
+	const char *f = sli_spill_loc_file(t->sp, loc, &off);
+	char m[sizeof(t->errmsg)];
+
+	snprintf(m, sizeof(m), "spill file %s offset %llu: bad ring record layout",
+		 f != NULL ? f : "?", (unsigned long long)off);
+	return set_err_msg(t, -EBADMSG, m);
+}
+
+/*
+ * A ring record's value: u32 count, u32 0, then per entry a struct rment,
+ * its namespace padded to 8, its value padded to 8.
+ */
+struct rment {
+	int64_t expiry;
+	uint32_t val_len;
+	uint16_t ns_len, zero;
+};
+
+#define RING_HDR 8
+
+static inline size_t rment_size(uint16_t ns_len, uint32_t val_len)
+{
+	return sizeof(struct rment) + align8(ns_len) + align8(val_len);
+}
+
+struct rit {
+	const unsigned char *p, *end;
+	uint32_t left;
+};
+
+/* Start reading the entries of ring record @r. Return: their count, or -EBADMSG. */
+static int rit_start(struct rit *it, const struct sli_spill_rec *r)
+{
+	uint32_t hd[2];
+
+	if (!(r->flags & SLI_SPILL_RING) || r->ns_len != 0 || r->value_len < RING_HDR)
+		return -EBADMSG;
+	memcpy(hd, r->value, sizeof(hd));
+	if (hd[0] == 0 || hd[0] > INT32_MAX || hd[1] != 0)
+		return -EBADMSG;
+	it->p = (const unsigned char *)r->value + RING_HDR;
+	it->end = (const unsigned char *)r->value + r->value_len;
+	it->left = hd[0];
+	return (int)hd[0];
+}
+
+/* The next entry: 1 with *@m, *@ns, *@val; 0 after the last; -EBADMSG. */
+static int rit_next(struct rit *it, struct rment *m, const void **ns, const void **val)
+{
+	size_t avail = (size_t)(it->end - it->p);
+
+	if (it->left == 0)
+		return avail == 0 ? 0 : -EBADMSG;
+	if (avail < sizeof(*m))
+		return -EBADMSG;
+	memcpy(m, it->p, sizeof(*m));
+	if (m->ns_len == 0 || m->zero != 0 || rment_size(m->ns_len, m->val_len) > avail)
+		return -EBADMSG;
+	*ns = it->p + sizeof(*m);
+	*val = it->p + sizeof(*m) + align8(m->ns_len);
+	it->p += rment_size(m->ns_len, m->val_len);
+	it->left--;
+	return 1;
+}
+
+/* The number of entries of ring record @r, its whole layout checked; -EBADMSG. */
+static int ring_count(const struct sli_spill_rec *r)
+{
+	struct rit it;
+	struct rment m;
+	const void *ns, *val;
+	int n = rit_start(&it, r), rc;
+
+	if (n < 0)
+		return n;
+	while ((rc = rit_next(&it, &m, &ns, &val)) > 0)
+		;
+	return rc < 0 ? rc : n;
+}
+
+/* @n entries of key group @kg left the disk tier (not the table). */
+static inline void spilled_sub(struct sli_table *t, unsigned kg, size_t n, bool ring)
+{
+	t->nspilled -= n;
+	t->kg_spilled[kg - t->kg_first] -= n;
+	t->rings -= ring;
+}
+
+/* @n spilled entries of key group @kg are gone from the table. */
+static void spilled_forget(struct sli_table *t, unsigned kg, size_t n, bool ring)
+{
+	spilled_sub(t, kg, n, ring);
+	t->count -= n;
+	t->kg_count[kg - t->kg_first] -= n;
+	t->mods++;
+}
+
+/* The store dropped an expired record by itself (a ring: all its entries expired). */
+static void spill_gone(void *arg, const struct sli_spill_rec *r)
 {
 	struct sli_table *t = arg;
+	bool ring = r->flags & SLI_SPILL_RING;
+	int n = ring ? ring_count(r) : 1;
 
-	t->count--;
-	t->kg_count[kg - t->kg_first]--;
-	t->mods++;
+	SL_ASSERT(n > 0); /* the store checked the CRC; we wrote the layout */
+	spilled_forget(t, r->kg, n > 0 ? (size_t)n : 0, ring);
 }
 
 static void pins_free(struct sli_table *t)
@@ -678,10 +849,104 @@ static void pins_free(struct sli_table *t)
 	}
 }
 
+/* Free @e's block (its slot is already gone; counts are the caller's). */
+static void entry_release(struct sli_table *t, struct sli_entry *e)
+{
+	t->ebytes -= esize(e);
+	sli_slab_free(&t->slab, e, e->cls);
+}
+
 /*
- * Move unreferenced entries to the spill store until the table is within
- * budget, examining at most EVICT_SLOTS slots. Return: 0, or the store's
- * error (the entries not moved stay, nothing is lost).
+ * The ring of anchor @a, at the clock hand: moved to the store as one
+ * record (then 1) when none of its entries nor @a was referenced since
+ * the hand last passed @a, and the record fits; else 0. The walk clears
+ * the reference bits (the ring's second chance) and stops once the
+ * record would not fit, so it examines at most rec_max / 24 entries,
+ * added to *@n. Return: 1, 0, or the store's error (nothing moved).
+ */
+static int evict_ring(struct sli_table *t, struct sli_entry *a, size_t max, unsigned *n)
+{
+	struct aval av = anchor_val(a);
+	size_t size = RING_HDR, cnt = 0;
+	bool hot = a->flags & F_REF;
+	int64_t exp = INT64_MIN;
+	struct sli_entry *m, *next;
+	unsigned char *w;
+	struct loc l;
+	unsigned kg = a->kg;
+	int rc;
+
+	a->flags &= (uint8_t)~F_REF;
+	for (m = ering(a)->next; m != a && size <= max; m = ering(m)->next, cnt++) {
+		hot |= m->flags & F_REF;
+		m->flags &= (uint8_t)~F_REF;
+		size += rment_size(m->ns_len, m->val_len);
+		exp = m->expiry > exp ? m->expiry : exp;
+	}
+	*n += (unsigned)cnt;
+	if (hot || size > max || sli_spill_rec_size(a->key_len, 0, (uint32_t)size) > max)
+		return 0; /* referenced, or too big for a record: stays */
+	if (size > t->scratch_cap) {
+		unsigned char *b = sl_alloc_aligned(t->a, max, 16);
+
+		if (b == NULL)
+			return 0; /* stays in memory; retried on the next pass */
+		sl_alloc_free(t->a, t->scratch);
+		t->scratch = b;
+		t->scratch_cap = max;
+	}
+	w = t->scratch;
+	memcpy(w, &(uint32_t[2]){ (uint32_t)cnt, 0 }, RING_HDR);
+	w += RING_HDR;
+	for (m = ering(a)->next; m != a; m = ering(m)->next) {
+		struct rment h = { .expiry = m->expiry,
+				   .val_len = m->val_len,
+				   .ns_len = m->ns_len };
+
+		memcpy(w, &h, sizeof(h));
+		memset(w + sizeof(h), 0, rment_size(m->ns_len, m->val_len) - sizeof(h));
+		memcpy(w + sizeof(h), ens(m), m->ns_len);
+		if (m->val_len != 0)
+			memcpy(w + sizeof(h) + align8(m->ns_len), eval(m), m->val_len);
+		w += rment_size(m->ns_len, m->val_len);
+	}
+	rc = sli_spill_add(t->sp, &(struct sli_spill_rec){ .hash = av.ah,
+							   .expiry = exp,
+							   .key = ekey(a),
+							   .value = t->scratch,
+							   .key_len = a->key_len,
+							   .value_len = (uint32_t)size,
+							   .state_id = a->state_id,
+							   .kg = a->kg,
+							   .flags = SLI_SPILL_RING });
+	if (rc < 0)
+		return rc;
+	tab_delete(&t->tab, t->hand); /* the anchor, then its entries wherever they are */
+	for (m = ering(a)->next; m != a; m = next) {
+		next = ering(m)->next;
+		if (find_ptr(t, mix(av.kh, m->state_id, ens(m), m->ns_len, 0), m, &l))
+			slot_delete(t, &l);
+		else
+			SL_ASSERT(!"ring entry not in the table");
+		entry_release(t, m);
+	}
+	entry_release(t, a);
+	t->anchors--;
+	t->nspilled += cnt;
+	t->kg_spilled[kg - t->kg_first] += cnt;
+	t->rings++;
+	t->st.evictions++;
+	t->st.ring_evictions++;
+	t->mods++;
+	return 1;
+}
+
+/*
+ * Move unreferenced entries and rings to the spill store until the table
+ * is within budget, examining at most EVICT_SLOTS slots and ring entries
+ * (plus the rest of one ring's walk). Entries of a ring are skipped: the
+ * ring moves as a whole when the hand reaches its anchor. Return: 0, or
+ * the store's error (the entries not moved stay, nothing is lost).
  */
 static int evict(struct sli_table *t)
 {
@@ -693,7 +958,14 @@ static int evict(struct sli_table *t)
 		struct slot *s = slot_at(&t->tab, t->hand);
 		struct sli_entry *e = s->e;
 
-		if (e != NULL && !(e->flags & F_LINKED)) {
+		if (e != NULL && (e->flags & F_ANCHOR)) {
+			int rc = evict_ring(t, e, max, &n);
+
+			if (rc < 0)
+				return rc;
+			if (rc > 0)
+				continue; /* the backward shift may refill this slot */
+		} else if (e != NULL && !(e->flags & F_LINKED)) {
 			if (e->flags & F_REF) {
 				e->flags &= (uint8_t)~F_REF;
 			} else if (sli_spill_rec_size(e->key_len, 0, e->val_len) <= max) {
@@ -711,8 +983,9 @@ static int evict(struct sli_table *t)
 					return rc;
 				/* The backward shift may refill this slot: look at it again. */
 				tab_delete(&t->tab, t->hand);
-				t->ebytes -= esize(e);
-				sli_slab_free(&t->slab, e, e->cls);
+				t->nspilled++;
+				t->kg_spilled[e->kg - t->kg_first]++;
+				entry_release(t, e);
 				t->st.evictions++;
 				t->mods++;
 				continue;
@@ -743,6 +1016,34 @@ static int maintain(struct sli_table *t)
 	return 0;
 }
 
+/* A copy of an entry read from disk that cannot be reinserted, freed at the next mutation. */
+static struct sli_entry *pin_new(struct sli_table *t, const struct sli_skey *k, unsigned kg,
+				 int64_t expiry, const void *value, uint32_t len)
+{
+	struct pin *p = sl_alloc_aligned(
+	    t->a, sizeof(*p) + align8(sizeof(struct sli_entry) + k->key_len + k->ns_len) + len, 16);
+	struct sli_entry *e;
+
+	if (p == NULL)
+		return NULL;
+	e = (struct sli_entry *)(p + 1);
+	*e = (struct sli_entry){ .expiry = expiry,
+				 .key_len = k->key_len,
+				 .val_len = len,
+				 .ns_len = k->ns_len,
+				 .state_id = k->state_id,
+				 .kg = (uint16_t)kg };
+	if (k->key_len != 0)
+		memcpy(ekey(e), k->key, k->key_len);
+	if (k->ns_len != 0)
+		memcpy(ens(e), k->ns, k->ns_len);
+	if (len != 0)
+		memcpy(eval(e), value, len);
+	p->next = t->pins;
+	t->pins = p;
+	return e;
+}
+
 /*
  * Bring back the spilled entry of @k (slot hash @h) read into @r from
  * @loc: reinserted, or pinned when the table has no room. NULL: no memory.
@@ -751,76 +1052,222 @@ static struct sli_entry *reload(struct sli_table *t, const struct sli_skey *k, u
 				const struct sli_spill_rec *r, sli_spill_loc loc)
 {
 	struct sli_entry *e = NULL;
-	struct pin *p;
 
 	maybe_grow(t, 1); /* reloads by gets fill the table too */
 	if (has_room(t, 1))
 		e = entry_new(t, k, 0, r->kg, r->value_len);
-	if (e != NULL) {
-		if (r->value_len != 0)
-			memcpy(eval(e), r->value, r->value_len);
-		e->expiry = r->expiry;
-		e->flags |= F_REF;
-		tab_insert(&t->tab, h, e);
-		sli_spill_drop(t->sp, h, loc);
-		t->st.reloads++;
-		return e;
-	}
-	p = sl_alloc_aligned(t->a, sizeof(*p) + align8(sizeof(*e) + k->key_len) + r->value_len, 16);
-	if (p == NULL)
-		return NULL;
-	e = (struct sli_entry *)(p + 1);
-	*e = (struct sli_entry){ .expiry = r->expiry,
-				 .key_len = k->key_len,
-				 .val_len = r->value_len,
-				 .state_id = k->state_id,
-				 .kg = r->kg };
-	if (k->key_len != 0)
-		memcpy(ekey(e), k->key, k->key_len);
+	if (e == NULL)
+		return pin_new(t, k, r->kg, r->expiry, r->value, r->value_len);
 	if (r->value_len != 0)
 		memcpy(eval(e), r->value, r->value_len);
-	p->next = t->pins;
-	t->pins = p;
+	e->expiry = r->expiry;
+	e->flags |= F_REF;
+	tab_insert(&t->tab, h, e);
+	sli_spill_drop(t->sp, h, loc);
+	spilled_sub(t, r->kg, 1, false);
+	t->st.reloads++;
 	return e;
 }
 
 /*
- * The spilled entry of @k, brought back (NULL: none). *@err: 0, or why it
+ * Room for @more slots at once (a ring coming back). Past 3/4 a resize
+ * starts; the resize is paced by the ring (more / 16 steps, so that it
+ * stays ahead of ring inserts), and when the array inserts go to still
+ * has no room its steps are done now: up to more / 4 + 1 of them, or
+ * all it takes while the table is small next to the ring (64 * @more
+ * slots at most). The work stays proportional to @more.
+ */
+static bool make_room(struct sli_table *t, size_t more)
+{
+	maybe_grow(t, more);
+	for (size_t i = 0; i < more / 16 && t->phase != IDLE; i++)
+		step(t);
+	for (size_t i = 0; !has_room(t, more); i++) {
+		size_t cap = t->phase == ZEROING ? t->next.cap : t->tab.cap, z = t->zeroed;
+		int ph = t->phase;
+
+		if (ph == IDLE || (i > more / 4 && cap > 64 * more))
+			return false;
+		step(t);
+		if (ph == ZEROING && t->phase == ZEROING && t->zeroed == z)
+			return false; /* no memory for a segment */
+		maybe_grow(t, more);
+	}
+	return true;
+}
+
+/* Free the entries of @a's ring and @a, never inserted (a failed reload). */
+static void ring_discard(struct sli_table *t, struct sli_entry *a)
+{
+	struct sli_entry *m, *next;
+
+	for (m = ering(a)->next; m != a; m = next) {
+		next = ering(m)->next;
+		entry_release(t, m);
+	}
+	entry_release(t, a);
+}
+
+/*
+ * Bring back the ring of @ak (the key, no namespace) whose anchor has
+ * slot hash @ah, read into @r from @loc: anchor and entries reinserted,
+ * the record dropped. Return: 1; 0 when the table has no room (the ring
+ * stays on disk); -EBADMSG (layout) or -ENOMEM, recorded.
+ */
+static int ring_reload(struct sli_table *t, const struct sli_skey *ak, uint64_t ah,
+		       const struct sli_spill_rec *r, sli_spill_loc loc)
+{
+	int n = ring_count(r), rc;
+	struct sli_entry *a, *e;
+	const void *ns, *val;
+	struct rment m;
+	struct rit it;
+
+	if (n < 0)
+		return ring_bad(t, loc);
+	if (!make_room(t, (size_t)n + 1))
+		return 0;
+	a = entry_new(t, ak, F_LINKED | F_ANCHOR, r->kg, sizeof(struct aval));
+	if (a == NULL)
+		return set_err(t, -ENOMEM);
+	memcpy(eval(a), &(struct aval){ ah, ak->hash }, sizeof(struct aval));
+	ering(a)->prev = ering(a)->next = a;
+	rit_start(&it, r);
+	while ((rc = rit_next(&it, &m, &ns, &val)) > 0) {
+		struct sli_skey mk = *ak;
+
+		mk.ns = ns;
+		mk.ns_len = m.ns_len;
+		if ((e = entry_new(t, &mk, F_LINKED, r->kg, m.val_len)) == NULL) {
+			ring_discard(t, a);
+			return set_err(t, -ENOMEM);
+		}
+		if (m.val_len != 0)
+			memcpy(eval(e), val, m.val_len);
+		e->expiry = m.expiry;
+		ering(e)->next = a; /* appended: the ring keeps its order */
+		ering(e)->prev = ering(a)->prev;
+		ering(ering(a)->prev)->next = e;
+		ering(a)->prev = e;
+	}
+	/* Nothing can fail from here on. */
+	a->flags |= F_REF;
+	tab_insert(&t->tab, ah, a);
+	for (e = ering(a)->next; e != a; e = ering(e)->next)
+		tab_insert(&t->tab, mix(ak->hash, e->state_id, ens(e), e->ns_len, 0), e);
+	t->anchors++;
+	spilled_sub(t, r->kg, (size_t)n, true);
+	sli_spill_drop(t->sp, ah, loc);
+	t->st.reloads++;
+	t->st.ring_reloads++;
+	return 1;
+}
+
+/* The entry of @k in ring record @r: 1 with its value and expiry, 0 when absent. */
+static int ring_member(const struct sli_spill_rec *r, const struct sli_skey *k, const void **v,
+		       uint32_t *len, int64_t *expiry)
+{
+	struct rit it;
+	struct rment m;
+	const void *ns;
+	int rc;
+
+	if ((rc = rit_start(&it, r)) < 0)
+		return rc;
+	while ((rc = rit_next(&it, &m, &ns, v)) > 0) {
+		if (m.ns_len == k->ns_len && memcmp(ns, k->ns, k->ns_len) == 0) {
+			*len = m.val_len;
+			*expiry = m.expiry;
+			return 1;
+		}
+	}
+	return rc;
+}
+
+/*
+ * After the ring of namespaced key @k (slot hash @h) was read into @r:
+ * bring it back and return @k's entry (NULL: none, or *@err). With no
+ * room, a mutation (@mut) fails with -ENOMEM, a get gets a pinned copy.
+ */
+static struct sli_entry *ring_back(struct sli_table *t, const struct sli_skey *k, uint64_t h,
+				   const struct sli_spill_rec *r, sli_spill_loc loc, bool mut,
+				   int *err)
+{
+	struct sli_skey ak = *k;
+	const void *v;
+	uint32_t len;
+	int64_t exp;
+	struct loc l;
+	int rc;
+
+	ak.ns = NULL;
+	ak.ns_len = 0;
+	rc = ring_reload(t, &ak, anchor_hash(k->hash, k->state_id), r, loc);
+	if (rc > 0)
+		return find(t, h, k, 0, &l) ? l.s->e : NULL;
+	if (rc == 0 && mut)
+		rc = set_err(t, -ENOMEM); /* no room to bring it back */
+	if (rc == 0 && (rc = ring_member(r, k, &v, &len, &exp)) > 0) {
+		struct sli_entry *e = pin_new(t, k, r->kg, exp, v, len);
+
+		if (e != NULL)
+			return e;
+		rc = set_err(t, -ENOMEM);
+	}
+	if (rc < 0)
+		*err = rc; /* recorded by whoever failed */
+	return NULL;
+}
+
+/*
+ * The spilled entry of @k brought back (NULL: none): a plain entry's
+ * record, or the whole ring of a namespaced key. *@err: 0, or why it
  * could not be read or brought back (recorded for sli_table_error()).
  */
 static struct sli_entry *spill_get(struct sli_table *t, const struct sli_skey *k, uint64_t h,
-				   int *err)
+				   bool mut, int *err)
 {
+	struct sli_skey q = *k;
 	struct sli_spill_rec r;
 	struct sli_entry *e;
 	sli_spill_loc loc;
+	uint64_t qh = h;
 	int rc;
 
 	*err = 0;
-	if (t->sp == NULL || k->ns_len != 0 || !sli_spill_maybe(t->sp, h))
+	if (t->sp == NULL)
 		return NULL;
-	rc = sli_spill_fetch(t->sp, 1, k, &h, &r, &loc);
+	if (k->ns_len != 0) {
+		q.ns = NULL;
+		q.ns_len = 0;
+		qh = anchor_hash(k->hash, k->state_id);
+	}
+	if (!sli_spill_maybe(t->sp, qh))
+		return NULL;
+	rc = sli_spill_fetch(t->sp, 1, &q, &qh, &r, &loc);
 	if (rc < 0) {
 		*err = set_err(t, rc);
 		return NULL;
 	}
 	if (loc == 0)
 		return NULL;
+	if (k->ns_len != 0)
+		return ring_back(t, k, h, &r, loc, mut, err);
 	e = reload(t, k, h, &r, loc);
 	if (e == NULL)
 		*err = set_err(t, -ENOMEM);
 	return e;
 }
 
-/* After spill_get() for a mutation: the slot of @k when it is back in the table. */
+/* For a mutation: the slot of @k when it was on disk and is back in the table. */
 static int spill_find(struct sli_table *t, const struct sli_skey *k, uint64_t h, struct loc *l)
 {
 	int err;
 
-	if (spill_get(t, k, h, &err) == NULL)
+	if (spill_get(t, k, h, true, &err) == NULL)
 		return err;
 	if (!find(t, h, k, 0, l))
-		return -ENOMEM; /* pinned: no room to bring it back */
+		return set_err(t, -ENOMEM); /* pinned: no room to bring it back */
 	return 1;
 }
 
@@ -830,9 +1277,16 @@ int sli_table_set_spill(struct sli_table *t, const struct sli_spill_conf *c)
 
 	if (t == NULL || c == NULL || c->budget == 0 || t->sp != NULL)
 		return -EINVAL;
+	t->kg_spilled = sl_alloc_aligned(t->a, t->nkg * sizeof(size_t), SL_CACHE_LINE);
+	if (t->kg_spilled == NULL)
+		return -ENOMEM;
+	memset(t->kg_spilled, 0, t->nkg * sizeof(size_t));
 	rc = sli_spill_create(t->a, c, &t->sp);
-	if (rc < 0)
+	if (rc < 0) {
+		sl_alloc_free(t->a, t->kg_spilled);
+		t->kg_spilled = NULL;
 		return rc;
+	}
 	t->budget = c->budget;
 	t->hand = 0;
 	return 0;
@@ -891,7 +1345,7 @@ const void *sli_table_get(struct sli_table *t, const struct sli_skey *k, int64_t
 	step(t);
 	if (find(t, h, k, 0, &l))
 		return found(l.s->e, now, touch, len);
-	e = spill_get(t, k, h, &err);
+	e = spill_get(t, k, h, false, &err);
 	return e != NULL ? found(e, now, touch, len) : NULL;
 }
 
@@ -909,15 +1363,91 @@ static inline struct sli_entry *probe_hash(const struct stab *st, uint64_t h)
 	return NULL;
 }
 
+/*
+ * For a key of a batch that missed in memory: the index, among the
+ * batch's reads fk/fh[0..*nf), of the record that would hold it (its own,
+ * or its ring's: keys of one ring share one read), added when new; -1
+ * when the store has no record of that slot hash.
+ */
+static int miss_read(struct sli_table *t, const struct sli_skey *k, uint64_t h, struct sli_skey *fk,
+		     uint64_t *fh, unsigned *nf)
+{
+	struct sli_skey q = *k;
+
+	if (k->ns_len != 0) {
+		q.ns = NULL;
+		q.ns_len = 0;
+		h = anchor_hash(k->hash, k->state_id);
+	}
+	if (!sli_spill_maybe(t->sp, h))
+		return -1;
+	for (unsigned f = 0; f < *nf; f++)
+		if (fh[f] == h && fk[f].state_id == q.state_id && fk[f].key_len == q.key_len &&
+		    fk[f].ns_len == q.ns_len && bytes_eq(fk[f].key, q.key, q.key_len) &&
+		    bytes_eq(fk[f].ns, q.ns, q.ns_len))
+			return (int)f;
+	fk[*nf] = q;
+	fh[*nf] = h;
+	return (int)(*nf)++;
+}
+
+enum { R_NEW, R_BACK, R_DISK }; /* a read's record: not used yet, reinserted, stays on disk */
+
+/*
+ * Key @k (slot hash @h) of a batch, whose record (or ring's) was read
+ * into @r from @loc (0: none; r->key NULL: failed). *@state is that
+ * read's R_ state, shared by the keys of one ring. Return: the entry,
+ * or NULL (absent, or *@err).
+ */
+static struct sli_entry *miss_resolve(struct sli_table *t, const struct sli_skey *k, uint64_t h,
+				      const struct sli_spill_rec *r, sli_spill_loc loc,
+				      unsigned char *state, int *err)
+{
+	struct sli_entry *e;
+	struct loc l;
+	const void *v;
+	uint32_t len;
+	int64_t exp;
+
+	if (*state == R_BACK) /* brought back for an earlier key of the batch */
+		return find(t, h, k, 0, &l) ? l.s->e : NULL;
+	if (loc == 0 || r->key == NULL)
+		return NULL;
+	if (*state == R_DISK) { /* no room: another pinned copy from the same record */
+		if (k->ns_len == 0)
+			e = pin_new(t, k, r->kg, r->expiry, r->value, r->value_len);
+		else if (ring_member(r, k, &v, &len, &exp) > 0)
+			e = pin_new(t, k, r->kg, exp, v, len);
+		else
+			return NULL;
+		if (e == NULL)
+			*err = set_err(t, -ENOMEM);
+		return e;
+	}
+	if (k->ns_len != 0) {
+		int rings = (int)t->rings;
+
+		e = ring_back(t, k, h, r, loc, false, err);
+		*state = t->rings != (size_t)rings ? R_BACK : R_DISK;
+		return e;
+	}
+	e = reload(t, k, h, r, loc);
+	if (e == NULL)
+		*err = set_err(t, -ENOMEM);
+	*state = e != NULL && find(t, h, k, 0, &l) ? R_BACK : R_DISK;
+	return e;
+}
+
 int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_skey *keys,
 			   int64_t now, int64_t touch, struct sli_lookup *out)
 {
-	uint64_t h[CHUNK], mh[CHUNK];
+	uint64_t h[CHUNK], fh[CHUNK];
 	struct sli_entry *cand[CHUNK];
-	struct sli_skey mk[CHUNK];
+	struct sli_skey fk[CHUNK];
 	struct sli_spill_rec rec[CHUNK];
-	sli_spill_loc mloc[CHUNK];
-	unsigned m, mi[CHUNK];
+	sli_spill_loc floc[CHUNK];
+	unsigned char fstate[CHUNK];
+	unsigned m, mi[CHUNK], mf[CHUNK];
 	int hits = 0, err = 0;
 
 	if (n == 0)
@@ -927,7 +1457,7 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 	step(t);
 	for (unsigned base = 0; base < n; base += m) {
 		const struct sli_skey *k = keys + base;
-		unsigned nm = 0;
+		unsigned nm = 0, nf = 0;
 
 		m = n - base < CHUNK ? n - base : CHUNK;
 		for (unsigned j = 0; j < m; j++) {
@@ -945,15 +1475,15 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 			struct sli_entry *e = cand[j];
 			struct sli_lookup *o = &out[base + j];
 			struct loc l;
+			int f;
 
 			/* A hash match of another key is a 2^-64 event, but possible. */
 			if (e == NULL ? t->phase == MIGRATING : !match(e, &k[j], 0))
 				e = find(t, h[j], &k[j], 0, &l) ? l.s->e : NULL;
-			if (e == NULL && t->sp != NULL && k[j].ns_len == 0 &&
-			    sli_spill_maybe(t->sp, h[j])) {
+			if (e == NULL && t->sp != NULL &&
+			    (f = miss_read(t, &k[j], h[j], fk, fh, &nf)) >= 0) {
 				mi[nm] = j; /* on disk: read with the others below */
-				mk[nm] = k[j];
-				mh[nm++] = h[j];
+				mf[nm++] = (unsigned)f;
 				continue;
 			}
 			o->value = e != NULL ? found(e, now, touch, &o->len) : NULL;
@@ -962,23 +1492,19 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 			else
 				hits++;
 		}
-		if (nm != 0) {
-			int rc = sli_spill_fetch(t->sp, nm, mk, mh, rec, mloc);
+		if (nf != 0) {
+			int rc = sli_spill_fetch(t->sp, nf, fk, fh, rec, floc);
 
 			if (rc < 0)
 				err = set_err(t, rc);
+			memset(fstate, R_NEW, nf);
 		}
 		for (unsigned i = 0; i < nm; i++) {
-			struct sli_lookup *o = &out[base + mi[i]];
-			struct sli_entry *e = NULL;
-			struct loc l;
+			unsigned j = mi[i], f = mf[i];
+			struct sli_lookup *o = &out[base + j];
+			struct sli_entry *e;
 
-			/* The same key twice in a batch: the first brought it back. */
-			if (i > 0 && find(t, mh[i], &mk[i], 0, &l))
-				e = l.s->e;
-			else if (mloc[i] != 0 && rec[i].key != NULL &&
-				 (e = reload(t, &mk[i], mh[i], &rec[i], mloc[i])) == NULL)
-				err = set_err(t, -ENOMEM);
+			e = miss_resolve(t, &k[j], h[j], &rec[f], floc[f], &fstate[f], &err);
 			o->value = e != NULL ? found(e, now, touch, &o->len) : NULL;
 			if (o->value == NULL)
 				o->len = 0;
@@ -1073,14 +1599,14 @@ static struct sli_entry *anchor_get(struct sli_table *t, const struct sli_skey *
 
 	ak.ns = NULL;
 	ak.ns_len = 0;
-	ah = mix(k->hash, k->state_id, NULL, 0, ANCHOR_TAG);
+	ah = anchor_hash(k->hash, k->state_id);
 	*created = false;
 	if (find(t, ah, &ak, F_ANCHOR, &l))
 		return l.s->e;
-	a = entry_new(t, &ak, F_LINKED | F_ANCHOR, kg, sizeof(ah));
+	a = entry_new(t, &ak, F_LINKED | F_ANCHOR, kg, sizeof(struct aval));
 	if (a == NULL)
 		return NULL;
-	memcpy(eval(a), &ah, sizeof(ah)); /* its own slot hash, to find it from a ring */
+	memcpy(eval(a), &(struct aval){ ah, k->hash }, sizeof(struct aval));
 	ering(a)->prev = ering(a)->next = a;
 	*created = true;
 	return a;
@@ -1113,10 +1639,7 @@ static int insert(struct sli_table *t, uint64_t h, const struct sli_skey *k, uns
 		e->expiry = expiry;
 	if (a != NULL) {
 		if (created) {
-			uint64_t ah;
-
-			memcpy(&ah, eval(a), sizeof(ah));
-			tab_insert(&t->tab, ah, a);
+			tab_insert(&t->tab, anchor_val(a).ah, a);
 			t->anchors++;
 		}
 		ering(e)->prev = a;
@@ -1179,11 +1702,9 @@ static void entry_free(struct sli_table *t, struct sli_entry *e)
 
 static void anchor_drop(struct sli_table *t, struct sli_entry *a)
 {
-	uint64_t ah;
 	struct loc l;
 
-	memcpy(&ah, eval(a), sizeof(ah));
-	if (find_ptr(t, ah, a, &l))
+	if (find_ptr(t, anchor_val(a).ah, a, &l))
 		slot_delete(t, &l);
 	else
 		SL_ASSERT(!"anchor not in the table");
@@ -1247,10 +1768,52 @@ static int ring_clear(struct sli_table *t, struct sli_entry *a, uint64_t key_has
 	return n;
 }
 
+/*
+ * Remove the spilled records of @pk (no namespace): its plain entry's and
+ * its ring's, read in one batch but never brought back: the read only
+ * verifies the key (slot hashes may collide) and counts the ring's
+ * entries. Return: entries removed, or the read's error (nothing removed).
+ */
+static int clear_spilled(struct sli_table *t, const struct sli_skey *pk, uint64_t ah)
+{
+	struct sli_skey q[2] = { *pk, *pk };
+	uint64_t qh[2];
+	struct sli_spill_rec r[2];
+	sli_spill_loc loc[2];
+	int cnt[2] = { 0, 0 }, n = 0, rc;
+	unsigned nq = 0;
+
+	qh[nq] = key_slot_hash(pk);
+	nq += sli_spill_maybe(t->sp, qh[nq]);
+	qh[nq] = ah;
+	nq += sli_spill_maybe(t->sp, qh[nq]);
+	if (nq == 0)
+		return 0;
+	if ((rc = sli_spill_fetch(t->sp, nq, q, qh, r, loc)) < 0)
+		return set_err(t, rc);
+	for (unsigned i = 0; i < nq; i++) {
+		bool ring = loc[i] != 0 && sli_spill_loc_ring(loc[i]);
+
+		/* A key's own slot hash and its anchor's always differ (fmix64 is a bijection). */
+		SL_ASSERT(loc[i] == 0 || ring == (qh[i] == ah));
+		if (loc[i] != 0 && (cnt[i] = ring ? ring_count(&r[i]) : 1) < 0)
+			return ring_bad(t, loc[i]);
+	}
+	for (unsigned i = 0; i < nq; i++) {
+		if (loc[i] == 0)
+			continue;
+		sli_spill_drop(t->sp, qh[i], loc[i]);
+		spilled_forget(t, r[i].kg, (size_t)cnt[i], sli_spill_loc_ring(loc[i]));
+		n += cnt[i];
+	}
+	return n;
+}
+
 int sli_table_clear_key(struct sli_table *t, const struct sli_skey *k)
 {
 	struct sli_skey pk;
 	struct loc l;
+	uint64_t ah;
 	int n = 0, rc = check_key(t, k);
 
 	if (rc < 0)
@@ -1260,12 +1823,16 @@ int sli_table_clear_key(struct sli_table *t, const struct sli_skey *k)
 	pk = *k;
 	pk.ns = NULL;
 	pk.ns_len = 0;
-	if (find(t, key_slot_hash(&pk), &pk, 0, &l) ||
-	    spill_find(t, &pk, key_slot_hash(&pk), &l) > 0) {
+	ah = anchor_hash(k->hash, k->state_id);
+	/* A key's entries are either in memory or on disk: disk first, so an error changes nothing.
+	 */
+	if (t->sp != NULL && (n = clear_spilled(t, &pk, ah)) < 0)
+		return n;
+	if (find(t, key_slot_hash(&pk), &pk, 0, &l)) {
 		remove_at(t, &l);
 		n++;
 	}
-	if (find(t, mix(k->hash, k->state_id, NULL, 0, ANCHOR_TAG), &pk, F_ANCHOR, &l))
+	if (find(t, ah, &pk, F_ANCHOR, &l))
 		n += ring_clear(t, l.s->e, k->hash);
 	if (n != 0) {
 		t->mods++;
@@ -1338,8 +1905,12 @@ void sli_table_stats(const struct sli_table *t, struct sli_table_stats *st)
 	st->bytes = sizeof(*t) + t->nkg * sizeof(size_t) + t->mem + t->slab.bytes;
 	st->phase = t->phase;
 	st->resident = resident(t);
-	if (t->sp != NULL)
+	if (t->sp != NULL) {
 		sli_spill_stats(t->sp, st);
+		st->spilled = t->nspilled;
+		st->spilled_rings = t->rings;
+		st->spill_buffer_bytes += t->scratch_cap;
+	}
 }
 
 /* Call @fn for each live slot: the current array, then the undrained part of the old one. */
@@ -1400,15 +1971,20 @@ static int place_spilled(void *arg, uint64_t h, sli_spill_loc loc)
 	return 0;
 }
 
-/* The spilled records of every group, by key group (their reads wait for sli_table_part_group). */
-static int partition_spilled(struct sli_table *t, struct sli_table_part *p, size_t spilled)
+/*
+ * The spilled records of every group, by key group (their reads wait for
+ * sli_table_part_group), and the number of entries they hold per group.
+ */
+static int partition_spilled(struct sli_table *t, struct sli_table_part *p, size_t records)
 {
 	p->soff = sl_alloc_aligned(t->a, (t->nkg + 1) * sizeof(size_t), SL_CACHE_LINE);
-	p->locs = sl_alloc_aligned(t->a, (spilled ? spilled : 1) * sizeof(*p->locs), SL_CACHE_LINE);
+	p->scnt = sl_alloc_aligned(t->a, t->nkg * sizeof(size_t), SL_CACHE_LINE);
+	p->locs = sl_alloc_aligned(t->a, (records ? records : 1) * sizeof(*p->locs), SL_CACHE_LINE);
 	p->hashes =
-	    sl_alloc_aligned(t->a, (spilled ? spilled : 1) * sizeof(*p->hashes), SL_CACHE_LINE);
-	if (p->soff == NULL || p->locs == NULL || p->hashes == NULL)
+	    sl_alloc_aligned(t->a, (records ? records : 1) * sizeof(*p->hashes), SL_CACHE_LINE);
+	if (p->soff == NULL || p->scnt == NULL || p->locs == NULL || p->hashes == NULL)
 		return -ENOMEM;
+	memcpy(p->scnt, t->kg_spilled, t->nkg * sizeof(size_t));
 	memset(p->soff, 0, (t->nkg + 1) * sizeof(size_t));
 	sli_spill_each(t->sp, count_spilled, p);
 	for (unsigned g = 0; g < t->nkg; g++)
@@ -1424,15 +2000,15 @@ int sli_table_partition(struct sli_table *t, struct sli_table_part **out)
 {
 	struct sli_table_part *p;
 	struct sli_table_stats st = { 0 };
-	size_t spilled = 0, res;
+	size_t records = 0, res;
 
 	if (t == NULL || out == NULL)
 		return -EINVAL;
 	if (t->sp != NULL) {
-		sli_spill_stats(t->sp, &st);
-		spilled = st.spilled;
+		sli_spill_stats(t->sp, &st); /* its spilled: records in the index */
+		records = st.spilled;
 	}
-	res = t->count - spilled;
+	res = t->count - t->nspilled;
 	p = sl_alloc_aligned(t->a, sizeof(*p), SL_CACHE_LINE);
 	if (p == NULL)
 		return -ENOMEM;
@@ -1446,15 +2022,15 @@ int sli_table_partition(struct sli_table *t, struct sli_table_part **out)
 	p->off = sl_alloc_aligned(t->a, (t->nkg + 1) * sizeof(size_t), SL_CACHE_LINE);
 	p->ents = sl_alloc_aligned(t->a, (res ? res : 1) * sizeof(*p->ents), SL_CACHE_LINE);
 	if (p->off == NULL || p->ents == NULL ||
-	    (t->sp != NULL && partition_spilled(t, p, spilled) < 0)) {
+	    (t->sp != NULL && partition_spilled(t, p, records) < 0)) {
 		sli_table_part_destroy(p);
 		return -ENOMEM;
 	}
 	/* off[g] starts as group g's first index and is used as its fill cursor... */
 	p->off[0] = 0;
 	for (unsigned g = 0; g < t->nkg; g++)
-		p->off[g + 1] = p->off[g] + t->kg_count[g] -
-				(p->soff != NULL ? p->soff[g + 1] - p->soff[g] : 0);
+		p->off[g + 1] =
+		    p->off[g] + t->kg_count[g] - (t->kg_spilled != NULL ? t->kg_spilled[g] : 0);
 	each_slot(t, place, p);
 	/* ...so afterwards off[g] is where group g ends: shift back by one. */
 	for (unsigned g = t->nkg; g > 0; g--)
@@ -1465,50 +2041,120 @@ int sli_table_partition(struct sli_table *t, struct sli_table_part **out)
 	return 0;
 }
 
-/* Read the spilled entries of group @g (index into the partition) into p->arena and p->gents. */
+static void arena_free(struct sli_table_part *p)
+{
+	while (p->arena != NULL) {
+		struct arena *x = p->arena;
+
+		p->arena = x->next;
+		sl_alloc_free(p->a, x);
+	}
+}
+
+/* Bytes of the entries record @r expands to in an arena (-EBADMSG: a bad ring). */
+static long long rec_entry_bytes(const struct sli_spill_rec *r)
+{
+	size_t kb = align8(sizeof(struct sli_entry) + r->key_len), bytes = 0;
+	const void *ns, *val;
+	struct rment m;
+	struct rit it;
+	int rc;
+
+	if (!(r->flags & SLI_SPILL_RING))
+		return (long long)(kb + align8(r->value_len));
+	if ((rc = rit_start(&it, r)) < 0)
+		return rc;
+	while ((rc = rit_next(&it, &m, &ns, &val)) > 0)
+		bytes +=
+		    align8(sizeof(struct sli_entry) + r->key_len + m.ns_len) + align8(m.val_len);
+	return rc < 0 ? rc : (long long)bytes;
+}
+
+/* Write an entry (no ring links) at @at; the bytes it takes. */
+static size_t arena_entry(unsigned char *at, const struct sli_spill_rec *r, const void *ns,
+			  uint16_t ns_len, const void *value, uint32_t len, int64_t expiry)
+{
+	struct sli_entry *e = (struct sli_entry *)(void *)at;
+
+	*e = (struct sli_entry){ .expiry = expiry,
+				 .key_len = r->key_len,
+				 .val_len = len,
+				 .ns_len = ns_len,
+				 .state_id = r->state_id,
+				 .kg = r->kg };
+	if (r->key_len != 0)
+		memcpy(ekey(e), r->key, r->key_len);
+	if (ns_len != 0)
+		memcpy(ens(e), ns, ns_len);
+	if (len != 0)
+		memcpy(eval(e), value, len);
+	return align8(val_off(e) + len);
+}
+
+/*
+ * Read the spilled records of group @g (index into the partition) into
+ * p->gents, the entries in p->arena (a chunk per batch of 64 records): a
+ * plain record is one entry, a ring record one per namespaced entry.
+ */
 static int part_load(struct sli_table_part *p, unsigned g)
 {
-	size_t nres = p->off[g + 1] - p->off[g], nsp = p->soff[g + 1] - p->soff[g], bytes = 0,
-	       at = 0;
+	size_t nres = p->off[g + 1] - p->off[g], nsp = p->soff[g + 1] - p->soff[g], ne = nres;
 	const sli_spill_loc *locs = p->locs + p->soff[g];
 	struct sli_spill *sp = p->t->sp;
 	struct sli_spill_rec rec[64];
-	unsigned char *arena;
 
 	sl_alloc_free(p->a, p->gents);
-	sl_alloc_free(p->a, p->arena);
-	p->gents = NULL;
-	p->arena = NULL;
+	arena_free(p);
 	p->gkg = UINT32_MAX;
-	for (size_t i = 0; i < nsp; i++)
-		bytes += sli_spill_loc_len(locs[i]); /* a record is longer than its entry */
-	p->gents = sl_alloc_aligned(p->a, (nres + nsp) * sizeof(*p->gents), SL_CACHE_LINE);
-	p->arena = arena = sl_alloc_aligned(p->a, bytes, SL_CACHE_LINE);
-	if (p->gents == NULL || arena == NULL)
+	p->gents = sl_alloc_aligned(p->a, (nres + p->scnt[g]) * sizeof(*p->gents), SL_CACHE_LINE);
+	if (p->gents == NULL)
 		return -ENOMEM;
 	memcpy(p->gents, p->ents + p->off[g], nres * sizeof(*p->gents));
 	for (size_t base = 0; base < nsp; base += 64) {
 		unsigned m = nsp - base < 64 ? (unsigned)(nsp - base) : 64;
+		size_t bytes = 0, at = 0;
+		struct arena *x;
 		int rc = sli_spill_read(sp, m, locs + base, rec);
 
 		if (rc < 0)
 			return rc;
 		for (unsigned i = 0; i < m; i++) {
-			struct sli_entry *e = (struct sli_entry *)(void *)(arena + at);
+			long long b = rec_entry_bytes(&rec[i]);
 
-			*e = (struct sli_entry){ .expiry = rec[i].expiry,
-						 .key_len = rec[i].key_len,
-						 .val_len = rec[i].value_len,
-						 .state_id = rec[i].state_id,
-						 .kg = rec[i].kg };
-			if (rec[i].key_len != 0)
-				memcpy(ekey(e), rec[i].key, rec[i].key_len);
-			if (rec[i].value_len != 0)
-				memcpy(eval(e), rec[i].value, rec[i].value_len);
-			at += align8(val_off(e) + e->val_len);
-			p->gents[nres + base + i] = e;
+			if (b < 0 || rec[i].kg != g + p->kg_first)
+				return -EBADMSG;
+			bytes += (size_t)b;
+		}
+		if ((x = sl_alloc_aligned(p->a, sizeof(*x) + bytes, 16)) == NULL)
+			return -ENOMEM;
+		x->next = p->arena;
+		p->arena = x;
+		for (unsigned i = 0; i < m; i++) {
+			unsigned char *a = (unsigned char *)(x + 1);
+			struct rit it;
+			struct rment rm;
+			const void *ns, *val;
+
+			if (!(rec[i].flags & SLI_SPILL_RING)) {
+				if (ne == nres + p->scnt[g])
+					return -EUCLEAN; /* more than the table counted */
+				p->gents[ne++] = (const struct sli_entry *)(void *)(a + at);
+				at += arena_entry(a + at, &rec[i], NULL, 0, rec[i].value,
+						  rec[i].value_len, rec[i].expiry);
+				continue;
+			}
+			rit_start(&it, &rec[i]);
+			while (rit_next(&it, &rm, &ns, &val) > 0) {
+				if (ne == nres + p->scnt[g])
+					return -EUCLEAN;
+				p->gents[ne++] = (const struct sli_entry *)(void *)(a + at);
+				at += arena_entry(a + at, &rec[i], ns, rm.ns_len, val, rm.val_len,
+						  rm.expiry);
+			}
 		}
 	}
+	if (ne != nres + p->scnt[g])
+		return -EUCLEAN;
 	p->gkg = g;
 	return 0;
 }
@@ -1534,7 +2180,7 @@ size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
 		return 0;
 	}
 	*entries = p->gents;
-	return p->off[g + 1] - p->off[g] + p->soff[g + 1] - p->soff[g];
+	return p->off[g + 1] - p->off[g] + p->scnt[g];
 }
 
 int sli_table_part_error(const struct sli_table_part *p)
@@ -1547,8 +2193,9 @@ void sli_table_part_destroy(struct sli_table_part *p)
 	if (p == NULL)
 		return;
 	sl_alloc_free(p->a, p->gents);
-	sl_alloc_free(p->a, p->arena);
+	arena_free(p);
 	sl_alloc_free(p->a, p->soff);
+	sl_alloc_free(p->a, p->scnt);
 	sl_alloc_free(p->a, p->locs);
 	sl_alloc_free(p->a, p->hashes);
 	sl_alloc_free(p->a, p->ents);
@@ -1575,9 +2222,11 @@ struct check {
 	sli_key_hash_fn hash;
 	void *arg;
 	size_t entries, anchors, linked, ring_members, tab_used, old_used;
-	size_t bound; /* no ring is longer than the table */
-	size_t *kg;
-	size_t spilled;
+	size_t bound;	  /* no ring is longer than the table */
+	size_t *kg, *kgs; /* per group: all entries; spilled ones */
+	size_t spilled, nrings, ringcap;
+	uint64_t *rh; /* the spilled rings: anchor slot hashes and locations */
+	sli_spill_loc *rloc;
 	unsigned kg_first, nkg;
 	bool bad;
 };
@@ -1587,11 +2236,60 @@ static int check_spilled(void *arg, uint64_t h, sli_spill_loc loc)
 	struct check *c = arg;
 	unsigned kg = sli_spill_loc_kg(loc);
 
-	(void)h;
 	if (kg < c->kg_first || kg - c->kg_first >= c->nkg)
 		return -EUCLEAN;
+	if (sli_spill_loc_ring(loc)) { /* counted once read */
+		if (c->nrings == c->ringcap)
+			return -EUCLEAN; /* more rings than the table counted */
+		c->rh[c->nrings] = h;
+		c->rloc[c->nrings++] = loc;
+		return 0;
+	}
 	c->kg[kg - c->kg_first]++;
+	c->kgs[kg - c->kg_first]++;
 	c->spilled++;
+	return 0;
+}
+
+/*
+ * Read the spilled rings found by check_spilled(): each is a ring record
+ * of its location's key group, stored under its anchor's slot hash, with
+ * a valid layout, and its anchor is not in memory too.
+ */
+static int check_rings(const struct sli_table *t, struct check *c)
+{
+	struct sli_spill_rec rec[64];
+
+	for (size_t base = 0; base < c->nrings; base += 64) {
+		unsigned m = c->nrings - base < 64 ? (unsigned)(c->nrings - base) : 64;
+		int rc = sli_spill_read(t->sp, m, c->rloc + base, rec);
+
+		if (rc < 0)
+			return rc;
+		for (unsigned i = 0; i < m; i++) {
+			const struct sli_spill_rec *r = &rec[i];
+			struct sli_skey ak = { .key = r->key,
+					       .key_len = r->key_len,
+					       .state_id = r->state_id };
+			unsigned kg = sli_spill_loc_kg(c->rloc[base + i]);
+			int n = ring_count(r);
+			struct loc l;
+
+			if (n <= 0 || r->hash != c->rh[base + i] || r->kg != kg ||
+			    find(t, r->hash, &ak, F_ANCHOR, &l))
+				return -EUCLEAN;
+			if (c->hash != NULL) {
+				uint64_t kh = c->hash(r->key, r->key_len, c->arg);
+
+				if (key_group(t, kh) != kg ||
+				    anchor_hash(kh, r->state_id) != r->hash)
+					return -EUCLEAN;
+			}
+			c->kg[kg - c->kg_first] += (size_t)n;
+			c->kgs[kg - c->kg_first] += (size_t)n;
+			c->spilled += (size_t)n;
+		}
+	}
 	return 0;
 }
 
@@ -1642,11 +2340,14 @@ static int check_slot(const struct sli_table *t, const struct slot *s, bool old,
 			return -EUCLEAN;
 	}
 	if (e->flags & F_ANCHOR) {
-		uint64_t ah;
+		struct aval av = anchor_val(e);
 
-		memcpy(&ah, eval(e), sizeof(ah));
 		c->anchors++;
-		return ah == s->hash && e->ns_len == 0 ? check_ring(c, e) : -EUCLEAN;
+		if (e->val_len != sizeof(av) || av.ah != s->hash || e->ns_len != 0 ||
+		    av.ah != anchor_hash(av.kh, e->state_id) ||
+		    (c->hash != NULL && av.kh != c->hash(ekey(e), e->key_len, c->arg)))
+			return -EUCLEAN;
+		return check_ring(c, e);
 	}
 	if (!!(e->flags & F_LINKED) != (e->ns_len != 0))
 		return -EUCLEAN;
@@ -1659,28 +2360,38 @@ static int check_slot(const struct sli_table *t, const struct slot *s, bool old,
 int sli_table_check(const struct sli_table *t, sli_key_hash_fn hash, void *arg)
 {
 	struct check c = { .hash = hash, .arg = arg };
-	int rc;
+	int rc = 0;
 
 	if (t == NULL)
 		return -EINVAL;
-	c.kg = sl_alloc_aligned(t->a, t->nkg * sizeof(size_t), SL_CACHE_LINE);
-	if (c.kg == NULL)
-		return -ENOMEM;
-	memset(c.kg, 0, t->nkg * sizeof(size_t));
-	c.bound = t->count;
-	c.kg_first = t->kg_first;
-	c.nkg = t->nkg;
-	rc = each_slot(t, check_slot, &c);
-	if (rc == 0 && t->sp != NULL)
-		rc = sli_spill_each(t->sp, check_spilled, &c);
-	if (rc == 0 && (c.entries + c.spilled != t->count || c.anchors != t->anchors ||
-			c.ring_members != c.linked || c.tab_used != t->tab.used ||
-			(t->phase == MIGRATING && c.old_used != t->old.used) ||
-			t->slab.live != c.entries + t->anchors))
+	c.kg = sl_alloc_aligned(t->a, 2 * t->nkg * sizeof(size_t), SL_CACHE_LINE);
+	c.ringcap = t->rings;
+	c.rh = sl_alloc_aligned(t->a, (t->rings + 1) * sizeof(*c.rh), SL_CACHE_LINE);
+	c.rloc = sl_alloc_aligned(t->a, (t->rings + 1) * sizeof(*c.rloc), SL_CACHE_LINE);
+	if (c.kg == NULL || c.rh == NULL || c.rloc == NULL)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		memset(c.kg, 0, 2 * t->nkg * sizeof(size_t));
+		c.kgs = c.kg + t->nkg;
+		c.bound = t->count;
+		c.kg_first = t->kg_first;
+		c.nkg = t->nkg;
+		rc = each_slot(t, check_slot, &c);
+	}
+	if (rc == 0 && t->sp != NULL && (rc = sli_spill_each(t->sp, check_spilled, &c)) == 0)
+		rc = c.nrings == t->rings ? check_rings(t, &c) : -EUCLEAN;
+	if (rc == 0 &&
+	    (c.entries + c.spilled != t->count || c.spilled != t->nspilled ||
+	     c.anchors != t->anchors || c.ring_members != c.linked || c.tab_used != t->tab.used ||
+	     (t->phase == MIGRATING && c.old_used != t->old.used) ||
+	     t->slab.live != c.entries + t->anchors))
 		rc = -EUCLEAN;
 	for (unsigned g = 0; rc == 0 && g < t->nkg; g++)
-		if (c.kg[g] != t->kg_count[g])
+		if (c.kg[g] != t->kg_count[g] ||
+		    (t->kg_spilled != NULL ? c.kgs[g] != t->kg_spilled[g] : c.kgs[g] != 0))
 			rc = -EUCLEAN;
 	sl_alloc_free(t->a, c.kg);
+	sl_alloc_free(t->a, c.rh);
+	sl_alloc_free(t->a, c.rloc);
 	return rc;
 }

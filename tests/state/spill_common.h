@@ -144,4 +144,104 @@ static inline unsigned long long sp_dir_bytes(const char *dir)
 	return sum;
 }
 
+/*
+ * Namespaced ("map-like") entries: key number @key has namespaces 0..63,
+ * namespace @nsid is 1..6 bytes (its first byte is @nsid); entry number
+ * id = key * nns + nsid, and its value at a version is 8..48 bytes that
+ * depend on both.
+ */
+#define SP_NS_MAX 64
+
+static inline uint16_t sp_ns(unsigned nsid, unsigned char buf[8])
+{
+	static const unsigned char tail[5] = { 0xa1, 0xa2, 0xa3, 0xa4, 0xa5 };
+	uint16_t n = (uint16_t)(1 + nsid % 6);
+
+	buf[0] = (unsigned char)nsid;
+	memcpy(buf + 1, tail, n - 1u);
+	return n;
+}
+
+/* The namespace number of @ns, or -1 when it is not one of sp_ns()'s. */
+static inline int sp_ns_id(const void *ns, uint16_t len)
+{
+	unsigned char b[8];
+
+	if (len < 1 || len > 6 || ((const unsigned char *)ns)[0] >= SP_NS_MAX)
+		return -1;
+	if (sp_ns(((const unsigned char *)ns)[0], b) != len || memcmp(b, ns, len) != 0)
+		return -1;
+	return b[0];
+}
+
+static inline uint32_t sp_nvalue(uint64_t id, uint32_t version, unsigned char buf[48])
+{
+	uint32_t len = 8 + (uint32_t)((id * 7 + version) % 41);
+	uint64_t x = sli_fmix64(id * 0x9e3779b97f4a7c15ull ^ ((uint64_t)version << 40));
+
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (unsigned char)((x >> (i % 8 * 8)) ^ (i * 29));
+	return len;
+}
+
+static inline bool sp_nvalue_ok(uint64_t id, uint32_t version, const void *p, uint32_t len)
+{
+	unsigned char v[48];
+	uint32_t n = sp_nvalue(id, version, v);
+
+	return p != NULL && len == n && memcmp(p, v, n) == 0;
+}
+
+/*
+ * Every entry of @t through a partition of @groups key groups against
+ * the versions @ver[key * nns + nsid] (0: absent): key group (the key's
+ * hash modulo @groups), namespace, value, no entry twice. @also, when
+ * not NULL, marks entries that may be there besides (expired ones not
+ * removed yet; their version is in @also). Returns the entries that are
+ * wrong plus those of @ver missing; *@seen is the number seen.
+ */
+static inline unsigned sp_check_partition_ns(struct sli_table *t, const uint32_t *ver,
+					     const uint32_t *also, size_t nkeys, unsigned nns,
+					     unsigned groups, size_t *seen)
+{
+	struct sli_table_part *p;
+	unsigned char *mark = calloc(nkeys * nns, 1);
+	unsigned bad = 0;
+
+	*seen = 0;
+	CU_ASSERT_FATAL(mark != NULL && sli_table_partition(t, &p) == 0);
+	for (unsigned g = 0; g < groups; g++) {
+		const struct sli_entry *const *ents;
+		size_t m = sli_table_part_group(p, g, &ents);
+
+		CU_ASSERT(sli_table_part_error(p) == 0);
+		for (size_t i = 0; i < m; i++) {
+			struct sli_entry_view v;
+			uint64_t key, id;
+			int nsid;
+			uint32_t want;
+
+			sli_table_entry(ents[i], &v);
+			(*seen)++;
+			memcpy(&key, v.key, 8);
+			nsid = sp_ns_id(v.ns, v.ns_len);
+			if (v.key_len != 8 || key >= nkeys || nsid < 0 || (unsigned)nsid >= nns ||
+			    v.key_group != g || sp_hash(key) % groups != g) {
+				bad++;
+				continue;
+			}
+			id = key * nns + (unsigned)nsid;
+			want = ver[id] != 0 ? ver[id] : also != NULL ? also[id] : 0;
+			if (mark[id] || want == 0 || !sp_nvalue_ok(id, want, v.value, v.value_len))
+				bad++;
+			mark[id] = 1;
+		}
+	}
+	for (size_t id = 0; id < nkeys * nns; id++)
+		bad += ver[id] != 0 && !mark[id];
+	sli_table_part_destroy(p);
+	free(mark);
+	return bad;
+}
+
 #endif /* SL_TEST_SPILL_COMMON_H */

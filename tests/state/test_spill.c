@@ -13,6 +13,13 @@
  * from a fault-injecting engine (reported, nothing lost); compaction
  * (file bytes bounded after many overwrites, checked on the file
  * system); stale files removed and a directory in use refused.
+ * Namespaced entries (map-like: keys x namespaces, spilled as one ring
+ * record per key) against a reference array of versions per (key,
+ * namespace): random puts/gets/batches/removes/clears with the invariant
+ * check, counts per group and partitions while rings are on disk; TTL
+ * across ring reloads and cleanup; EIO while reloading rings (gets,
+ * batches, puts, removes, clears fail, nothing changes); a corrupted ring
+ * record (-EBADMSG, never a wrong value).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -555,6 +562,513 @@ static void test_compaction(void)
 			compaction(kinds[ki]);
 }
 
+/* ---------------------------------------- namespaced entries (rings) */
+
+/*
+ * Map-like state: NK keys, each with up to NNS namespaces (entry id =
+ * key * NNS + nsid), against a reference array of versions nver[id]
+ * (0: absent). Values and namespaces come from spill_common.h.
+ */
+enum { NNS = 8 };
+
+static struct sli_skey nkey(const uint64_t *key, unsigned nsid, unsigned char nsbuf[8])
+{
+	struct sli_skey k = sp_key(key, 2);
+
+	k.ns_len = sp_ns(nsid, nsbuf);
+	k.ns = nsbuf;
+	return k;
+}
+
+static int nput(struct sli_table *t, uint64_t key, unsigned nsid, uint32_t version, int64_t exp)
+{
+	unsigned char nb[8], v[48];
+	struct sli_skey k = nkey(&key, nsid, nb);
+	uint32_t len = sp_nvalue(key * NNS + nsid, version, v);
+
+	return sli_table_put(t, &k, v, len, exp);
+}
+
+/* Get (key, nsid) at @now; 0 when the result agrees with version @want (0: absent). */
+static int nget_bad(struct sli_table *t, uint64_t key, unsigned nsid, uint32_t want, int64_t now)
+{
+	unsigned char nb[8];
+	struct sli_skey k = nkey(&key, nsid, nb);
+	uint32_t len;
+	const void *v = sli_table_get(t, &k, now, SLI_TTL_KEEP, &len);
+
+	return want == 0 ? v != NULL : !sp_nvalue_ok(key * NNS + nsid, want, v, len);
+}
+
+static unsigned nverify(struct sli_table *t, const uint32_t *ver, unsigned nk, int64_t now)
+{
+	unsigned bad = 0;
+
+	for (uint64_t key = 0; key < nk; key++)
+		for (unsigned ns = 0; ns < NNS; ns++)
+			bad += (unsigned)nget_bad(t, key, ns, ver[key * NNS + ns], now);
+	return bad;
+}
+
+static struct sli_table_stats nstats(const struct sli_table *t)
+{
+	struct sli_table_stats st;
+
+	sli_table_stats(t, &st);
+	return st;
+}
+
+/* Counts per table and per key group against the reference; the number of mismatches. */
+static unsigned ncounts(struct sli_table *t, const uint32_t *ver, unsigned nk)
+{
+	size_t total = 0, per[MAXP] = { 0 };
+	unsigned bad = 0;
+
+	for (uint64_t key = 0; key < nk; key++)
+		for (unsigned ns = 0; ns < NNS; ns++)
+			if (ver[key * NNS + ns] != 0) {
+				total++;
+				per[sp_hash(key) % MAXP]++;
+			}
+	bad += sli_table_count(t) != total;
+	for (unsigned g = 0; g < MAXP; g++)
+		bad += sli_table_group_count(t, g) != per[g];
+	return bad;
+}
+
+static unsigned npartition(struct sli_table *t, const uint32_t *ver, unsigned nk)
+{
+	size_t seen, present = 0;
+	unsigned bad = sp_check_partition_ns(t, ver, NULL, nk, NNS, MAXP, &seen);
+
+	for (size_t id = 0; id < (size_t)nk * NNS; id++)
+		present += ver[id] != 0;
+	return bad + (seen != present);
+}
+
+/* A batch of 32 lookups over a few keys (so rings are shared), with repeats. */
+static unsigned nbatch(struct sli_table *t, const uint32_t *ver, unsigned nk)
+{
+	uint64_t keys[32];
+	unsigned char nb[32][8];
+	unsigned ids[32];
+	struct sli_skey ks[32];
+	struct sli_lookup out[32];
+	uint64_t few[4];
+	int hits = 0, rc;
+	unsigned bad = 0;
+
+	for (int i = 0; i < 4; i++)
+		few[i] = rnd() % nk;
+	for (int i = 0; i < 32; i++) {
+		unsigned ns = (unsigned)(rnd() % NNS);
+
+		keys[i] = i % 5 == 4 ? rnd() % nk : few[rnd() % 4];
+		ids[i] = (unsigned)(keys[i] * NNS + ns);
+		ks[i] = nkey(&keys[i], ns, nb[i]);
+		hits += ver[ids[i]] != 0;
+	}
+	rc = sli_table_lookup_batch(t, 32, ks, 0, SLI_TTL_KEEP, out);
+	bad += rc != hits;
+	for (int i = 0; i < 32; i++)
+		bad += ver[ids[i]] == 0
+			   ? out[i].value != NULL
+			   : !sp_nvalue_ok(ids[i], ver[ids[i]], out[i].value, out[i].len);
+	return bad;
+}
+
+static void random_ns(enum sli_io_kind kind)
+{
+	enum { NK = 3000, OPS = 60000 };
+	uint32_t *ver = calloc((size_t)NK * NNS, sizeof(*ver));
+	struct sli_table_stats st;
+	size_t max_rings = 0;
+	unsigned bad = 0, cbad = 0, pbad = 0, checks = 0, parts = 0;
+	struct fix f;
+
+	CU_ASSERT_FATAL(ver != NULL);
+	fix_open(&f, kind, 128 * 1024, 1u << 20, NULL);
+	for (uint64_t key = 0; key < NK; key++)
+		for (unsigned ns = 0; ns < NNS; ns++)
+			if (rnd() % 4 != 0) {
+				bad += nput(f.t, key, ns, 1, SLI_TTL_NONE) != 1;
+				ver[key * NNS + ns] = 1;
+			}
+	CU_ASSERT_EQUAL(bad, 0);
+	for (unsigned op = 0; op < OPS; op++) {
+		uint64_t key = rnd() % NK;
+		unsigned ns = (unsigned)(rnd() % NNS), r = (unsigned)(rnd() % 100);
+		uint32_t *v = &ver[key * NNS + ns];
+
+		if (r < 35) {
+			bad += nput(f.t, key, ns, *v + 1, SLI_TTL_NONE) != (*v == 0);
+			*v += 1;
+		} else if (r < 60) {
+			bad += (unsigned)nget_bad(f.t, key, ns, *v, 0);
+		} else if (r < 75) {
+			bad += nbatch(f.t, ver, NK);
+		} else if (r < 88) {
+			unsigned char nb[8];
+			struct sli_skey k = nkey(&key, ns, nb);
+
+			bad += sli_table_remove(f.t, &k) != (*v != 0);
+			*v = 0;
+		} else if (r < 93) {
+			unsigned char nb[8];
+			struct sli_skey k = nkey(&key, ns, nb);
+			int n = 0;
+
+			for (unsigned j = 0; j < NNS; j++) {
+				n += ver[key * NNS + j] != 0;
+				ver[key * NNS + j] = 0;
+			}
+			bad += sli_table_clear_key(f.t, &k) != n;
+		} else {
+			/* Refill a cleared key, so that rings keep coming and going. */
+			for (unsigned j = 0; j < NNS; j += 2) {
+				uint32_t *w = &ver[key * NNS + j];
+
+				bad += nput(f.t, key, j, *w + 1, SLI_TTL_NONE) != (*w == 0);
+				*w += 1;
+			}
+		}
+		st = nstats(f.t);
+		max_rings = st.spilled_rings > max_rings ? st.spilled_rings : max_rings;
+		if (op % 5000 == 4999) {
+			checks++;
+			cbad += sli_table_check(f.t, khash_cb, NULL) != 0;
+			cbad += ncounts(f.t, ver, NK);
+		}
+		if (op == OPS / 2 || (op % 20000 == 10000 && st.spilled_rings > 0)) {
+			CU_ASSERT(st.spilled_rings > 0);
+			parts++;
+			pbad += npartition(f.t, ver, NK);
+		}
+	}
+	st = nstats(f.t);
+	printf("  (%s: %zu entries, %zu spilled in %zu rings (max %zu), %llu ring evictions, "
+	       "%llu ring reloads, %u checks, %u partitions)\n",
+	       sli_table_spill_engine(f.t), st.entries, st.spilled, st.spilled_rings, max_rings,
+	       (unsigned long long)st.ring_evictions, (unsigned long long)st.ring_reloads, checks,
+	       parts);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(cbad, 0);
+	CU_ASSERT_EQUAL(pbad, 0);
+	CU_ASSERT(max_rings > NK / 4);
+	CU_ASSERT(st.ring_evictions > 1000);
+	CU_ASSERT(st.ring_reloads > 1000);
+	CU_ASSERT(st.spilled > st.spilled_rings); /* several entries per ring */
+	CU_ASSERT_EQUAL(npartition(f.t, ver, NK), 0);
+	CU_ASSERT_EQUAL(nverify(f.t, ver, NK, 0), 0);
+	CU_ASSERT_EQUAL(ncounts(f.t, ver, NK), 0);
+	CU_ASSERT_EQUAL(sli_table_check(f.t, khash_cb, NULL), 0);
+	CU_ASSERT_EQUAL(sli_table_error(f.t, NULL, 0), 0);
+	fix_close(&f);
+	free(ver);
+}
+
+static void test_random_ns(void)
+{
+	for (unsigned ki = 0; ki < 2; ki++)
+		if (engine_ok(kinds[ki]))
+			random_ns(kinds[ki]);
+}
+
+/*
+ * TTL: keys whose namespaces all expire at 1000 (A), none (B), or half
+ * (C). At 2000, gets and batches never return an expired entry (rings
+ * come back with their expiries); then cleanup sweeps until the count is
+ * stable: every A entry is gone (whole rings dropped on disk or swept in
+ * memory), B is intact, and what is left of C is at most its expired half.
+ */
+static void ttl_ns(enum sli_io_kind kind)
+{
+	enum { NK = 1500 };
+	uint32_t *ver = calloc((size_t)NK * NNS, sizeof(*ver));
+	uint32_t *old = calloc((size_t)NK * NNS, sizeof(*ver));
+	size_t live = 0, expired_c = 0, seen, prev = SIZE_MAX;
+	unsigned bad = 0;
+	struct fix f;
+
+	CU_ASSERT_FATAL(ver != NULL && old != NULL);
+	fix_open(&f, kind, 64 * 1024, 1u << 20, NULL);
+	for (uint64_t key = 0; key < NK; key++) {
+		for (unsigned ns = 0; ns < NNS; ns++) {
+			bool exp = key % 3 == 0 || (key % 3 == 2 && ns % 2 == 0);
+			size_t id = key * NNS + ns;
+
+			bad += nput(f.t, key, ns, 1, exp ? 1000 : SLI_TTL_NONE) != 1;
+			if (exp) {
+				old[id] = 1;
+				expired_c += key % 3 == 2;
+			} else {
+				ver[id] = 1;
+				live++;
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_FATAL(nstats(f.t).spilled_rings > NK / 2);
+	CU_ASSERT_EQUAL(sli_table_spill_flush(f.t), 0);
+	CU_ASSERT_EQUAL(nverify(f.t, ver, NK, 2000), 0); /* also brings rings back */
+	for (int i = 0; i < 200; i++) {
+		uint64_t keys[32];
+		unsigned char nb[32][8];
+		struct sli_skey ks[32];
+		struct sli_lookup out[32];
+		int hits = 0;
+
+		for (int j = 0; j < 32; j++) {
+			unsigned ns = (unsigned)(rnd() % NNS);
+
+			keys[j] = rnd() % NK;
+			ks[j] = nkey(&keys[j], ns, nb[j]);
+			hits += ver[keys[j] * NNS + ns] != 0;
+		}
+		bad += sli_table_lookup_batch(f.t, 32, ks, 2000, SLI_TTL_KEEP, out) != hits;
+		for (int j = 0; j < 32; j++) {
+			size_t id = keys[j] * NNS + (ks[j].ns_len ? nb[j][0] : 0);
+
+			bad += ver[id] == 0 ? out[j].value != NULL
+					    : !sp_nvalue_ok(id, 1, out[j].value, out[j].len);
+		}
+		/* Mutations evict again: rings go back to disk with their expired entries. */
+		bad += nput(f.t, keys[0] % 3 == 1 ? keys[0] : 1, 1, 1, SLI_TTL_NONE) != 0;
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	for (int round = 0; round < 400 && sli_table_count(f.t) != prev; round++) {
+		prev = sli_table_count(f.t);
+		for (int i = 0; i < 64; i++)
+			CU_ASSERT(sli_table_ttl_cleanup(f.t, 2000, 512) >= 0);
+	}
+	printf("  (%s: %zu entries left, %zu live, %zu expired in mixed rings, %zu spilled)\n",
+	       sli_table_spill_engine(f.t), sli_table_count(f.t), live, expired_c,
+	       nstats(f.t).spilled);
+	CU_ASSERT(sli_table_count(f.t) >= live);
+	CU_ASSERT(sli_table_count(f.t) <= live + expired_c);
+	/* Whatever is left: live B and C entries, and maybe expired C ones; no A entry. */
+	for (uint64_t key = 0; key < NK; key++)
+		if (key % 3 != 2)
+			for (unsigned ns = 0; ns < NNS; ns++)
+				old[key * NNS + ns] = 0;
+	CU_ASSERT_EQUAL(sp_check_partition_ns(f.t, ver, old, NK, NNS, MAXP, &seen), 0);
+	CU_ASSERT_EQUAL(seen, sli_table_count(f.t));
+	CU_ASSERT_EQUAL(nverify(f.t, ver, NK, 2000), 0);
+	CU_ASSERT_EQUAL(sli_table_check(f.t, khash_cb, NULL), 0);
+	fix_close(&f);
+	free(ver);
+	free(old);
+}
+
+static void test_ttl_ns(void)
+{
+	for (unsigned ki = 0; ki < 2; ki++)
+		if (engine_ok(kinds[ki]))
+			ttl_ns(kinds[ki]);
+}
+
+/* Fill NK keys x NNS namespaces at version 1 under a small budget; flushed. */
+static void nfill(struct fix *f, uint32_t *ver, unsigned nk)
+{
+	unsigned bad = 0;
+
+	for (uint64_t key = 0; key < nk; key++)
+		for (unsigned ns = 0; ns < NNS; ns++) {
+			bad += nput(f->t, key, ns, 1, SLI_TTL_NONE) != 1;
+			ver[key * NNS + ns] = 1;
+		}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(sli_table_spill_flush(f->t), 0);
+	CU_ASSERT_FATAL(nstats(f->t).spilled_rings > nk / 2);
+}
+
+/*
+ * Reads fail (EIO) while rings are on disk: gets, batches, puts, removes
+ * and clears of their keys report the error and change nothing; no wrong
+ * value ever. Then reads work again and everything is there.
+ */
+static void io_faults_ns(enum sli_io_kind kind)
+{
+	enum { NK = 2000 };
+	uint32_t *ver = calloc((size_t)NK * NNS, sizeof(*ver));
+	struct sli_io *inner, *io;
+	unsigned failed = 0, wrong = 0, failed_keys = 0, mut_ok = 0;
+	struct fix f;
+	char msg[4352];
+
+	CU_ASSERT_FATAL(ver != NULL && sli_io_create(NULL, kind, &inner) == 0);
+	CU_ASSERT_FATAL(sli_io_fault_create(NULL, inner, &io) == 0);
+	fix_open(&f, kind, 64 * 1024, 0, io);
+	nfill(&f, ver, NK);
+	sli_io_fault_set(io, 0, 0, EIO, 0);
+	for (uint64_t key = 0; key < NK; key++) {
+		unsigned kf = 0;
+
+		for (unsigned ns = 0; ns < NNS; ns++) {
+			unsigned char nb[8];
+			struct sli_skey k = nkey(&key, ns, nb);
+			uint32_t len;
+			const void *v = sli_table_get(f.t, &k, 0, SLI_TTL_KEEP, &len);
+
+			if (v == NULL) {
+				int rc = sli_table_error(f.t, msg, sizeof(msg));
+
+				kf++;
+				failed += rc == -EIO;
+				if (failed == 1)
+					CU_ASSERT(strstr(msg, f.dir) != NULL);
+			} else {
+				wrong += !sp_nvalue_ok(key * NNS + ns, 1, v, len);
+			}
+		}
+		CU_ASSERT(kf == 0 || kf == NNS); /* a ring comes back whole, or not at all */
+		failed_keys += kf != 0;
+		if (kf != 0 && key % 4 == 0) { /* mutations of an unreadable ring */
+			unsigned char nb[8];
+			struct sli_skey k = nkey(&key, 1, nb);
+
+			mut_ok += nput(f.t, key, 1, 9, SLI_TTL_NONE) == -EIO;
+			mut_ok += nput(f.t, key, NNS - 1, 9, SLI_TTL_NONE) == -EIO;
+			mut_ok += sli_table_remove(f.t, &k) == -EIO;
+			mut_ok += sli_table_clear_key(f.t, &k) == -EIO;
+			sli_table_error(f.t, NULL, 0);
+		} else if (kf != 0) {
+			mut_ok += 4;
+		}
+	}
+	printf("  (%s: %u of %u keys' rings unreadable)\n", sli_table_spill_engine(f.t),
+	       failed_keys, NK);
+	CU_ASSERT_EQUAL(wrong, 0);
+	CU_ASSERT(failed_keys > NK / 2);
+	CU_ASSERT_EQUAL(failed, failed_keys * NNS);
+	CU_ASSERT_EQUAL(mut_ok, failed_keys * 4);
+	{
+		unsigned char nb[32][8];
+		uint64_t keys[32];
+		struct sli_skey ks[32];
+		struct sli_lookup out[32];
+
+		for (unsigned i = 0; i < 32; i++) {
+			keys[i] = (i * 397) % NK;
+			ks[i] = nkey(&keys[i], i % NNS, nb[i]);
+		}
+		CU_ASSERT_EQUAL(sli_table_lookup_batch(f.t, 32, ks, 0, SLI_TTL_KEEP, out), -EIO);
+		for (unsigned i = 0; i < 32; i++)
+			wrong += out[i].value != NULL && !sp_nvalue_ok(keys[i] * NNS + i % NNS, 1,
+								       out[i].value, out[i].len);
+		CU_ASSERT_EQUAL(wrong, 0);
+	}
+	CU_ASSERT_EQUAL(sli_table_check(f.t, khash_cb, NULL), -EIO);
+	sli_io_fault_set(io, 0, 0, 0, 0);
+	CU_ASSERT_EQUAL(nverify(f.t, ver, NK, 0), 0);
+	CU_ASSERT_EQUAL(ncounts(f.t, ver, NK), 0);
+	CU_ASSERT_EQUAL(sli_table_check(f.t, khash_cb, NULL), 0);
+	fix_close(&f);
+	sli_io_destroy(io);
+	sli_io_destroy(inner);
+	free(ver);
+}
+
+static void test_io_faults_ns(void)
+{
+	for (unsigned ki = 0; ki < 2; ki++)
+		if (engine_ok(kinds[ki]))
+			io_faults_ns(kinds[ki]);
+}
+
+/* The offset of the record of file @fd that holds byte @at, and its length (unpadded). */
+static uint32_t record_at(int fd, uint32_t at, uint32_t *len)
+{
+	uint32_t off = 0, hd[2];
+
+	for (;;) {
+		CU_ASSERT_FATAL(pread(fd, hd, 8, off) == 8 && hd[1] >= 40);
+		if (off + ((hd[1] + 15) & ~15u) > at) {
+			*len = hd[1];
+			return off;
+		}
+		off += (hd[1] + 15) & ~15u;
+	}
+}
+
+/*
+ * Two ring records of the first file damaged: the last value byte of the
+ * one holding offset 100000 (its CRC32C fails), the header of the one
+ * holding offset 200000 (16 bytes). Every namespace of those two keys
+ * reads as a -EBADMSG error naming the file, all others correctly; never
+ * a wrong value; the check reports the error too.
+ */
+static void corrupt_ns(enum sli_io_kind kind)
+{
+	enum { NK = 2000 };
+	uint32_t *ver = calloc((size_t)NK * NNS, sizeof(*ver));
+	unsigned wrong = 0, failed_keys = 0, other = 0, crc = 0, header = 0;
+	unsigned char b[16];
+	uint32_t off, rlen;
+	char path[4352], msg[4352];
+	struct fix f;
+	int fd;
+
+	CU_ASSERT_FATAL(ver != NULL);
+	fix_open(&f, kind, 64 * 1024, 0, NULL);
+	nfill(&f, ver, NK);
+	snprintf(path, sizeof(path), "%s/spill-00000.sls", f.dir);
+	fd = open(path, O_RDWR);
+	CU_ASSERT_FATAL(fd >= 0);
+	off = record_at(fd, 100000, &rlen);
+	CU_ASSERT_FATAL(pread(fd, b, 1, off + rlen - 1) == 1);
+	b[0] ^= 0x01;
+	CU_ASSERT_FATAL(pwrite(fd, b, 1, off + rlen - 1) == 1);
+	off = record_at(fd, 200000, &rlen);
+	CU_ASSERT_FATAL(pread(fd, b, 16, off) == 16);
+	for (int i = 0; i < 16; i++)
+		b[i] ^= 0xff;
+	CU_ASSERT_FATAL(pwrite(fd, b, 16, off) == 16);
+	close(fd);
+	CU_ASSERT_EQUAL(sli_table_check(f.t, khash_cb, NULL), -EBADMSG);
+	for (uint64_t key = 0; key < NK; key++) {
+		unsigned kf = 0;
+
+		for (unsigned ns = 0; ns < NNS; ns++) {
+			unsigned char nb[8];
+			struct sli_skey k = nkey(&key, ns, nb);
+			uint32_t len;
+			const void *v = sli_table_get(f.t, &k, 0, SLI_TTL_KEEP, &len);
+
+			if (v != NULL) {
+				wrong += !sp_nvalue_ok(key * NNS + ns, 1, v, len);
+				continue;
+			}
+			kf++;
+			if (sli_table_error(f.t, msg, sizeof(msg)) != -EBADMSG ||
+			    strstr(msg, path) == NULL) {
+				other++;
+				continue;
+			}
+			crc += strstr(msg, "CRC32C") != NULL;
+			header += strstr(msg, "bad record header") != NULL;
+			if (kf == 1)
+				printf("  (%s: %s)\n", sli_table_spill_engine(f.t), msg);
+		}
+		CU_ASSERT(kf == 0 || kf == NNS);
+		failed_keys += kf != 0;
+	}
+	CU_ASSERT_EQUAL(wrong, 0);
+	CU_ASSERT_EQUAL(other, 0);
+	CU_ASSERT_EQUAL(failed_keys, 2);
+	CU_ASSERT_EQUAL(crc, NNS);
+	CU_ASSERT_EQUAL(header, NNS);
+	fix_close(&f);
+	free(ver);
+}
+
+static void test_corruption_ns(void)
+{
+	for (unsigned ki = 0; ki < 2; ki++)
+		if (engine_ok(kinds[ki]))
+			corrupt_ns(kinds[ki]);
+}
+
 /* ------------------------------------------- restart policy, config errors */
 
 static void test_files(void)
@@ -617,6 +1131,10 @@ int main(void)
 		{ "bit flip: -EBADMSG with file and offset", test_corruption },
 		{ "ENOSPC and EIO from the engine", test_io_faults },
 		{ "compaction bounds the files", test_compaction },
+		{ "namespaced rings: random ops vs reference", test_random_ns },
+		{ "namespaced rings: ttl", test_ttl_ns },
+		{ "namespaced rings: EIO on reload", test_io_faults_ns },
+		{ "namespaced rings: bit flips, -EBADMSG", test_corruption_ns },
 		{ "stale files, directory in use, config errors", test_files },
 		CU_TEST_INFO_NULL,
 	};

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sluice/sluice.h>
 
@@ -439,6 +440,132 @@ static void test_map_state(void)
 		CU_ASSERT_FATAL(run_job(ps[k], 32, 0, &t, -1, &kp, d, ids, 1, NULL, &out) == 0);
 		expect_outputs(&out, want, NREC, "map");
 		kcoll_fini(&out);
+	}
+}
+
+/* --------------------------- map state, many user keys, memory budget */
+
+/*
+ * Map state of MB_KEYS keys x up to MB_U user keys (8-byte user keys,
+ * values of 8..40 bytes) with state-memory 256K per subtask and the
+ * POSIX engine, at parallelism 2. Each record puts user key val % MB_U
+ * (removes it when val % 7 == 0), then gets user key (val / MB_U) %
+ * MB_U and counts the map's items by iterating; it emits {key, hash of
+ * the value got or -1, item count, ts}, compared with a reference model
+ * computed here. The API keeps a map as one table entry per (state, key,
+ * namespace), so a key's map moves to disk and back as one record.
+ * Memory: the largest resident figure any subtask reported stays within
+ * the budget plus one 64 KiB slot segment and 8 KiB (one map entry
+ * brought back by a get, and rounding); entries really went to disk and
+ * came back.
+ */
+enum { MB_KEYS = 3000, MB_U = 32, MB_REC = 60000, MB_BUDGET = 256 << 10 };
+
+static pthread_mutex_t mb_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sli_state_api_stats mb_seen[2];
+static size_t mb_max_resident;
+
+static uint32_t mb_value(int64_t val, unsigned char v[40])
+{
+	uint32_t len = 8 + (uint32_t)(val % 33);
+
+	for (uint32_t i = 0; i < len; i++)
+		v[i] = (unsigned char)((uint64_t)val >> (i % 8 * 8)) ^ (unsigned char)(i * 31);
+	return len;
+}
+
+static int mbig_element(struct sl_ctx *c, const void *in, int64_t ts, const struct sl_batch *src,
+			struct sl_collector *out, void *arg)
+{
+	const struct kin *e = in;
+	int64_t u = e->val % MB_U, q = (e->val / MB_U) % MB_U, res = -1, cnt = 0;
+	unsigned char v[40];
+	uint32_t vl = mb_value(e->val, v), kl;
+	struct sli_state_api_stats st;
+	struct sl_map_iter it;
+	const void *gv, *k;
+	struct kout o;
+	unsigned sub = sl_ctx_info(c)->index;
+	int rc;
+
+	rc = e->val % 7 == 0 ? sl_map_remove(c, ids[0], &u, sizeof(u))
+			     : sl_map_put(c, ids[0], &u, sizeof(u), v, vl);
+	if (rc < 0 || (rc = sl_map_get(c, ids[0], &q, sizeof(q), &gv, &vl)) < 0)
+		return rc;
+	if (rc == 1)
+		res = (int64_t)(fnv(gv, vl, FNV0) >> 1);
+	if ((rc = sl_map_iterate(c, ids[0], &it)) < 0)
+		return rc;
+	while (sl_map_next(&it, &k, &kl, &gv, &vl))
+		cnt++;
+	if (sub < 2 && sli_state_api_stats(c, &st) == 0) {
+		pthread_mutex_lock(&mb_mu);
+		if (st.resident > mb_max_resident)
+			mb_max_resident = st.resident;
+		if (st.evictions >= mb_seen[sub].evictions)
+			mb_seen[sub] = st;
+		pthread_mutex_unlock(&mb_mu);
+	}
+	o = (struct kout){ e->key, res, cnt, ts };
+	return sl_emit(out, &o, ts, NULL);
+}
+
+static void test_map_state_budget(void)
+{
+	static const struct sl_state_desc d[] = { { .name = "m", .kind = SL_STATE_MAP } };
+	static const struct sl_keyed_process kp = { mbig_element, NULL, NULL };
+	static struct trec recs[MB_REC];
+	static struct kout want[MB_REC];
+	static int64_t model[MB_KEYS][MB_U];
+	struct tape t = { recs, MB_REC, false, false, 0, 64 };
+	char dir[64], budget[32];
+	struct kcoll out;
+	struct sl_job *job;
+	struct sl_stream *s;
+
+	for (int k = 0; k < MB_KEYS; k++)
+		for (int u = 0; u < MB_U; u++)
+			model[k][u] = -1;
+	for (int i = 0; i < MB_REC; i++) {
+		int64_t key = (int64_t)(rnd() % MB_KEYS), val = (int64_t)(rnd() % 1000000);
+		int64_t res = -1, cnt = 0, q = (val / MB_U) % MB_U;
+		unsigned char v[40];
+
+		recs[i] = (struct trec){ key, val, i, 0 };
+		model[key][val % MB_U] = val % 7 == 0 ? -1 : val;
+		if (model[key][q] >= 0)
+			res = (int64_t)(fnv(v, mb_value(model[key][q], v), FNV0) >> 1);
+		for (int u = 0; u < MB_U; u++)
+			cnt += model[key][u] >= 0;
+		want[i] = (struct kout){ key, res, cnt, i };
+	}
+	snprintf(dir, sizeof(dir), "/tmp/sluice-state-api-XXXXXX");
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(budget, sizeof(budget), "%u", (unsigned)MB_BUDGET);
+	job = new_job(2, 32, 0);
+	CU_ASSERT_FATAL(sl_job_set(job, "state-memory", budget, errbuf, sizeof(errbuf)) == 0);
+	CU_ASSERT_FATAL(sl_job_set(job, "state-io", "posix", errbuf, sizeof(errbuf)) == 0);
+	CU_ASSERT_FATAL(sl_job_set(job, "state-dir", dir, errbuf, sizeof(errbuf)) == 0);
+	s = sl_keyed_process(kt_source(job, &t, -1), "kp", &kp, &kout_type);
+	ids[0] = sl_state_declare(s, &d[0]);
+	CU_ASSERT_EQUAL(ids[0], 0);
+	kcoll_init(&out);
+	sl_sink(s, "out", &kc_ops, &out);
+	CU_ASSERT_EQUAL(sl_job_run(job, NULL, errbuf, sizeof(errbuf)), 0);
+	sl_job_destroy(job);
+	expect_outputs(&out, want, MB_REC, "map under a budget");
+	kcoll_fini(&out);
+	rmdir(dir);
+	printf("  (max resident %zu B for a budget of %u B; subtask 0: %zu spilled, %llu "
+	       "evictions, %llu reloads; subtask 1: %zu spilled)\n",
+	       mb_max_resident, (unsigned)MB_BUDGET, mb_seen[0].spilled,
+	       (unsigned long long)mb_seen[0].evictions, (unsigned long long)mb_seen[0].reloads,
+	       mb_seen[1].spilled);
+	CU_ASSERT(mb_max_resident > 0 && mb_max_resident <= MB_BUDGET + (64u << 10) + (8u << 10));
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT(mb_seen[i].spilled > MB_KEYS / 4);
+		CU_ASSERT(mb_seen[i].evictions > 0 && mb_seen[i].reloads > 0);
+		CU_ASSERT_STRING_EQUAL(mb_seen[i].engine != NULL ? mb_seen[i].engine : "", "posix");
 	}
 }
 
@@ -1169,6 +1296,7 @@ int main(void)
 		{ "value_state_lengths_and_clear", test_value_state },
 		{ "list_state", test_list_state },
 		{ "map_state", test_map_state },
+		{ "map_state_memory_budget", test_map_state_budget },
 		{ "reducing_aggregating", test_reducing_aggregating },
 		{ "key_groups", test_key_groups },
 		{ "ttl_processing_time", test_ttl_processing_time },
