@@ -411,26 +411,67 @@ static void defer_free(struct sli_ckpt_defer *d)
 	while (d != NULL) {
 		struct sli_ckpt_defer *next = d->next;
 
-		sli_win_frozen_put(d->fz);
+		d->im.ops->put(d->im.img);
 		free(d);
 		d = next;
 	}
 }
 
-/*
- * Freeze window operator @op for the coordinator to serialise (pushed on
- * *@list). Return 0, or -ENOMEM: the caller serialises it at once.
- */
-static int defer_window(struct sli_opi *op, struct sli_ckpt_defer **list)
+/* The aggregate window's image (window.c) through the vtable. */
+static int win_image_write(const void *img, struct sl_snap_writer *w)
 {
-	struct sli_ckpt_defer *d = malloc(sizeof(*d));
+	return sli_win_frozen_write(img, w);
+}
 
-	if (d == NULL)
-		return -ENOMEM;
-	if (sli_win_freeze(op, &d->fz) < 0) {
-		free(d);
+static void win_image_put(void *img)
+{
+	sli_win_frozen_put(img);
+}
+
+static const struct sli_ckpt_image_ops win_image_ops = { win_image_write, win_image_put };
+
+/* Freeze @op into @im. 0; -ENOMEM (no copy); 1: @op's kind has no image. */
+static int freeze(struct sli_opi *op, struct sli_ckpt_image *im)
+{
+	struct sli_win_frozen *fz;
+
+	switch (op->node->kind) {
+	case SLI_WINDOW:
+		if (sli_win_freeze(op, &fz) < 0)
+			return -ENOMEM;
+		*im = (struct sli_ckpt_image){ &win_image_ops, fz };
+		return 0;
+	case SLI_REDUCE:
+		return sli_reduce_freeze(op, im);
+	case SLI_WINDOW_JOIN:
+	case SLI_INTERVAL_JOIN:
+		return sli_join_freeze(op, im);
+	case SLI_WINDOW_GEN:
+		return sli_wgen_freeze(op, im);
+	default:
+		return 1;
+	}
+}
+
+/*
+ * Freeze operator @op for the coordinator to serialise (pushed on
+ * *@list). Return 0; or -ENOMEM or 1 (a kind without an image): the
+ * caller serialises it at once.
+ */
+static int defer_op(struct sli_opi *op, struct sli_ckpt_defer **list)
+{
+	struct sli_ckpt_image im;
+	struct sli_ckpt_defer *d;
+	int rc = freeze(op, &im);
+
+	if (rc != 0)
+		return rc;
+	d = malloc(sizeof(*d));
+	if (d == NULL) {
+		im.ops->put(im.img);
 		return -ENOMEM;
 	}
+	d->im = im;
 	d->name = op->node->name;
 	d->index = op->info.index;
 	d->parallelism = op->info.parallelism;
@@ -438,6 +479,107 @@ static int defer_window(struct sli_opi *op, struct sli_ckpt_defer **list)
 	d->next = *list;
 	*list = d;
 	return 0;
+}
+
+/* ------------------------------------------------- operator image helpers */
+
+void *sli_img_reuse(struct sli_img **slot, size_t size, void (*destroy)(struct sli_img *))
+{
+	struct sli_img *m = *slot;
+
+	/*
+	 * Acquire: pairs with the release half of the checkpoint's decrement
+	 * in sli_img_put(): its reads of the image happen before our refill.
+	 */
+	if (m != NULL && atomic_load_explicit(&m->refs, memory_order_acquire) == 1)
+		return m;
+	sli_img_put(m); /* a checkpoint still holds it: it frees it */
+	*slot = m = calloc(1, size);
+	if (m == NULL)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	m->destroy = destroy;
+	return m;
+}
+
+void sli_img_hand(struct sli_img *img)
+{
+	/* Relaxed: the image travels to the coordinator through the ack (a mutex). */
+	atomic_fetch_add_explicit(&img->refs, 1, memory_order_relaxed);
+}
+
+void sli_img_put(void *img)
+{
+	struct sli_img *m = img;
+
+	/*
+	 * Release: our accesses to the image happen before the operator's
+	 * refill (its acquire load of refs == 1 in sli_img_reuse()) or
+	 * before the last holder's free. Acquire: the last holder frees
+	 * after every other holder's accesses (an acquire-release decrement,
+	 * not a release one and an acquire fence: ThreadSanitizer does not
+	 * model fences).
+	 */
+	if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		m->destroy(m);
+}
+
+/* SLUICE_FREEZE_ENOMEM (tests): room requests made, and refused. */
+static _Atomic unsigned long img_rooms, img_faults;
+
+/* Whether the test hook refuses this request (see sli_checkpoint.h). */
+static bool img_fault(void)
+{
+	const char *v = getenv("SLUICE_FREEZE_ENOMEM");
+	unsigned long n, k;
+
+	if (v == NULL || (n = strtoul(v, NULL, 10)) == 0)
+		return false;
+	/* Relaxed: counters that order nothing (any interleaving is a valid test). */
+	k = atomic_fetch_add_explicit(&img_rooms, 1, memory_order_relaxed) + 1;
+	if (k % n != 0)
+		return false;
+	atomic_fetch_add_explicit(&img_faults, 1, memory_order_relaxed);
+	return true;
+}
+
+unsigned long sli_img_faults(void)
+{
+	/* Relaxed: a statistic; the test reads it after the job's threads were joined. */
+	return atomic_load_explicit(&img_faults, memory_order_relaxed);
+}
+
+int sli_img_room(struct sli_img_buf *b, size_t n)
+{
+	if (img_fault())
+		return -ENOMEM;
+	if (n > b->cap) {
+		size_t c = n + n / 4;
+		void *p = malloc(c);
+
+		if (p == NULL)
+			return -ENOMEM;
+		free(b->p);
+		b->p = p;
+		b->cap = c;
+	}
+	return 0;
+}
+
+int sli_img_copy(struct sli_img_buf *b, const void *src, size_t n)
+{
+	int rc = sli_img_room(b, n);
+
+	if (rc == 0 && n > 0)
+		memcpy(b->p, src, n);
+	return rc;
+}
+
+void sli_img_buf_free(struct sli_img_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->cap = 0;
 }
 
 /* The coordinator: serialise @a's frozen operators and append them to its task file. */
@@ -452,7 +594,7 @@ static int defer_write(struct ack *a)
 		struct sl_snap_writer w;
 
 		sli_snap_writer_init(&w, d->maxp);
-		rc = sli_win_frozen_write(d->fz, &w);
+		rc = d->im.ops->write(d->im.img, &w);
 		if (rc == 0)
 			rc = blob_entry(&b, d->name, ENT_OP, d->index, d->parallelism, &w, &nent);
 		sli_snap_writer_free(&w);
@@ -531,9 +673,10 @@ static void announce(struct sli_subtask *st, int64_t id)
  * Snapshot the chain of @st as checkpoint @id: flush what the chain
  * holds downstream (data before the barrier), snapshot each operator,
  * serialise, hand the file to the coordinator, then, when @forward, send
- * the barrier on. Window operators are only frozen here, unless
- * checkpoint-snapshot is sync: the coordinator serialises them (the
- * task's pause is the copy). Return 0 or -errno after sli_fail().
+ * the barrier on. Operators with an image (windows, general windows,
+ * keyed reduce, joins) are only frozen here, unless checkpoint-snapshot
+ * is sync or the copy fails: the coordinator serialises them (the task's
+ * pause is the copy). Return 0 or -errno after sli_fail().
  */
 static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bool defer)
 {
@@ -563,8 +706,7 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 		struct sli_opi *op = &st->ops[k];
 		struct sl_snap_writer *w = &st->ck.w[k];
 
-		if (op->node->kind == SLI_WINDOW && !ck->o->sync_snapshot &&
-		    defer_window(op, &dl) == 0)
+		if (!ck->o->sync_snapshot && defer_op(op, &dl) == 0)
 			continue;
 		sli_snap_writer_reset(w);
 		op->errbuf[0] = '\0';

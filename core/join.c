@@ -90,9 +90,10 @@ struct sli_join {
 	struct jkey *k;
 	uint32_t nk;
 	struct sli_node *node;
-	int64_t held[2];  /* element copies buffered, per side */
-	int64_t dbuf[2];  /* changes of held not yet added to the node's gauges */
-	uint8_t *scratch; /* one record of the larger side */
+	int64_t held[2];	/* element copies buffered, per side */
+	int64_t dbuf[2];	/* changes of held not yet added to the node's gauges */
+	uint8_t *scratch;	/* one record of the larger side */
+	struct sli_img *frozen; /* the last snapshot image (sli_join_freeze()) */
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -750,6 +751,7 @@ void sli_join_free(struct sli_join *j)
 	free(j->scratch);
 	sli_keys_free(j->keys);
 	sli_timers_free(j->timers);
+	sli_img_put(j->frozen); /* a checkpoint still holding it frees it */
 	free(j);
 }
 
@@ -831,35 +833,49 @@ static int put_buf(struct sl_snap_writer *w, const struct jbuf *b, uint32_t rsiz
 	return rc;
 }
 
-int sli_join_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+/*
+ * What a snapshot reads: the live state (keys from the dictionary, @kb
+ * NULL), or an image: the keys that hold state, compacted, their bytes in
+ * @kb[], their buffers and windows pointing at copies.
+ */
+struct jview {
+	const struct jkey *k;
+	const struct sl_key *kb;
+	const struct sli_keys *keys;
+	uint32_t nk;
+	bool window;
+	uint32_t hdr[6], rsize[2], esize[2];
+	int64_t watermark;
+	unsigned maxp;
+};
+
+static int join_serialize(const struct jview *v, struct sl_snap_writer *w)
 {
-	struct sli_join *j = op->join;
-	unsigned maxp = op->info.max_parallelism;
-	uint32_t hdr[6] = { JSNAP_FORMAT,     j->window,	j->type[0]->size,
-			    j->type[0]->nstr, j->type[1]->size, j->type[1]->nstr };
-	bool *seen = calloc(maxp, sizeof(*seen));
+	bool *seen = calloc(v->maxp, sizeof(*seen));
 	int rc;
 
 	if (seen == NULL)
 		return -ENOMEM;
-	rc = sl_snap_put(w, hdr, sizeof(hdr));
-	for (uint32_t id = 0; id < sli_keys_count(j->keys) && id < j->nk && rc == 0; id++) {
-		const struct jkey *k = &j->k[id];
-		struct sl_key key = sli_keys_get(j->keys, id);
-		unsigned kg = sli_key_group(sli_hash64(key.ptr, key.len, 0), maxp);
+	rc = sl_snap_put(w, v->hdr, sizeof(v->hdr));
+	for (uint32_t id = 0; id < v->nk && rc == 0; id++) {
+		const struct jkey *k = &v->k[id];
+		struct sl_key key;
+		unsigned kg;
 
 		if (k->buf[0].n + k->buf[1].n + k->nw == 0)
 			continue; /* nothing buffered: the key is not state */
+		key = v->kb != NULL ? v->kb[id] : sli_keys_get(v->keys, id);
+		kg = sli_key_group(sli_hash64(key.ptr, key.len, 0), v->maxp);
 		rc = sl_snap_section(w, kg);
 		if (rc == 0 && !seen[kg]) {
 			seen[kg] = true;
-			rc = sl_snap_put_i64(w, op->watermark);
+			rc = sl_snap_put_i64(w, v->watermark);
 		}
 		if (rc == 0)
 			rc = sl_snap_put_bytes(w, key.ptr, key.len);
-		if (!j->window) {
+		if (!v->window) {
 			for (int s = 0; s < 2 && rc == 0; s++)
-				rc = put_buf(w, &k->buf[s], j->rsize[s], j->type[s]->size);
+				rc = put_buf(w, &k->buf[s], v->rsize[s], v->esize[s]);
 			continue;
 		}
 		if (rc == 0)
@@ -869,11 +885,197 @@ int sli_join_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 			if (rc == 0)
 				rc = sl_snap_put_i64(w, k->w[x].end);
 			for (int s = 0; s < 2 && rc == 0; s++)
-				rc = put_buf(w, &k->w[x].buf[s], j->rsize[s], j->type[s]->size);
+				rc = put_buf(w, &k->w[x].buf[s], v->rsize[s], v->esize[s]);
 		}
 	}
 	free(seen);
 	return rc;
+}
+
+/* The view of @op's live state (its configuration; the caller sets the state). */
+static struct jview view_of(const struct sli_opi *op)
+{
+	const struct sli_join *j = op->join;
+	uint32_t nk = sli_keys_count(j->keys);
+
+	return (struct jview){
+		.k = j->k,
+		.keys = j->keys,
+		.nk = nk < j->nk ? nk : j->nk,
+		.window = j->window,
+		.hdr = { JSNAP_FORMAT, j->window, j->type[0]->size, j->type[0]->nstr,
+			 j->type[1]->size, j->type[1]->nstr },
+		.rsize = { j->rsize[0], j->rsize[1] },
+		.esize = { j->type[0]->size, j->type[1]->size },
+		.watermark = op->watermark,
+		.maxp = op->info.max_parallelism,
+	};
+}
+
+int sli_join_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+{
+	struct jview v = view_of(op);
+
+	return join_serialize(&v, w);
+}
+
+/*
+ * Asynchronous snapshots. The state is pointer-rich (per key, buffers of
+ * element copies, each with its strings in a block of its own), so the
+ * image is the cheapest copy that is still flat: the keys holding state,
+ * compacted (their struct jkey, their bytes), their windows, each buffer's
+ * live records with one memcpy() into one record area, and, for types
+ * with strings, each record's block into one string area (the copied
+ * record's strs pointing there). A first pass sizes the areas, so that
+ * the copies' pointers stay valid. The coordinator serialises the image
+ * with join_serialize(), as the synchronous snapshot does the live state.
+ */
+struct jimg {
+	struct sli_img h;
+	struct sli_img_buf keys, kb, kbytes, wins, recs, strs;
+	struct jview v;
+};
+
+static void jimg_destroy(struct sli_img *m)
+{
+	struct jimg *f = (struct jimg *)m;
+
+	sli_img_buf_free(&f->keys);
+	sli_img_buf_free(&f->kb);
+	sli_img_buf_free(&f->kbytes);
+	sli_img_buf_free(&f->wins);
+	sli_img_buf_free(&f->recs);
+	sli_img_buf_free(&f->strs);
+	free(f);
+}
+
+static int jimg_write(const void *img, struct sl_snap_writer *w)
+{
+	const struct jimg *f = img;
+	int rc = sl_snap_section(w, SL_SNAP_OP);
+
+	return rc < 0 ? rc : join_serialize(&f->v, w);
+}
+
+static const struct sli_ckpt_image_ops jimg_ops = { jimg_write, sli_img_put };
+
+/* What the image of a state needs: keys, key bytes, windows, record and string bytes. */
+struct jsize {
+	size_t keys, kbytes, wins, recs, strs;
+};
+
+static void size_buf(struct jsize *z, const struct jbuf *b, uint32_t rsize, bool strs)
+{
+	z->recs += (size_t)b->n * rsize;
+	for (uint32_t i = 0; strs && i < b->n; i++)
+		z->strs += rec_at(b, rsize, i)->slen;
+}
+
+/* Copy the live records of @from into the image's areas (*@rec, *@str), as @to. */
+static void copy_buf(struct jbuf *to, const struct jbuf *from, uint32_t rsize, bool strs,
+		     uint8_t **rec, char **str)
+{
+	*to = (struct jbuf){ *rec, 0, from->n, from->n };
+	if (from->n == 0)
+		return;
+	memcpy(*rec, rec_at(from, rsize, 0), (size_t)from->n * rsize);
+	*rec += (size_t)from->n * rsize;
+	for (uint32_t i = 0; strs && i < from->n; i++) {
+		struct jrec *r = rec_at(to, rsize, i);
+
+		if (r->slen > 0)
+			memcpy(*str, r->strs, r->slen);
+		r->strs = *str;
+		*str += r->slen;
+	}
+}
+
+static int jimg_room(struct jimg *f, const struct jsize *z)
+{
+	int rc = sli_img_room(&f->keys, z->keys * sizeof(struct jkey));
+
+	if (rc == 0)
+		rc = sli_img_room(&f->kb, z->keys * sizeof(struct sl_key));
+	if (rc == 0)
+		rc = sli_img_room(&f->kbytes, z->kbytes);
+	if (rc == 0)
+		rc = sli_img_room(&f->wins, z->wins * sizeof(struct jwin));
+	if (rc == 0)
+		rc = sli_img_room(&f->recs, z->recs);
+	if (rc == 0)
+		rc = sli_img_room(&f->strs, z->strs);
+	return rc;
+}
+
+int sli_join_freeze(struct sli_opi *op, struct sli_ckpt_image *out)
+{
+	struct sli_join *j = op->join;
+	struct jimg *f = sli_img_reuse(&j->frozen, sizeof(*f), jimg_destroy);
+	struct jview v = view_of(op);
+	bool str[2] = { j->type[0]->nstr > 0, j->type[1]->nstr > 0 };
+	struct jsize z = { 0 };
+	struct jkey *ik;
+	struct jwin *iw;
+	struct sl_key *ikb;
+	uint8_t *rec;
+	char *kby, *sp;
+	uint32_t m = 0;
+
+	if (f == NULL)
+		return -ENOMEM;
+	for (uint32_t id = 0; id < v.nk; id++) {
+		const struct jkey *k = &j->k[id];
+
+		if (k->buf[0].n + k->buf[1].n + k->nw == 0)
+			continue;
+		z.keys++;
+		z.kbytes += sli_keys_get(j->keys, id).len;
+		z.wins += k->nw;
+		for (int s = 0; s < 2; s++) {
+			size_buf(&z, &k->buf[s], j->rsize[s], str[s]);
+			for (uint32_t x = 0; x < k->nw; x++)
+				size_buf(&z, &k->w[x].buf[s], j->rsize[s], str[s]);
+		}
+	}
+	if (jimg_room(f, &z) < 0)
+		return -ENOMEM; /* the image stays the operator's, to be refilled */
+	ik = f->keys.p;
+	ikb = f->kb.p;
+	iw = f->wins.p;
+	rec = f->recs.p;
+	kby = f->kbytes.p;
+	sp = f->strs.p;
+	for (uint32_t id = 0; id < v.nk; id++) {
+		const struct jkey *k = &j->k[id];
+		struct sl_key key;
+
+		if (k->buf[0].n + k->buf[1].n + k->nw == 0)
+			continue;
+		key = sli_keys_get(j->keys, id);
+		if (key.len > 0)
+			memcpy(kby, key.ptr, key.len);
+		ikb[m] = (struct sl_key){ kby, key.len };
+		kby += key.len;
+		ik[m] = (struct jkey){ .w = iw, .nw = k->nw, .capw = k->nw };
+		for (int s = 0; s < 2; s++)
+			copy_buf(&ik[m].buf[s], &k->buf[s], j->rsize[s], str[s], &rec, &sp);
+		for (uint32_t x = 0; x < k->nw; x++, iw++) {
+			iw->start = k->w[x].start;
+			iw->end = k->w[x].end;
+			for (int s = 0; s < 2; s++)
+				copy_buf(&iw->buf[s], &k->w[x].buf[s], j->rsize[s], str[s], &rec,
+					 &sp);
+		}
+		m++;
+	}
+	v.k = ik;
+	v.kb = ikb;
+	v.keys = NULL;
+	v.nk = m;
+	f->v = v;
+	sli_img_hand(&f->h);
+	*out = (struct sli_ckpt_image){ &jimg_ops, f };
+	return 0;
 }
 
 /* Read @n records of side @side into @b (ts order kept for the interval join). */

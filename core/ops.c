@@ -176,7 +176,8 @@ struct sli_rtab {
 	int64_t *ts;
 	struct sl_str *key;
 	uint32_t nalloc;
-	struct sl_batch arena; /* only arena, arena_used, arena_cap, arena_max, alloc used */
+	struct sl_batch arena;	/* only arena, arena_used, arena_cap, arena_max, alloc used */
+	struct sli_img *frozen; /* the last snapshot image (sli_reduce_freeze()) */
 };
 
 static void rtab_free(struct sli_rtab *t)
@@ -189,6 +190,7 @@ static void rtab_free(struct sli_rtab *t)
 	free(t->ts);
 	free(t->key);
 	sl_alloc_free(t->arena.alloc, t->arena.arena);
+	sli_img_put(t->frozen); /* a checkpoint still holding it frees it */
 	free(t);
 }
 
@@ -412,33 +414,114 @@ static int reduce_end(struct sli_opi *op)
  */
 #define RSNAP_FORMAT 1u
 
-int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+/* What a snapshot reads: the live table's arrays, or an image's copies of them. */
+struct rview {
+	const uint8_t *acc;
+	const int64_t *ts;
+	const struct sl_str *key;
+	const char *arena;
+	uint32_t n, maxp;
+	struct sl_type type;
+};
+
+static int reduce_serialize(const struct rview *v, struct sl_snap_writer *w)
 {
-	const struct sl_type *type = &op->node->type;
-	const struct sli_rtab *t = op->rtab;
+	const struct sl_type *type = &v->type;
 	uint32_t hdr[3] = { RSNAP_FORMAT, type->size, type->nstr };
 	int rc = sl_snap_put(w, hdr, sizeof(hdr));
 
-	for (uint32_t e = 0; e < t->n && rc == 0; e++) {
-		const uint8_t *acc = t->acc + (size_t)e * type->size;
-		const char *kb = t->arena.arena + t->key[e].off;
+	for (uint32_t e = 0; e < v->n && rc == 0; e++) {
+		const uint8_t *acc = v->acc + (size_t)e * type->size;
+		const char *kb = v->arena + v->key[e].off;
 
-		rc = sl_snap_section(
-		    w, sli_key_group(sli_hash64(kb, t->key[e].len, 0), op->info.max_parallelism));
+		rc = sl_snap_section(w, sli_key_group(sli_hash64(kb, v->key[e].len, 0), v->maxp));
 		if (rc == 0)
-			rc = sl_snap_put_bytes(w, kb, t->key[e].len);
+			rc = sl_snap_put_bytes(w, kb, v->key[e].len);
 		if (rc == 0)
-			rc = sl_snap_put_i64(w, t->ts[e]);
+			rc = sl_snap_put_i64(w, v->ts[e]);
 		if (rc == 0)
 			rc = sl_snap_put_bytes(w, acc, type->size);
 		for (uint32_t s = 0; s < type->nstr && rc == 0; s++) {
 			struct sl_str str;
 
 			memcpy(&str, acc + type->str_off[s], sizeof(str));
-			rc = sl_snap_put_bytes(w, t->arena.arena + str.off, str.len);
+			rc = sl_snap_put_bytes(w, v->arena + str.off, str.len);
 		}
 	}
 	return rc;
+}
+
+int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
+{
+	const struct sli_rtab *t = op->rtab;
+	struct rview v = { t->acc,	   t->ts, t->key,
+			   t->arena.arena, t->n,  op->info.max_parallelism,
+			   op->node->type };
+
+	return reduce_serialize(&v, w);
+}
+
+/*
+ * Asynchronous snapshots: the table's entry arrays and its arena are flat
+ * (the accumulators, their timestamps, the keys' {offset, length}, the
+ * bytes of keys and strings), so the image is four memcpy()s at memory
+ * bandwidth; the hash slots are not copied (the snapshot does not read
+ * them). The coordinator serialises the copies with reduce_serialize()
+ * (hashing each key for its key group: most of the serialisation's cost).
+ * The image's buffers are refilled at the next barrier unless a
+ * checkpoint still holds it (sli_img_reuse()).
+ */
+struct rimg {
+	struct sli_img h;
+	struct sli_img_buf acc, ts, key, arena;
+	struct rview v;
+};
+
+static void rimg_destroy(struct sli_img *m)
+{
+	struct rimg *f = (struct rimg *)m;
+
+	sli_img_buf_free(&f->acc);
+	sli_img_buf_free(&f->ts);
+	sli_img_buf_free(&f->key);
+	sli_img_buf_free(&f->arena);
+	free(f);
+}
+
+static int rimg_write(const void *img, struct sl_snap_writer *w)
+{
+	const struct rimg *f = img;
+	int rc = sl_snap_section(w, SL_SNAP_OP);
+
+	return rc < 0 ? rc : reduce_serialize(&f->v, w);
+}
+
+static const struct sli_ckpt_image_ops rimg_ops = { rimg_write, sli_img_put };
+
+int sli_reduce_freeze(struct sli_opi *op, struct sli_ckpt_image *out)
+{
+	struct sli_rtab *t = op->rtab;
+	const struct sl_type *type = &op->node->type;
+	struct rimg *f = sli_img_reuse(&t->frozen, sizeof(*f), rimg_destroy);
+	int rc;
+
+	if (f == NULL)
+		return -ENOMEM;
+	rc = sli_img_copy(&f->acc, t->acc, (size_t)t->n * type->size);
+	if (rc == 0)
+		rc = sli_img_copy(&f->ts, t->ts, (size_t)t->n * sizeof(*t->ts));
+	if (rc == 0)
+		rc = sli_img_copy(&f->key, t->key, (size_t)t->n * sizeof(*t->key));
+	if (rc == 0)
+		rc = sli_img_copy(&f->arena, t->arena.arena, t->arena.arena_used);
+	if (rc < 0)
+		return rc; /* the image stays the operator's, to be refilled */
+	f->v =
+	    (struct rview){ f->acc.p, f->ts.p, f->key.p, f->arena.p, t->n, op->info.max_parallelism,
+			    *type };
+	sli_img_hand(&f->h);
+	*out = (struct sli_ckpt_image){ &rimg_ops, f };
+	return 0;
 }
 
 int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r)

@@ -16,7 +16,11 @@
  *     does not block channels.
  *  3. A snapshot is serialised into memory on the subtask's thread (its
  *     pause, measured), then handed to the coordinator, which writes the
- *     files (sli_ckpt_storage, io_uring) while the subtask goes on.
+ *     files (sli_ckpt_storage, io_uring) while the subtask goes on. With
+ *     checkpoint-snapshot async (the default), operators with large state
+ *     (aggregate and general windows, keyed reduce, joins) only copy it
+ *     into an image at the barrier; the coordinator serialises the image
+ *     (struct sli_ckpt_image below).
  *  4. When every subtask acked n and its files are durable, the
  *     coordinator writes the manifest (the commit point), publishes
  *     `completed` (release) and wakes the workers; sink subtasks then
@@ -127,17 +131,77 @@ int sli_ckpt_set_opt(struct sl_job *job, const char *key, const char *value, cha
 		     size_t errlen);
 
 /*
- * An operator snapshot the coordinator serialises after the task went on
- * (checkpoint-snapshot async): the frozen image, and what its entry in
- * the task file names.
+ * Asynchronous snapshots (checkpoint-snapshot async). At the barrier an
+ * operator freezes its state into an image (a copy the task makes: its
+ * pause), and the checkpoint coordinator serialises the image into the
+ * snapshot's format later, while the task goes on. The image is the
+ * operator's business; the coordinator sees it through this vtable:
+ *   write  serialise the image into @w, its operator section first
+ *          (exactly what the synchronous snapshot writes), on any thread;
+ *   put    drop the checkpoint's reference (after write, or when the
+ *          checkpoint is abandoned).
+ * The image must not point at memory the task may write after the
+ * barrier: the coordinator reads it without synchronising with the task
+ * beyond the ack (a mutex).
  */
-struct sli_win_frozen;
+struct sli_ckpt_image_ops {
+	int (*write)(const void *img, struct sl_snap_writer *w);
+	void (*put)(void *img);
+};
+
+struct sli_ckpt_image {
+	const struct sli_ckpt_image_ops *ops;
+	void *img;
+};
+
+/* An operator image waiting for the coordinator, and what its entry in the task file names. */
 struct sli_ckpt_defer {
 	struct sli_ckpt_defer *next;
-	struct sli_win_frozen *fz;
+	struct sli_ckpt_image im;
 	const char *name; /* the node's (it lives as long as the job) */
 	uint32_t index, parallelism, maxp;
 };
+
+/*
+ * Helpers for operator images (ops.c, join.c, window_gen.c).
+ *
+ * struct sli_img heads an image. refs counts its holders: the operator,
+ * which keeps its last image to refill it at the next barrier (the
+ * buffers are already faulted in), and each checkpoint it was handed to
+ * (until serialised or abandoned). Only the operator takes references.
+ * sli_img_reuse() gives the operator the image to fill: its last one when
+ * no checkpoint holds it any more, else a new zeroed one of @size bytes
+ * (the old one is let go: the checkpoint holding it frees it);
+ * @destroy frees an image and its buffers. NULL: out of memory.
+ * sli_img_hand() takes the checkpoint's reference before the operator
+ * hands the image over (sli_ckpt_image); sli_img_put() drops one.
+ */
+struct sli_img {
+	_Atomic uint32_t refs;
+	void (*destroy)(struct sli_img *img);
+};
+
+void *sli_img_reuse(struct sli_img **slot, size_t size, void (*destroy)(struct sli_img *));
+void sli_img_hand(struct sli_img *img);
+void sli_img_put(void *img);
+
+/*
+ * A growable image buffer: sli_img_room() makes it hold @n bytes (25%
+ * headroom; the contents are not kept), sli_img_copy() copies @n bytes
+ * into it. 0 or -ENOMEM. Test hook: with SLUICE_FREEZE_ENOMEM=N in the
+ * environment, every Nth call of sli_img_room() in the process fails
+ * (counted by sli_img_faults()), so that the synchronous fallback of a
+ * failed copy is tested.
+ */
+struct sli_img_buf {
+	void *p;
+	size_t cap;
+};
+
+int sli_img_room(struct sli_img_buf *b, size_t n);
+int sli_img_copy(struct sli_img_buf *b, const void *src, size_t n);
+void sli_img_buf_free(struct sli_img_buf *b);
+unsigned long sli_img_faults(void);
 
 /* Per-subtask checkpoint state (in struct sli_subtask). */
 struct sli_ckpt_sub {

@@ -307,6 +307,16 @@ void sli_win_frozen_put(struct sli_win_frozen *f);
 /* Keyed reduce state in checkpoints (ops.c); the operator section is selected. */
 int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r);
+/*
+ * Asynchronous snapshots (sli_checkpoint.h, struct sli_ckpt_image) of
+ * keyed reduce, joins and general windows: copy what the snapshot reads
+ * into the operator's reusable image and hand it over in *@out. 0, or
+ * -ENOMEM (nothing handed over; the image stays the operator's, the
+ * caller snapshots synchronously). The operator's thread.
+ */
+int sli_reduce_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
+int sli_join_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
+int sli_wgen_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
 /* Join state in checkpoints (join.c); the operator section is selected. */
 int sli_join_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_join_restore(struct sli_opi *op, struct sl_snap_reader *r);

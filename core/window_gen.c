@@ -97,6 +97,7 @@ struct sli_wgen {
 	uint32_t *mv; /* merging: the windows merged */
 	const void **mstates;
 	uint32_t capmv;
+	struct sli_img *frozen; /* the last snapshot image (sli_wgen_freeze()) */
 };
 
 /* The trigger context (sl_time.h), on the stack of each trigger call. */
@@ -1348,6 +1349,7 @@ void sli_wgen_free(struct sli_wgen *w)
 	free(w->mstates);
 	sli_keys_free(w->keys);
 	sli_timers_free(w->tm);
+	sli_img_put(w->frozen); /* a checkpoint still holding it frees it */
 	free(w);
 }
 
@@ -1462,10 +1464,26 @@ static int by_key(uint32_t nkeys, uint32_t n, const uint32_t *key_of, uint32_t *
 	return 0;
 }
 
-static int snap_ent(struct sl_snap_writer *sw, const struct sli_wgen *w, uint32_t e)
+/*
+ * What a snapshot reads: the live state (keys from the dictionary, @kb
+ * NULL), or an image of it (copies; key bytes in @kb[]). The timers are
+ * lists made by sli_timers_list() in both cases.
+ */
+struct gview {
+	const struct gent *ents;
+	const uint8_t *blobs;
+	const struct sli_keys *keys;
+	const struct sl_key *kb;
+	struct sli_timer *tl[2];
+	size_t nt[2], stride;
+	uint32_t nents, nkeys, size, hdr[7];
+	int64_t watermark;
+	unsigned maxp;
+};
+
+static int snap_ent(struct sl_snap_writer *sw, const struct gview *v, uint32_t e)
 {
-	const struct gent *x = &w->ents[e];
-	uint32_t size = w->cf->in.size;
+	const struct gent *x = &v->ents[e];
 	int rc = sl_snap_put_i64(sw, x->start);
 
 	if (rc == 0)
@@ -1473,9 +1491,9 @@ static int snap_ent(struct sl_snap_writer *sw, const struct sli_wgen *w, uint32_
 	if (rc == 0)
 		rc = sl_snap_put_u32(sw, x->has);
 	if (rc == 0)
-		rc = sl_snap_put_bytes(sw, blob(w, e), w->stride);
+		rc = sl_snap_put_bytes(sw, v->blobs + (size_t)e * v->stride, v->stride);
 	if (rc == 0)
-		rc = sl_snap_put_bytes(sw, x->data, (size_t)x->n * size);
+		rc = sl_snap_put_bytes(sw, x->data, (size_t)x->n * v->size);
 	if (rc == 0)
 		rc = sl_snap_put_bytes(sw, x->ts, (size_t)x->n * sizeof(int64_t));
 	if (rc == 0)
@@ -1483,73 +1501,56 @@ static int snap_ent(struct sl_snap_writer *sw, const struct sli_wgen *w, uint32_
 	return rc;
 }
 
-int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *sw)
+static int wgen_serialize(const struct gview *v, struct sl_snap_writer *sw)
 {
-	struct sli_wgen *w = op->wgen;
-	const struct sli_wgen_conf *cf = w->cf;
-	uint32_t nkeys = sli_keys_count(w->keys),
-		 hdr[7] = { GSNAP_FORMAT, (uint32_t)w->stride, cf->in.size, cf->in.nstr,
-			    cf->list,	  cf->merging,	       cf->acc_size };
-	struct sli_timer *tl[2] = { NULL, NULL };
-	size_t nt[2] = { 0, 0 };
-	struct sli_timer_rec *all = NULL;
-	uint32_t *ekey = NULL, *tkey = NULL, *ef = NULL, *ei = NULL, *tf = NULL, *ti = NULL;
-	uint32_t ne = 0, ntimers;
-	bool *seen = NULL;
-	int rc;
+	size_t ntimers = v->nt[0] + v->nt[1];
+	struct sli_timer_rec *all = malloc((ntimers ? ntimers : 1) * sizeof(*all));
+	uint32_t *tkey = malloc((ntimers ? ntimers : 1) * sizeof(*tkey));
+	uint32_t *ekey = malloc((v->nents ? v->nents : 1) * sizeof(*ekey));
+	uint32_t *eidx = malloc((v->nents ? v->nents : 1) * sizeof(*eidx));
+	bool *seen = calloc(v->maxp, sizeof(*seen));
+	uint32_t *ef = NULL, *ei = NULL, *tf = NULL, *ti = NULL, ne = 0;
+	int rc = sl_snap_put(sw, v->hdr, sizeof(v->hdr));
 
-	rc = sl_snap_put(sw, hdr, sizeof(hdr));
-	for (int d = 0; d < 2 && rc == 0; d++)
-		rc = sli_timers_list(w->tm, (enum sli_domain)d, &tl[d], &nt[d]);
-	if (rc < 0)
-		goto out;
-	ntimers = (uint32_t)(nt[0] + nt[1]);
-	all = malloc((ntimers ? ntimers : 1) * sizeof(*all));
-	tkey = malloc((ntimers ? ntimers : 1) * sizeof(*tkey));
-	ekey = malloc((w->nents ? w->nents : 1) * sizeof(*ekey));
-	seen = calloc(op->info.max_parallelism, sizeof(*seen));
-	if (all == NULL || tkey == NULL || ekey == NULL || seen == NULL) {
+	if (all == NULL || tkey == NULL || ekey == NULL || eidx == NULL || seen == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (int d = 0, k = 0; d < 2; d++)
-		for (size_t i = 0; i < nt[d]; i++, k++) {
-			all[k] = (struct sli_timer_rec){ tl[d][i], (uint32_t)d, (uint32_t)i };
-			tkey[k] = tl[d][i].key;
+		for (size_t i = 0; i < v->nt[d]; i++, k++) {
+			all[k] = (struct sli_timer_rec){ v->tl[d][i], (uint32_t)d, (uint32_t)i };
+			tkey[k] = v->tl[d][i].key;
 		}
-	/* Entries by key: ekey holds entry numbers, their keys in a second pass. */
-	uint32_t *eidx = malloc((w->nents ? w->nents : 1) * sizeof(*eidx));
-	if (eidx == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t e = 0; e < w->nents; e++)
-		if (w->ents[e].used) {
+	/* Entries by key: eidx holds entry numbers, ekey their keys. */
+	for (uint32_t e = 0; e < v->nents; e++)
+		if (v->ents[e].used) {
 			eidx[ne] = e;
-			ekey[ne++] = w->ents[e].key;
+			ekey[ne++] = v->ents[e].key;
 		}
-	rc = by_key(nkeys, ne, ekey, &ef, &ei);
 	if (rc == 0)
-		rc = by_key(nkeys, ntimers, tkey, &tf, &ti);
-	for (uint32_t k = 0; k < nkeys && rc == 0; k++) {
+		rc = by_key(v->nkeys, ne, ekey, &ef, &ei);
+	if (rc == 0)
+		rc = by_key(v->nkeys, (uint32_t)ntimers, tkey, &tf, &ti);
+	for (uint32_t k = 0; k < v->nkeys && rc == 0; k++) {
 		uint32_t en = ef[k + 1] - ef[k], tn = tf[k + 1] - tf[k];
-		struct sl_key key = sli_keys_get(w->keys, k);
-		unsigned kg =
-		    sli_key_group(sli_hash64(key.ptr, key.len, 0), op->info.max_parallelism);
+		struct sl_key key;
+		unsigned kg;
 
 		if (en + tn == 0)
 			continue;
+		key = v->kb != NULL ? v->kb[k] : sli_keys_get(v->keys, k);
+		kg = sli_key_group(sli_hash64(key.ptr, key.len, 0), v->maxp);
 		rc = sl_snap_section(sw, kg);
 		if (rc == 0 && !seen[kg]) {
 			seen[kg] = true;
-			rc = sl_snap_put_i64(sw, op->watermark);
+			rc = sl_snap_put_i64(sw, v->watermark);
 		}
 		if (rc == 0)
 			rc = sl_snap_put_bytes(sw, key.ptr, key.len);
 		if (rc == 0)
 			rc = sl_snap_put_u32(sw, en);
 		for (uint32_t j = ef[k]; j < ef[k + 1] && rc == 0; j++)
-			rc = snap_ent(sw, w, eidx[ei[j]]);
+			rc = snap_ent(sw, v, eidx[ei[j]]);
 		if (rc == 0)
 			rc = sl_snap_put_u32(sw, tn);
 		for (uint32_t j = tf[k]; j < tf[k + 1] && rc == 0; j++) {
@@ -1558,19 +1559,210 @@ int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *sw)
 			rc = sli_timer_rec_put(sw, g->dom, g->pos, &g->t);
 		}
 	}
-	free(eidx);
 out:
-	free(tl[0]);
-	free(tl[1]);
 	free(all);
-	free(ekey);
 	free(tkey);
+	free(ekey);
+	free(eidx);
 	free(ef);
 	free(ei);
 	free(tf);
 	free(ti);
 	free(seen);
 	return rc;
+}
+
+/* The view of @op's live state, without its timers. */
+static struct gview gview_of(const struct sli_opi *op)
+{
+	const struct sli_wgen *w = op->wgen;
+	const struct sli_wgen_conf *cf = w->cf;
+
+	return (struct gview){
+		.ents = w->ents,
+		.blobs = w->blobs,
+		.keys = w->keys,
+		.stride = w->stride,
+		.nents = w->nents,
+		.nkeys = sli_keys_count(w->keys),
+		.size = cf->in.size,
+		.hdr = { GSNAP_FORMAT, (uint32_t)w->stride, cf->in.size, cf->in.nstr, cf->list,
+			 cf->merging, cf->acc_size },
+		.watermark = op->watermark,
+		.maxp = op->info.max_parallelism,
+	};
+}
+
+/* The timers of @w into @v's lists. 0 or -ENOMEM (the lists are freed). */
+static int list_timers(const struct sli_wgen *w, struct gview *v)
+{
+	int rc = 0;
+
+	for (int d = 0; d < 2 && rc == 0; d++)
+		rc = sli_timers_list(w->tm, (enum sli_domain)d, &v->tl[d], &v->nt[d]);
+	if (rc < 0) {
+		free(v->tl[0]);
+		free(v->tl[1]);
+		v->tl[0] = v->tl[1] = NULL;
+	}
+	return rc;
+}
+
+int sli_wgen_snapshot(struct sli_opi *op, struct sl_snap_writer *sw)
+{
+	struct gview v = gview_of(op);
+	int rc = list_timers(op->wgen, &v);
+
+	if (rc == 0)
+		rc = wgen_serialize(&v, sw);
+	free(v.tl[0]);
+	free(v.tl[1]);
+	return rc;
+}
+
+/*
+ * Asynchronous snapshots. The entry records and their blobs are flat
+ * arrays (two memcpy()s); a used entry's list (elements, timestamps) and
+ * strings' arena are blocks of their own, copied into three areas of the
+ * image with the copied entry pointing there; the key bytes are copied
+ * into one area (the dictionary's arena may move when a key is added);
+ * the timers are listed as the synchronous snapshot lists them. A first
+ * pass sizes the areas so that the copies' pointers stay valid. The
+ * coordinator serialises the image with wgen_serialize(), as the
+ * synchronous snapshot does the live state.
+ */
+struct gimg {
+	struct sli_img h;
+	struct sli_img_buf ents, blobs, data, ts, arena, kb, kbytes;
+	struct gview v;
+};
+
+static void gimg_destroy(struct sli_img *m)
+{
+	struct gimg *f = (struct gimg *)m;
+
+	sli_img_buf_free(&f->ents);
+	sli_img_buf_free(&f->blobs);
+	sli_img_buf_free(&f->data);
+	sli_img_buf_free(&f->ts);
+	sli_img_buf_free(&f->arena);
+	sli_img_buf_free(&f->kb);
+	sli_img_buf_free(&f->kbytes);
+	free(f->v.tl[0]);
+	free(f->v.tl[1]);
+	free(f);
+}
+
+static int gimg_write(const void *img, struct sl_snap_writer *sw)
+{
+	const struct gimg *f = img;
+	int rc = sl_snap_section(sw, SL_SNAP_OP);
+
+	return rc < 0 ? rc : wgen_serialize(&f->v, sw);
+}
+
+static const struct sli_ckpt_image_ops gimg_ops = { gimg_write, sli_img_put };
+
+/* Make room in @f for @v's state: entries and blobs, lists, arenas, keys. */
+static int gimg_room(struct gimg *f, const struct sli_wgen *w, const struct gview *v)
+{
+	size_t ndata = 0, nts = 0, narena = 0, nkb = 0;
+	int rc;
+
+	for (uint32_t e = 0; e < w->nents; e++) {
+		const struct gent *x = &w->ents[e];
+
+		if (!x->used)
+			continue;
+		ndata += (size_t)x->n * v->size;
+		nts += (size_t)x->n * sizeof(int64_t);
+		narena += x->aused;
+	}
+	for (uint32_t k = 0; k < v->nkeys; k++)
+		nkb += sli_keys_get(w->keys, k).len;
+	rc = sli_img_room(&f->ents, (size_t)w->nents * sizeof(*w->ents));
+	if (rc == 0)
+		rc = sli_img_room(&f->blobs, (size_t)w->nents * w->stride);
+	if (rc == 0)
+		rc = sli_img_room(&f->data, ndata);
+	if (rc == 0)
+		rc = sli_img_room(&f->ts, nts);
+	if (rc == 0)
+		rc = sli_img_room(&f->arena, narena);
+	if (rc == 0)
+		rc = sli_img_room(&f->kb, (size_t)v->nkeys * sizeof(struct sl_key));
+	if (rc == 0)
+		rc = sli_img_room(&f->kbytes, nkb);
+	return rc;
+}
+
+int sli_wgen_freeze(struct sli_opi *op, struct sli_ckpt_image *out)
+{
+	struct sli_wgen *w = op->wgen;
+	struct gimg *f = sli_img_reuse(&w->frozen, sizeof(*f), gimg_destroy);
+	struct gview v = gview_of(op);
+	struct gent *ie;
+	struct sl_key *ikb;
+	uint8_t *dp;
+	int64_t *tp;
+	char *ap, *kp;
+
+	if (f == NULL)
+		return -ENOMEM;
+	free(f->v.tl[0]); /* the last image's */
+	free(f->v.tl[1]);
+	f->v.tl[0] = f->v.tl[1] = NULL;
+	if (gimg_room(f, w, &v) < 0 || list_timers(w, &v) < 0)
+		return -ENOMEM; /* the image stays the operator's, to be refilled */
+	ie = f->ents.p;
+	ikb = f->kb.p;
+	dp = f->data.p;
+	tp = f->ts.p;
+	ap = f->arena.p;
+	kp = f->kbytes.p;
+	if (w->nents > 0) {
+		memcpy(ie, w->ents, (size_t)w->nents * sizeof(*ie));
+		memcpy(f->blobs.p, w->blobs, (size_t)w->nents * w->stride);
+	}
+	for (uint32_t e = 0; e < w->nents; e++) {
+		const struct gent *x = &w->ents[e];
+		struct gent *y = &ie[e];
+
+		y->data = NULL;
+		y->ts = NULL;
+		y->arena = NULL;
+		if (!x->used)
+			continue;
+		if (x->n > 0) {
+			y->data = dp;
+			y->ts = tp;
+			memcpy(dp, x->data, (size_t)x->n * v.size);
+			memcpy(tp, x->ts, (size_t)x->n * sizeof(int64_t));
+			dp += (size_t)x->n * v.size;
+			tp += x->n;
+		}
+		if (x->aused > 0) {
+			y->arena = ap;
+			memcpy(ap, x->arena, x->aused);
+			ap += x->aused;
+		}
+	}
+	for (uint32_t k = 0; k < v.nkeys; k++) {
+		struct sl_key key = sli_keys_get(w->keys, k);
+
+		if (key.len > 0)
+			memcpy(kp, key.ptr, key.len);
+		ikb[k] = (struct sl_key){ kp, key.len };
+		kp += key.len;
+	}
+	v.ents = ie;
+	v.blobs = f->blobs.p;
+	v.kb = ikb;
+	v.keys = NULL;
+	f->v = v;
+	sli_img_hand(&f->h);
+	*out = (struct sli_ckpt_image){ &gimg_ops, f };
+	return 0;
 }
 
 /* A copy of @n bytes at @p (NULL for none). */

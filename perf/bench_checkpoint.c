@@ -15,7 +15,8 @@
  * and an order-independent hash of them, or the null sink's count and
  * checksum) equals the first run's.
  *
- * Part 2, state size: a job whose window state is about 10 MiB, 100 MiB
+ * Part 2, state size (--part2 window|reduce|both, default both): a job
+ * whose window state is about 10 MiB, 100 MiB
  * (and 1 GiB with --big): N keys (a bijective hash of i mod N), a 64-byte
  * accumulator, and a tumbling window far larger than the run, so every key
  * stays live until the end of input; null sink. Each size runs with
@@ -38,6 +39,10 @@
  *    largest gap of the "off" run is the noise floor (preemption, input
  *    stalls);
  *  - the throughput on/off.
+ * The same again with a keyed reduce in place of the window (sl_reduce(),
+ * final mode, 64-byte elements that are their own accumulators, the same
+ * key counts): the reduce function reads the clock, its task copies the
+ * reduce table at the barrier (async) or serialises it (sync).
  * Nothing asserts a timing.
  */
 #include <dirent.h>
@@ -93,6 +98,7 @@ static const struct sl_type wres_type = SL_TYPE(struct bench_wres);
 struct genarg {
 	uint64_t nkeys;
 	bool scramble; /* part 2: key = mix(i mod nkeys), every key early */
+	bool reduce;   /* part 2: 64-byte elements into a keyed reduce, not a window */
 };
 
 static void fill_ev(uint64_t first, uint64_t step, uint32_t n, uint64_t seed, void *elems,
@@ -208,6 +214,54 @@ static int big_result(const struct sl_window *w, const struct sl_key *key, const
 	memcpy(&r.key, key->ptr, sizeof(r.key));
 	r.hash = bench_res_hash(r.start, r.key, r.value ^ a->cnt << 32 ^ a->hist[3] << 16);
 	return sl_emit(out, &r, w->end - 1, NULL);
+}
+
+/* ------------------------------------------------------- keyed reduce */
+
+/*
+ * Part 2 with a keyed reduce (sl_reduce(), final mode: one result per key
+ * at the end of input): its accumulator is the element, 64 bytes with the
+ * aggregate's fields, each element a one-element aggregate already.
+ */
+struct bigev {
+	uint64_t key; /* first: bench_key_u64() */
+	int64_t val, cnt, sum, min, max, hist[2];
+};
+_Static_assert(sizeof(struct bigev) == 64, "reduce elements are 64 bytes");
+static const struct sl_type bigev_type = SL_TYPE(struct bigev);
+
+static void fill_bigev(uint64_t first, uint64_t step, uint32_t n, uint64_t seed, void *elems,
+		       int64_t *ts, void *arg)
+{
+	const struct genarg *g = arg;
+	struct bigev *e = elems;
+
+	for (uint32_t k = 0; k < n; k++) {
+		uint64_t i = first + k * step, h = bench_mix64(i ^ seed);
+		int64_t v = (int64_t)(h % 100);
+
+		e[k] = (struct bigev){ bench_mix64((i % g->nkeys) ^ seed), v, 1, v, v, v, { 0 } };
+		e[k].hist[(v / 50) & 1] = 1;
+		ts[k] = (int64_t)(i / PER_MS);
+	}
+}
+
+/* The reduce function; like big_add(), it notes the gaps between clock reads. */
+static int bigev_reduce(void *acc, const void *in, void *arg)
+{
+	struct bigev *a = acc;
+	const struct bigev *e = in;
+	struct gapmon *m = arg;
+
+	a->cnt += e->cnt;
+	a->sum += e->sum;
+	a->min = e->min < a->min ? e->min : a->min;
+	a->max = e->max > a->max ? e->max : a->max;
+	a->hist[0] += e->hist[0];
+	a->hist[1] += e->hist[1];
+	if (++m->n % GAP_EVERY == 0)
+		gap_note(m);
+	return 0;
 }
 
 /* ------------------------------------------------------------- files */
@@ -416,11 +470,12 @@ static int set_opt(struct sl_job *job, const char *key, const char *value)
  */
 static int run_job(const struct bench *b, const struct genarg *big, struct run *r)
 {
-	struct genarg g1 = { NKEYS, false };
+	struct genarg g1 = { NKEYS, false, false };
+	bool reduce = big != NULL && big->reduce;
 	struct sl_gen_conf gen = { .count = r->count,
 				   .seed = SEED,
-				   .type = &ev_type,
-				   .fill_batch = fill_ev,
+				   .type = reduce ? &bigev_type : &ev_type,
+				   .fill_batch = reduce ? fill_bigev : fill_ev,
 				   .arg = big ? (void *)big : &g1 };
 	struct sl_watermark_strategy ws = { .out_of_orderness_ms = BOUND_MS, .every = WM_EVERY };
 	struct sl_window_spec spec = { .kind = SL_WINDOW_TUMBLING, .size = big ? HUGE_MS : 1000 };
@@ -464,7 +519,8 @@ static int run_job(const struct bench *b, const struct genarg *big, struct run *
 	}
 	part.dir = outdir;
 	memset(&r->gm, 0, sizeof(r->gm));
-	r->gm.warm = big ? 2 * big->nkeys : 0;
+	/* Reduce: the function runs from the second element of a key on. */
+	r->gm.warm = big ? (reduce ? 1 : 2) * big->nkeys : 0;
 	rc = sl_job_create("bench-checkpoint", &job);
 	if (rc < 0) {
 		rm_tree(work);
@@ -483,9 +539,13 @@ static int run_job(const struct bench *b, const struct genarg *big, struct run *
 	      (rc = set_opt(job, "checkpoint-retained", retain)) < 0 ||
 	      (rc = set_opt(job, "checkpoint-snapshot", r->sync ? "sync" : "async")) < 0)))
 		goto out;
-	s = sl_assign_watermarks(sl_source(job, "gen", &sl_gen_ops, &gen, &ev_type), &ws);
-	s = sl_window_aggregate(sl_key_by(s, bench_key_u64), "window", &spec, big ? &bagg : &agg,
-				&wres_type);
+	s = sl_assign_watermarks(sl_source(job, "gen", &sl_gen_ops, &gen, gen.type), &ws);
+	if (reduce)
+		s = sl_reduce(sl_key_by(s, bench_key_u64), "reduce", bigev_reduce, &r->gm,
+			      SL_REDUCE_FINAL);
+	else
+		s = sl_window_aggregate(sl_key_by(s, bench_key_u64), "window", &spec,
+					big ? &bagg : &agg, &wres_type);
 	sl_sink(s, "sink", use_part ? &sl_part_sink_ops : &sl_null_sink_ops,
 		use_part ? (void *)&part : &ns);
 	cw.dir = ckdir;
@@ -588,13 +648,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [--runs R] [--count N] [--batch-size B] [--idle busy|sleep]\n"
 		"       [--sink part|null] [--interval DUR] [--dir DIR] [--big] [--skip-sizes]\n"
-		"       [--quick] [--json PATH]\n"
+		"       [--part2 window|reduce|both] [--quick] [--json PATH]\n"
 		"  Part 1: throughput of generator -> key_by -> tumbling 1 s count (10k keys) ->\n"
 		"  part-file sink, exactly-once checkpoints every DUR (default 1s) vs off;\n"
 		"  R interleaved rounds (default 5) of N records (default: ~4 s of the warm-up\n"
 		"  run's rate), medians.\n"
 		"  Part 2: window state of ~10 MiB and ~100 MiB (--big: and ~1 GiB), checkpoints\n"
-		"  on vs off: checkpoint count, size, duration, the window task's pauses.\n"
+		"  on vs off: checkpoint count, size, duration, the window task's pauses;\n"
+		"  --part2 window|reduce|both (default both): the window aggregate, a keyed\n"
+		"  reduce of 64-byte elements, or both.\n"
 		"  DIR (default $TMPDIR or /tmp) holds the checkpoints and the part files.\n"
 		"  --quick: 4M records, 1 round, 10 MiB only (a smoke test).\n");
 }
@@ -603,6 +665,37 @@ static void json_runs(FILE *f, const char *key, const double *v, unsigned n, int
 {
 	fprintf(f, ",\"%s\":", key);
 	bench_json_array(f, v, n, prec, ",");
+}
+
+/* Part 2's figures of one operator as the JSON member @key (an array, one object per size). */
+static void json_state(FILE *f, const char *key, const struct size_stats *zs, unsigned nsizes)
+{
+	fprintf(f, ",\"%s\":[", key);
+	for (unsigned q = 0; q < nsizes; q++) {
+		const struct size_stats *z = &zs[q];
+
+		fprintf(f,
+			"%s{\"name\":\"%s\",\"keys\":%llu,\"acc_bytes\":64,\"records\":%llu,"
+			"\"off_rec_per_s\":%.1f,\"checkpoints_retained\":%u,"
+			"\"max_gap_off_ms\":%.2f",
+			q ? "," : "", z->name, (unsigned long long)z->keys,
+			(unsigned long long)z->count, z->off_rps, z->retain, z->noise_max);
+		for (unsigned m = 0; m < 2; m++) {
+			const struct on_stats *o = &z->on[m];
+
+			fprintf(f,
+				",\"%s\":{\"on_rec_per_s\":%.1f,\"checkpoints_periodic\":%u,"
+				"\"checkpoints_full_state\":%u,\"checkpoints_total\":%u,"
+				"\"median_checkpoint_bytes\":%.0f,\"median_duration_ms\":%.2f,"
+				"\"max_duration_ms\":%.2f,\"median_pause_ms\":%.2f,"
+				"\"max_pause_ms\":%.2f,\"engine_max_snapshot_ms\":%.2f}",
+				m ? "sync" : "async", o->rps, o->nperiodic, o->nfull, o->nckpt,
+				o->bytes_med, o->dur_med, o->dur_max, o->pause_med, o->pause_max,
+				o->snap_max);
+		}
+		fprintf(f, "}");
+	}
+	fprintf(f, "]");
 }
 
 int main(int argc, char **argv)
@@ -614,6 +707,7 @@ int main(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "big", no_argument, NULL, 'B' },
 		{ "skip-sizes", no_argument, NULL, 'S' },
+		{ "part2", required_argument, NULL, 'P' },
 		BENCH_OPTS_ENGINE,
 		BENCH_OPTS_COMMON,
 		{ NULL, 0, NULL, 0 },
@@ -638,7 +732,9 @@ int main(int argc, char **argv)
 		{ .name = "1GiB", .target = 1ull << 30, .secs = 10 * RUN_SECS },
 	};
 	uint64_t count = 40000000, ref_out = 0, ref_sum = 0;
-	unsigned runs, nsizes = 2, workers = 0;
+	static const char *const opname[2] = { "window aggregate", "keyed reduce" };
+	struct size_stats zs[2][3];
+	unsigned runs, nsizes = 2, workers = 0, op0 = 0, op1 = 1;
 	bool quick, count_set = false, skip_sizes = false;
 	const char *tmp = getenv("TMPDIR");
 	double bytes_med = 0, interval_ms_d;
@@ -674,6 +770,13 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			skip_sizes = true;
+			break;
+		case 'P':
+			if (strcmp(optarg, "window") && strcmp(optarg, "reduce") &&
+			    strcmp(optarg, "both"))
+				return bench_bad_value(PROG, longopts, c, optarg);
+			op0 = optarg[0] == 'r';
+			op1 = optarg[0] != 'w';
 			break;
 		}
 	}
@@ -777,63 +880,72 @@ int main(int argc, char **argv)
 	       nck_med, bytes_med / 1024, (unsigned long long)ref_out, workers);
 	fflush(stdout);
 
-	/* ---- part 2: state sizes */
+	/* ---- part 2: state sizes, per operator */
 	if (skip_sizes)
 		nsizes = 0;
-	for (unsigned q = 0; q < nsizes; q++) {
-		struct size_stats *z = &sz[q];
-		struct genarg g;
-		struct run ro = { .ckpt = true, .ck = ckbuf }, rf = { .ckpt = false, .ck = ckbuf };
-		uint64_t keep = DISK_BUDGET / z->target;
+	memcpy(zs[0], sz, sizeof(sz));
+	memcpy(zs[1], sz, sizeof(sz));
+	for (unsigned op = op0; op <= op1; op++)
+		for (unsigned q = 0; q < nsizes; q++) {
+			struct size_stats *z = &zs[op][q];
+			struct genarg g;
+			struct run ro = { .ckpt = true, .ck = ckbuf },
+				   rf = { .ckpt = false, .ck = ckbuf };
+			uint64_t keep = DISK_BUDGET / z->target;
 
-		z->keys = z->target / BYTES_PER_KEY;
-		g = (struct genarg){ z->keys, true };
-		/*
-		 * Every key 3 times, then about RUN_SECS more of the off run's
-		 * rate (a probe run, checkpoints off, measures it; none in --quick).
-		 */
-		z->count = 3 * z->keys;
-		if (!quick) {
-			struct run p = { .ckpt = false,
-					 .count = 3 * z->keys + 4000000,
-					 .ck = ckbuf };
+			z->keys = z->target / BYTES_PER_KEY;
+			g = (struct genarg){ z->keys, true, op == 1 };
+			/*
+			 * Every key 3 times, then about RUN_SECS more of the off run's
+			 * rate (a probe run, checkpoints off, measures it; none in --quick).
+			 */
+			z->count = 3 * z->keys;
+			if (!quick) {
+				struct run p = { .ckpt = false,
+						 .count = 3 * z->keys + 4000000,
+						 .ck = ckbuf };
 
-			if (run_job(&b, &g, &p) < 0)
-				return 1;
-			z->count += round_count((double)p.count / p.secs * z->secs, 4000000);
-		}
-		ro.count = rf.count = z->count;
-		ro.retain = keep < 2 ? 2 : keep > 1000000 ? 1000000 : (unsigned)keep;
-		z->retain = ro.retain;
-		printf("\nstate ~%s: %llu keys x 64-byte acc, %llu records ...\n", z->name,
-		       (unsigned long long)z->keys, (unsigned long long)z->count);
-		fflush(stdout);
-		if (run_job(&b, &g, &rf) < 0)
-			return 1;
-		z->out = rf.out;
-		z->off_rps = (double)z->count / rf.secs;
-		z->noise_max = rf.gm.ngaps ? (double)rf.gm.gaps[rf.gm.ngaps - 1] / 1e6 : -1;
-		for (unsigned m = 0; m < 2; m++) {
-			ro.sync = m == 1;
-			if (run_job(&b, &g, &ro) < 0)
-				return 1;
-			if (ro.out != rf.out || ro.outsum != rf.outsum || ro.out != z->keys) {
-				fprintf(stderr,
-					PROG ": %s, %s snapshots: output mismatch (%llu / %llu "
-					     "results)\n",
-					z->name, m ? "sync" : "async", (unsigned long long)ro.out,
-					(unsigned long long)rf.out);
-				return 1;
+				if (run_job(&b, &g, &p) < 0)
+					return 1;
+				z->count +=
+				    round_count((double)p.count / p.secs * z->secs, 4000000);
 			}
-			on_figures(&ro, z->count, &z->on[m]);
+			ro.count = rf.count = z->count;
+			ro.retain = keep < 2 ? 2 : keep > 1000000 ? 1000000 : (unsigned)keep;
+			z->retain = ro.retain;
+			printf("\n%s, state ~%s: %llu keys x 64-byte acc, %llu records ...\n",
+			       opname[op], z->name, (unsigned long long)z->keys,
+			       (unsigned long long)z->count);
+			fflush(stdout);
+			if (run_job(&b, &g, &rf) < 0)
+				return 1;
+			z->out = rf.out;
+			z->off_rps = (double)z->count / rf.secs;
+			z->noise_max = rf.gm.ngaps ? (double)rf.gm.gaps[rf.gm.ngaps - 1] / 1e6 : -1;
+			for (unsigned m = 0; m < 2; m++) {
+				ro.sync = m == 1;
+				if (run_job(&b, &g, &ro) < 0)
+					return 1;
+				if (ro.out != rf.out || ro.outsum != rf.outsum ||
+				    ro.out != z->keys) {
+					fprintf(
+					    stderr,
+					    PROG ": %s, %s snapshots: output mismatch (%llu / %llu "
+						 "results)\n",
+					    z->name, m ? "sync" : "async",
+					    (unsigned long long)ro.out, (unsigned long long)rf.out);
+					return 1;
+				}
+				on_figures(&ro, z->count, &z->on[m]);
+			}
 		}
-	}
-	if (nsizes > 0) {
+	for (unsigned op = op0; op <= op1 && nsizes > 0; op++) {
+		printf("\n%s:", opname[op]);
 		printf("\n%-8s %-5s %8s %8s %7s %5s %4s %8s %9s %9s %9s %9s %9s %9s\n", "state",
 		       "snap", "off M/s", "on M/s", "on/off", "ckpts", "full", "MiB/ckpt",
 		       "dur p50", "dur max", "pause p50", "pause max", "noise max", "snap max");
 		for (unsigned q = 0; q < nsizes; q++) {
-			const struct size_stats *z = &sz[q];
+			const struct size_stats *z = &zs[op][q];
 
 			for (unsigned m = 0; m < 2; m++) {
 				const struct on_stats *o = &z->on[m];
@@ -853,8 +965,11 @@ int main(int argc, char **argv)
 				    z->on[0].snap_max / z->on[1].snap_max,
 				    z->on[0].rps / z->on[1].rps);
 		}
+	}
+	if (nsizes > 0)
 		printf(
-		    "\nsnap: async, the default (the window task copies its state at the barrier, "
+		    "\nsnap: async, the default (the window or reduce task copies its state at the "
+		    "barrier, "
 		    "the coordinator\nserialises the copy), or sync (the task serialises it); "
 		    "ckpts: periodic checkpoints completed\n(the final one at the end of input "
 		    "excluded); full: those triggered once every key exists, which the\nnext "
@@ -864,9 +979,10 @@ int main(int argc, char **argv)
 		    "checkpoint; noise: the largest such gap with checkpoints off;\nsnap max: the "
 		    "engine's longest subtask snapshot (sl_checkpoint_stats.max_pause_ns: flush, "
 		    "copy or\nserialisation, hand-over).\n"
-		    "Throughput includes creating the keys.\n",
+		    "Throughput includes creating the keys. Keyed reduce: sl_reduce() of 64-byte "
+		    "elements (the\naccumulator), final mode (one result per key at the end); its "
+		    "pauses are the gaps in the\nreduce function's clock reads.\n",
 		    GAP_EVERY);
-	}
 	printf("M rec/s: source records / wall time of sl_job_run(); per core: divided by the %u "
 	       "workers (the checkpoint\ncoordinator thread is not counted). Every run's output "
 	       "was checked against the others.\n",
@@ -898,34 +1014,10 @@ int main(int argc, char **argv)
 			"\"loadavg_after\":%.2f",
 			cratio_med, load0[0], load1[0]);
 		json_runs(f, "runs_ratio_on_vs_off", ratio, runs, 4);
-		fprintf(f, "},\"state\":[");
-		for (unsigned q = 0; q < nsizes; q++) {
-			const struct size_stats *z = &sz[q];
-
-			fprintf(
-			    f,
-			    "%s{\"name\":\"%s\",\"keys\":%llu,\"acc_bytes\":64,\"records\":%llu,"
-			    "\"off_rec_per_s\":%.1f,\"checkpoints_retained\":%u,"
-			    "\"max_gap_off_ms\":%.2f",
-			    q ? "," : "", z->name, (unsigned long long)z->keys,
-			    (unsigned long long)z->count, z->off_rps, z->retain, z->noise_max);
-			for (unsigned m = 0; m < 2; m++) {
-				const struct on_stats *o = &z->on[m];
-
-				fprintf(
-				    f,
-				    ",\"%s\":{\"on_rec_per_s\":%.1f,\"checkpoints_periodic\":%u,"
-				    "\"checkpoints_full_state\":%u,\"checkpoints_total\":%u,"
-				    "\"median_checkpoint_bytes\":%.0f,\"median_duration_ms\":%.2f,"
-				    "\"max_duration_ms\":%.2f,\"median_pause_ms\":%.2f,"
-				    "\"max_pause_ms\":%.2f,\"engine_max_snapshot_ms\":%.2f}",
-				    m ? "sync" : "async", o->rps, o->nperiodic, o->nfull, o->nckpt,
-				    o->bytes_med, o->dur_med, o->dur_max, o->pause_med,
-				    o->pause_max, o->snap_max);
-			}
-			fprintf(f, "}");
-		}
-		fprintf(f, "]}\n");
+		fprintf(f, "}");
+		for (unsigned op = op0; op <= op1; op++)
+			json_state(f, op ? "state_reduce" : "state", zs[op], nsizes);
+		fprintf(f, "}\n");
 		if (bench_json_close(f, PROG, args.json) < 0)
 			return 1;
 	}

@@ -24,16 +24,27 @@
  * disorder of the input stays below the watermark bound, so no element is
  * late and the references need no watermark logic.
  *
- * The aggregate window operator (sl_window_aggregate(), window.c) is
- * checkpointed asynchronously by default (the task copies its state, the
- * coordinator serialises the copy) and synchronously with
- * checkpoint-snapshot sync: sliding windows (60 / 20 ms, lateness 100:
- * panes in rings and fired windows kept) and session windows (gap 40,
- * merging entries), each in both modes, against brute-force references.
- * The copy is reused from one checkpoint to the next unless the
- * coordinator still holds it; these cases also run under TSan. The same
- * sliding windows once more with a field key (sl_key_by_field()) and a
- * built-in sum (sl_agg_sum_i64()): window.c's specialised loop.
+ * A rolling keyed reduce (sl_reduce(), sum, keyed by val % 1000: many
+ * keys) against its brute-force reference: every element's running sum of
+ * its key, in file order.
+ *
+ * Snapshots are asynchronous by default (the task copies its state into an
+ * image at the barrier, the coordinator serialises the image) and
+ * synchronous with checkpoint-snapshot sync: the joins, the general
+ * windows and the reduce run in both modes, as do the aggregate windows
+ * (sl_window_aggregate(), window.c): sliding windows (60 / 20 ms, lateness
+ * 100: panes in rings and fired windows kept) and session windows (gap 40,
+ * merging entries). The image is reused from one checkpoint to the next
+ * unless the coordinator still holds it; these cases also run under TSan.
+ * "Elements with strings" variants (joins, session windows) carry each
+ * value as a string too, which the functions read instead of the field:
+ * the images copy buffered elements' strings. "Copy fails" variants (interval join, session
+ * windows, reduce) set SLUICE_FREEZE_ENOMEM, which makes every 11th image allocation fail
+ * (core/checkpoint.c), so that some snapshots fall back to synchronous
+ * serialisation part way through a copy; they check that the hook refused
+ * allocations in the last, in-process run. The same sliding windows once
+ * more with a field key (sl_key_by_field()) and a built-in sum
+ * (sl_agg_sum_i64()): window.c's specialised loop.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -75,6 +86,18 @@ struct ev {
 };
 static const struct sl_type ev_type = SL_TYPE(struct ev);
 
+/*
+ * STRS: the same elements with the value also as a string ("v<val>"),
+ * which the join and window functions read instead of the field, so that
+ * a string lost or misplaced in a snapshot shows up as a wrong value.
+ */
+struct evs {
+	int64_t key, val; /* key first: key_ev() reads both types */
+	struct sl_str tag;
+};
+static const struct sl_type evs_type = SL_TYPE_STR1(struct evs, tag);
+static bool g_strs; /* the job under test uses struct evs */
+
 struct jo {
 	int64_t key, lval, rval;
 };
@@ -90,7 +113,25 @@ struct rec {
 };
 
 /* The operator under test. */
-enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS, KEYED, AGG_SLIDE, AGG_SESSION, AGG_BUILTIN };
+enum kind { IJOIN, WJOIN, SESSION, CONTINUOUS, KEYED, AGG_SLIDE, AGG_SESSION, AGG_BUILTIN, REDUCE };
+
+/* How the operator under test snapshots. */
+enum snap {
+	ASYNC, /* checkpoint-snapshot async (the default) */
+	SYNC,  /* checkpoint-snapshot sync */
+	FAULT, /* async, with SLUICE_FREEZE_ENOMEM: some copies fail, serialised at once */
+	STRS,  /* async, elements with a string field that the functions read */
+};
+
+/*
+ * Every FAULT_NTH image allocation fails (core/checkpoint.c's test hook).
+ * A freeze asks for 4 (reduce), 6 (join) or 7 (general window) buffers:
+ * some copies fail part way, others complete; the last run's final
+ * checkpoint (3 subtasks, at least 12 requests) meets at least one failure.
+ */
+#define FAULT_NTH "11"
+/* core/sli_checkpoint.h: image allocations the hook refused in this process. */
+unsigned long sli_img_faults(void);
 
 static char tmpdir[256], lpath[300], rpath[300];
 static struct rec lrec[NREC], rrec[NREC];
@@ -130,6 +171,24 @@ static int write_side(const char *path, struct rec *r, int64_t vbase, unsigned s
 	return fclose(f) == 0 ? 0 : -1;
 }
 
+/* The value of element @e of a batch whose arena is @src's (the string under STRS). */
+static int64_t val_of(const void *e, const struct sl_batch *src)
+{
+	const struct evs *x = e;
+	char buf[32];
+
+	if (!g_strs)
+		return ((const struct ev *)e)->val;
+	if (x->tag.len < 2 || x->tag.len >= sizeof(buf))
+		return INT64_MIN / 4; /* a wrong line, not a crash */
+	memcpy(buf, src->arena + x->tag.off, x->tag.len);
+	buf[x->tag.len] = '\0';
+	return buf[0] == 'v' ? strtoll(buf + 1, NULL, 10) : INT64_MIN / 4;
+}
+
+static int parse_evs(const char *line, size_t len, struct sl_batch *out, void *elem, int64_t *ts,
+		     char *why, size_t whylen, void *arg);
+
 static int parse_ev(const char *line, size_t len, struct sl_batch *out, void *elem, int64_t *ts,
 		    char *why, size_t whylen, void *arg)
 {
@@ -148,6 +207,23 @@ static int parse_ev(const char *line, size_t len, struct sl_batch *out, void *el
 	return 1;
 }
 
+static int parse_evs(const char *line, size_t len, struct sl_batch *out, void *elem, int64_t *ts,
+		     char *why, size_t whylen, void *arg)
+{
+	struct evs *e = elem;
+	struct ev v;
+	char tag[32];
+	int rc = parse_ev(line, len, out, &v, ts, why, whylen, arg);
+
+	if (rc < 0)
+		return rc;
+	e->key = v.key;
+	e->val = -1; /* the functions read the string */
+	snprintf(tag, sizeof(tag), "v%" PRId64, v.val);
+	rc = sl_batch_add_str(out, tag, (uint32_t)strlen(tag), &e->tag);
+	return rc < 0 ? rc : 1;
+}
+
 static void key_ev(const void *e, const struct sl_batch *src, struct sl_key *out)
 {
 	(void)src;
@@ -158,10 +234,10 @@ static void key_ev(const void *e, const struct sl_batch *src, struct sl_key *out
 static int ij_fn(const void *l, int64_t lts, const struct sl_batch *lsrc, const void *r,
 		 int64_t rts, const struct sl_batch *rsrc, struct sl_collector *out, void *arg)
 {
-	const struct ev *a = l, *b = r;
-	struct jo o = { a->key, a->val, b->val };
+	const struct ev *a = l;
+	struct jo o = { a->key, val_of(l, lsrc), val_of(r, rsrc) };
 
-	(void)lts, (void)rts, (void)lsrc, (void)rsrc, (void)arg;
+	(void)lts, (void)rts, (void)arg;
 	return sl_emit(out, &o, 0, NULL);
 }
 
@@ -169,10 +245,10 @@ static int wj_fn(const void *l, const struct sl_batch *lsrc, const void *r,
 		 const struct sl_batch *rsrc, const struct sl_window *w, struct sl_collector *out,
 		 void *arg)
 {
-	const struct ev *a = l, *b = r;
-	struct jo o = { a->key, a->val, b->val };
+	const struct ev *a = l;
+	struct jo o = { a->key, val_of(l, lsrc), val_of(r, rsrc) };
 
-	(void)lsrc, (void)rsrc, (void)w, (void)arg;
+	(void)w, (void)arg;
 	return sl_emit(out, &o, 0, NULL);
 }
 
@@ -194,7 +270,7 @@ static int sess_proc(const struct sl_window_ctx *ctx, const struct sl_batch *con
 	(void)arg;
 	memcpy(&o.key, ctx->key.ptr, sizeof(o.key));
 	for (uint32_t i = 0; i < contents->n; i++)
-		o.sum += ((const struct ev *)sl_batch_elem(contents, i))->val;
+		o.sum += val_of(sl_batch_elem(contents, i), contents);
 	return sl_emit(out, &o, 0, NULL);
 }
 
@@ -387,8 +463,11 @@ struct setup {
 /* Build and run the job of @s. Return sl_job_run()'s result. */
 static int run_job(const struct setup *s)
 {
-	struct sl_lines_conf lc = { .path = lpath, .parse = parse_ev, .rate = s->rate };
-	struct sl_lines_conf rc_ = { .path = rpath, .parse = parse_ev, .rate = s->rate };
+	struct sl_lines_conf lc = { .path = lpath,
+				    .parse = g_strs ? parse_evs : parse_ev,
+				    .rate = s->rate };
+	struct sl_lines_conf rc_ = lc;
+	const struct sl_type *in_type = g_strs ? &evs_type : &ev_type;
 	struct sl_part_sink_conf pc = { .dir = s->out, .format = jo_format, .fsync = true };
 	struct sl_window_conf sess = { .assigner = sl_assigner_session(GAP), .process = sess_proc };
 	struct sl_window_conf cont = { .assigner = sl_assigner_tumbling(TSIZE, 0),
@@ -422,14 +501,16 @@ static int run_job(const struct setup *s)
 	for (unsigned i = 0; i < (s->ck != NULL ? 6u : 1u) && rc == 0; i++)
 		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
-	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, &ev_type), 1);
+	rc_.path = rpath;
+	l = sl_set_parallelism(sl_source(job, "left", &sl_lines_ops, &lc, in_type), 1);
 	/* The keyed process function: another key, many of them (a small state-memory spills). */
 	l = sl_assign_watermarks(l, &ws);
-	l = s->kind == AGG_BUILTIN ? sl_key_by_field(l, offsetof(struct ev, key), sizeof(int64_t))
-				   : sl_key_by(l, s->kind == KEYED ? key_mod : key_ev);
+	l = s->kind == AGG_BUILTIN
+		? sl_key_by_field(l, offsetof(struct ev, key), sizeof(int64_t))
+		: sl_key_by(l, s->kind == KEYED || s->kind == REDUCE ? key_mod : key_ev);
 	r = NULL;
 	if (s->kind == IJOIN || s->kind == WJOIN) {
-		r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, &ev_type), 1);
+		r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, in_type), 1);
 		r = sl_key_by(sl_assign_watermarks(r, &ws), key_ev);
 	}
 	switch (s->kind) {
@@ -445,6 +526,10 @@ static int run_job(const struct setup *s)
 		break;
 	case CONTINUOUS:
 		j = sl_window(l, "window", &cont, &ev_type);
+		pc.format = ev_format;
+		break;
+	case REDUCE:
+		j = sl_reduce(l, "reduce", sum_reduce, NULL, SL_REDUCE_ROLLING);
 		pc.format = ev_format;
 		break;
 	case AGG_SLIDE:
@@ -547,6 +632,33 @@ static int cmp_rec(const void *a, const void *b)
 
 /* Sessions: per key, in time order, a gap over GAP ends a session [first, last + GAP) (touching
  * windows merge, as Flink's TimeWindow.intersects). */
+/*
+ * Rolling reduce keyed by val % KP_KEYS: per element, in the file's order
+ * (a key's elements travel one channel), the key's running sum, with the
+ * key field of its first element and the element's timestamp.
+ */
+static void rolling(struct lines *want)
+{
+	static int64_t sum[KP_KEYS], first[KP_KEYS];
+	static bool seen[KP_KEYS];
+	char buf[160];
+
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < NREC; i++) {
+		int64_t g = lrec[i].val % KP_KEYS;
+
+		if (!seen[g]) {
+			seen[g] = true;
+			first[g] = lrec[i].key;
+			sum[g] = 0;
+		}
+		sum[g] += lrec[i].val;
+		snprintf(buf, sizeof(buf), "%" PRId64 ",%" PRId64 ",%" PRId64, first[g], sum[g],
+			 lrec[i].ts);
+		lines_add(want, buf);
+	}
+}
+
 static void sessions(struct lines *want)
 {
 	static struct rec v[NREC];
@@ -706,10 +818,16 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static void kill_restore(enum kind kind, bool ua, bool sync)
+static void kill_restore(enum kind kind, bool ua, enum snap md)
 {
-	static const char *const names[] = { "ij",    "wj",	   "session",	  "continuous",
-					     "keyed", "agg-slide", "agg-session", "agg-builtin" };
+	static const char *const names[] = { "ij",	    "wj",	   "session",
+					     "continuous",  "keyed",	   "agg-slide",
+					     "agg-session", "agg-builtin", "reduce" };
+	static const char *const modes[] = { "", "-sync", "-fault", "-str" };
+	bool sync = md == SYNC;
+	unsigned long faults;
+
+	g_strs = md == STRS;
 	char out[400], ck[400];
 	struct lines want = { 0 }, got = { 0 };
 	unsigned seed = (unsigned)time(NULL);
@@ -717,14 +835,16 @@ static void kill_restore(enum kind kind, bool ua, bool sync)
 	int kills = 0;
 
 	snprintf(out, sizeof(out), "%s/out-%s%s%s/", tmpdir, names[kind], ua ? "-ua" : "",
-		 sync ? "-sync" : "");
-	snprintf(ck, sizeof(ck), "%s/ck-%s%s%s", tmpdir, names[kind], ua ? "-ua" : "",
-		 sync ? "-sync" : "");
+		 modes[md]);
+	snprintf(ck, sizeof(ck), "%s/ck-%s%s%s", tmpdir, names[kind], ua ? "-ua" : "", modes[md]);
 	fresh_dir(out);
 	if (kind == IJOIN || kind == WJOIN) {
 		reference(kind == WJOIN, &want);
 	} else if (kind == SESSION || kind == AGG_SESSION) {
 		sessions(&want);
+		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
+	} else if (kind == REDUCE) {
+		rolling(&want);
 		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
 	} else if (kind == AGG_SLIDE || kind == AGG_BUILTIN) {
 		slides(&want, kind == AGG_BUILTIN);
@@ -743,6 +863,8 @@ static void kill_restore(enum kind kind, bool ua, bool sync)
 	CU_ASSERT(same("uninterrupted", &got, &want) == 0);
 	lines_free(&got);
 
+	if (md == FAULT)
+		CU_ASSERT_FATAL(setenv("SLUICE_FREEZE_ENOMEM", FAULT_NTH, 1) == 0);
 	printf("\n  kill seed %u\n", seed);
 	srand(seed);
 	fresh_dir(out);
@@ -775,83 +897,93 @@ static void kill_restore(enum kind kind, bool ua, bool sync)
 	CU_ASSERT(kills == 6);
 	/* The last run rescales the join: key groups move between subtasks. */
 	/* Unaligned: in-flight data restores only at its parallelism (checkpoint.c). */
+	faults = sli_img_faults();
 	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, ua ? 2 : 3, 0, ua, sync }) == 0);
+	if (md == FAULT) {
+		/* The final checkpoint froze each subtask: some copies failed (the hook works). */
+		CU_ASSERT(sli_img_faults() > faults);
+		CU_ASSERT(unsetenv("SLUICE_FREEZE_ENOMEM") == 0);
+	}
 	committed(out, &got);
 	CU_ASSERT(same("after kills and a rescale", &got, &want) == 0);
 	lines_free(&got);
 	lines_free(&want);
+	g_strs = false;
 }
 
-static void test_interval(void)
-{
-	kill_restore(IJOIN, false, false);
-}
+#define KILL_TEST(fn, kind, ua, md)         \
+	static void fn(void)                \
+	{                                   \
+		kill_restore(kind, ua, md); \
+	}
 
-static void test_window(void)
-{
-	kill_restore(WJOIN, false, false);
-}
-
-static void test_session(void)
-{
-	kill_restore(SESSION, false, false);
-}
-
-static void test_continuous(void)
-{
-	kill_restore(CONTINUOUS, false, false);
-}
-
-static void test_keyed(void)
-{
-	kill_restore(KEYED, false, false);
-}
-
-static void test_interval_unaligned(void)
-{
-	kill_restore(IJOIN, true, false);
-}
-
-static void test_agg_slide(void)
-{
-	kill_restore(AGG_SLIDE, false, false);
-}
-
-static void test_agg_slide_sync(void)
-{
-	kill_restore(AGG_SLIDE, false, true);
-}
-
-static void test_agg_session(void)
-{
-	kill_restore(AGG_SESSION, false, false);
-}
-
-static void test_agg_session_sync(void)
-{
-	kill_restore(AGG_SESSION, false, true);
-}
-
-static void test_agg_builtin(void)
-{
-	kill_restore(AGG_BUILTIN, false, false);
-}
+KILL_TEST(test_interval, IJOIN, false, ASYNC)
+KILL_TEST(test_interval_sync, IJOIN, false, SYNC)
+KILL_TEST(test_interval_fault, IJOIN, false, FAULT)
+KILL_TEST(test_interval_strs, IJOIN, false, STRS)
+KILL_TEST(test_window, WJOIN, false, ASYNC)
+KILL_TEST(test_window_strs, WJOIN, false, STRS)
+KILL_TEST(test_window_sync, WJOIN, false, SYNC)
+KILL_TEST(test_session, SESSION, false, ASYNC)
+KILL_TEST(test_session_sync, SESSION, false, SYNC)
+KILL_TEST(test_session_fault, SESSION, false, FAULT)
+KILL_TEST(test_session_strs, SESSION, false, STRS)
+KILL_TEST(test_continuous, CONTINUOUS, false, ASYNC)
+KILL_TEST(test_continuous_sync, CONTINUOUS, false, SYNC)
+KILL_TEST(test_keyed, KEYED, false, ASYNC)
+KILL_TEST(test_interval_unaligned, IJOIN, true, ASYNC)
+KILL_TEST(test_reduce, REDUCE, false, ASYNC)
+KILL_TEST(test_reduce_sync, REDUCE, false, SYNC)
+KILL_TEST(test_reduce_fault, REDUCE, false, FAULT)
+KILL_TEST(test_agg_slide, AGG_SLIDE, false, ASYNC)
+KILL_TEST(test_agg_slide_sync, AGG_SLIDE, false, SYNC)
+KILL_TEST(test_agg_session, AGG_SESSION, false, ASYNC)
+KILL_TEST(test_agg_session_sync, AGG_SESSION, false, SYNC)
+KILL_TEST(test_agg_builtin, AGG_BUILTIN, false, ASYNC)
 
 int main(void)
 {
 	CU_TestInfo tests[] = {
-		{ "interval join: kill -9 and restore, then rescale: exactly the reference",
+		{ "interval join, async snapshots: kill -9 and restore, then rescale: the "
+		  "reference",
 		  test_interval },
-		{ "window join: kill -9 and restore, then rescale: exactly the reference",
+		{ "interval join, sync snapshots: kill -9 and restore, then rescale: the reference",
+		  test_interval_sync },
+		{ "interval join, async snapshots whose copy fails now and then: kill -9, restore",
+		  test_interval_fault },
+		{ "interval join, elements with strings, async snapshots: kill -9, restore, "
+		  "rescale",
+		  test_interval_strs },
+		{ "window join, async snapshots: kill -9 and restore, then rescale: the reference",
 		  test_window },
-		{ "session windows, process function: kill -9, restore, rescale: the reference",
+		{ "window join, elements with strings, async snapshots: kill -9, restore, rescale",
+		  test_window_strs },
+		{ "window join, sync snapshots: kill -9 and restore, then rescale: the reference",
+		  test_window_sync },
+		{ "session windows, process function, async snapshots: kill -9, restore, rescale",
 		  test_session },
-		{ "continuous trigger, reduce, lateness: kill -9, restore, rescale: uninterrupted",
+		{ "session windows, process function, sync snapshots: kill -9, restore, rescale",
+		  test_session_sync },
+		{ "session windows, async snapshots whose copy fails now and then: kill -9, "
+		  "restore",
+		  test_session_fault },
+		{ "session windows, elements with strings, async snapshots: kill -9, restore",
+		  test_session_strs },
+		{ "continuous trigger, reduce, lateness, async snapshots: kill -9, restore, "
+		  "rescale",
 		  test_continuous },
+		{ "continuous trigger, reduce, lateness, sync snapshots: kill -9, restore, rescale",
+		  test_continuous_sync },
 		{ "keyed process, spilled keyed state and timers: kill -9, restore, rescale",
 		  test_keyed },
 		{ "interval join, unaligned checkpoints (in-flight data): kill -9, restore",
 		  test_interval_unaligned },
+		{ "rolling keyed reduce, 1000 keys, async snapshots: kill -9, restore, rescale",
+		  test_reduce },
+		{ "rolling keyed reduce, 1000 keys, sync snapshots: kill -9, restore, rescale",
+		  test_reduce_sync },
+		{ "rolling keyed reduce, async snapshots whose copy fails now and then: kill -9",
+		  test_reduce_fault },
 		{ "aggregate sliding windows, async snapshots: kill -9, restore, rescale",
 		  test_agg_slide },
 		{ "aggregate sliding windows, sync snapshots: kill -9, restore, rescale",
