@@ -1967,22 +1967,16 @@ void sli_win_frozen_put(struct sli_win_frozen *f)
 		fz_free(f);
 }
 
-/* Make *@dst hold @n bytes (25% headroom; its contents are not kept). */
+/* Make *@dst hold @n bytes: sli_img_room() (its fault hook included) on a pointer and a capacity.
+ */
 static int fz_room(void *dst, size_t *cap, size_t n)
 {
-	void **d = dst;
+	struct sli_img_buf b = { *(void **)dst, *cap };
+	int rc = sli_img_room(&b, n);
 
-	if (n > *cap) {
-		size_t c = n + n / 4;
-		void *p = malloc(c);
-
-		if (p == NULL)
-			return -ENOMEM;
-		free(*d);
-		*d = p;
-		*cap = c;
-	}
-	return 0;
+	*(void **)dst = b.p;
+	*cap = b.cap;
+	return rc;
 }
 
 /* Set up array @ai of @f for @n elements of @esz bytes at @src. Return 0 or -ENOMEM. */

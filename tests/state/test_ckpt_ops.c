@@ -937,6 +937,7 @@ KILL_TEST(test_reduce_sync, REDUCE, false, SYNC)
 KILL_TEST(test_reduce_fault, REDUCE, false, FAULT)
 KILL_TEST(test_agg_slide, AGG_SLIDE, false, ASYNC)
 KILL_TEST(test_agg_slide_sync, AGG_SLIDE, false, SYNC)
+KILL_TEST(test_agg_slide_fault, AGG_SLIDE, false, FAULT)
 KILL_TEST(test_agg_session, AGG_SESSION, false, ASYNC)
 KILL_TEST(test_agg_session_sync, AGG_SESSION, false, SYNC)
 KILL_TEST(test_agg_builtin, AGG_BUILTIN, false, ASYNC)
@@ -988,6 +989,9 @@ int main(void)
 		  test_agg_slide },
 		{ "aggregate sliding windows, sync snapshots: kill -9, restore, rescale",
 		  test_agg_slide_sync },
+		{ "aggregate sliding windows, copy-on-write snapshots whose image fails now and "
+		  "then: kill -9, restore",
+		  test_agg_slide_fault },
 		{ "aggregate session windows, async snapshots: kill -9, restore, rescale",
 		  test_agg_session },
 		{ "aggregate session windows, sync snapshots: kill -9, restore, rescale",
