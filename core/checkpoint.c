@@ -43,10 +43,12 @@
 
 #include "sli_checkpoint.h"
 #include "sli_ckpt.h"
+#include "sli_ckpt_chan.h"
 #include "sli_exec.h"
 #include "sli_snap.h"
 
-enum { ENT_OP = 0, ENT_WMGEN = 1, ENT_CHAN = 2 };
+/* ENT_CHAN: channel state before ENT_CHANS (still read); see "Unaligned checkpoints". */
+enum { ENT_OP = 0, ENT_WMGEN = 1, ENT_CHAN = 2, ENT_CHANS = 3 };
 
 #define TASK_MAGIC	 "SLTASK01"
 #define MANIFEST_MAGIC	 "sluice-checkpoint "
@@ -827,13 +829,48 @@ static int try_align(struct sli_subtask *st)
  * own barrier n or its end: those events precede barrier n upstream, so
  * the upstream snapshots will not send them again, and the subtask's
  * snapshot does not contain their effect. They are the channel state,
- * written with the snapshot (an ENT_CHAN entry) once every channel
- * delivered its barrier, and replayed first on restore, in order, so the
- * watermarks evolve as they did. Barriers wait behind the output already
- * queued in the rings (they do not overtake it, as Flink's do); what is
- * queued downstream is before the barrier there, so it needs no saving.
- * Channel state belongs to an input channel of one subtask: a restore at
- * another parallelism refuses it. Savepoints are always aligned.
+ * written with the snapshot (an ENT_CHANS entry of the head operator:
+ * per channel {u32 channel, u32 events, u32 input side, i64 the
+ * channel's watermark when recording began, the events in
+ * sli_ckpt_chan.h's format}) once every channel delivered its barrier.
+ * Barriers wait behind the output already queued in the rings (they do
+ * not overtake it, as Flink's do); what is queued downstream is before
+ * the barrier there, so it needs no saving. Savepoints are always
+ * aligned.
+ *
+ * Restore, same channels (the operator heads its task at the parallelism
+ * of the checkpoint, and every upstream operator of the task's inputs
+ * kept its parallelism): each channel's log goes to the same channel's
+ * replay queue, every event as recorded, read before the ring, so the
+ * watermarks evolve as they did.
+ *
+ * Restore, rescaled (anything else: another parallelism of the operator
+ * or of an upstream one, or the operator now chained behind another, as
+ * at parallelism 1): like Flink's rescaling of channel state, every
+ * recorded element goes to exactly one new subtask: an element of a
+ * keyed exchange (its recorded key hash) to the owner of its key group,
+ * any other element to subtask (old index mod new parallelism), so the
+ * elements of one old channel stay together and in order. A new subtask
+ * takes its share of every old subtask's logs into one queue that it
+ * feeds to the operator (on the recorded input side) before it takes a
+ * barrier or reads a ring (sli_ckpt_inject()). Watermarks, idleness and
+ * activity in the logs are dropped, as Flink keeps none in channel state:
+ * they preceded barrier n upstream, so the restored upstream sends
+ * watermarks at least as high again (a source starts from the watermark
+ * it had at barrier n), and the valve cannot move while the operator's
+ * queue is not empty. What an element is judged against is the
+ * operator's restored watermark: the smallest of its key groups'
+ * sections, which may come from another old subtask than the element's
+ * log and be higher than any watermark the element saw: a record in
+ * flight to subtask A when subtask B has already seen a later watermark
+ * of the same producer. So the watermark of the operator and of every
+ * operator after it in the chain is lowered to the smallest watermark
+ * the replayed logs' channels had when they began recording (a lower
+ * bound of the watermark each replayed element followed): an element
+ * within the out-of-orderness bound of its channel's watermarks is then
+ * never late, as it was not before. Windows that fired before the
+ * checkpoint keep no fire timer and do not fire again; the lower
+ * watermark only makes later firings wait for the valve.
  */
 
 /* Channel @ch stops recording and forgets its log. */
@@ -859,22 +896,11 @@ static void drop_unaligned(struct sli_subtask *st)
 int sli_ckpt_record(struct sli_subtask *st, unsigned c, const struct sl_batch *b)
 {
 	struct sli_inchan *ch = &st->in[c];
-	struct sli_snap_buf *l = &ch->log;
-	uint32_t hdr[5] = { b->kind, b->n, b->elem_size, b->flags & SL_BATCH_F_KEYED,
-			    b->arena_used };
 	int rc;
 
-	if (b->kind != SL_EVENT_DATA) {
-		rc = sli_snap_buf_put(l, hdr, 4);
-		rc = rc < 0 ? rc : sli_snap_buf_put(l, &b->value, 8);
-	} else {
-		rc = sli_snap_buf_put(l, hdr, sizeof(hdr));
-		rc = rc < 0 ? rc : sli_snap_buf_put(l, b->data, (size_t)b->n * b->elem_size);
-		rc = rc < 0 ? rc : sli_snap_buf_put(l, b->ts, (size_t)b->n * 8);
-		if (rc == 0 && hdr[3])
-			rc = sli_snap_buf_put(l, b->key, (size_t)b->n * 8);
-		rc = rc < 0 ? rc : sli_snap_buf_put(l, b->arena, b->arena_used);
-	}
+	if (ch->nlog == 0)
+		ch->log_wm = ch->watermark; /* a rescaled restore's bound (see above) */
+	rc = sli_chan_log_put(&ch->log, b);
 	if (rc < 0) {
 		sli_fail(&st->ops[0], rc, "checkpoint %" PRId64 ": cannot record in-flight data",
 			 st->ck.aligning);
@@ -884,7 +910,7 @@ int sli_ckpt_record(struct sli_subtask *st, unsigned c, const struct sl_batch *b
 	return 0;
 }
 
-/* The channel state of @st as an ENT_CHAN entry of @b: {u32 channel, u32 events, bytes}. */
+/* The channel state of @st as an ENT_CHANS entry of @b (see "Unaligned checkpoints"). */
 static int chan_entry(struct sli_subtask *st, struct sli_snap_buf *b, uint32_t *nent)
 {
 	struct sl_snap_writer w;
@@ -899,10 +925,12 @@ static int chan_entry(struct sli_subtask *st, struct sli_snap_buf *b, uint32_t *
 		rc = sl_snap_section(&w, SL_SNAP_OP);
 		rc = rc < 0 ? rc : sl_snap_put_u32(&w, c);
 		rc = rc < 0 ? rc : sl_snap_put_u32(&w, ch->nlog);
+		rc = rc < 0 ? rc : sl_snap_put_u32(&w, ch->input);
+		rc = rc < 0 ? rc : sl_snap_put_i64(&w, ch->log_wm);
 		rc = rc < 0 ? rc : sl_snap_put_bytes(&w, ch->log.p, ch->log.len);
 	}
 	if (rc == 0) /* nothing recorded: no entry */
-		rc = blob_entry(b, st->ops[0].node->name, ENT_CHAN, st->ops[0].info.index,
+		rc = blob_entry(b, st->ops[0].node->name, ENT_CHANS, st->ops[0].info.index,
 				st->ops[0].info.parallelism, &w, nent);
 	sli_snap_writer_free(&w);
 	return rc;
@@ -1043,6 +1071,11 @@ void sli_ckpt_sub_free(struct sli_subtask *st)
 		ch->replay = NULL;
 		ch->nreplay = ch->replay_pos = 0;
 	}
+	for (unsigned i = st->ck.inj_pos; i < st->ck.ninj; i++)
+		sli_pool_put(&st->w->pool, st->ck.inj[i].b);
+	free(st->ck.inj);
+	st->ck.inj = NULL;
+	st->ck.ninj = st->ck.inj_pos = st->ck.capinj = 0;
 }
 
 /* Without checkpoints, two-phase-commit sinks commit at the end of their input. */
@@ -1998,6 +2031,12 @@ static int load(struct sli_ckpt_run *ck, const char *path, int64_t *id, char *er
 		bool found = false;
 		for (unsigned i = 0; i < job->nnodes && !found; i++)
 			found = strcmp(job->nodes[i]->name, ck->ents[e].name) == 0;
+		if (!found && (ck->ents[e].kind == ENT_CHAN || ck->ents[e].kind == ENT_CHANS))
+			return rs_fail(errbuf, errlen, -EINVAL,
+				       "%s '%s': '%s' holds in-flight data (the channel state of "
+				       "an unaligned checkpoint) of operator '%s', which job '%s' "
+				       "does not have: restore it into the job that wrote it",
+				       m.what, path, ck->ents[e].file, ck->ents[e].name, job->name);
 		if (!found)
 			return rs_fail(errbuf, errlen, -EINVAL,
 				       "%s '%s' has state of operator '%s', which job '%s' "
@@ -2465,141 +2504,207 @@ static int replay_add(struct sli_inchan *ch, struct sl_batch *b)
 	return 0;
 }
 
-/* One recorded event of channel @c from @r into its replay queue (data split to fit). */
-static int replay_event(struct sli_subtask *st, unsigned c, struct sl_snap_reader *r)
+static int to_channel(void *ch, struct sl_batch *b)
 {
-	struct sli_inchan *ch = &st->in[c];
-	const struct sl_type *t = in_type(st, c);
-	uint32_t hdr[5];
-	struct sl_batch view = { 0 }, *b = NULL;
-	int64_t value;
-	int rc = sl_snap_get(r, hdr, 4);
+	return replay_add(ch, b);
+}
 
+/* Where a rescaled restore's elements go: the queue of chain operator @op, input @input. */
+struct inj_to {
+	struct sli_subtask *st;
+	unsigned op, input;
+};
+
+static int to_op(void *arg, struct sl_batch *b)
+{
+	struct inj_to *to = arg;
+	struct sli_ckpt_sub *c = &to->st->ck;
+
+	if (c->ninj == c->capinj) {
+		unsigned cap = c->capinj ? 2 * c->capinj : 16;
+		struct sli_ckpt_inj *ni = realloc(c->inj, cap * sizeof(*ni));
+
+		if (ni == NULL)
+			return -ENOMEM;
+		c->inj = ni;
+		c->capinj = cap;
+	}
+	c->inj[c->ninj++] = (struct sli_ckpt_inj){ b, to->op, to->input };
+	return 0;
+}
+
+int sli_ckpt_inject(struct sli_subtask *st)
+{
+	struct sli_ckpt_sub *c = &st->ck;
+	struct sli_ckpt_inj in = c->inj[c->inj_pos++];
+
+	if (c->inj_pos == c->ninj) {
+		free(c->inj);
+		c->inj = NULL;
+		c->ninj = c->inj_pos = c->capinj = 0;
+	}
+	return sli_op_batch2(&st->ops[in.op], in.input, in.b);
+}
+
+/* The old parallelism of operator @name (the manifest's op line), 0 if it has none. */
+static unsigned rs_parallelism(const struct sli_ckpt_run *ck, const char *name)
+{
+	for (unsigned i = 0; i < ck->nrops; i++)
+		if (strcmp(ck->rops[i].name, name) == 0)
+			return ck->rops[i].parallelism;
+	return 0;
+}
+
+/*
+ * Does @op read the channels of the subtask that wrote entry @en: it heads
+ * its task at the checkpoint's parallelism, and the upstream operator of
+ * each input runs at its old parallelism (so exchanges and channel
+ * numbers are the same)?
+ */
+static bool same_channels(const struct sli_ckpt_run *ck, const struct sli_opi *op,
+			  const struct rs_entry *en)
+{
+	const struct sli_task *task = op->st->task;
+
+	if (op != &op->st->ops[0] || en->parallelism != op->info.parallelism)
+		return false;
+	for (unsigned k = 0; k < task->nin; k++)
+		if (rs_parallelism(ck, task->in[k]->from->name) != task->in[k]->from->parallelism)
+			return false;
+	return true;
+}
+
+/* One channel's log in a channel-state entry. */
+struct chan_rec {
+	uint32_t c, n, input; /* input UINT32_MAX: not recorded (ENT_CHAN) */
+	int64_t wm;	      /* its watermark when recording began (ENT_CHAN: INT64_MIN) */
+	struct sli_snap_sec events;
+};
+
+/* The next channel log of entry @en from @r into @x: 1, 0 at the end, or -errno. */
+static int next_rec(struct sl_snap_reader *r, const struct rs_entry *en, struct chan_rec *x)
+{
+	const void *bytes;
+	uint32_t len, sec;
+	int rc;
+
+	while (sl_snap_left(r) == 0) {
+		rc = sl_snap_next(r, &sec);
+		if (rc <= 0)
+			return rc;
+	}
+	x->input = UINT32_MAX;
+	x->wm = INT64_MIN;
+	rc = sl_snap_get_u32(r, &x->c);
+	rc = rc < 0 ? rc : sl_snap_get_u32(r, &x->n);
+	if (rc == 0 && en->kind == ENT_CHANS) {
+		rc = sl_snap_get_u32(r, &x->input);
+		rc = rc < 0 ? rc : sl_snap_get_i64(r, &x->wm);
+	}
+	rc = rc < 0 ? rc : sl_snap_get_bytes(r, &bytes, &len);
 	if (rc < 0)
 		return rc;
-	if (hdr[0] != SL_EVENT_DATA) {
-		if (hdr[0] != SL_EVENT_WATERMARK && hdr[0] != SL_EVENT_IDLE &&
-		    hdr[0] != SL_EVENT_ACTIVE)
-			return sl_snap_bad(r, "in-flight data: an unknown event");
-		rc = sl_snap_get_i64(r, &value);
-		if (rc == 0 && (b = sli_pool_get_event(&st->w->pool, hdr[0], value)) == NULL)
-			rc = -ENOMEM;
-		return rc < 0 ? rc : replay_add(ch, b);
-	}
-	rc = sl_snap_get(r, hdr + 1, 16);
-	if (rc < 0)
-		return rc;
-	if (t == NULL || hdr[2] != t->size)
-		return sl_snap_bad(r, "in-flight data of another element size");
-	view.kind = SL_EVENT_DATA;
-	view.n = view.cap = hdr[1];
-	view.elem_size = hdr[2];
-	view.flags = hdr[3] ? SL_BATCH_F_KEYED : 0;
-	view.arena_used = view.arena_cap = hdr[4];
-	if (sl_snap_left(r) < (uint64_t)view.n * (view.elem_size + 8 + (hdr[3] ? 8 : 0)) + hdr[4])
-		return sl_snap_bad(r, "in-flight data: truncated");
-	/* The reader's bytes, read in place (sl_snap_get copies; the view only points). */
-	uint8_t *p = malloc((size_t)view.n * (view.elem_size + 16) + hdr[4] + 1);
-	if (p == NULL)
-		return -ENOMEM;
-	view.data = p;
-	view.ts = (int64_t *)(p + (size_t)view.n * view.elem_size);
-	view.key = (uint64_t *)(p + (size_t)view.n * (view.elem_size + 8));
-	view.arena = (char *)p + (size_t)view.n * (view.elem_size + 16);
-	rc = sl_snap_get(r, view.data, (size_t)view.n * view.elem_size);
-	rc = rc < 0 ? rc : sl_snap_get(r, view.ts, (size_t)view.n * 8);
-	if (rc == 0 && hdr[3])
-		rc = sl_snap_get(r, view.key, (size_t)view.n * 8);
-	rc = rc < 0 ? rc : sl_snap_get(r, view.arena, hdr[4]);
-	for (uint32_t i = 0; i < view.n && rc == 0; i++) {
-		if (b == NULL && (b = sli_pool_get(&st->w->pool, view.elem_size)) == NULL) {
-			rc = -ENOMEM;
-			break;
+	x->events = (struct sli_snap_sec){ SL_SNAP_OP, bytes, len, en->file };
+	return 1;
+}
+
+/* The input edge of @n on input side @input (UINT32_MAX: its only one), or NULL. */
+static const struct sli_edge *node_input(const struct sli_node *n, uint32_t input)
+{
+	for (unsigned e = 0; e < n->nin; e++)
+		if (n->in[e]->input == input || (input == UINT32_MAX && n->nin == 1))
+			return n->in[e];
+	return NULL;
+}
+
+/*
+ * Replay channel-state entry @en into @op's subtask: as recorded into the
+ * channels' replay queues, or (@rescale) @op's share into its queue.
+ */
+static int replay_entry(struct sli_opi *op, const struct rs_entry *en, bool rescale, uint64_t *fed)
+{
+	struct sli_subtask *st = op->st;
+	struct sl_snap_reader r;
+	struct chan_rec x;
+	int rc;
+
+	sli_snap_reader_init(&r, en->secs, en->nsecs, op->errbuf, sizeof(op->errbuf));
+	if (rescale && (en->index >= en->parallelism || en->parallelism > op->info.max_parallelism))
+		return sl_errbuf_set(op->errbuf, sizeof(op->errbuf), -EBADMSG,
+				     "%s: in-flight data of subtask %u of %u, which cannot exist",
+				     en->file, en->index, en->parallelism);
+	while ((rc = next_rec(&r, en, &x)) == 1) {
+		struct sli_chan_route rt = { .rescale = rescale,
+					     .from = en->index,
+					     .index = op->info.index,
+					     .parallelism = op->info.parallelism,
+					     .max_parallelism = op->info.max_parallelism };
+		const struct sli_edge *in = rescale ? node_input(op->node, x.input) : NULL;
+		struct inj_to to = { st, (unsigned)(op - st->ops), in ? in->input : 0 };
+		const struct sl_type *t;
+		struct sl_snap_reader cr;
+		uint64_t kept = 0;
+		void *arg;
+		uint32_t sec;
+
+		if (!rescale && x.c >= st->nin)
+			return sl_snap_bad(&r, "in-flight data of a channel the task lacks");
+		if (rescale && in == NULL)
+			return sl_snap_bad(&r,
+					   x.input == UINT32_MAX
+					       ? "in-flight data of an unknown input side "
+						 "(written before rescaling was possible)"
+					       : "in-flight data of an input the operator lacks");
+		if (rescale) {
+			t = in->port ? &in->from->side[in->port - 1] : &in->from->type;
+			rt.key = in->part == SLI_PART_HASH ? &in->key : NULL;
+			arg = &to;
+		} else {
+			t = in_type(st, x.c);
+			arg = &st->in[x.c];
 		}
-		b->flags = view.flags;
-		rc = b->n < b->cap ? sli_batch_copy_elem(b, &view, i, t) : -E2BIG;
-		if (rc == -E2BIG && b->n > 0) { /* full: queue it, the element goes in the next */
-			rc = replay_add(ch, b);
-			b = NULL;
-			i--;
-			continue;
+		/* The channel's events: a reader over just these bytes. */
+		sli_snap_reader_init(&cr, &x.events, 1, op->errbuf, sizeof(op->errbuf));
+		rc = sl_snap_next(&cr, &sec) == 1 ? 0 : -EBADMSG;
+		rc = rc < 0 ? rc
+			    : sli_chan_replay(&cr, x.n, t, &rt, &st->w->pool,
+					      rescale ? to_op : to_channel, arg, &kept);
+		if (rc == 0 && sl_snap_left(&cr) != 0)
+			rc = sl_snap_bad(&cr, "in-flight data: bytes after the last event");
+		if (rc < 0)
+			return rc;
+		*fed += rescale ? kept : 0;
+		if (kept > 0 && (!st->ck.capped || x.wm < st->ck.wm_cap)) {
+			st->ck.capped = true;
+			st->ck.wm_cap = x.wm;
 		}
-		if (rc == -E2BIG)
-			rc = sl_snap_bad(r,
-					 "in-flight data: a record larger than this job's batches");
 	}
-	if (rc == 0 && b != NULL) {
-		rc = replay_add(ch, b);
-		b = NULL;
-	}
-	if (b != NULL)
-		sli_pool_put(&st->w->pool, b);
-	free(p);
 	return rc;
 }
 
 /*
- * The channel state of head operator @op's subtask (unaligned checkpoints):
- * queued for replay, channel by channel, before anything the rings bring.
+ * The channel state recorded for operator @op (unaligned checkpoints),
+ * queued before anything the rings bring: see "Unaligned checkpoints".
  */
-static int restore_channels(struct sli_ckpt_run *ck, struct sli_opi *op)
+static int restore_channels(struct sli_ckpt_run *ck, struct sli_opi *op, uint64_t *fed)
 {
-	struct sli_subtask *st = op->st;
 	int rc = 0;
 
+	op->errbuf[0] = '\0';
 	for (unsigned e = 0; e < ck->nents && rc == 0; e++) {
 		const struct rs_entry *en = &ck->ents[e];
-		struct sl_snap_reader r;
-		uint32_t sec;
 
-		if (en->kind != ENT_CHAN || strcmp(en->name, op->node->name) != 0)
+		if ((en->kind != ENT_CHAN && en->kind != ENT_CHANS) ||
+		    strcmp(en->name, op->node->name) != 0)
 			continue;
-		if (en->parallelism != op->info.parallelism) {
-			sli_fail(
-			    op, -EINVAL,
-			    "'%s' holds in-flight data of operator '%s' at parallelism %u "
-			    "(an unaligned checkpoint): it cannot be restored at %u. Restore it "
-			    "at %u, or take a savepoint (always aligned) and rescale from that",
-			    ck->rs_path, op->node->name, en->parallelism, op->info.parallelism,
-			    en->parallelism);
-			return -EINVAL;
-		}
-		if (en->index != op->info.index)
-			continue;
-		sli_snap_reader_init(&r, en->secs, en->nsecs, op->errbuf, sizeof(op->errbuf));
-		int more;
-
-		while (rc == 0 && (more = sl_snap_next(&r, &sec)) != 0 &&
-		       (rc = more < 0 ? more : 0) == 0)
-			while (rc == 0 && sl_snap_left(&r) > 0) {
-				uint32_t c, n;
-				const void *bytes;
-				uint32_t len;
-
-				rc = sl_snap_get_u32(&r, &c);
-				rc = rc < 0 ? rc : sl_snap_get_u32(&r, &n);
-				rc = rc < 0 ? rc : sl_snap_get_bytes(&r, &bytes, &len);
-				if (rc == 0 && c >= st->nin)
-					rc = sl_snap_bad(
-					    &r, "in-flight data of a channel the task lacks");
-				if (rc < 0)
-					break;
-				/* The channel's events: a reader over just these bytes. */
-				struct sli_snap_sec one = { .section = SL_SNAP_OP,
-							    .p = bytes,
-							    .len = len,
-							    .file = en->file };
-				struct sl_snap_reader cr;
-				uint32_t s2;
-
-				sli_snap_reader_init(&cr, &one, 1, op->errbuf, sizeof(op->errbuf));
-				rc = sl_snap_next(&cr, &s2) == 1 ? 0 : -EBADMSG;
-				for (uint32_t i = 0; i < n && rc == 0; i++)
-					rc = replay_event(st, c, &cr);
-				if (rc == 0 && sl_snap_left(&cr) != 0)
-					rc = sl_snap_bad(
-					    &cr, "in-flight data: bytes after the last event");
-			}
+		if (op->node->kind == SLI_SOURCE)
+			rc = sl_errbuf_set(op->errbuf, sizeof(op->errbuf), -EINVAL,
+					   "%s holds in-flight data of '%s', now a source",
+					   en->file, en->name);
+		else if (same_channels(ck, op, en))
+			rc = en->index == op->info.index ? replay_entry(op, en, false, fed) : 0;
+		else
+			rc = replay_entry(op, en, true, fed);
 	}
 	if (rc < 0)
 		sli_fail(op, rc, "restoring in-flight data from '%s': %s", ck->rs_path,
@@ -2615,11 +2720,12 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 	struct sli_snap_sec *secs = NULL;
 	struct sl_snap_reader r;
 	unsigned nsecs = 0;
+	uint64_t fed = 0;
 	int rc = 0;
 
 	if (ck == NULL || ck->rs_path == NULL)
 		return 0;
-	if (op == &op->st->ops[0] && n->kind != SLI_SOURCE && (rc = restore_channels(ck, op)) < 0)
+	if ((rc = restore_channels(ck, op, &fed)) < 0)
 		return rc;
 	if (n->kind == SLI_SINK)
 		return 0;
@@ -2677,6 +2783,17 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 	}
 out:
 	free(secs);
+	/* Rescaled in-flight data: never judged against a later watermark (restore_channels()). */
+	if (rc == 0 && op->st->ck.capped && op->watermark > op->st->ck.wm_cap)
+		op->watermark = op->st->ck.wm_cap;
+	/* What a rescale did, for whoever checks it (tests/checkpoint/test_rescale_unaligned.py).
+	 */
+	if (rc == 0 && fed > 0)
+		sl_log(SL_LOG_INFO, "checkpoint",
+		       "operator '%s' subtask %u/%u: %" PRIu64 " in-flight elements rescaled, "
+		       "watermark bound %" PRId64 ", operator watermark %" PRId64,
+		       n->name, op->info.index, op->info.parallelism, fed, op->st->ck.wm_cap,
+		       op->watermark);
 	if (rc == 0)
 		sli_crash_point("restore");
 	if (rc < 0)

@@ -854,6 +854,13 @@ static enum step_result step(struct sli_subtask *st)
 		st->w->ndone++;
 		return STEP_WORK;
 	}
+	/* Rescaled in-flight data (checkpoint.c) before barriers and inputs: nothing cuts it. */
+	if (st->ck.inj_pos < st->ck.ninj) {
+		if (!drain_backlogs(st))
+			return STEP_BACKPRESSURED;
+		sli_ckpt_inject(st);
+		return STEP_WORK;
+	}
 	/* Unaligned checkpoints: an announced barrier is taken even under backpressure. */
 	if (st->ck.prio && sli_ckpt_prio_poll(st) < 0)
 		return STEP_WORK; /* failed (sli_fail): the worker stops */
@@ -899,8 +906,8 @@ static bool has_work(struct sli_worker *w)
 
 		if (st->drained)
 			continue;
-		if (st->done)
-			return true; /* its backlog drain is due */
+		if (st->done || st->ck.inj_pos < st->ck.ninj)
+			return true; /* its backlog drain or restored in-flight data is due */
 		/*
 		 * Restored in-flight data (unaligned checkpoints) is read before
 		 * the ring; a barrier announced ahead of the ring (relaxed: see

@@ -218,6 +218,17 @@ struct sli_ckpt_sub {
 	uint32_t pend_nent;
 	struct sli_ckpt_defer *pend_defer;
 	struct sl_snap_writer *w; /* [task->nchain], lazily */
+	/* Restored in-flight data of another parallelism, fed to the chain first. */
+	struct sli_ckpt_inj *inj;
+	unsigned ninj, inj_pos, capinj;
+	bool capped;	/* wm_cap is set: the chain's restored watermarks are at most it */
+	int64_t wm_cap; /* the lowest watermark the replayed channels began recording at */
+};
+
+/* A batch of rescaled in-flight data for chain operator @op, on its input side @input. */
+struct sli_ckpt_inj {
+	struct sl_batch *b;
+	unsigned op, input;
 };
 
 /*
@@ -233,6 +244,13 @@ void sli_ckpt_free(struct sli_exec *x);
 
 /* Restore one operator instance, after it opened, on its worker's thread. */
 int sli_ckpt_restore_op(struct sli_opi *op);
+/*
+ * Feed the next batch of restored, rescaled in-flight data (st->ck.inj,
+ * while inj_pos < ninj) to its operator. The worker calls it before it
+ * takes barriers or reads rings, so no checkpoint cuts the replay.
+ * Return what the operator returned (0 or -errno after sli_fail()).
+ */
+int sli_ckpt_inject(struct sli_subtask *st);
 
 /* Sources: a triggered barrier is due before the next poll. */
 bool sli_ckpt_due(const struct sli_subtask *st);

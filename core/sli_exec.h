@@ -60,6 +60,7 @@ struct sli_inchan {
 	/* Unaligned checkpoints (checkpoint.c): the channel's in-flight events */
 	bool recording;		  /* before its barrier, after the subtask's snapshot */
 	struct sli_snap_buf log;  /* what was recorded (the channel state) */
+	int64_t log_wm;		  /* @watermark when the recording began */
 	uint32_t nlog;		  /* events in @log */
 	struct sl_batch **replay; /* restored channel state, read before the ring */
 	unsigned nreplay, replay_pos;

@@ -243,8 +243,8 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .offset = offsetof(struct runtime_opts, ck_unaligned),
 	    .metavar = "true|false",
 	    .help = "exactly-once without blocking inputs at barriers: in-flight input becomes "
-		    "part of the checkpoint (default false; savepoints stay aligned; a checkpoint "
-		    "with in-flight data restores only at its parallelism)",
+		    "part of the checkpoint (default false; savepoints stay aligned; a restore at "
+		    "another --parallelism redistributes the in-flight data by key group)",
 	},
 	{
 	    .name = "checkpoint-snapshot",

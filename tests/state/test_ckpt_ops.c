@@ -895,10 +895,13 @@ static void kill_restore(enum kind kind, bool ua, enum snap md)
 		rate *= 0.7;
 	}
 	CU_ASSERT(kills == 6);
-	/* The last run rescales the join: key groups move between subtasks. */
-	/* Unaligned: in-flight data restores only at its parallelism (checkpoint.c). */
+	/*
+	 * The last run rescales the join: key groups move between subtasks, and
+	 * so does the in-flight data of an unaligned checkpoint, each side's to
+	 * the owner of its key group (checkpoint.c).
+	 */
 	faults = sli_img_faults();
-	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, ua ? 2 : 3, 0, ua, sync }) == 0);
+	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, 3, 0, ua, sync }) == 0);
 	if (md == FAULT) {
 		/* The final checkpoint froze each subtask: some copies failed (the hook works). */
 		CU_ASSERT(sli_img_faults() > faults);
@@ -977,7 +980,8 @@ int main(void)
 		  test_continuous_sync },
 		{ "keyed process, spilled keyed state and timers: kill -9, restore, rescale",
 		  test_keyed },
-		{ "interval join, unaligned checkpoints (in-flight data): kill -9, restore",
+		{ "interval join, unaligned checkpoints (in-flight data): kill -9, restore, "
+		  "rescale",
 		  test_interval_unaligned },
 		{ "rolling keyed reduce, 1000 keys, async snapshots: kill -9, restore, rescale",
 		  test_reduce },

@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import window_agg_oracle as oracle  # noqa: E402
 from harness import case, check, run_cases  # noqa: E402
-from wa_common import gen_events, run_window_agg, run_with_kills  # noqa: E402
+from wa_common import committed, gen_events, run_window_agg, run_with_kills  # noqa: E402
 
 SLUICE = None
 TMP = None
@@ -216,15 +216,6 @@ def dropped_count_alike():
                       what, dropped(mem.stderr), dropped(sp.stderr), len(want_late)), sp)
             fig = spill_figures(sp.stderr)
             check(fig is not None and fig["spilled"] > 0, what + ": spilled", sp)
-
-
-def committed(out_dir):
-    lines = collections.Counter()
-    for name in os.listdir(out_dir):
-        if name.startswith("part-"):
-            with open(os.path.join(out_dir, name), "rb") as f:
-                lines.update(f.read().splitlines())
-    return lines
 
 
 @case

@@ -1,12 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the window-agg integration tests share: running the real binary,
 generating seeded events with gen_events.py, and runs killed with SIGKILL."""
+import collections
 import os
 import signal
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def committed(out_dir):
+    """The lines of the committed part files in OUT_DIR, as a multiset."""
+    lines = collections.Counter()
+    for name in os.listdir(out_dir):
+        if name.startswith("part-"):
+            with open(os.path.join(out_dir, name), "rb") as f:
+                lines.update(f.read().splitlines())
+    return lines
 
 
 def run_window_agg(sluice, *args):
