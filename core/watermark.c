@@ -159,11 +159,29 @@ unsigned sli_wmgen_record(struct sli_wmgen *g, uint32_t split, int64_t ts)
 	return old <= g->out ? combine(g) : 0;
 }
 
+/*
+ * The largest of @max and @ts[0..@n). Four running maxima: one is a chain
+ * of compare-and-move, two cycles per timestamp, which the compiler does
+ * not vectorise for int64 on baseline x86-64 (no 64-bit compare before
+ * SSE4.2); four chains overlap (bench_window: this pass over every
+ * record's timestamp takes about a third less time).
+ */
 static int64_t max_of(int64_t max, const int64_t *ts, uint32_t n)
 {
-	for (uint32_t i = 0; i < n; i++)
+	int64_t m1 = max, m2 = max, m3 = max;
+	uint32_t i = 0;
+
+	for (; i + 4 <= n; i += 4) {
 		max = ts[i] > max ? ts[i] : max;
-	return max;
+		m1 = ts[i + 1] > m1 ? ts[i + 1] : m1;
+		m2 = ts[i + 2] > m2 ? ts[i + 2] : m2;
+		m3 = ts[i + 3] > m3 ? ts[i + 3] : m3;
+	}
+	for (; i < n; i++)
+		max = ts[i] > max ? ts[i] : max;
+	max = m1 > max ? m1 : max;
+	m2 = m3 > m2 ? m3 : m2;
+	return m2 > max ? m2 : max;
 }
 
 uint32_t sli_wmgen_records(struct sli_wmgen *g, uint32_t split, const int64_t *ts, uint32_t n,

@@ -50,6 +50,7 @@ static const struct sl_type wout_type = SL_TYPE(struct wout);
 
 static struct ev evs[NREC];
 static int64_t tss[NREC];
+static uint64_t nkeys = NKEYS; /* keys of gen_input() */
 
 /* Base time from -2000 rising 0..4 per record; ts up to @disorder below it. */
 static void gen_input(uint64_t seed, int64_t disorder)
@@ -58,7 +59,7 @@ static void gen_input(uint64_t seed, int64_t disorder)
 
 	for (int i = 0; i < NREC; i++) {
 		uint64_t h = mix64(seed * 1000003u + (uint64_t)i);
-		int64_t key = (int64_t)((h >> 20) % NKEYS) * 0x100000001ll - 5;
+		int64_t key = (int64_t)((h >> 20) % nkeys) * 0x100000001ll - 5;
 
 		base += (int64_t)(h % 5);
 		tss[i] = base - (int64_t)((h >> 8) % (uint64_t)(disorder + 1));
@@ -548,6 +549,46 @@ static void test_forms_equal_reference(void)
 	CU_ASSERT(total_out > 1000);
 }
 
+/*
+ * Hundreds and thousands of keys through the specialised loop, against
+ * the reference: keys share the two slots of their home line in the key
+ * table and overflow it (the loop checks the pair without a branch, then
+ * probes on), the table grows and rehashes, the key rings fill many
+ * interleaved groups.
+ */
+static void test_many_keys(void)
+{
+	static const struct sl_window_spec specs[] = {
+		{ .kind = SL_WINDOW_TUMBLING, .size = 1000 },
+		{ .kind = SL_WINDOW_SLIDING, .size = 300, .slide = 100, .allowed_lateness = 40 },
+	};
+	static const uint64_t counts[] = { 300, 2000 };
+
+	for (size_t c = 0; c < SL_ARRAY_SIZE(counts); c++) {
+		nkeys = counts[c];
+		for (size_t i = 0; i < SL_ARRAY_SIZE(specs); i++) {
+			gen_input(500 + c * 10 + i, 30);
+			for (int k = 0; k < NKINDS; k++) {
+				struct outputs o;
+				struct ref r;
+
+				run_ref(&specs[i], 10, 5, (enum kind)k, false, &r);
+				CU_ASSERT_FATAL(!r.oom);
+				CU_ASSERT_FATAL(run_engine(&specs[i], 10, 5, (enum kind)k, forms[0],
+							   1, &o) == 0);
+				CU_ASSERT(same_multiset(o.out.data, o.out.n, r.out, r.nout,
+							sizeof(struct wout), cmp_wout));
+				CU_ASSERT(same_multiset(o.late.data, o.late.n, r.late, r.nlate,
+							sizeof(struct ev), cmp_ev));
+				CU_ASSERT(r.nout > 200);
+				outputs_fini(&o);
+				ref_fini(&r);
+			}
+		}
+	}
+	nkeys = NKEYS;
+}
+
 /* Sessions are not sliced: built-ins go through the general path; same results. */
 static void test_sessions(void)
 {
@@ -657,6 +698,7 @@ int main(void)
 	CU_TestInfo tests[] = {
 		{ "field key x built-in x custom = brute force", test_forms_equal_reference },
 		{ "sessions: built-in = custom", test_sessions },
+		{ "many keys: specialised loop = brute force", test_many_keys },
 		{ "errors", test_errors },
 		CU_TEST_INFO_NULL,
 	};

@@ -16,6 +16,11 @@
  * size, gcd 1, slide = size, slide > size (elements in no window), an
  * offset, negative timestamps, and tumbling windows; the sliced path also
  * runs at window parallelism 2.
+ *
+ * The grid arithmetic of the sliced path without divide instructions
+ * (struct sli_grid, sli_window.h) is also checked on its own, against
+ * C's / and % (sli_grid_mod() and floor division), over the ends of
+ * int64 time and periods from 1 to INT64_MAX.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +30,7 @@
 #include <sluice/sluice.h>
 
 #include "sl_test.h"
+#include "sli_window.h"
 #include "window_tape.h"
 
 #define NREC  4000
@@ -425,11 +431,62 @@ static void test_sliced_equals_per_window_and_reference(void)
 	CU_ASSERT(total_refires > 100);
 }
 
+/*
+ * sli_grid_modc() = sli_grid_mod() (which uses %), sli_grid_udiv() = /
+ * and %, and sli_grid_index() steps by exactly 1 from one period to the
+ * next (what the key rings need), for edge and random values.
+ */
+static void test_grid_arithmetic(void)
+{
+	static const int64_t ms[] = { 1,
+				      2,
+				      3,
+				      7,
+				      1000,
+				      1024,
+				      60000,
+				      86400000,
+				      (1ll << 32) + 1,
+				      (1ll << 62) - 1,
+				      1ll << 62,
+				      INT64_MAX - 1,
+				      INT64_MAX };
+	static const int64_t offs[] = { 0, 1, -1, 999, -3500, INT64_MAX, INT64_MIN };
+	int64_t edge[] = { 0, 1, -1, INT64_MIN, INT64_MIN + 1, INT64_MAX, INT64_MAX - 1 };
+	uint64_t bad = 0;
+
+	for (size_t mi = 0; mi < sizeof(ms) / sizeof(ms[0]); mi++) {
+		for (size_t oi = 0; oi < sizeof(offs) / sizeof(offs[0]); oi++) {
+			int64_t m = ms[mi], off = offs[oi];
+			struct sli_grid g;
+
+			sli_grid_init(&g, m, off);
+			for (int i = 0; i < 20000; i++) {
+				uint64_t h = mix64((uint64_t)i * 7919u + mi * 131u + oi);
+				int64_t ts = i < 7 ? edge[i] : (int64_t)h;
+				uint64_t u = i < 7 ? (uint64_t)edge[i] : mix64(h), rem;
+
+				if (i % 3 == 1)
+					ts = (int64_t)(h % 2000000) - 1000000; /* near 0 */
+				bad += sli_grid_modc(&g, ts) != sli_grid_mod(ts, off, m);
+				bad += sli_grid_udiv(&g, u, &rem) != u / (uint64_t)m ||
+				       rem != u % (uint64_t)m;
+				/* The index: consecutive periods, consecutive indices. */
+				if (ts <= INT64_MAX - m)
+					bad += sli_grid_index(&g, ts + m) !=
+					       sli_grid_index(&g, ts) + 1;
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
 		{ "sliced = per-window = brute force",
 		  test_sliced_equals_per_window_and_reference },
+		{ "grid arithmetic = C division", test_grid_arithmetic },
 		CU_TEST_INFO_NULL,
 	};
 
