@@ -450,6 +450,8 @@ static int freeze(struct sli_opi *op, struct sli_ckpt_image *im)
 		return sli_join_freeze(op, im);
 	case SLI_WINDOW_GEN:
 		return sli_wgen_freeze(op, im);
+	case SLI_KEYED_PROCESS:
+		return sli_keyed_freeze(op, im);
 	default:
 		return 1;
 	}
@@ -1531,7 +1533,7 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		if (rc < 0) {
 			free(a[i].buf); /* an abandoned checkpoint's, or out of memory */
 			if (f != NULL)
-				fail_ckpt(ck, f, "out of memory");
+				fail_ckpt(ck, f, rc == -ENOMEM ? "out of memory" : sl_strerror(rc));
 			continue;
 		}
 		f->nacked++;

@@ -22,13 +22,16 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sluice/sl_error.h>
 #include <sluice/sl_snap.h>
 
+#include "sli_checkpoint.h"
 #include "sli_exec.h"
 #include "sli_timers.h"
 
@@ -41,6 +44,7 @@ struct sli_keyed {
 	struct sli_keys *keys;
 	struct sl_ctx ctx;
 	const struct sli_state_backend *be;
+	struct sli_img *frozen; /* the last snapshot image (sli_keyed_freeze()) */
 };
 
 /* ------------------------------------------------------------ lifecycle */
@@ -85,6 +89,7 @@ void sli_keyed_close(struct sli_opi *op)
 		return;
 	if (k->be != NULL)
 		k->be->close(k->ctx.state);
+	sli_img_put(k->frozen); /* a checkpoint still holding it frees it */
 	sli_timers_free(k->timers);
 	sli_keys_free(k->keys);
 	free(k);
@@ -369,52 +374,215 @@ int sli_state_attach(struct sl_stream *s, const struct sl_state_desc *d,
  * operator has keyed state (else u32 0), then the timers of the group's
  * keys: u32 count, each {key bytes, sli_timer_rec_put()'s record}. Restore registers the timers
  * again in their old order (equal times fire as before).
+ *
+ * Both snapshot modes copy the timers and their keys' bytes first
+ * (struct ksnap: small next to keyed state), then write through
+ * kwrite(): synchronously right away with the backend's snapshot, or
+ * asynchronously (sli_keyed_freeze()) on the checkpoint thread from an
+ * image, with the backend's frozen state (copy-on-write tables).
  */
+struct kmeta {
+	uint32_t kg, off, len; /* a timer's key group, and its key's bytes in ksnap.bytes */
+};
+
+struct ksnap {
+	struct sli_img_buf tl[2]; /* struct sli_timer[nt[d]] per domain, registration order */
+	struct sli_img_buf meta;  /* struct kmeta[nt[0] + nt[1]] */
+	struct sli_img_buf bytes;
+	size_t nt[2];
+	int64_t watermark;
+	unsigned first, last;
+	bool has; /* the operator has keyed state */
+};
+
+/* Room in @b: through sli_img_room() for an image (its test hook fails some), else plainly. */
+static int room(struct sli_img_buf *b, size_t n, bool img)
+{
+	void *p;
+
+	if (img)
+		return sli_img_room(b, n);
+	if (n <= b->cap)
+		return 0;
+	if ((p = malloc(n)) == NULL)
+		return -ENOMEM;
+	free(b->p);
+	b->p = p;
+	b->cap = n;
+	return 0;
+}
+
+static void ksnap_free(struct ksnap *s)
+{
+	for (int d = 0; d < 2; d++)
+		sli_img_buf_free(&s->tl[d]);
+	sli_img_buf_free(&s->meta);
+	sli_img_buf_free(&s->bytes);
+}
+
+/* Copy @op's watermark, timers and their keys into @s. 0 or -ENOMEM. */
+static int ksnap_fill(struct sli_opi *op, struct ksnap *s, bool img)
+{
+	struct sli_keyed *k = op->keyed;
+	size_t nb = 0, at = 0, m = 0;
+	int rc = 0;
+
+	sli_key_group_range(op->info.index, op->info.parallelism, op->info.max_parallelism,
+			    &s->first, &s->last);
+	s->watermark = op->watermark;
+	s->has = k->be != NULL;
+	for (int d = 0; d < 2 && rc == 0; d++) {
+		struct sli_timer *tl = NULL;
+
+		rc = sli_timers_list(k->timers, (enum sli_domain)d, &tl, &s->nt[d]);
+		if (rc == 0 && (rc = room(&s->tl[d], s->nt[d] * sizeof(*tl), img)) == 0 &&
+		    s->nt[d] != 0)
+			memcpy(s->tl[d].p, tl, s->nt[d] * sizeof(*tl));
+		free(tl);
+	}
+	for (int d = 0; d < 2 && rc == 0; d++)
+		for (size_t i = 0; i < s->nt[d]; i++)
+			nb += sli_keys_get(k->keys, ((struct sli_timer *)s->tl[d].p)[i].key).len;
+	if (rc == 0)
+		rc = room(&s->meta, (s->nt[0] + s->nt[1]) * sizeof(struct kmeta), img);
+	if (rc == 0)
+		rc = room(&s->bytes, nb, img);
+	for (int d = 0; d < 2 && rc == 0; d++)
+		for (size_t i = 0; i < s->nt[d]; i++) {
+			uint32_t id = ((struct sli_timer *)s->tl[d].p)[i].key;
+			struct sl_key key = sli_keys_get(k->keys, id);
+
+			((struct kmeta *)s->meta.p)[m++] =
+			    (struct kmeta){ sli_key_group(sli_keys_hash(k->keys, id),
+							  op->info.max_parallelism),
+					    (uint32_t)at, key.len };
+			if (key.len != 0)
+				memcpy((char *)s->bytes.p + at, key.ptr, key.len);
+			at += key.len;
+		}
+	return rc;
+}
+
+/* Write @s, with the keyed state's part from @state(@arg, @w) when the operator has one. */
+static int kwrite(const struct ksnap *s, int (*state)(void *arg, struct sl_snap_writer *w),
+		  void *arg, struct sl_snap_writer *w)
+{
+	const struct kmeta *meta = s->meta.p;
+	uint32_t *per = calloc(s->last - s->first + 1, sizeof(*per));
+	int rc = per == NULL ? -ENOMEM : 0;
+	size_t m = 0;
+
+	for (unsigned kg = s->first; kg <= s->last && rc == 0; kg++) {
+		rc = sl_snap_section(w, kg);
+		rc = rc < 0 ? rc : sl_snap_put_i64(w, s->watermark);
+		rc = rc < 0 ? rc : sl_snap_put_u32(w, s->has);
+	}
+	if (rc == 0 && s->has)
+		rc = state(arg, w);
+	/* Counts per key group first: each section's timer list is prefixed by its count. */
+	for (size_t i = 0; rc == 0 && i < s->nt[0] + s->nt[1]; i++)
+		per[meta[i].kg - s->first]++;
+	for (unsigned kg = s->first; kg <= s->last && rc == 0; kg++) {
+		rc = sl_snap_section(w, kg);
+		rc = rc < 0 ? rc : sl_snap_put_u32(w, per[kg - s->first]);
+	}
+	for (int d = 0; d < 2 && rc == 0; d++)
+		for (size_t i = 0; i < s->nt[d] && rc == 0; i++, m++) {
+			rc = sl_snap_section(w, meta[m].kg);
+			rc = rc < 0 ? rc
+				    : sl_snap_put_bytes(w, (const char *)s->bytes.p + meta[m].off,
+							meta[m].len);
+			rc = rc < 0 ? rc
+				    : sli_timer_rec_put(w, (uint32_t)d, (uint32_t)i,
+							&((const struct sli_timer *)s->tl[d].p)[i]);
+		}
+	free(per);
+	return rc;
+}
+
 int sli_keyed_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 {
 	struct sli_keyed *k = op->keyed;
-	unsigned first, last, maxp = op->info.max_parallelism;
-	struct sli_timer *tl[2] = { NULL, NULL };
-	size_t nt[2] = { 0, 0 };
-	uint32_t *per = NULL;
-	int rc = 0;
+	struct ksnap s = { 0 };
+	int rc = ksnap_fill(op, &s, false);
 
-	sli_key_group_range(op->info.index, op->info.parallelism, maxp, &first, &last);
-	for (unsigned kg = first; kg <= last && rc == 0; kg++) {
-		rc = sl_snap_section(w, kg);
-		rc = rc < 0 ? rc : sl_snap_put_i64(w, op->watermark);
-		rc = rc < 0 ? rc : sl_snap_put_u32(w, k->be != NULL);
-	}
-	if (rc == 0 && k->be != NULL) {
-		op->info.errbuf[0] = '\0';
-		rc = k->be->snapshot(k->ctx.state, w);
-	}
-	for (int d = 0; d < 2 && rc == 0; d++)
-		rc = sli_timers_list(k->timers, (enum sli_domain)d, &tl[d], &nt[d]);
-	if (rc == 0 && (per = calloc(maxp, sizeof(*per))) == NULL)
-		rc = -ENOMEM;
-	/* Counts per key group first: each section's timer list is prefixed by its count. */
-	for (int d = 0; d < 2 && rc == 0; d++)
-		for (size_t i = 0; i < nt[d]; i++)
-			per[sli_key_group(sli_keys_hash(k->keys, tl[d][i].key), maxp)]++;
-	for (unsigned kg = first; kg <= last && rc == 0; kg++) {
-		rc = sl_snap_section(w, kg);
-		rc = rc < 0 ? rc : sl_snap_put_u32(w, per[kg]);
-	}
-	for (int d = 0; d < 2 && rc == 0; d++)
-		for (size_t i = 0; i < nt[d] && rc == 0; i++) {
-			const struct sli_timer *t = &tl[d][i];
-			struct sl_key key = sli_keys_get(k->keys, t->key);
-
-			rc =
-			    sl_snap_section(w, sli_key_group(sli_keys_hash(k->keys, t->key), maxp));
-			rc = rc < 0 ? rc : sl_snap_put_bytes(w, key.ptr, key.len);
-			rc = rc < 0 ? rc : sli_timer_rec_put(w, (uint32_t)d, (uint32_t)i, t);
-		}
-	free(per);
-	free(tl[0]);
-	free(tl[1]);
+	op->info.errbuf[0] = '\0';
+	if (rc == 0)
+		rc = kwrite(&s, k->be != NULL ? k->be->snapshot : NULL, k->ctx.state, w);
+	ksnap_free(&s);
 	return rc;
+}
+
+/* An asynchronous snapshot's image: the copies, and the backend's frozen state. */
+struct kimg {
+	struct sli_img h;
+	struct ksnap s;
+	const struct sli_state_backend *be;
+	void *state; /* be's frozen state while a checkpoint holds the image */
+};
+
+static void kimg_destroy(struct sli_img *img)
+{
+	struct kimg *f = (struct kimg *)img;
+
+	ksnap_free(&f->s);
+	free(f);
+}
+
+/*
+ * Tests only: SLUICE_TEST_SNAPSHOT_DELAY_MS=N makes the checkpoint thread
+ * wait N ms before it writes the image, so that the task mutates the
+ * frozen tables meanwhile (every copy-on-write path runs).
+ */
+static int kimg_write(const void *img, struct sl_snap_writer *w)
+{
+	const struct kimg *f = img;
+	const char *env = getenv("SLUICE_TEST_SNAPSHOT_DELAY_MS");
+	long ms = env != NULL ? strtol(env, NULL, 10) : 0;
+
+	if (ms > 0 && ms < 10000)
+		nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000 }, NULL);
+	return kwrite(&f->s, f->be != NULL ? f->be->frozen_write : NULL, f->state, w);
+}
+
+static void kimg_put(void *img)
+{
+	struct kimg *f = img;
+
+	/* Before our release in sli_img_put(): the task's refill sees state == NULL. */
+	if (f->state != NULL)
+		f->be->frozen_put(f->state);
+	f->state = NULL;
+	sli_img_put(&f->h);
+}
+
+static const struct sli_ckpt_image_ops kimg_ops = { kimg_write, kimg_put };
+
+int sli_keyed_freeze(struct sli_opi *op, struct sli_ckpt_image *out)
+{
+	struct sli_keyed *k = op->keyed;
+	struct kimg *f;
+	uint64_t copied = 0;
+	int rc;
+
+	if (k->be != NULL && k->be->freeze == NULL)
+		return 1; /* a backend without asynchronous snapshots */
+	f = sli_img_reuse(&k->frozen, sizeof(*f), kimg_destroy);
+	if (f == NULL)
+		return -ENOMEM;
+	rc = ksnap_fill(op, &f->s, true);
+	f->be = k->be;
+	f->state = NULL;
+	if (rc == 0 && k->be != NULL)
+		rc = k->be->freeze(k->ctx.state, &f->state, &copied);
+	/* Relaxed: a statistic (bytes the task copied for earlier snapshots). */
+	atomic_fetch_add_explicit(&op->st->w->x->job->ckpt_counters.cow_task_bytes, copied,
+				  memory_order_relaxed);
+	if (rc < 0)
+		return rc; /* the image stays the operator's, to be refilled */
+	sli_img_hand(&f->h);
+	*out = (struct sli_ckpt_image){ &kimg_ops, f };
+	return 0;
 }
 
 int sli_keyed_restore(struct sli_opi *op, struct sl_snap_reader *r)

@@ -208,6 +208,17 @@ struct sli_state_backend {
 	 */
 	int (*snapshot)(void *inst, struct sl_snap_writer *w);
 	int (*restore)(void *inst, struct sl_snap_reader *r, unsigned kg);
+	/*
+	 * Asynchronous snapshots (optional): freeze the instance at the
+	 * barrier (the task's thread; 0, or -errno: then snapshot
+	 * synchronously) and add the bytes the task copied for earlier
+	 * snapshots since the last freeze to *@copied; write what snapshot
+	 * would have written at the barrier, on another thread; put: the
+	 * frozen state is no longer needed (after write, or unwritten).
+	 */
+	int (*freeze)(void *inst, void **frozen, uint64_t *copied);
+	int (*frozen_write)(void *frozen, struct sl_snap_writer *w);
+	void (*frozen_put)(void *frozen);
 };
 
 /*

@@ -318,6 +318,8 @@ int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r);
 int sli_reduce_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
 int sli_join_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
 int sli_wgen_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
+/* Keyed process functions (keyed.c): timers copied, keyed state frozen copy-on-write; 1: sync. */
+int sli_keyed_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
 /* Join state in checkpoints (join.c); the operator section is selected. */
 int sli_join_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_join_restore(struct sli_opi *op, struct sl_snap_reader *r);

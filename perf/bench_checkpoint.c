@@ -43,6 +43,14 @@
  * final mode, 64-byte elements that are their own accumulators, the same
  * key counts): the reduce function reads the clock, its task copies the
  * reduce table at the barrier (async) or serialises it (sync).
+ * And with keyed process state (--part2 keyed or all): a keyed process
+ * function keeps the same 64-byte accumulator per key in a value state
+ * (sl_state.h: the keyed-state table, in memory), reads and writes it per
+ * element (reading the clock like the others) and emits it once per key
+ * (at its second element). Async: the task freezes the table at the
+ * barrier (copy-on-write: entry pointers only; it then copies an entry
+ * before writing it) and the coordinator serialises it; sync: the task
+ * serialises the table.
  * Nothing asserts a timing.
  */
 #include <dirent.h>
@@ -99,6 +107,7 @@ struct genarg {
 	uint64_t nkeys;
 	bool scramble; /* part 2: key = mix(i mod nkeys), every key early */
 	bool reduce;   /* part 2: 64-byte elements into a keyed reduce, not a window */
+	bool keyed;    /* part 2: 64-byte elements into keyed process state */
 };
 
 static void fill_ev(uint64_t first, uint64_t step, uint32_t n, uint64_t seed, void *elems,
@@ -262,6 +271,38 @@ static int bigev_reduce(void *acc, const void *in, void *arg)
 	if (++m->n % GAP_EVERY == 0)
 		gap_note(m);
 	return 0;
+}
+
+/* ------------------------------------------------- keyed process state */
+
+/* The keyed process function's argument: the clock-gap monitor and its state's id. */
+struct kparg {
+	struct gapmon *m;
+	int id;
+};
+
+/* Fold the element into the key's value state (as bigev_reduce()); emit it at the second. */
+static int kp_element(struct sl_ctx *c, const void *in, int64_t ts, const struct sl_batch *src,
+		      struct sl_collector *out, void *arg)
+{
+	const struct kparg *k = arg;
+	struct bigev a = *(const struct bigev *)in;
+	const void *v;
+	int rc = sl_value_get(c, k->id, &v, NULL);
+
+	(void)src;
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		struct bigev acc;
+
+		memcpy(&acc, v, sizeof(acc));
+		bigev_reduce(&acc, &a, k->m);
+		a = acc;
+	}
+	if ((rc = sl_value_put(c, k->id, &a, sizeof(a))) < 0)
+		return rc;
+	return a.cnt == 2 ? sl_emit(out, &a, ts, NULL) : 0;
 }
 
 /* ------------------------------------------------------------- files */
@@ -442,6 +483,7 @@ struct run {
 	unsigned nckpt;	      /* complete checkpoints */
 	struct ckpt_info *ck; /* [MAXCKPT] */
 	struct gapmon gm;     /* part 2 */
+	struct kparg kp;      /* part 2, keyed process state */
 	uint64_t snap_max_ns; /* sl_checkpoint_stats.max_pause_ns */
 };
 
@@ -470,12 +512,12 @@ static int set_opt(struct sl_job *job, const char *key, const char *value)
  */
 static int run_job(const struct bench *b, const struct genarg *big, struct run *r)
 {
-	struct genarg g1 = { NKEYS, false, false };
-	bool reduce = big != NULL && big->reduce;
+	struct genarg g1 = { NKEYS, false, false, false };
+	bool reduce = big != NULL && big->reduce, keyed = big != NULL && big->keyed;
 	struct sl_gen_conf gen = { .count = r->count,
 				   .seed = SEED,
-				   .type = reduce ? &bigev_type : &ev_type,
-				   .fill_batch = reduce ? fill_bigev : fill_ev,
+				   .type = reduce || keyed ? &bigev_type : &ev_type,
+				   .fill_batch = reduce || keyed ? fill_bigev : fill_ev,
 				   .arg = big ? (void *)big : &g1 };
 	struct sl_watermark_strategy ws = { .out_of_orderness_ms = BOUND_MS, .every = WM_EVERY };
 	struct sl_window_spec spec = { .kind = SL_WINDOW_TUMBLING, .size = big ? HUGE_MS : 1000 };
@@ -520,7 +562,7 @@ static int run_job(const struct bench *b, const struct genarg *big, struct run *
 	part.dir = outdir;
 	memset(&r->gm, 0, sizeof(r->gm));
 	/* Reduce: the function runs from the second element of a key on. */
-	r->gm.warm = big ? (reduce ? 1 : 2) * big->nkeys : 0;
+	r->gm.warm = big ? (reduce || keyed ? 1 : 2) * big->nkeys : 0;
 	rc = sl_job_create("bench-checkpoint", &job);
 	if (rc < 0) {
 		rm_tree(work);
@@ -540,12 +582,20 @@ static int run_job(const struct bench *b, const struct genarg *big, struct run *
 	      (rc = set_opt(job, "checkpoint-snapshot", r->sync ? "sync" : "async")) < 0)))
 		goto out;
 	s = sl_assign_watermarks(sl_source(job, "gen", &sl_gen_ops, &gen, gen.type), &ws);
-	if (reduce)
+	if (reduce) {
 		s = sl_reduce(sl_key_by(s, bench_key_u64), "reduce", bigev_reduce, &r->gm,
 			      SL_REDUCE_FINAL);
-	else
+	} else if (keyed) {
+		struct sl_keyed_process kp = { .element = kp_element, .arg = &r->kp };
+		struct sl_state_desc d = { .name = "acc", .kind = SL_STATE_VALUE };
+
+		r->kp.m = &r->gm;
+		s = sl_keyed_process(sl_key_by(s, bench_key_u64), "keyed", &kp, &bigev_type);
+		r->kp.id = sl_state_declare(s, &d);
+	} else {
 		s = sl_window_aggregate(sl_key_by(s, bench_key_u64), "window", &spec,
 					big ? &bagg : &agg, &wres_type);
+	}
 	sl_sink(s, "sink", use_part ? &sl_part_sink_ops : &sl_null_sink_ops,
 		use_part ? (void *)&part : &ns);
 	cw.dir = ckdir;
@@ -648,15 +698,16 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [--runs R] [--count N] [--batch-size B] [--idle busy|sleep]\n"
 		"       [--sink part|null] [--interval DUR] [--dir DIR] [--big] [--skip-sizes]\n"
-		"       [--part2 window|reduce|both] [--quick] [--json PATH]\n"
+		"       [--part2 window|reduce|both|keyed|all] [--quick] [--json PATH]\n"
 		"  Part 1: throughput of generator -> key_by -> tumbling 1 s count (10k keys) ->\n"
 		"  part-file sink, exactly-once checkpoints every DUR (default 1s) vs off;\n"
 		"  R interleaved rounds (default 5) of N records (default: ~4 s of the warm-up\n"
 		"  run's rate), medians.\n"
 		"  Part 2: window state of ~10 MiB and ~100 MiB (--big: and ~1 GiB), checkpoints\n"
 		"  on vs off: checkpoint count, size, duration, the window task's pauses;\n"
-		"  --part2 window|reduce|both (default both): the window aggregate, a keyed\n"
-		"  reduce of 64-byte elements, or both.\n"
+		"  --part2 window|reduce|both|keyed|all (default both): the window aggregate,\n"
+		"  a keyed reduce of 64-byte elements, both, keyed process state (a 64-byte\n"
+		"  value state per key), or all three.\n"
 		"  DIR (default $TMPDIR or /tmp) holds the checkpoints and the part files.\n"
 		"  --quick: 4M records, 1 round, 10 MiB only (a smoke test).\n");
 }
@@ -732,8 +783,9 @@ int main(int argc, char **argv)
 		{ .name = "1GiB", .target = 1ull << 30, .secs = 10 * RUN_SECS },
 	};
 	uint64_t count = 40000000, ref_out = 0, ref_sum = 0;
-	static const char *const opname[2] = { "window aggregate", "keyed reduce" };
-	struct size_stats zs[2][3];
+	static const char *const opname[3] = { "window aggregate", "keyed reduce",
+					       "keyed process state" };
+	struct size_stats zs[3][3];
 	unsigned runs, nsizes = 2, workers = 0, op0 = 0, op1 = 1;
 	bool quick, count_set = false, skip_sizes = false;
 	const char *tmp = getenv("TMPDIR");
@@ -773,10 +825,11 @@ int main(int argc, char **argv)
 			break;
 		case 'P':
 			if (strcmp(optarg, "window") && strcmp(optarg, "reduce") &&
-			    strcmp(optarg, "both"))
+			    strcmp(optarg, "both") && strcmp(optarg, "keyed") &&
+			    strcmp(optarg, "all"))
 				return bench_bad_value(PROG, longopts, c, optarg);
-			op0 = optarg[0] == 'r';
-			op1 = optarg[0] != 'w';
+			op0 = optarg[0] == 'r' ? 1 : optarg[0] == 'k' ? 2 : 0;
+			op1 = optarg[0] == 'w' ? 0 : optarg[0] == 'k' || optarg[0] == 'a' ? 2 : 1;
 			break;
 		}
 	}
@@ -885,6 +938,7 @@ int main(int argc, char **argv)
 		nsizes = 0;
 	memcpy(zs[0], sz, sizeof(sz));
 	memcpy(zs[1], sz, sizeof(sz));
+	memcpy(zs[2], sz, sizeof(sz));
 	for (unsigned op = op0; op <= op1; op++)
 		for (unsigned q = 0; q < nsizes; q++) {
 			struct size_stats *z = &zs[op][q];
@@ -894,7 +948,7 @@ int main(int argc, char **argv)
 			uint64_t keep = DISK_BUDGET / z->target;
 
 			z->keys = z->target / BYTES_PER_KEY;
-			g = (struct genarg){ z->keys, true, op == 1 };
+			g = (struct genarg){ z->keys, true, op == 1, op == 2 };
 			/*
 			 * Every key 3 times, then about RUN_SECS more of the off run's
 			 * rate (a probe run, checkpoints off, measures it; none in --quick).
@@ -981,7 +1035,9 @@ int main(int argc, char **argv)
 		    "copy or\nserialisation, hand-over).\n"
 		    "Throughput includes creating the keys. Keyed reduce: sl_reduce() of 64-byte "
 		    "elements (the\naccumulator), final mode (one result per key at the end); its "
-		    "pauses are the gaps in the\nreduce function's clock reads.\n",
+		    "pauses are the gaps in the\nreduce function's clock reads. Keyed process "
+		    "state: a 64-byte value state per key\n(the keyed-state table), read and "
+		    "written per element; async freezes the table copy-on-write.\n",
 		    GAP_EVERY);
 	printf("M rec/s: source records / wall time of sl_job_run(); per core: divided by the %u "
 	       "workers (the checkpoint\ncoordinator thread is not counted). Every run's output "
@@ -1016,7 +1072,11 @@ int main(int argc, char **argv)
 		json_runs(f, "runs_ratio_on_vs_off", ratio, runs, 4);
 		fprintf(f, "}");
 		for (unsigned op = op0; op <= op1; op++)
-			json_state(f, op ? "state_reduce" : "state", zs[op], nsizes);
+			json_state(f,
+				   op == 2   ? "state_keyed"
+				   : op == 1 ? "state_reduce"
+					     : "state",
+				   zs[op], nsizes);
 		fprintf(f, "}\n");
 		if (bench_json_close(f, PROG, args.json) < 0)
 			return 1;

@@ -76,6 +76,7 @@ struct sapi {
 	uint8_t *buf;		/* scratch for rewritten values */
 	size_t cap;
 	unsigned kg_first, kg_last;
+	uint64_t cow_reported[2]; /* tables' cow_bytes already reported by api_freeze() */
 	struct sli_state_api_stats st;
 };
 
@@ -1039,17 +1040,21 @@ static void api_maintain(void *inst, struct sl_ctx *c, unsigned budget)
  * read back (batched) by the partition. Expiries are absolute times of
  * their TTL clock and restored as they were.
  */
-static int api_snapshot(void *inst, struct sl_snap_writer *w)
+/* What a snapshot names: the states and key groups; its errors go to errbuf. */
+struct wctx {
+	const struct sl_state_desc *descs;
+	unsigned n, kg_first, kg_last;
+	char *errbuf;
+	size_t errlen;
+};
+
+/* Write the partitions @p of the tables (NULL: no such table), as at the barrier. */
+static int write_parts(const struct wctx *c, struct sli_table_part *const p[2],
+		       struct sl_snap_writer *w)
 {
-	struct sapi *sa = inst;
-	struct sli_table_part *p[2] = { NULL, NULL };
 	int rc = 0;
 
-	for (int i = 0; i < 2 && rc == 0; i++)
-		if (sa->t[i] != NULL && (rc = sli_table_partition(sa->t[i], &p[i])) < 0)
-			snprintf(sa->info->errbuf, sa->info->errlen,
-				 "cannot list the keyed state: %s", sl_strerror(rc));
-	for (unsigned kg = sa->kg_first; kg <= sa->kg_last && rc == 0; kg++) {
+	for (unsigned kg = c->kg_first; kg <= c->kg_last && rc == 0; kg++) {
 		const struct sli_entry *const *e[2] = { NULL, NULL };
 		size_t n[2] = { 0, 0 };
 
@@ -1058,19 +1063,18 @@ static int api_snapshot(void *inst, struct sl_snap_writer *w)
 				continue;
 			n[i] = sli_table_part_group(p[i], kg, &e[i]);
 			if ((rc = sli_table_part_error(p[i])) < 0) {
-				char why[256] = "";
+				const char *why = sli_table_part_errmsg(p[i]);
 
-				sli_table_error(sa->t[i], why, sizeof(why));
-				snprintf(sa->info->errbuf, sa->info->errlen,
+				snprintf(c->errbuf, c->errlen,
 					 "cannot read spilled keyed state of key group %u: %s", kg,
 					 why[0] ? why : sl_strerror(rc));
 			}
 		}
 		rc = rc < 0 ? rc : sl_snap_section(w, kg);
-		rc = rc < 0 ? rc : sl_snap_put_u32(w, sa->n);
-		for (unsigned d = 0; d < sa->n && rc == 0; d++) {
-			rc = sl_snap_put_bytes(w, sa->descs[d].name, strlen(sa->descs[d].name));
-			rc = rc < 0 ? rc : sl_snap_put_u32(w, sa->descs[d].kind);
+		rc = rc < 0 ? rc : sl_snap_put_u32(w, c->n);
+		for (unsigned d = 0; d < c->n && rc == 0; d++) {
+			rc = sl_snap_put_bytes(w, c->descs[d].name, strlen(c->descs[d].name));
+			rc = rc < 0 ? rc : sl_snap_put_u32(w, c->descs[d].kind);
 		}
 		rc = rc < 0 ? rc : sl_snap_put_u32(w, (uint32_t)(n[0] + n[1]));
 		for (int i = 0; i < 2 && rc == 0; i++)
@@ -1085,9 +1089,114 @@ static int api_snapshot(void *inst, struct sl_snap_writer *w)
 				rc = rc < 0 ? rc : sl_snap_put_i64(w, v.expiry);
 			}
 	}
+	return rc;
+}
+
+static struct wctx wctx_of(const struct sapi *sa)
+{
+	return (struct wctx){ sa->descs,	sa->n,		 sa->kg_first, sa->kg_last,
+			      sa->info->errbuf, sa->info->errlen };
+}
+
+/* A table's partition: sli_table_partition() or sli_table_frozen_partition(). */
+typedef int (*part_fn)(void *table, struct sli_table_part **out);
+
+static int part_live(void *table, struct sli_table_part **out)
+{
+	return sli_table_partition(table, out);
+}
+
+static int part_frozen(void *table, struct sli_table_part **out)
+{
+	return sli_table_frozen_partition(table, out);
+}
+
+/* Partition the tables @tab (NULL: none) with @part, then write them. */
+static int write_tables(const struct wctx *c, part_fn part, void *const tab[2],
+			struct sl_snap_writer *w)
+{
+	struct sli_table_part *p[2] = { NULL, NULL };
+	int rc = 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++)
+		if (tab[i] != NULL && (rc = part(tab[i], &p[i])) < 0)
+			snprintf(c->errbuf, c->errlen, "cannot list the keyed state: %s",
+				 sl_strerror(rc));
+	if (rc == 0)
+		rc = write_parts(c, p, w);
 	sli_table_part_destroy(p[0]);
 	sli_table_part_destroy(p[1]);
 	return rc;
+}
+
+static int api_snapshot(void *inst, struct sl_snap_writer *w)
+{
+	struct sapi *sa = inst;
+	struct wctx c = wctx_of(sa);
+
+	return write_tables(&c, part_live, (void *const[2]){ sa->t[0], sa->t[1] }, w);
+}
+
+/*
+ * Asynchronous snapshots: both tables frozen at the barrier
+ * (sli_table_freeze(): copy-on-write), written on the checkpoint thread
+ * in api_snapshot()'s format. The descriptors are the node's (they live
+ * as long as the job); errors go to the frozen state's own buffer, never
+ * the subtask's, which its thread may be writing.
+ */
+struct afrozen {
+	struct sli_table_frozen *f[2];
+	struct wctx c;
+	char err[256];
+};
+
+static int api_freeze(void *inst, void **out, uint64_t *copied)
+{
+	struct sapi *sa = inst;
+	struct afrozen *z = calloc(1, sizeof(*z));
+	int rc = z == NULL ? -ENOMEM : 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		struct sli_table_stats ts;
+
+		if (sa->t[i] == NULL)
+			continue;
+		rc = sli_table_freeze(sa->t[i], &z->f[i]);
+		sli_table_stats(sa->t[i], &ts);
+		*copied += ts.cow_bytes - sa->cow_reported[i];
+		sa->cow_reported[i] = ts.cow_bytes;
+	}
+	if (rc < 0) {
+		if (z != NULL) { /* the task is the reader of what froze: give it back now */
+			sli_table_frozen_put(z->f[0]);
+			sli_table_frozen_put(z->f[1]);
+		}
+		free(z);
+		return rc;
+	}
+	z->c = wctx_of(sa);
+	z->c.errbuf = z->err;
+	z->c.errlen = sizeof(z->err);
+	*out = z;
+	return 0;
+}
+
+static int api_frozen_write(void *frozen, struct sl_snap_writer *w)
+{
+	struct afrozen *z = frozen;
+
+	return write_tables(&z->c, part_frozen, (void *const[2]){ z->f[0], z->f[1] }, w);
+}
+
+static void api_frozen_put(void *frozen)
+{
+	struct afrozen *z = frozen;
+
+	if (z == NULL)
+		return;
+	sli_table_frozen_put(z->f[0]);
+	sli_table_frozen_put(z->f[1]);
+	free(z);
 }
 
 static int api_restore(void *inst, struct sl_snap_reader *r, unsigned kg)
@@ -1162,6 +1271,9 @@ static const struct sli_state_backend api_backend = {
 	.maintain = api_maintain,
 	.snapshot = api_snapshot,
 	.restore = api_restore,
+	.freeze = api_freeze,
+	.frozen_write = api_frozen_write,
+	.frozen_put = api_frozen_put,
 };
 
 int sli_state_api_stats(const struct sl_ctx *c, struct sli_state_api_stats *out)

@@ -217,6 +217,24 @@ int sli_spill_fetch(struct sli_spill *sp, unsigned n, const struct sli_skey *key
 int sli_spill_read(struct sli_spill *sp, unsigned n, const sli_spill_loc *loc,
 		   struct sli_spill_rec *rec);
 
+/*
+ * Frozen views for copy-on-write snapshots (table_snap.c). create (the
+ * store's thread): the locations of every record indexed now, duplicates
+ * of the segment files' descriptors and a copy of the unwritten part of
+ * the write buffer, so that the view reads what the store held now, on
+ * any one thread, whatever the store does later (compaction, deletion).
+ * Return 0; -ENOMEM; the -errno of dup (EMFILE). read: sli_spill_read()
+ * for the view, with plain preads; 0, -ENOMEM, -EBADMSG or the read's
+ * -errno, with error() naming the file and offset. destroy accepts NULL.
+ */
+struct sli_spill_view;
+int sli_spill_view_create(struct sli_spill *sp, struct sli_spill_view **out);
+const sli_spill_loc *sli_spill_view_locs(const struct sli_spill_view *v, size_t *n);
+int sli_spill_view_read(struct sli_spill_view *v, unsigned n, const sli_spill_loc *loc,
+			struct sli_spill_rec *rec);
+const char *sli_spill_view_error(const struct sli_spill_view *v);
+void sli_spill_view_destroy(struct sli_spill_view *v);
+
 /** Forget the record at @loc with slot hash @h (its entry is back in memory). */
 void sli_spill_drop(struct sli_spill *sp, uint64_t h, sli_spill_loc loc);
 

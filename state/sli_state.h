@@ -192,6 +192,17 @@ struct sli_table_stats {
 	uint64_t spill_compactions;  /* segment files rewritten and deleted */
 	uint64_t evictions, reloads; /* records moved out and back (an entry or a ring) */
 	uint64_t ring_evictions, ring_reloads; /* of which rings */
+	/*
+	 * Copy-on-write snapshots (sli_table_freeze()): entries the task
+	 * copied before writing them while a snapshot was pending, and
+	 * their bytes; blocks it let go that a snapshot still held
+	 * (freed at its release); freezes refused because the previous
+	 * snapshot was still being read; waits for a snapshot's reader
+	 * (no memory for a copy). Now: a snapshot pending, bytes held.
+	 */
+	uint64_t cow_copies, cow_bytes, cow_deferred, cow_busy, cow_waits;
+	size_t cow_held_bytes;
+	int cow_pending;
 };
 
 /**
@@ -409,8 +420,57 @@ size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
 /** 0, or the error of the last sli_table_part_group() that failed to read spilled entries. */
 int sli_table_part_error(const struct sli_table_part *p);
 
+/** The message of sli_table_part_error() (file and offset of a bad record), or "". */
+const char *sli_table_part_errmsg(const struct sli_table_part *p);
+
 /** Free a partition; accepts NULL. */
 void sli_table_part_destroy(struct sli_table_part *p);
+
+/*
+ * Copy-on-write snapshots (table_snap.c), Flink's CopyOnWriteStateMap
+ * adapted to this table. At a checkpoint barrier the task freezes the
+ * table: it copies the entry pointers of the slot arrays (both during
+ * a resize; 8 bytes per entry, no entry is read) and, when spilling, the
+ * spill index's record locations, duplicates of the segment files'
+ * descriptors and the unwritten part of the write buffer. Then it goes
+ * on: until the snapshot is released, an entry that was in the table at
+ * the barrier is copied before the task writes it (a put, a TTL touch),
+ * and a block the table lets go (remove, clear, TTL cleanup, eviction,
+ * a copy's original) is kept until then. Another thread turns the
+ * frozen table into a partition (sli_table_frozen_partition(): the same
+ * entries, in the same format, as sli_table_partition() at the barrier,
+ * spilled records read with pread on the duplicated descriptors) and
+ * releases it. The task notices the release at its next put, remove,
+ * clear or cleanup (or freeze) and frees what was kept.
+ */
+struct sli_table_frozen;
+
+/**
+ * sli_table_freeze() - freeze @t for a snapshot read on another thread.
+ * The task's thread. Work: O(slots + spilled records), no entry read.
+ *
+ * Return: 0 and the snapshot in *@out (hand it to one reader, which
+ * calls sli_table_frozen_put() once); -EBUSY when the previous snapshot
+ * was not released yet; -ENOMEM; the -errno of duplicating a spill
+ * file's descriptor (EMFILE). On error nothing changed: snapshot
+ * synchronously instead (sli_table_partition()).
+ */
+int sli_table_freeze(struct sli_table *t, struct sli_table_frozen **out);
+
+/**
+ * sli_table_frozen_partition() - the partition of the table as frozen
+ * (see sli_table_partition(); its groups' spilled entries are read
+ * through @f's descriptors). Any one thread; valid until destroyed, which
+ * must happen before sli_table_frozen_put(@f). Return: 0; -ENOMEM.
+ */
+int sli_table_frozen_partition(struct sli_table_frozen *f, struct sli_table_part **out);
+
+/**
+ * sli_table_frozen_put() - the reader is done with @f: release it (any
+ * thread). The table, or if it was destroyed meanwhile this call, frees
+ * what the snapshot kept. Accepts NULL.
+ */
+void sli_table_frozen_put(struct sli_table_frozen *f);
 
 /** Read an entry (from a partition). */
 void sli_table_entry(const struct sli_entry *e, struct sli_entry_view *v);

@@ -51,7 +51,8 @@
  * and re-pointed, expired ones dropped; then the file is deleted. So the
  * files hold at most live / (1 - garbage_pct/100) plus one segment.
  *
- * Threads: the owning table's only.
+ * Threads: the owning table's only, but for a frozen view (end of the
+ * file), which one other thread reads once the table's thread made it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -64,6 +65,7 @@
 #include <unistd.h>
 
 #include <sluice/sl_common.h>
+#include <sluice/sl_error.h>
 
 #include "sli_io.h"
 
@@ -623,21 +625,20 @@ int sli_spill_add(struct sli_spill *sp, const struct sli_spill_rec *r)
 	return 0;
 }
 
-/* Check and decode the record of @avail bytes at @p (at @seg/@off). */
-static int decode(struct sli_spill *sp, const unsigned char *p, uint32_t avail, unsigned seg,
-		  uint64_t off, struct sli_spill_rec *r)
+/* Check and decode the record of @avail bytes at @p: NULL, or what is wrong. Pure. */
+static const char *check_rec(const unsigned char *p, uint32_t avail, struct sli_spill_rec *r)
 {
 	struct rhdr hd;
 
 	if (avail < HDR)
-		return fail(sp, -EBADMSG, seg, off, "truncated record");
+		return "truncated record";
 	memcpy(&hd, p, HDR);
 	if (!is_magic(hd.magic) || hd.len < HDR || hd.len > avail ||
 	    (hd.magic == MAGIC_RING && hd.ns_len != 0) ||
 	    (uint64_t)HDR + hd.key_len + hd.ns_len + hd.value_len != hd.len)
-		return fail(sp, -EBADMSG, seg, off, "bad record header");
+		return "bad record header";
 	if (sli_crc32c(0, p + 4, hd.len - 4) != hd.crc)
-		return fail(sp, -EBADMSG, seg, off, "CRC32C mismatch");
+		return "CRC32C mismatch";
 	*r = (struct sli_spill_rec){ .hash = hd.hash,
 				     .expiry = hd.expiry,
 				     .key = p + HDR,
@@ -649,7 +650,16 @@ static int decode(struct sli_spill *sp, const unsigned char *p, uint32_t avail, 
 				     .state_id = hd.state_id,
 				     .kg = hd.kg,
 				     .flags = hd.magic == MAGIC_RING ? SLI_SPILL_RING : 0 };
-	return 0;
+	return NULL;
+}
+
+/* Check and decode the record of @avail bytes at @p (at @seg/@off). */
+static int decode(struct sli_spill *sp, const unsigned char *p, uint32_t avail, unsigned seg,
+		  uint64_t off, struct sli_spill_rec *r)
+{
+	const char *why = check_rec(p, avail, r);
+
+	return why != NULL ? fail(sp, -EBADMSG, seg, off, why) : 0;
 }
 
 static bool rec_is(const struct sli_spill_rec *r, const struct sli_skey *k)
@@ -1016,4 +1026,165 @@ void sli_spill_stats(const struct sli_spill *sp, struct sli_table_stats *st)
 	st->spill_batches = sp->batches;
 	st->spill_writes = sp->writes;
 	st->spill_compactions = sp->compactions;
+}
+
+/* ------------------------------------------------------- frozen views */
+
+/*
+ * A snapshot's view of the store (sli_spill_view_create()): read on
+ * another thread than the table's, so it shares nothing the task goes on
+ * writing. Records are immutable once written (the buffer is written
+ * past wstart, never over it), so a record on disk at the barrier stays
+ * readable: through a duplicate of its segment's descriptor, even after
+ * compaction or the store's destruction deleted the file (the inode lives
+ * while a descriptor is open; a new segment with the same name is a new
+ * file). Records still in the write buffer are read from a copy of its
+ * used part. Reads are plain preads: the task's engine (an io_uring ring
+ * is one thread's) is never touched.
+ */
+struct sli_spill_view {
+	int *fds; /* [nsegs]: -1 or a duplicate */
+	unsigned nsegs, active;
+	uint32_t wstart, wlen;
+	unsigned char *wcopy; /* [wlen]: [wstart, wstart + wlen) of segment active */
+	sli_spill_loc *locs;
+	size_t nlocs;
+	unsigned char *rbuf;
+	size_t rcap;
+	char dir[PATH_MAX];
+	char err[ERR_LEN];
+};
+
+static int view_loc(void *arg, uint64_t h, sli_spill_loc loc)
+{
+	struct sli_spill_view *v = arg;
+
+	(void)h;
+	v->locs[v->nlocs++] = loc;
+	return 0;
+}
+
+int sli_spill_view_create(struct sli_spill *sp, struct sli_spill_view **out)
+{
+	struct sli_spill_view *v = sl_alloc_aligned(NULL, sizeof(*v), 16);
+	int rc = -ENOMEM;
+
+	if (v == NULL)
+		return -ENOMEM;
+	memset(v, 0, sizeof(*v));
+	v->nsegs = sp->nsegs;
+	v->active = sp->active;
+	v->wstart = sp->wstart;
+	v->wlen = sp->wlen;
+	memcpy(v->dir, sp->dir, sizeof(v->dir));
+	v->fds = sl_alloc_aligned(NULL, (sp->nsegs + 1) * sizeof(int), 16);
+	v->wcopy = sl_alloc_aligned(NULL, sp->wlen + 16, 16);
+	v->locs = sl_alloc_aligned(NULL, (sp->indexed + 1) * sizeof(*v->locs), 16);
+	if (v->fds == NULL || v->wcopy == NULL || v->locs == NULL)
+		goto err;
+	for (unsigned id = 0; id < v->nsegs; id++)
+		v->fds[id] = -1;
+	for (unsigned id = 0; id < v->nsegs; id++) {
+		if (sp->segs[id].fd >= 0 &&
+		    (v->fds[id] = fcntl(sp->segs[id].fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			rc = -errno;
+			goto err;
+		}
+	}
+	memcpy(v->wcopy, sp->wbuf, sp->wlen);
+	sli_spill_each(sp, view_loc, v);
+	*out = v;
+	return 0;
+err:
+	sli_spill_view_destroy(v);
+	return rc;
+}
+
+const sli_spill_loc *sli_spill_view_locs(const struct sli_spill_view *v, size_t *n)
+{
+	*n = v->nlocs;
+	return v->locs;
+}
+
+static int view_fail(struct sli_spill_view *v, int err, sli_spill_loc loc, const char *what)
+{
+	snprintf(v->err, sizeof(v->err), "spill file %s/" NAME_FMT " offset %llu: %s", v->dir,
+		 loc_seg(loc), (unsigned long long)loc_off(loc),
+		 what != NULL ? what : sl_strerror(err));
+	return err;
+}
+
+/* Read the @len bytes of the record at @loc into @buf. */
+static int view_pread(struct sli_spill_view *v, sli_spill_loc loc, unsigned char *buf, uint32_t len)
+{
+	unsigned s = loc_seg(loc);
+	uint32_t off = loc_off(loc), got = 0;
+
+	if (s == v->active && off >= v->wstart) {
+		if (off - v->wstart + (uint64_t)len > v->wlen)
+			return view_fail(v, -EBADMSG, loc, "past the frozen write buffer");
+		memcpy(buf, v->wcopy + (off - v->wstart), len);
+		return 0;
+	}
+	if (s >= v->nsegs || v->fds[s] < 0)
+		return view_fail(v, -EBADMSG, loc, "no such segment at the barrier");
+	while (got < len) {
+		ssize_t r = pread(v->fds[s], buf + got, len - got, (off_t)off + got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return view_fail(v, r < 0 ? -errno : -EIO, loc,
+					 r < 0 ? NULL : "short read");
+		got += (uint32_t)r;
+	}
+	return 0;
+}
+
+int sli_spill_view_read(struct sli_spill_view *v, unsigned n, const sli_spill_loc *loc,
+			struct sli_spill_rec *rec)
+{
+	size_t bytes = 0, at = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		bytes += loc_len(loc[i]);
+	if (bytes > v->rcap) {
+		unsigned char *b = sl_alloc_aligned(NULL, bytes, 16);
+
+		if (b == NULL)
+			return -ENOMEM;
+		sl_alloc_free(NULL, v->rbuf);
+		v->rbuf = b;
+		v->rcap = bytes;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const char *why;
+		int rc = view_pread(v, loc[i], v->rbuf + at, loc_len(loc[i]));
+
+		if (rc < 0)
+			return rc;
+		if ((why = check_rec(v->rbuf + at, loc_len(loc[i]), &rec[i])) != NULL)
+			return view_fail(v, -EBADMSG, loc[i], why);
+		at += loc_len(loc[i]);
+	}
+	return 0;
+}
+
+const char *sli_spill_view_error(const struct sli_spill_view *v)
+{
+	return v->err;
+}
+
+void sli_spill_view_destroy(struct sli_spill_view *v)
+{
+	if (v == NULL)
+		return;
+	for (unsigned id = 0; v->fds != NULL && id < v->nsegs; id++)
+		if (v->fds[id] >= 0)
+			close(v->fds[id]);
+	sl_alloc_free(NULL, v->fds);
+	sl_alloc_free(NULL, v->wcopy);
+	sl_alloc_free(NULL, v->locs);
+	sl_alloc_free(NULL, v->rbuf);
+	sl_alloc_free(NULL, v);
 }

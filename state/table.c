@@ -87,9 +87,15 @@
  * (sli_table_partition) expand ring records into one entry per
  * namespace, in their key's group.
  *
- * Threads: the owning task's only. Pointers to values stay valid until
- * the next put/remove/clear/cleanup: resize steps move slots, never
- * entries.
+ * Snapshots (table_snap.c). While a copy-on-write snapshot is pending,
+ * entries of the barrier are copied before a write (relocate(): update()
+ * and TTL touches) and their blocks are kept until the snapshot is
+ * released (block_free()); see there for the rules.
+ *
+ * Threads: the owning task's only, but for a pending snapshot's reader,
+ * which reads frozen entries (table_snap.c). Pointers to values stay
+ * valid until the next put/remove/clear/cleanup: resize steps move
+ * slots, never entries.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -98,173 +104,20 @@
 
 #include <sluice/sl_alloc.h>
 #include <sluice/sl_common.h>
+#include <sluice/sl_error.h>
 
 #include "sli_core.h"
 #include "sli_io.h"
 #include "sli_state.h"
+#include "sli_table_int.h"
 
-#define SEG_SHIFT 12 /* 4096 slots = 64 KiB per segment */
-#define SEG_SLOTS ((size_t)1 << SEG_SHIFT)
-#define SEG_MASK  (SEG_SLOTS - 1)
-#define MIN_CAP	  64
-#define CHUNK	  32 /* keys per prefetch round in lookup_batch */
+char sli_table_tomb; /* TOMB points here */
 
-#define F_LINKED 1u /* has a ring after the header: namespaced entry or anchor */
-#define F_ANCHOR 2u /* head of the ring of one (state, key)'s namespaced entries */
-#define F_REF	 4u /* used since the clock hand last passed (spilling) */
+#define CHUNK 32 /* keys per prefetch round in lookup_batch */
 
 #define EVICT_SLOTS 1024 /* slots the clock hand examines per operation at most */
 
 #define ANCHOR_TAG 0xa5c4e1b3d2f09687ull /* makes an anchor's slot hash differ */
-
-struct sli_entry {
-	int64_t expiry;
-	uint32_t key_len;
-	uint32_t val_len;
-	uint16_t ns_len;
-	uint16_t state_id;
-	uint16_t kg;
-	uint8_t cls; /* slab class of this block */
-	uint8_t flags;
-	/* [struct ring if F_LINKED] key, namespace, pad to 8, value */
-};
-
-struct ring {
-	struct sli_entry *prev, *next;
-};
-
-struct slot {
-	uint64_t hash;
-	struct sli_entry *e; /* NULL: empty; TOMB: removed from a draining array */
-};
-
-_Static_assert(sizeof(struct sli_entry) == 24, "entry header is 24 bytes");
-_Static_assert(sizeof(struct slot) == 16, "four slots per cache line");
-_Static_assert(SLI_TABLE_MAX_PARALLELISM - 1 <= UINT16_MAX, "key group fits the header");
-
-struct stab {
-	struct slot **seg; /* nseg segments of min(cap, SEG_SLOTS) slots */
-	size_t cap, mask;
-	size_t used; /* live slots (entries and anchors) */
-	size_t nseg;
-};
-
-enum { IDLE, ZEROING, MIGRATING };
-
-struct sli_table {
-	struct stab tab;  /* lookups start here; inserts go here */
-	struct stab old;  /* MIGRATING: being drained */
-	struct stab next; /* ZEROING: being zeroed */
-	int phase;
-	size_t zeroed;	  /* ZEROING: slots of next zeroed */
-	size_t mig_start; /* MIGRATING: an empty slot of old, where draining began */
-	size_t mig_done;  /* MIGRATING: slots of old drained */
-	size_t cursor;	  /* TTL cleanup position in tab */
-	size_t count;	  /* entries, anchors excluded */
-	size_t anchors;
-	size_t mem; /* bytes of slot arrays and indexes */
-	uint64_t mods;
-	struct sli_slab slab;
-	const struct sl_allocator *a;
-	unsigned maxp, kg_first, nkg;
-	bool maxp_pow2;
-	size_t *kg_count; /* [nkg] */
-	struct sli_table_stats st;
-	/* Spilling: */
-	struct sli_spill *sp; /* NULL: no budget */
-	size_t budget;
-	size_t ebytes; /* slab bytes of live entries and anchors */
-	size_t hand;   /* clock position in tab */
-	struct pin *pins;
-	size_t nspilled;	/* entries on disk: plain records and ring members */
-	size_t rings;		/* ring records on disk */
-	size_t *kg_spilled;	/* [nkg]: entries on disk per key group */
-	unsigned char *scratch; /* a ring's record value being built */
-	size_t scratch_cap;
-	int err;
-	char errmsg[600];
-};
-
-/* An entry read from disk that could not be reinserted: freed at the next mutation. */
-struct pin {
-	struct pin *next;
-	uint64_t pad;
-};
-
-struct sli_table_part {
-	const struct sl_allocator *a;
-	const struct sli_table *t;
-	uint64_t mods; /* t->mods when built */
-	unsigned kg_first, nkg;
-	size_t *off; /* [nkg + 1]: group g is ents[off[g], off[g + 1]) */
-	const struct sli_entry **ents;
-	/* Spilled entries: group g's records are at locs[soff[g], soff[g + 1]). */
-	size_t *soff;
-	size_t *scnt; /* [nkg]: entries in group g's records (rings hold several) */
-	sli_spill_loc *locs;
-	uint64_t *hashes;
-	const struct sli_entry **gents; /* the group loaded last: resident + spilled */
-	struct arena *arena;		/* its spilled entries, a chunk per read batch */
-	unsigned gkg;
-	int err;
-};
-
-struct arena {
-	struct arena *next;
-	uint64_t pad;
-};
-
-/* Where an entry's slot is. */
-struct loc {
-	struct slot *s;
-	size_t i;
-	bool old;
-};
-
-static char tomb_mark;
-#define TOMB ((struct sli_entry *)(void *)&tomb_mark)
-
-/* -------------------------------------------------------------- entries */
-
-static inline size_t align8(size_t x)
-{
-	return (x + 7) & ~(size_t)7;
-}
-
-static inline size_t data_off(unsigned flags)
-{
-	return sizeof(struct sli_entry) + ((flags & F_LINKED) ? sizeof(struct ring) : 0);
-}
-
-static inline unsigned char *ekey(const struct sli_entry *e)
-{
-	return (unsigned char *)e + data_off(e->flags);
-}
-
-static inline unsigned char *ens(const struct sli_entry *e)
-{
-	return ekey(e) + e->key_len;
-}
-
-static inline size_t val_off(const struct sli_entry *e)
-{
-	return align8(data_off(e->flags) + e->key_len + e->ns_len);
-}
-
-static inline unsigned char *eval(const struct sli_entry *e)
-{
-	return (unsigned char *)e + val_off(e);
-}
-
-static inline size_t esize(const struct sli_entry *e)
-{
-	return sli_slab_usable(e, e->cls);
-}
-
-static inline struct ring *ering(struct sli_entry *e)
-{
-	return (struct ring *)(e + 1);
-}
 
 /* Keys are mostly short: compare up to 16 bytes with two overlapping word loads. */
 static inline bool bytes_eq(const void *a, const void *b, size_t n)
@@ -328,12 +181,6 @@ static inline struct aval anchor_val(const struct sli_entry *a)
 }
 
 /* ---------------------------------------------------------- slot arrays */
-
-static inline struct slot *slot_at(const struct stab *st, size_t i)
-{
-	return &st->seg[i >> SEG_SHIFT][i & SEG_MASK];
-}
-
 static inline size_t seg_slots(const struct stab *st)
 {
 	return st->cap < SEG_SLOTS ? st->cap : SEG_SLOTS;
@@ -687,6 +534,7 @@ void sli_table_destroy(struct sli_table *t)
 	if (t == NULL)
 		return;
 	pins_free(t);
+	sli_snap_detach(t); /* before the slab goes: a snapshot being read may take it */
 	sli_spill_destroy(t->sp);
 	sl_alloc_free(t->a, t->kg_spilled);
 	sl_alloc_free(t->a, t->scratch);
@@ -839,6 +687,16 @@ static void spill_gone(void *arg, const struct sli_spill_rec *r)
 	spilled_forget(t, r->kg, n > 0 ? (size_t)n : 0, ring);
 }
 
+/*
+ * Give @e's block back to the slab, unless a pending snapshot may still
+ * read it: then it is freed when the snapshot is released.
+ */
+static void block_free(struct sli_table *t, struct sli_entry *e)
+{
+	if (t->snap == NULL || !sli_snap_retire(t, e))
+		sli_slab_free(&t->slab, e, e->cls);
+}
+
 static void pins_free(struct sli_table *t)
 {
 	while (t->pins != NULL) {
@@ -853,7 +711,7 @@ static void pins_free(struct sli_table *t)
 static void entry_release(struct sli_table *t, struct sli_entry *e)
 {
 	t->ebytes -= esize(e);
-	sli_slab_free(&t->slab, e, e->cls);
+	block_free(t, e);
 }
 
 /*
@@ -876,10 +734,10 @@ static int evict_ring(struct sli_table *t, struct sli_entry *a, size_t max, unsi
 	unsigned kg = a->kg;
 	int rc;
 
-	a->flags &= (uint8_t)~F_REF;
+	flags_clear(a, F_REF);
 	for (m = ering(a)->next; m != a && size <= max; m = ering(m)->next, cnt++) {
 		hot |= m->flags & F_REF;
-		m->flags &= (uint8_t)~F_REF;
+		flags_clear(m, F_REF);
 		size += rment_size(m->ns_len, m->val_len);
 		exp = m->expiry > exp ? m->expiry : exp;
 	}
@@ -967,7 +825,7 @@ static int evict(struct sli_table *t)
 				continue; /* the backward shift may refill this slot */
 		} else if (e != NULL && !(e->flags & F_LINKED)) {
 			if (e->flags & F_REF) {
-				e->flags &= (uint8_t)~F_REF;
+				flags_clear(e, F_REF);
 			} else if (sli_spill_rec_size(e->key_len, 0, e->val_len) <= max) {
 				struct sli_spill_rec r = { .hash = s->hash,
 							   .expiry = e->expiry,
@@ -1007,6 +865,8 @@ static int maintain(struct sli_table *t)
 
 	if (t->pins != NULL)
 		pins_free(t);
+	if (t->snap != NULL)
+		sli_snap_poll(t);
 	if (t->sp == NULL)
 		return 0;
 	if ((rc = sli_spill_work(t->sp, spill_gone, t)) < 0)
@@ -1032,7 +892,8 @@ static struct sli_entry *pin_new(struct sli_table *t, const struct sli_skey *k, 
 				 .val_len = len,
 				 .ns_len = k->ns_len,
 				 .state_id = k->state_id,
-				 .kg = (uint16_t)kg };
+				 .kg = (uint16_t)kg,
+				 .flags = F_PIN };
 	if (k->key_len != 0)
 		memcpy(ekey(e), k->key, k->key_len);
 	if (k->ns_len != 0)
@@ -1321,13 +1182,44 @@ const char *sli_table_spill_engine(const struct sli_table *t)
 
 /* --------------------------------------------------------------- lookup */
 
-static inline const void *found(struct sli_entry *e, int64_t now, int64_t touch, uint32_t *len)
+static struct sli_entry *relocate(struct sli_table *t, const struct loc *l, size_t need,
+				  size_t keep);
+
+/*
+ * A new expiry for the entry @e (slot hash @h) a snapshot may read: the
+ * task writes a copy (the snapshot keeps the old block). Without memory
+ * for the copy it waits for the snapshot's reader, then writes in place.
+ */
+static struct sli_entry *touch_shared(struct sli_table *t, struct sli_entry *e, uint64_t h)
+{
+	struct sli_entry *n = NULL;
+	struct loc l;
+
+	if (find_ptr(t, h, e, &l))
+		n = relocate(t, &l, val_off(e) + e->val_len, val_off(e) + e->val_len);
+	else
+		SL_ASSERT(!"a shared entry not in the table");
+	if (n == NULL) {
+		sli_snap_wait(t);
+		return e;
+	}
+	block_free(t, e);
+	return n;
+}
+
+/* A live entry @e (slot hash @h) found by a get: its value, after the TTL and reference updates. */
+static inline const void *found(struct sli_table *t, struct sli_entry *e, uint64_t h, int64_t now,
+				int64_t touch, uint32_t *len)
 {
 	if (e->expiry <= now)
 		return NULL;
-	if (touch != SLI_TTL_KEEP)
+	if (touch != SLI_TTL_KEEP && touch != e->expiry) {
+		if (snap_shared(t, e))
+			e = touch_shared(t, e, h);
 		e->expiry = touch;
-	e->flags |= F_REF;
+	}
+	if (!(e->flags & F_REF))
+		flags_set(e, F_REF);
 	if (len != NULL)
 		*len = e->val_len;
 	return eval(e);
@@ -1344,9 +1236,9 @@ const void *sli_table_get(struct sli_table *t, const struct sli_skey *k, int64_t
 	SL_ASSERT(t != NULL && k != NULL);
 	step(t);
 	if (find(t, h, k, 0, &l))
-		return found(l.s->e, now, touch, len);
+		return found(t, l.s->e, h, now, touch, len);
 	e = spill_get(t, k, h, false, &err);
-	return e != NULL ? found(e, now, touch, len) : NULL;
+	return e != NULL ? found(t, e, h, now, touch, len) : NULL;
 }
 
 /* The first live entry of the array inserts go to with slot hash @h, or NULL. */
@@ -1471,11 +1363,16 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 				__builtin_prefetch((char *)cand[j] + SL_CACHE_LINE - 1);
 			}
 		}
-		for (unsigned j = 0; j < m; j++) {
+		for (unsigned j = 0, copies = (unsigned)t->st.cow_copies; j < m; j++) {
 			struct sli_entry *e = cand[j];
 			struct sli_lookup *o = &out[base + j];
 			struct loc l;
 			int f;
+
+			/* A TTL touch copied an entry for a snapshot: a candidate may be the
+			 * original. */
+			if (sl_unlikely(copies != (unsigned)t->st.cow_copies))
+				e = probe_hash(&t->tab, h[j]);
 
 			/* A hash match of another key is a 2^-64 event, but possible. */
 			if (e == NULL ? t->phase == MIGRATING : !match(e, &k[j], 0))
@@ -1486,7 +1383,7 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 				mf[nm++] = (unsigned)f;
 				continue;
 			}
-			o->value = e != NULL ? found(e, now, touch, &o->len) : NULL;
+			o->value = e != NULL ? found(t, e, h[j], now, touch, &o->len) : NULL;
 			if (o->value == NULL)
 				o->len = 0;
 			else
@@ -1505,7 +1402,7 @@ int sli_table_lookup_batch(struct sli_table *t, unsigned n, const struct sli_ske
 			struct sli_entry *e;
 
 			e = miss_resolve(t, &k[j], h[j], &rec[f], floc[f], &fstate[f], &err);
-			o->value = e != NULL ? found(e, now, touch, &o->len) : NULL;
+			o->value = e != NULL ? found(t, e, h[j], now, touch, &o->len) : NULL;
 			if (o->value == NULL)
 				o->len = 0;
 			else
@@ -1527,29 +1424,65 @@ static int check_key(const struct sli_table *t, const struct sli_skey *k)
 	return 0;
 }
 
-/* Replace @l's value; reallocate when it does not fit or would waste half. */
+/*
+ * Move the entry at @l to a new block of @need bytes, its first @keep
+ * bytes copied (header, ring, key, namespace and maybe the value): the
+ * ring and the slot point to the new block, which is fresh for a pending
+ * snapshot. The old block is the caller's to free (@value of update()
+ * may be inside it). NULL: no memory (nothing changed).
+ */
+static struct sli_entry *relocate(struct sli_table *t, const struct loc *l, size_t need,
+				  size_t keep)
+{
+	struct sli_entry *e = l->s->e, *n;
+	unsigned cls;
+
+	n = sli_slab_alloc(&t->slab, need, &cls);
+	if (n == NULL)
+		return NULL;
+	memcpy(n, e, keep);
+	n->cls = (uint8_t)cls;
+	n->flags &= (uint8_t)~F_FRESH;
+	if (n->flags & F_LINKED) {
+		ering(ering(n)->prev)->next = n;
+		ering(ering(n)->next)->prev = n;
+	}
+	l->s->e = n;
+	t->ebytes += esize(n) - esize(e);
+	if (t->snap != NULL) {
+		sli_snap_fresh(t, n);
+		t->st.cow_copies += snap_shared(t, e);
+		t->st.cow_bytes += snap_shared(t, e) ? keep : 0;
+	}
+	return n;
+}
+
+/*
+ * Replace @l's value; reallocate when it does not fit or would waste
+ * half, or when a pending snapshot may read the entry (copy on write;
+ * without memory for the copy, wait for the snapshot's reader).
+ */
 static int update(struct sli_table *t, const struct loc *l, const void *value, uint32_t len,
 		  int64_t expiry)
 {
-	struct sli_entry *e = l->s->e, *n;
+	struct sli_entry *e = l->s->e, *n = NULL;
 	size_t need = val_off(e) + len, cap = sli_slab_usable(e, e->cls);
-	unsigned cls;
+	bool move = need > cap || (cap >= 128 && need <= cap / 2);
 
-	if (need > cap || (cap >= 128 && need <= cap / 2)) {
-		n = sli_slab_alloc(&t->slab, need, &cls);
-		if (n == NULL)
+	if (move || snap_shared(t, e)) {
+		n = relocate(t, l, need, val_off(e)); /* header, ring, key, namespace */
+		if (n == NULL && snap_shared(t, e)) {
+			sli_snap_wait(t); /* the entry is the table's alone now */
+			if (move)
+				n = relocate(t, l, need, val_off(e));
+		}
+		if (n == NULL && move)
 			return -ENOMEM;
-		memcpy(n, e, val_off(e)); /* header, ring, key, namespace */
-		n->cls = (uint8_t)cls;
+	}
+	if (n != NULL) {
 		if (len != 0)
 			memcpy(eval(n), value, len); /* @value may be inside e */
-		if (n->flags & F_LINKED) {
-			ering(ering(n)->prev)->next = n;
-			ering(ering(n)->next)->prev = n;
-		}
-		l->s->e = n;
-		t->ebytes += esize(n) - esize(e);
-		sli_slab_free(&t->slab, e, e->cls);
+		block_free(t, e);
 		e = n;
 	} else if (len != 0) {
 		memmove(eval(e), value, len);
@@ -1580,6 +1513,8 @@ static struct sli_entry *entry_new(struct sli_table *t, const struct sli_skey *k
 	e->kg = (uint16_t)kg;
 	e->cls = (uint8_t)cls;
 	e->flags = (uint8_t)flags;
+	if (t->snap != NULL)
+		sli_snap_fresh(t, e);
 	t->ebytes += esize(e);
 	if (k->key_len != 0)
 		memcpy(ekey(e), k->key, k->key_len);
@@ -1628,7 +1563,7 @@ static int insert(struct sli_table *t, uint64_t h, const struct sli_skey *k, uns
 		a = anchor_get(t, k, kg, &created);
 		if (a == NULL) {
 			t->ebytes -= esize(e);
-			sli_slab_free(&t->slab, e, e->cls);
+			block_free(t, e);
 			return -ENOMEM;
 		}
 	}
@@ -1697,7 +1632,7 @@ static void entry_free(struct sli_table *t, struct sli_entry *e)
 		t->kg_count[e->kg - t->kg_first]--;
 	}
 	t->ebytes -= esize(e);
-	sli_slab_free(&t->slab, e, e->cls);
+	block_free(t, e);
 }
 
 static void anchor_drop(struct sli_table *t, struct sli_entry *a)
@@ -1905,6 +1840,8 @@ void sli_table_stats(const struct sli_table *t, struct sli_table_stats *st)
 	st->bytes = sizeof(*t) + t->nkg * sizeof(size_t) + t->mem + t->slab.bytes;
 	st->phase = t->phase;
 	st->resident = resident(t);
+	st->cow_pending = t->snap != NULL;
+	st->cow_held_bytes = t->grave_bytes;
 	if (t->sp != NULL) {
 		sli_spill_stats(t->sp, st);
 		st->spilled = t->nspilled;
@@ -1996,6 +1933,16 @@ static int partition_spilled(struct sli_table *t, struct sli_table_part *p, size
 	return 0;
 }
 
+static int store_read(void *arg, unsigned n, const sli_spill_loc *loc, struct sli_spill_rec *rec)
+{
+	return sli_spill_read(arg, n, loc, rec);
+}
+
+static const char *store_why(void *arg)
+{
+	return sli_spill_error(arg);
+}
+
 int sli_table_partition(struct sli_table *t, struct sli_table_part **out)
 {
 	struct sli_table_part *p;
@@ -2015,6 +1962,7 @@ int sli_table_partition(struct sli_table *t, struct sli_table_part **out)
 	memset(p, 0, sizeof(*p));
 	p->a = t->a;
 	p->t = t;
+	p->rd = (struct sli_part_reader){ store_read, store_why, t->sp };
 	p->mods = t->mods;
 	p->kg_first = t->kg_first;
 	p->nkg = t->nkg;
@@ -2096,11 +2044,10 @@ static size_t arena_entry(unsigned char *at, const struct sli_spill_rec *r, cons
  * p->gents, the entries in p->arena (a chunk per batch of 64 records): a
  * plain record is one entry, a ring record one per namespaced entry.
  */
-static int part_load(struct sli_table_part *p, unsigned g)
+int sli_part_load(struct sli_table_part *p, unsigned g)
 {
 	size_t nres = p->off[g + 1] - p->off[g], nsp = p->soff[g + 1] - p->soff[g], ne = nres;
 	const sli_spill_loc *locs = p->locs + p->soff[g];
-	struct sli_spill *sp = p->t->sp;
 	struct sli_spill_rec rec[64];
 
 	sl_alloc_free(p->a, p->gents);
@@ -2114,10 +2061,12 @@ static int part_load(struct sli_table_part *p, unsigned g)
 		unsigned m = nsp - base < 64 ? (unsigned)(nsp - base) : 64;
 		size_t bytes = 0, at = 0;
 		struct arena *x;
-		int rc = sli_spill_read(sp, m, locs + base, rec);
+		int rc = p->rd.read(p->rd.arg, m, locs + base, rec);
 
-		if (rc < 0)
+		if (rc < 0) {
+			snprintf(p->errmsg, sizeof(p->errmsg), "%s", p->rd.why(p->rd.arg));
 			return rc;
+		}
 		for (unsigned i = 0; i < m; i++) {
 			long long b = rec_entry_bytes(&rec[i]);
 
@@ -2166,7 +2115,7 @@ size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
 	unsigned g;
 	int rc;
 
-	SL_ASSERT(p->t->mods == p->mods); /* the table changed since the partition */
+	SL_ASSERT(p->t == NULL || p->t->mods == p->mods); /* the table changed since */
 	*entries = NULL;
 	if (kg < p->kg_first || kg - p->kg_first >= p->nkg)
 		return 0;
@@ -2175,8 +2124,12 @@ size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
 		*entries = p->ents + p->off[g];
 		return p->off[g + 1] - p->off[g];
 	}
-	if (p->gkg != g && (rc = part_load(w, g)) < 0) {
+	if (p->gkg != g && (rc = sli_part_load(w, g)) < 0) {
 		w->err = rc;
+		if (w->errmsg[0] == '\0')
+			snprintf(w->errmsg, sizeof(w->errmsg),
+				 "spilled records of key group %u: %s", kg,
+				 rc == -EBADMSG ? "bad record layout" : sl_strerror(rc));
 		return 0;
 	}
 	*entries = p->gents;
@@ -2186,6 +2139,11 @@ size_t sli_table_part_group(const struct sli_table_part *p, unsigned kg,
 int sli_table_part_error(const struct sli_table_part *p)
 {
 	return p->err;
+}
+
+const char *sli_table_part_errmsg(const struct sli_table_part *p)
+{
+	return p->errmsg;
 }
 
 void sli_table_part_destroy(struct sli_table_part *p)
@@ -2205,9 +2163,12 @@ void sli_table_part_destroy(struct sli_table_part *p)
 
 void sli_table_entry(const struct sli_entry *e, struct sli_entry_view *v)
 {
-	v->key = ekey(e);
-	v->ns = ens(e);
-	v->value = eval(e);
+	/* Relaxed: another thread's snapshot may read e while its task sets F_REF (flags_set()). */
+	size_t off = data_off(__atomic_load_n(&e->flags, __ATOMIC_RELAXED));
+
+	v->key = (const unsigned char *)e + off;
+	v->ns = (const unsigned char *)v->key + e->key_len;
+	v->value = (const unsigned char *)e + align8(off + e->key_len + e->ns_len);
 	v->key_len = e->key_len;
 	v->value_len = e->val_len;
 	v->ns_len = e->ns_len;
@@ -2384,7 +2345,7 @@ int sli_table_check(const struct sli_table *t, sli_key_hash_fn hash, void *arg)
 	    (c.entries + c.spilled != t->count || c.spilled != t->nspilled ||
 	     c.anchors != t->anchors || c.ring_members != c.linked || c.tab_used != t->tab.used ||
 	     (t->phase == MIGRATING && c.old_used != t->old.used) ||
-	     t->slab.live != c.entries + t->anchors))
+	     t->slab.live != c.entries + t->anchors + t->grave.n))
 		rc = -EUCLEAN;
 	for (unsigned g = 0; rc == 0 && g < t->nkg; g++)
 		if (c.kg[g] != t->kg_count[g] ||

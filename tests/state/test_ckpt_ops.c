@@ -39,11 +39,10 @@
  * "Elements with strings" variants (joins, session windows) carry each
  * value as a string too, which the functions read instead of the field:
  * the images copy buffered elements' strings. "Copy fails" variants (interval join, session
- * windows, reduce) set SLUICE_FREEZE_ENOMEM, which makes every 11th image allocation fail
- * (core/checkpoint.c), so that some snapshots fall back to synchronous
- * serialisation part way through a copy; they check that the hook refused
- * allocations in the last, in-process run. The same sliding windows once
- * more with a field key (sl_key_by_field()) and a built-in sum
+ * windows, reduce, keyed process) set SLUICE_FREEZE_ENOMEM, which makes every 11th image allocation
+ * fail (core/checkpoint.c), so that some snapshots fall back to synchronous serialisation part way
+ * through a copy; they check that the hook refused allocations in the last, in-process run. The
+ * same sliding windows once more with a field key (sl_key_by_field()) and a built-in sum
  * (sl_agg_sum_i64()): window.c's specialised loop.
  */
 #include <dirent.h>
@@ -125,7 +124,9 @@ enum snap {
 
 /*
  * Every FAULT_NTH image allocation fails (core/checkpoint.c's test hook).
- * A freeze asks for 4 (reduce), 6 (join) or 7 (general window) buffers:
+ * A freeze asks for 4 (reduce; keyed process: timers of both domains and
+ * their keys, before the copy-on-write freeze of its keyed state), 6 (join)
+ * or 7 (general window) buffers:
  * some copies fail part way, others complete; the last run's final
  * checkpoint (3 subtasks, at least 12 requests) meets at least one failure.
  */
@@ -934,6 +935,8 @@ KILL_TEST(test_session_strs, SESSION, false, STRS)
 KILL_TEST(test_continuous, CONTINUOUS, false, ASYNC)
 KILL_TEST(test_continuous_sync, CONTINUOUS, false, SYNC)
 KILL_TEST(test_keyed, KEYED, false, ASYNC)
+KILL_TEST(test_keyed_sync, KEYED, false, SYNC)
+KILL_TEST(test_keyed_fault, KEYED, false, FAULT)
 KILL_TEST(test_interval_unaligned, IJOIN, true, ASYNC)
 KILL_TEST(test_reduce, REDUCE, false, ASYNC)
 KILL_TEST(test_reduce_sync, REDUCE, false, SYNC)
@@ -980,6 +983,10 @@ int main(void)
 		  test_continuous_sync },
 		{ "keyed process, spilled keyed state and timers: kill -9, restore, rescale",
 		  test_keyed },
+		{ "keyed process, spilled keyed state, sync snapshots: kill -9, restore, rescale",
+		  test_keyed_sync },
+		{ "keyed process, async snapshots whose copy fails now and then: kill -9, restore",
+		  test_keyed_fault },
 		{ "interval join, unaligned checkpoints (in-flight data): kill -9, restore, "
 		  "rescale",
 		  test_interval_unaligned },

@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * table_snap.c — copy-on-write snapshots of the keyed-state table (see
+ * sli_table_freeze() in sli_state.h): Flink's CopyOnWriteStateMap,
+ * adapted to an open-addressing table whose entries live out of line.
+ *
+ * At the barrier the task copies the entry pointers of its slot arrays
+ * (the current one and, during a resize, the undrained part of the old
+ * one), 8 bytes per entry, without reading an entry: that set, plus the
+ * spill store's view (record locations, duplicated descriptors, the
+ * unwritten buffer), is the snapshot. The reader thread later groups the
+ * entries by key group (reading their headers) and serialises them.
+ *
+ * Rules while a snapshot is pending (t->snap != NULL), for an entry the
+ * snapshot may read ("shared": it was in the table at the barrier, so it
+ * is neither F_FRESH nor F_PIN):
+ *   - its header, key, namespace and value are never written: a put or a
+ *     TTL touch writes a copy (table.c relocate()) that takes its place
+ *     in the slot and the ring; the ring links themselves (after the
+ *     header) may change, the reader never looks at them;
+ *   - its flags byte changes only by relaxed atomic stores of F_REF (the
+ *     reader loads it atomically for F_LINKED and F_ANCHOR, which never
+ *     change);
+ *   - its block is never freed nor reused: remove, clear, TTL cleanup,
+ *     eviction to disk and a copy's original put it on the graveyard,
+ *     freed once the snapshot is released.
+ * Entries allocated meanwhile are F_FRESH and listed (t->fresh), so that
+ * the release can clear the bit (at the next barrier they are shared
+ * like the rest). A fresh block freed meanwhile goes straight back to
+ * the slab, unless it is a big one (the allocator would get it back, and
+ * the release still writes its flags): then it waits on the graveyard
+ * too. Without memory for a list or a copy, the task waits for the
+ * reader (sli_snap_wait()), then writes in place: never a torn snapshot.
+ *
+ * Spilled entries: the snapshot reads the records the index held at the
+ * barrier through the view (spill.c), never through the task's engine.
+ *
+ * Threads and ownership. A frozen table has two references: the task's
+ * (t->snap) and the reader's (sli_table_frozen_put()). The task notices
+ * that the reader is done (refs == 1) at its next mutating call or
+ * freeze, clears the fresh bits, drops its reference and frees the
+ * graveyard (a get only drops the snapshot: pointers it returned before
+ * may point into graveyard blocks, valid until the next mutation). If
+ * the table is destroyed first, its slab (every entry, graveyard
+ * included) moves to the frozen table, which the last reference frees.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include <sluice/sl_alloc.h>
+#include <sluice/sl_common.h>
+
+#include "sli_table_int.h"
+
+struct sli_table_frozen {
+	_Atomic uint32_t refs;	       /* the task's and the reader's */
+	const struct sli_entry **ents; /* [nents]: the slots' entries at the barrier, anchors too */
+	size_t nents;
+	size_t *kg_spilled; /* [nkg]: entries on disk per group at the barrier; NULL: no spill */
+	struct sli_spill_view *view;
+	unsigned kg_first, nkg;
+	struct sli_slab slab; /* the table's, when it was destroyed first (owns_slab) */
+	bool owns_slab;
+};
+
+/* ---------------------------------------------------------------- lists */
+
+static int pvec_push(const struct sl_allocator *a, struct sli_pvec *v, void *p)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? 2 * v->cap : 256;
+		void **n = sl_alloc_aligned(a, cap * sizeof(*n), 16);
+
+		if (n == NULL)
+			return -ENOMEM;
+		if (v->n != 0)
+			memcpy(n, v->v, v->n * sizeof(*n));
+		sl_alloc_free(a, v->v);
+		v->v = n;
+		v->cap = cap;
+	}
+	v->v[v->n++] = p;
+	return 0;
+}
+
+static void pvec_fini(const struct sl_allocator *a, struct sli_pvec *v)
+{
+	sl_alloc_free(a, v->v);
+	memset(v, 0, sizeof(*v));
+}
+
+/* ------------------------------------------------------- the task's side */
+
+void sli_snap_fresh(struct sli_table *t, struct sli_entry *e)
+{
+	/* Unlisted, the bit could not be cleared: then the entry counts as shared (more copies). */
+	if (pvec_push(t->a, &t->fresh, e) == 0)
+		e->flags |= F_FRESH;
+}
+
+bool sli_snap_retire(struct sli_table *t, struct sli_entry *e)
+{
+	if (!snap_shared(t, e) && e->cls != 0)
+		return false; /* fresh: never the reader's, and the slab keeps the memory */
+	if (pvec_push(t->a, &t->grave, e) < 0) {
+		sli_snap_wait(t); /* the reader is done with it */
+		return false;
+	}
+	t->grave_bytes += sli_slab_usable(e, e->cls);
+	t->st.cow_deferred++;
+	return true;
+}
+
+/* The reader is done (refs == 1): fresh entries become ordinary ones, the snapshot goes. */
+static void unshare(struct sli_table *t)
+{
+	for (size_t i = 0; i < t->fresh.n; i++)
+		((struct sli_entry *)t->fresh.v[i])->flags &= (uint8_t)~F_FRESH;
+	t->fresh.n = 0;
+	sli_table_frozen_put(t->snap);
+	t->snap = NULL;
+}
+
+static void grave_free(struct sli_table *t)
+{
+	for (size_t i = 0; i < t->grave.n; i++) {
+		struct sli_entry *e = t->grave.v[i];
+
+		sli_slab_free(&t->slab, e, e->cls);
+	}
+	t->grave.n = 0;
+	t->grave_bytes = 0;
+}
+
+static bool reader_done(const struct sli_table_frozen *f)
+{
+	/*
+	 * Acquire: pairs with the acq_rel decrement in the reader's
+	 * sli_table_frozen_put(): its reads of the entries happen before we
+	 * write or free them.
+	 */
+	return atomic_load_explicit(&f->refs, memory_order_acquire) == 1;
+}
+
+void sli_snap_poll(struct sli_table *t)
+{
+	if (t->snap != NULL && reader_done(t->snap))
+		unshare(t);
+	if (t->snap == NULL && t->grave.n != 0)
+		grave_free(t);
+}
+
+void sli_snap_wait(struct sli_table *t)
+{
+	if (t->snap == NULL)
+		return;
+	t->st.cow_waits++;
+	while (!reader_done(t->snap))
+		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	unshare(t); /* the graveyard waits for the next mutation (gets' pointers) */
+}
+
+void sli_snap_detach(struct sli_table *t)
+{
+	struct sli_table_frozen *f = t->snap;
+
+	if (f != NULL && reader_done(f)) {
+		unshare(t);
+		f = NULL;
+	}
+	if (f != NULL) {
+		/*
+		 * Still being read: the reader gets the slab. Our writes here
+		 * happen before our acq_rel decrement, which the reader's last
+		 * decrement acquires before it frees.
+		 */
+		f->slab = t->slab;
+		f->owns_slab = true;
+		memset(&t->slab, 0, sizeof(t->slab));
+		t->grave.n = 0;
+		t->grave_bytes = 0;
+		t->snap = NULL;
+		sli_table_frozen_put(f);
+	}
+	grave_free(t);
+	pvec_fini(t->a, &t->fresh);
+	pvec_fini(t->a, &t->grave);
+}
+
+/* The entry pointers of @st's slots [from, from + n) (cyclic), skipping empty ones and tombstones.
+ */
+static size_t capture(const struct stab *st, size_t from, size_t n, const struct sli_entry **out)
+{
+	size_t k = 0;
+
+	for (size_t r = 0; r < n; r++) {
+		struct sli_entry *e = slot_at(st, (from + r) & st->mask)->e;
+
+		if (e != NULL && e != TOMB)
+			out[k++] = e;
+	}
+	return k;
+}
+
+int sli_table_freeze(struct sli_table *t, struct sli_table_frozen **out)
+{
+	struct sli_table_frozen *f;
+	size_t n;
+	int rc = -ENOMEM;
+
+	if (t == NULL || out == NULL)
+		return -EINVAL;
+	sli_snap_poll(t);
+	if (t->snap != NULL) {
+		t->st.cow_busy++;
+		return -EBUSY;
+	}
+	n = t->tab.used + (t->phase == MIGRATING ? t->old.used : 0);
+	f = sl_alloc_aligned(NULL, sizeof(*f), SL_CACHE_LINE);
+	if (f == NULL)
+		return -ENOMEM;
+	memset(f, 0, sizeof(*f));
+	f->kg_first = t->kg_first;
+	f->nkg = t->nkg;
+	f->ents = sl_alloc_aligned(NULL, (n + 1) * sizeof(*f->ents), SL_CACHE_LINE);
+	if (f->ents == NULL)
+		goto err;
+	f->nents = capture(&t->tab, 0, t->tab.cap, f->ents);
+	if (t->phase == MIGRATING)
+		f->nents += capture(&t->old, t->mig_start + t->mig_done, t->old.cap - t->mig_done,
+				    f->ents + f->nents);
+	SL_ASSERT(f->nents == n);
+	if (t->sp != NULL) {
+		f->kg_spilled = sl_alloc_aligned(NULL, t->nkg * sizeof(size_t), SL_CACHE_LINE);
+		if (f->kg_spilled == NULL)
+			goto err;
+		memcpy(f->kg_spilled, t->kg_spilled, t->nkg * sizeof(size_t));
+		if ((rc = sli_spill_view_create(t->sp, &f->view)) < 0)
+			goto err;
+	}
+	/* The reader gets f through the checkpoint's hand-over (a mutex): relaxed is enough. */
+	atomic_init(&f->refs, 2);
+	t->snap = f;
+	*out = f;
+	return 0;
+err:
+	atomic_init(&f->refs, 1);
+	sli_table_frozen_put(f);
+	return rc;
+}
+
+/* ------------------------------------------------------ the reader's side */
+
+void sli_table_frozen_put(struct sli_table_frozen *f)
+{
+	/*
+	 * Acq_rel: the release half orders this holder's reads of the
+	 * entries (reader) or its hand-over of the slab (sli_snap_detach())
+	 * before the other holder's acquire (reader_done(), or the last
+	 * decrement); the acquire half lets the last holder free after all.
+	 */
+	if (f == NULL || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sli_spill_view_destroy(f->view);
+	if (f->owns_slab)
+		sli_slab_fini(&f->slab);
+	sl_alloc_free(NULL, f->kg_spilled);
+	sl_alloc_free(NULL, f->ents);
+	sl_alloc_free(NULL, f);
+}
+
+static int view_read(void *arg, unsigned n, const sli_spill_loc *loc, struct sli_spill_rec *rec)
+{
+	return sli_spill_view_read(arg, n, loc, rec);
+}
+
+static const char *view_why(void *arg)
+{
+	return sli_spill_view_error(arg);
+}
+
+/* Group the spilled records' locations by key group (soff, locs) and copy the entry counts. */
+static int frozen_spilled(const struct sli_table_frozen *f, struct sli_table_part *p)
+{
+	size_t n;
+	const sli_spill_loc *locs = sli_spill_view_locs(f->view, &n);
+
+	p->soff = sl_alloc_aligned(NULL, (f->nkg + 1) * sizeof(size_t), SL_CACHE_LINE);
+	p->scnt = sl_alloc_aligned(NULL, f->nkg * sizeof(size_t), SL_CACHE_LINE);
+	p->locs = sl_alloc_aligned(NULL, (n + 1) * sizeof(*p->locs), SL_CACHE_LINE);
+	if (p->soff == NULL || p->scnt == NULL || p->locs == NULL)
+		return -ENOMEM;
+	memcpy(p->scnt, f->kg_spilled, f->nkg * sizeof(size_t));
+	memset(p->soff, 0, (f->nkg + 1) * sizeof(size_t));
+	for (size_t i = 0; i < n; i++)
+		p->soff[sli_spill_loc_kg(locs[i]) - f->kg_first + 1]++;
+	for (unsigned g = 0; g < f->nkg; g++)
+		p->soff[g + 1] += p->soff[g];
+	for (size_t i = 0; i < n; i++) /* soff[g] as group g's cursor, then shifted back */
+		p->locs[p->soff[sli_spill_loc_kg(locs[i]) - f->kg_first]++] = locs[i];
+	for (unsigned g = f->nkg; g > 0; g--)
+		p->soff[g] = p->soff[g - 1];
+	p->soff[0] = 0;
+	return 0;
+}
+
+int sli_table_frozen_partition(struct sli_table_frozen *f, struct sli_table_part **out)
+{
+	struct sli_table_part *p;
+	size_t res = 0;
+
+	if (f == NULL || out == NULL)
+		return -EINVAL;
+	p = sl_alloc_aligned(NULL, sizeof(*p), SL_CACHE_LINE);
+	if (p == NULL)
+		return -ENOMEM;
+	memset(p, 0, sizeof(*p));
+	p->rd = (struct sli_part_reader){ view_read, view_why, f->view };
+	p->kg_first = f->kg_first;
+	p->nkg = f->nkg;
+	p->gkg = UINT32_MAX;
+	p->off = sl_alloc_aligned(NULL, (f->nkg + 1) * sizeof(size_t), SL_CACHE_LINE);
+	p->ents = sl_alloc_aligned(NULL, (f->nents + 1) * sizeof(*p->ents), SL_CACHE_LINE);
+	if (p->off == NULL || p->ents == NULL || (f->view != NULL && frozen_spilled(f, p) < 0)) {
+		sli_table_part_destroy(p);
+		return -ENOMEM;
+	}
+	/* A counting sort by key group, as sli_table_partition(); anchors are not entries. */
+	memset(p->off, 0, (f->nkg + 1) * sizeof(size_t));
+	for (size_t i = 0; i < f->nents; i++)
+		if (!(__atomic_load_n(&f->ents[i]->flags, __ATOMIC_RELAXED) & F_ANCHOR))
+			p->off[f->ents[i]->kg - f->kg_first + 1]++;
+	for (unsigned g = 0; g < f->nkg; g++)
+		p->off[g + 1] += p->off[g];
+	for (size_t i = 0; i < f->nents; i++) {
+		const struct sli_entry *e = f->ents[i];
+
+		/* Relaxed: the task may set F_REF meanwhile (flags_set()); F_ANCHOR never changes.
+		 */
+		if (!(__atomic_load_n(&e->flags, __ATOMIC_RELAXED) & F_ANCHOR)) {
+			p->ents[p->off[e->kg - f->kg_first]++] = e;
+			res++;
+		}
+	}
+	for (unsigned g = f->nkg; g > 0; g--)
+		p->off[g] = p->off[g - 1];
+	p->off[0] = 0;
+	SL_ASSERT(p->off[f->nkg] == res);
+	*out = p;
+	return 0;
+}
