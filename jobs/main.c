@@ -251,10 +251,10 @@ static const struct sli_cli_opt runtime_options[] = {
 	    .type = SLI_CLI_STRING,
 	    .offset = offsetof(struct runtime_opts, ck_snapshot),
 	    .metavar = "async|sync",
-	    .help = "async (default): window aggregates snapshot copy-on-write, reduce, joins and "
-		    "general windows copy their state at the barrier, and the coordinator "
-		    "serialises it while the task goes on (keyed process state is serialised on "
-		    "the task); sync: every task serialises its state itself",
+	    .help = "async (default): window aggregates and keyed process state snapshot "
+		    "copy-on-write, reduce, joins and general windows copy their state at the "
+		    "barrier, and the coordinator serialises it while the task goes on; sync: "
+		    "every task serialises its state itself",
 	},
 	{
 	    .name = "checkpoint-io",
