@@ -52,7 +52,7 @@ void sli_batch_format(struct sl_batch *b, const struct sl_allocator *alloc, uint
 	b->elem_size = elem_size;
 	b->ts = (int64_t *)((char *)b + ts_off);
 	b->key = (uint64_t *)((char *)b + key_off);
-	b->data = (uint8_t *)b + data_off;
+	b->data = b->data_own = (uint8_t *)b + data_off;
 	b->alloc = alloc;
 	b->arena_max = arena_max;
 }
@@ -72,6 +72,27 @@ int sl_batch_create(const struct sl_allocator *alloc, uint32_t cap, uint32_t ele
 	sli_batch_format(b, alloc, cap, elem_size, arena_max);
 	*out = b;
 	return 0;
+}
+
+int sl_batch_borrow(struct sl_batch *b, const void *elems, uint32_t n)
+{
+	if (b == NULL || b->n != 0 || (elems == NULL && n > 0) || n > b->cap)
+		return -EINVAL;
+	/* The cast drops const: the flag, tested before every write, keeps it. */
+	b->data = (uint8_t *)(uintptr_t)elems;
+	b->flags |= SL_BATCH_F_BORROWED;
+	b->n = n;
+	return 0;
+}
+
+void sli_batch_unborrow(struct sl_batch *b);
+void sli_batch_unborrow(struct sl_batch *b)
+{
+	if (!(b->flags & SL_BATCH_F_BORROWED))
+		return;
+	memcpy(b->data_own, b->data, (size_t)b->n * b->elem_size);
+	b->data = b->data_own;
+	b->flags &= (uint16_t)~SL_BATCH_F_BORROWED;
 }
 
 void sli_batch_free_arena(struct sl_batch *b);

@@ -293,6 +293,11 @@ static int exchange_send(struct sli_subtask *st, struct sli_outedge *oe, struct 
 	enum sli_part part = oe->edge->part;
 	unsigned k;
 
+	/*
+	 * Borrowed elements are the source's only until its next poll(); a
+	 * batch in a ring or a backlog may outlive that: it takes a copy.
+	 */
+	sli_batch_unborrow(b);
 	if (b->kind != SL_EVENT_DATA || part == SLI_PART_BROADCAST) {
 		/* In-band order: pending data goes first. */
 		if (flush_pending(st, oe) < 0)
@@ -682,6 +687,13 @@ static enum step_result step_source(struct sli_subtask *st)
 		sli_pool_put(&st->w->pool, b);
 		sli_fail(op, -EOVERFLOW, "poll() returned %u elements for a batch of %u", n,
 			 b->cap);
+		return STEP_IDLE;
+	}
+	if ((b->flags & SL_BATCH_F_BORROWED) && n > b->n) {
+		sli_fail(op, -EOVERFLOW,
+			 "poll() returned %u elements but borrowed %u (sl_batch_borrow())", n,
+			 b->n);
+		sli_pool_put(&st->w->pool, b);
 		return STEP_IDLE;
 	}
 	b->n = n;

@@ -602,6 +602,7 @@ static int map_in_place(struct sli_opi *op, struct sl_batch *b)
 	uint32_t n = b->n;
 	int rc = 0;
 
+	sli_batch_unborrow(b); /* the output goes over the input */
 	b->flags &= ~SL_BATCH_F_KEYED;
 	if (op->node->kind == SLI_MAP_BATCH) {
 		rc = op->node->fn.map_batch(b, b, op->node->arg);
@@ -687,6 +688,7 @@ static int filter_batch(struct sli_opi *op, struct sl_batch *b)
 	if (op->node->kind == SLI_FILTER_BATCH) {
 		uint32_t before = b->n;
 
+		sli_batch_unborrow(b); /* the function may compact b in place */
 		rc = op->node->fn.filter_batch(b, op->node->arg);
 		if (rc >= 0 && b->n > before)
 			rc = -EOVERFLOW;
@@ -704,6 +706,9 @@ static int filter_batch(struct sli_opi *op, struct sl_batch *b)
 			}
 			if (keep) {
 				if (i != j) {
+					/* The first move of a borrowed batch copies it (rarely: a
+					 * filter that keeps everything leaves it borrowed). */
+					sli_batch_unborrow(b);
 					memcpy(b->data + (size_t)j * size,
 					       b->data + (size_t)i * size, size);
 					b->ts[j] = b->ts[i];
@@ -753,8 +758,36 @@ static int sink_batch(struct sli_opi *op, struct sl_batch *b)
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * Operators that only read a batch's elements during the call, so a
+ * borrowed batch reaches them as it is (sl_batch.h): maps into a new
+ * batch (const input), filters (they copy before their first move),
+ * flat maps and process functions (const elements), built-in windows
+ * (they fold elements into their state) and sinks (const batch). The
+ * others copy a borrowed batch first: they write elements in place or
+ * may keep pointers to them (reduce, keyed process, general windows).
+ */
+static bool reads_only(const struct sli_opi *op)
+{
+	switch (op->node->kind) {
+	case SLI_MAP:
+	case SLI_MAP_BATCH:
+		return !op->in_place;
+	case SLI_FILTER:
+	case SLI_FLAT_MAP:
+	case SLI_PROCESS:
+	case SLI_WINDOW:
+	case SLI_SINK:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int sli_op_batch(struct sli_opi *op, struct sl_batch *b)
 {
+	if (sl_unlikely(b->flags & SL_BATCH_F_BORROWED) && !reads_only(op))
+		sli_batch_unborrow(b);
 	switch (op->node->kind) {
 	case SLI_MAP:
 	case SLI_MAP_BATCH:

@@ -176,6 +176,9 @@ void sli_pool_put(struct sl_batch_pool *p, struct sl_batch *b)
 {
 	if (b == NULL)
 		return;
+	/* A borrowing ends with the batch: the source's elements are not ours to keep. */
+	b->data = b->data_own;
+	b->flags &= (uint16_t)~SL_BATCH_F_BORROWED;
 	if (b->pool != NULL && b->pool != p) {
 		give_back(b->pool, b);
 		return;

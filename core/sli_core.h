@@ -81,6 +81,13 @@ size_t sli_batch_bytes(uint32_t cap, uint32_t elem_size);
 void sli_batch_format(struct sl_batch *b, const struct sl_allocator *alloc, uint32_t cap,
 		      uint32_t elem_size, uint32_t arena_max);
 void sli_batch_free_arena(struct sl_batch *b);
+/*
+ * Copy @b's borrowed elements (SL_BATCH_F_BORROWED, sl_batch_borrow())
+ * into its own storage and point data there; nothing when not borrowed.
+ * Before anything writes elements in place or keeps them past the
+ * chain's synchronous pass (sl_batch.h). Cannot fail: n <= cap.
+ */
+void sli_batch_unborrow(struct sl_batch *b);
 
 /**
  * Copy element @i of @src (data, ts, key) to the end of @dst, moving its

@@ -199,7 +199,9 @@ struct sli_win {
 	struct wkcold *kcold;
 	uint32_t nkeys, capkeys;
 	struct kslot *ktab; /* open addressing, linear probing, no deletion; 64-byte aligned */
-	uint32_t kcap;	    /* power of two */
+	uint8_t *kbuf;	    /* a chunk's keys that lie outside its elements (chunk_probe()) */
+	size_t kbuf_cap;
+	uint32_t kcap; /* power of two */
 	char *karena;
 	uint64_t kused, kcapb;
 
@@ -893,6 +895,7 @@ void sli_win_free(struct sli_win *w)
 	free(w->keys);
 	free(w->kcold);
 	free(w->ktab);
+	free(w->kbuf);
 	free(w->karena);
 	free(w->ents);
 	free(w->accs);
@@ -1298,6 +1301,15 @@ static int pane_fires(struct sli_opi *op, uint32_t key, int64_t first, int64_t l
 	int rc;
 
 	k = &w->kcold[key];
+	/*
+	 * Every window of the pane registered already: nothing to add, and
+	 * the interval would stay as it is (the loop below, in one test). The
+	 * common case of an element that lands in an existing pane other than
+	 * its key's cached one (disorder at a pane boundary), which would
+	 * otherwise walk all size / slide windows of the pane.
+	 */
+	if (k->rlo <= first && last <= k->rhi)
+		return 0;
 	for (int64_t st = last; st >= first && st + size - 1 > wm; st -= w->slide) {
 		any = true;
 		lo = st;
@@ -1716,22 +1728,59 @@ static inline size_t acc_bytes(const struct sli_win *w)
 }
 
 /* Passes 1 and 2 over elements [@c0, @c0 + @m) of @b: hot[j] and kid[j] (see above). */
-static inline void chunk_probe(struct sli_opi *op, const struct sl_batch *b, uint32_t c0,
-			       uint32_t m, struct sl_key *ks, uint64_t *hs, uint32_t *hot,
-			       uint32_t *kid)
+/*
+ * Keep key @k of element @i of @b for the rest of the chunk: a key in the
+ * element or in the batch's arena stays where it is; any other (a key
+ * function may return storage it reuses at its next call, sl_key_fn) is
+ * copied to w->kbuf at *@at, and *@off says where (else NONE): the buffer
+ * may move while the chunk's keys are gathered. Return 0 or -ENOMEM.
+ */
+static int key_keep(struct sli_win *w, const struct sl_batch *b, uint32_t i, const struct sl_key *k,
+		    size_t *at, uint32_t *off)
 {
-	const struct sli_win *w = op->win;
+	const uint8_t *p = k->ptr, *e = sl_batch_elem(b, i), *a = (const uint8_t *)b->arena;
+
+	*off = NONE;
+	if ((p >= e && p + k->len <= e + b->elem_size) ||
+	    (a != NULL && p >= a && p + k->len <= a + b->arena_used))
+		return 0;
+	if (*at + k->len > w->kbuf_cap) {
+		size_t cap = 2 * (*at + k->len) + 256;
+		uint8_t *n = realloc(w->kbuf, cap);
+
+		if (n == NULL)
+			return -ENOMEM;
+		w->kbuf = n;
+		w->kbuf_cap = cap;
+	}
+	if (k->len != 0)
+		memcpy(w->kbuf + *at, p, k->len);
+	*off = (uint32_t)*at;
+	*at += k->len;
+	return 0;
+}
+
+static inline int chunk_probe(struct sli_opi *op, const struct sl_batch *b, uint32_t c0, uint32_t m,
+			      struct sl_key *ks, uint64_t *hs, uint32_t *hot, uint32_t *kid)
+{
+	struct sli_win *w = op->win;
 	const struct kslot *ktab = w->ktab;
 	const uint32_t mask = w->kcap - 1;
 	const bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0, sliced = w->sliced;
 	const bool pf = acc_bytes(w) > ACC_PF_MIN;
 	const int64_t wm = op->watermark, pane = w->pane;
 	const struct sli_keyspec *keyf = &op->key;
+	uint32_t off[CHUNK];
+	size_t at = 0;
+	bool moved = false;
 
 	for (uint32_t j = 0; j < m; j++) {
 		uint64_t x;
 
 		sli_key_get(keyf, sl_batch_elem(b, c0 + j), b, &ks[j]);
+		if (key_keep(w, b, c0 + j, &ks[j], &at, &off[j]) < 0)
+			return -ENOMEM;
+		moved |= off[j] != NONE;
 		if (ks[j].len == 8) {
 			memcpy(&x, ks[j].ptr, 8);
 			hs[j] = hash8(x);
@@ -1742,6 +1791,9 @@ static inline void chunk_probe(struct sli_opi *op, const struct sl_batch *b, uin
 		}
 		__builtin_prefetch(&ktab[key_home(hs[j], mask + 1)]);
 	}
+	for (uint32_t j = 0; moved && j < m; j++)
+		if (off[j] != NONE)
+			ks[j].ptr = w->kbuf + off[j];
 	for (uint32_t j = 0; j < m; j++) {
 		const struct kslot *s = &ktab[key_probe(w, hs[j], ks[j].ptr, ks[j].len)];
 		int64_t ts = b->ts[c0 + j];
@@ -1760,6 +1812,7 @@ static inline void chunk_probe(struct sli_opi *op, const struct sl_batch *b, uin
 						   1);
 		}
 	}
+	return 0;
 }
 
 /*
@@ -1814,7 +1867,9 @@ static int batch_generic(struct sli_opi *op, struct sl_batch *b)
 		uint32_t m = n - c0 < CHUNK ? n - c0 : CHUNK;
 		uint8_t *raccs, *accs;
 
-		chunk_probe(op, b, c0, m, ks, hs, hot, kid);
+		rc = chunk_probe(op, b, c0, m, ks, hs, hot, kid);
+		if (rc < 0)
+			break;
 		raccs = w->raccs, accs = w->accs;
 		for (uint32_t j = 0; j < m; j++) {
 			uint32_t i = c0 + j, e = hot[j], key = kid[j];
@@ -1837,17 +1892,26 @@ static int batch_generic(struct sli_opi *op, struct sl_batch *b)
 	return rc;
 }
 
-/* The slot of key word @kx (hash @h) in @ktab: its own, or the empty one ending its probe. */
+/*
+ * The slot of key word @kx, whose home slot (key_home()) is @i, in @ktab:
+ * its own, or the empty one ending its probe.
+ */
 static inline __attribute__((always_inline)) const struct kslot *
-word_slot(const struct kslot *ktab, uint32_t mask, uint64_t kx, uint64_t h)
+word_slot(const struct kslot *ktab, uint32_t mask, uint64_t kx, uint32_t i)
 {
-	uint32_t i = key_home(h, mask + 1);
-	/* The home line's two slots without a branch; the probe goes on from i + 2. */
-	bool m0 = ktab[i].kw == kx && (ktab[i].id & KS_WORD);
-	bool m1 = ktab[i + 1].kw == kx && (ktab[i + 1].id & KS_WORD);
+	const struct kslot *l = &ktab[i]; /* the home line: l[0], l[1] */
+	/*
+	 * The home line's two slots without a branch; the probe goes on from
+	 * i + 2. Bitwise operators, not && and a bool each: GCC compiled
+	 * those into one branch per slot, mispredicted for every key that is
+	 * second in its line (a quarter of them at the table's load).
+	 */
+	uint32_t m0 = (uint32_t)(l[0].kw == kx) & l[0].id >> 31;
+	uint32_t m1 = (uint32_t)(l[1].kw == kx) & l[1].id >> 31;
 
-	if (m0 | m1)
-		return &ktab[i + m1];
+	_Static_assert(KS_WORD == 1u << 31, "KS_WORD is the id's top bit");
+	if (__builtin_expect(m0 | m1, 1))
+		return l + m1;
 	if (ktab[i].id && ktab[i + 1].id) {
 		i = (i + 2) & mask;
 		while (ktab[i].id && (ktab[i].kw != kx || !(ktab[i].id & KS_WORD)))
@@ -1869,15 +1933,19 @@ static inline __attribute__((always_inline)) uint32_t hot_entry(const struct ksl
 
 /*
  * The hot path's add of the int64_t at @v (unread for a count) into entry
- * @e's accumulator (@asz bytes each: a parameter, as the store through a
- * byte pointer would make the compiler load w->acc_size again per element).
+ * @e's accumulator. The built-in aggregates' accumulators are one int64_t
+ * (WORD_ACC bytes, sli_win_batch() checks): a constant, so the address is
+ * one scaled index, and the store through a byte pointer does not make
+ * the compiler load w->acc_size again per element.
  */
+#define WORD_ACC 8
 static inline __attribute__((always_inline)) void fold_word(struct sli_win *w, bool cow,
 							    uint32_t kind, uint8_t *raccs,
-							    uint8_t *accs, uint32_t asz, uint32_t e,
+							    uint8_t *accs, uint32_t e,
 							    const uint8_t *v)
 {
-	uint8_t *acc = e & RID ? raccs + (size_t)(e & ~RID) * asz : accs + (size_t)e * asz;
+	uint8_t *acc =
+	    e & RID ? raccs + (size_t)(e & ~RID) * WORD_ACC : accs + (size_t)e * WORD_ACC;
 	int64_t x, y = 0;
 
 	if (cow)
@@ -1890,49 +1958,67 @@ static inline __attribute__((always_inline)) void fold_word(struct sli_win *w, b
 }
 
 /*
- * Pass 2 of batch_word() over the chunk at @c0 (@m elements, keys @kx,
- * hashes @hs): hot elements folded at once, or with @split their entries
- * put in @hot and prefetched; the others listed in @cold and @kid. Return
- * how many are listed. Forced inline with @split a constant, so neither
- * loop tests it per element.
+ * Passes 2 and 3 of batch_word() over the chunk at @c0 (@m elements,
+ * keys @kx, home slots @home): hot elements folded at once, or with
+ * @split their entries put in @hot and prefetched, then folded; the
+ * others listed in @cold. Return how many are listed. Forced inline with
+ * @split and @cow (a snapshot may read the accumulators: w->cow)
+ * constants, so no loop tests them per element. The cold elements' key
+ * ids are looked up afterwards (cold_keys()): the hot loop keeps fewer
+ * values live, and spills fewer.
  */
 static inline __attribute__((always_inline)) uint32_t
 probe_word(struct sli_opi *op, const struct sl_batch *b, uint32_t c0, uint32_t m, uint32_t kind,
-	   uint32_t voff, bool split, const uint64_t *kx, const uint64_t *hs, uint32_t *hot,
-	   uint32_t *cold, uint32_t *kid)
+	   uint32_t voff, bool split, bool cow, const uint64_t *kx, const uint32_t *home,
+	   uint32_t *hot, uint32_t *cold)
 {
 	struct sli_win *w = op->win;
-	const uint32_t asz = w->acc_size, esz = b->elem_size, mask = w->kcap - 1;
-	const int64_t wm = op->watermark, pane = w->pane, *bts = b->ts;
+	const uint32_t esz = b->elem_size, mask = w->kcap - 1;
+	const int64_t wm = op->watermark, pane = w->pane, *bts = b->ts + c0;
 	const struct kslot *ktab = w->ktab;
-	const uint8_t *data = b->data;
+	const uint8_t *data = b->data + (size_t)c0 * esz + voff;
 	uint8_t *raccs = w->raccs, *accs = w->accs;
-	const bool cow = w->cow != NULL; /* changes at barriers and cow_poll() only */
 	uint32_t ncold = 0;
 
 	for (uint32_t j = 0; j < m; j++) {
-		const struct kslot *s = word_slot(ktab, mask, kx[j], hs[j]);
-		int64_t ts = bts[c0 + j];
-		uint32_t e = hot_entry(s, ts, pane, wm);
+		const struct kslot *s = word_slot(ktab, mask, kx[j], home[j]);
+		uint32_t e = hot_entry(s, bts[j], pane, wm);
 
 		if (split) {
 			hot[j] = e;
 			if (e != NONE)
-				__builtin_prefetch(e & RID ? raccs + (size_t)(e & ~RID) * asz
-							   : accs + (size_t)e * asz,
+				__builtin_prefetch(e & RID ? raccs + (size_t)(e & ~RID) * WORD_ACC
+							   : accs + (size_t)e * WORD_ACC,
 						   1);
 		} else if (e != NONE) {
-			fold_word(w, cow, kind, raccs, accs, asz, e,
-				  data + (size_t)(c0 + j) * esz + voff);
+			fold_word(w, cow, kind, raccs, accs, e, data + (size_t)j * esz);
 		}
-		if (e != NONE)
-			continue;
-		kid[ncold] = s->id ? (s->id & ~KS_WORD) - 1 : NONE;
-		cold[ncold++] = j;
-		if (s->id)
-			cold_prefetch(w, kid[ncold - 1], ts);
+		if (e == NONE)
+			cold[ncold++] = j;
 	}
+	for (uint32_t j = 0; split && j < m; j++)
+		if (hot[j] != NONE)
+			fold_word(w, cow, kind, raccs, accs, hot[j], data + (size_t)j * esz);
 	return ncold;
+}
+
+/*
+ * The key ids (NONE: not in the table yet) of the @ncold cold elements
+ * @cold of the chunk at @c0 into @kid, and a prefetch of what their slow
+ * path reads first, all issued before the first slow path runs.
+ */
+static void cold_keys(const struct sli_win *w, const struct sl_batch *b, uint32_t c0,
+		      const uint64_t *kx, const uint32_t *home, const uint32_t *cold,
+		      uint32_t ncold, uint32_t *kid)
+{
+	for (uint32_t c = 0; c < ncold; c++) {
+		uint32_t j = cold[c];
+		const struct kslot *s = word_slot(w->ktab, w->kcap - 1, kx[j], home[j]);
+
+		kid[c] = s->id ? (s->id & ~KS_WORD) - 1 : NONE;
+		if (s->id)
+			cold_prefetch(w, kid[c], b->ts[c0 + j]);
+	}
 }
 
 /*
@@ -1963,8 +2049,8 @@ batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff,
 	struct sli_win *w = op->win;
 	const uint32_t esz = b->elem_size;
 	const uint8_t *data = b->data;
-	uint64_t kx[CHUNK], hs[CHUNK];
-	uint32_t cold[CHUNK], kid[CHUNK], hot[CHUNK];
+	uint64_t kx[CHUNK];
+	uint32_t home[CHUNK], cold[CHUNK], kid[CHUNK], hot[CHUNK];
 	uint32_t n = b->n;
 	const bool cow = w->cow != NULL; /* changes at barriers and cow_poll() only */
 	int rc = 0;
@@ -1972,25 +2058,30 @@ batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff,
 	for (uint32_t c0 = 0; c0 < n && rc == 0; c0 += CHUNK) {
 		uint32_t m = n - c0 < CHUNK ? n - c0 : CHUNK, ncold;
 		const struct kslot *ktab = w->ktab;
-		const uint32_t mask = w->kcap - 1;
+		const uint32_t cap = w->kcap;
 		const bool split = acc_bytes(w) > ACC_PF_MIN;
-		uint8_t *raccs = w->raccs, *accs = w->accs;
 
 		for (uint32_t j = 0; j < m; j++) {
 			memcpy(&kx[j], data + (size_t)(c0 + j) * esz + koff, 8);
-			hs[j] = hash8(kx[j]);
-			__builtin_prefetch(&ktab[key_home(hs[j], mask + 1)]);
+			home[j] = key_home(hash8(kx[j]), cap);
+			__builtin_prefetch(&ktab[home[j]]);
 		}
-		ncold = split ? probe_word(op, b, c0, m, kind, voff, true, kx, hs, hot, cold, kid)
-			      : probe_word(op, b, c0, m, kind, voff, false, kx, hs, hot, cold, kid);
-		for (uint32_t j = 0; split && j < m; j++)
-			if (hot[j] != NONE)
-				fold_word(w, cow, kind, raccs, accs, w->acc_size, hot[j],
-					  data + (size_t)(c0 + j) * esz + voff);
+		if (split)
+			ncold = cow ? probe_word(op, b, c0, m, kind, voff, true, true, kx, home,
+						 hot, cold)
+				    : probe_word(op, b, c0, m, kind, voff, true, false, kx, home,
+						 hot, cold);
+		else
+			ncold = cow ? probe_word(op, b, c0, m, kind, voff, false, true, kx, home,
+						 hot, cold)
+				    : probe_word(op, b, c0, m, kind, voff, false, false, kx, home,
+						 hot, cold);
+		cold_keys(w, b, c0, kx, home, cold, ncold, kid);
 		for (uint32_t c = 0; c < ncold; c++) {
 			uint32_t j = cold[c];
 
-			rc = cold_element(op, b, c0 + j, kid[c], hs[j], &kx[j], 8);
+			/* The hash again: only cold elements need it (a new key's). */
+			rc = cold_element(op, b, c0 + j, kid[c], hash8(kx[j]), &kx[j], 8);
 			if (rc != 0)
 				break;
 		}
@@ -2006,7 +2097,8 @@ int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 	int rc;
 
 	cow_poll(w);
-	if (!w->sliced || op->key.fn != NULL || op->key.len != 8 || agg->builtin == SL_AGG_CUSTOM)
+	if (!w->sliced || op->key.fn != NULL || op->key.len != 8 || agg->builtin == SL_AGG_CUSTOM ||
+	    w->acc_size != WORD_ACC)
 		rc = batch_generic(op, b);
 	else if (agg->builtin == SL_AGG_COUNT)
 		rc = batch_word(op, b, SL_AGG_COUNT, koff, voff);

@@ -344,6 +344,36 @@ static inline int bench_replay_poll(struct bench_replay *r, struct sl_batch *out
 	return r->next == count ? (int)done | SL_SOURCE_END : (int)done;
 }
 
+/*
+ * As bench_replay_poll(), but the elements are lent, not copied: @out
+ * borrows (sl_batch_borrow()) the next run of the buffer, up to its
+ * capacity and @count in all (the buffer lives as long as the job,
+ * unchanged). Only the timestamps are written, shifted as there. A batch
+ * that would cross the end of a lap is copied (bench_replay_poll()), so
+ * that batches stay full and as aligned as the copying source's (the
+ * benches' watermark periods are multiples of the batch size).
+ */
+static inline int bench_replay_lend(struct bench_replay *r, struct sl_batch *out, const void *buf,
+				    const int64_t *ts, size_t esz, uint64_t len, uint64_t count,
+				    uint64_t lap_span)
+{
+	uint64_t pos = r->next % len, lap = r->next / len, m = out->cap;
+	int64_t shift = (int64_t)(lap * lap_span);
+	int rc;
+
+	if (count - r->next < m)
+		m = count - r->next;
+	if (len - pos < m)
+		return bench_replay_poll(r, out, buf, ts, esz, len, count, lap_span);
+	rc = sl_batch_borrow(out, (const char *)buf + pos * esz, (uint32_t)m);
+	if (rc < 0)
+		return rc;
+	for (uint32_t k = 0; k < (uint32_t)m; k++)
+		out->ts[k] = ts[pos + k] + shift;
+	r->next += m;
+	return r->next == count ? (int)m | SL_SOURCE_END : (int)m;
+}
+
 static inline void bench_replay_close(void *state)
 {
 	free(state);

@@ -9,8 +9,10 @@
  * at i / 1000 ms), each up to 4 ms early (uniform): monotone-ish with
  * small disorder. A pre-generated buffer (1M elements, 16 MiB) is replayed
  * lap after lap with its timestamps shifted by the lap's span, so time
- * keeps moving forward; the engine's source copies elements out of it per
- * batch (memcpy), the loop reads it in place.
+ * keeps moving forward; the engine's source lends the buffer's elements
+ * to its batches (sl_batch_borrow(): no copy, as a source over a mapped
+ * file of fixed-size records would) and writes their shifted timestamps,
+ * the loop reads both in place.
  *
  * Watermarks: bounded out-of-orderness 5 ms (above the disorder, so no
  * record is late) after every 8,192 records (a multiple of the batch size:
@@ -90,13 +92,13 @@ struct replay_conf {
 	uint64_t count; /* elements to produce */
 };
 
-/* The shared replay source (bench_common.h); a lap shifts ts by its span of event time. */
+/* The shared replay source, lending (bench_common.h); a lap shifts ts by its span of event time. */
 static int replay_poll(void *state, struct sl_batch *out)
 {
 	struct bench_replay *r = state;
 	const struct replay_conf *c = r->conf;
 
-	return bench_replay_poll(r, out, c->buf, c->ts, sizeof(*c->buf), c->len, c->count,
+	return bench_replay_lend(r, out, c->buf, c->ts, sizeof(*c->buf), c->len, c->count,
 				 c->len / PER_MS);
 }
 
@@ -536,7 +538,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	printf("window: 1 worker, replay (1M x 16 B buffer, copied out by the source), %u keys, "
+	printf("window: 1 worker, replay (1M x 16 B buffer, lent by the source), %u keys, "
 	       "%d records/ms, disorder <= %d ms,\n"
 	       "watermarks every %u records (out-of-orderness %d ms), batch %u, idle %s, "
 	       "median of %u interleaved runs, PU %d,\nengine query: %s\n",

@@ -18,6 +18,18 @@
  * Ownership: a batch taken from a ring or handed to an operator is owned
  * by exactly one party at a time and is released (returned to a pool) or
  * forwarded exactly once.
+ *
+ * Borrowed elements (sl_batch_borrow()): a source may point a batch's
+ * `data` at records that already sit in its own memory in the element
+ * layout instead of copying them in. The batch (header, ts, key, arena)
+ * stays the engine's; the elements stay the source's, read-only to the
+ * engine: it never writes or frees them. Whatever would change elements
+ * in place (a filter that drops some, an in-place map, a batch filter,
+ * keyed and stateful operators) or keep them past the chain's
+ * synchronous pass (an exchange to another subtask or thread) first
+ * copies them into the batch's own storage, `data_own`
+ * (sli_batch_unborrow() in the engine). Releasing or clearing a batch
+ * points `data` back at `data_own`.
  */
 #ifndef SL_BATCH_H
 #define SL_BATCH_H
@@ -68,11 +80,14 @@ struct sl_batch {
 	struct sl_batch *next;		  /**< free-list link, owned by the pool */
 	const struct sl_allocator *alloc; /**< for the arena (and the batch, if standalone) */
 	uint32_t arena_max;		  /**< the arena never grows past this */
-	uint32_t nsplits; /**< from a source's poll(): its split count, 0: one (sl_job.h) */
+	uint32_t nsplits;  /**< from a source's poll(): its split count, 0: one (sl_job.h) */
+	uint8_t *data_own; /**< the batch's own element storage; data unless borrowed */
 };
 
 /** key[] holds a key hash for every element. */
 #define SL_BATCH_F_KEYED 0x1
+/** data points at elements borrowed from a source (sl_batch_borrow()): read-only. */
+#define SL_BATCH_F_BORROWED 0x2
 
 /** Element @i of @b. */
 static inline void *sl_batch_elem(const struct sl_batch *b, uint32_t i)
@@ -106,7 +121,27 @@ static inline void sl_batch_clear(struct sl_batch *b)
 	b->n = 0;
 	b->arena_used = 0;
 	b->flags = 0;
+	b->data = b->data_own; /* a borrowing ends here */
 }
+
+/**
+ * sl_batch_borrow() - make the @n elements at @elems (b->elem_size bytes
+ * each, back to back) the elements of the empty batch @b, without copying
+ * them; sets b->n = @n and SL_BATCH_F_BORROWED. For a source's poll()
+ * whose records already sit in memory in the element layout (a replay
+ * buffer, a mapped file of fixed-size records); poll() still fills
+ * b->ts[0..n-1] (and the arena, for string fields) and returns at most
+ * @n (fewer: only the first ones count).
+ *
+ * Ownership: the elements stay the caller's and may be read-only memory.
+ * The engine never writes or frees them (see the top of this file: what
+ * would, copies them first) and is done reading them when it calls the
+ * source's poll() or close() again; until then they must stay valid and
+ * unchanged.
+ * Return: 0; -EINVAL when @b is NULL or not empty, @elems is NULL with
+ * @n > 0, or @n > b->cap.
+ */
+int sl_batch_borrow(struct sl_batch *b, const void *elems, uint32_t n);
 
 /**
  * sl_batch_add_str() - append @len bytes to @b's arena (growing it up to

@@ -174,7 +174,12 @@ struct sl_key {
 	const void *ptr;
 	uint32_t len;
 };
-/** Extract the key of @elem (strings resolve against @src). Must be pure. */
+/**
+ * Extract the key of @elem (strings resolve against @src). Must be pure.
+ * @out->ptr may point into @elem, into @src's arena, or into storage the
+ * function reuses at its next call: the engine reads or copies the key
+ * before it calls the function again.
+ */
 typedef void (*sl_key_fn)(const void *elem, const struct sl_batch *src, struct sl_key *out);
 
 /**

@@ -81,6 +81,21 @@ static void key64(const void *elem, const struct sl_batch *src, struct sl_key *o
 	out->len = sizeof(int64_t);
 }
 
+/*
+ * The 8-byte key through storage the function reuses at every call, as a
+ * key computed from the element (not a field of it) would be: the engine
+ * must not read a key after the next call (sl_key_fn).
+ */
+static void key64_scratch(const void *elem, const struct sl_batch *src, struct sl_key *out)
+{
+	static _Thread_local int64_t k;
+
+	(void)src;
+	k = ((const struct ev *)elem)->key;
+	out->ptr = &k;
+	out->len = sizeof(k);
+}
+
 static void key32(const void *elem, const struct sl_batch *src, struct sl_key *out)
 {
 	(void)src;
@@ -229,6 +244,7 @@ struct form {
 	bool field;   /* sl_key_by_field(), else a key function */
 	bool builtin; /* sl_agg_*(), else the custom aggregate */
 	bool k32;     /* the 4-byte key, else the 8-byte one */
+	bool scratch; /* key64_scratch(): a key function reusing its storage */
 };
 
 static int run_engine(const struct sl_window_spec *spec, int64_t d, uint64_t every, enum kind k,
@@ -257,7 +273,7 @@ static int run_engine(const struct sl_window_spec *spec, int64_t d, uint64_t eve
 		s = f.k32 ? sl_key_by_field(s, offsetof(struct ev, k32), 4)
 			  : sl_key_by_field(s, offsetof(struct ev, key), 8);
 	else
-		s = sl_key_by(s, f.k32 ? key32 : key64);
+		s = sl_key_by(s, f.k32 ? key32 : f.scratch ? key64_scratch : key64);
 	s = sl_window_aggregate(s, "w", spec, &agg, &wout_type);
 	sl_sink(s, "out", &bag_ops, &o->out);
 	sl_sink(sl_side_output(s, 0, &ev_type), "late", &bag_ops, &o->late);
@@ -476,6 +492,7 @@ static const struct form forms[] = {
 	{ .field = false, .builtin = true },		 /* key function, built-in */
 	{ .field = true, .builtin = true, .k32 = true }, /* 4-byte field key */
 	{ .field = false, .builtin = false, .k32 = true },
+	{ .field = false, .builtin = true, .scratch = true }, /* the key read at once */
 };
 
 static void test_forms_equal_reference(void)
