@@ -248,6 +248,19 @@ struct sli_ckpt_run {
 	unsigned failures;
 	uint64_t last_trigger_ns, last_done_ns;
 	bool has_2pc;
+	/*
+	 * The writer the coordinator serialises frozen operators into, reset
+	 * rather than freed between them: its section buffers keep their
+	 * capacity (and pages), so a large state is not faulted in again at
+	 * every checkpoint.
+	 */
+	struct sl_snap_writer dw;
+	/*
+	 * The largest task file buffer written so far (iov_len bytes at
+	 * least), kept for the next defer_write() for the same reason. Both
+	 * are kept only up to CKPT_KEEP_MAX bytes.
+	 */
+	struct iovec spare;
 	/* restore */
 	int64_t restored;
 	char *rs_path;
@@ -586,23 +599,53 @@ void sli_img_buf_free(struct sli_img_buf *b)
 	b->cap = 0;
 }
 
+/*
+ * The coordinator keeps its snapshot writer's buffers and its largest file
+ * buffer between checkpoints only up to this many bytes each: reuse saves
+ * page faults at moderate state sizes, and the cap keeps it from holding
+ * two more copies of a state of gigabytes for the job's lifetime.
+ */
+#define CKPT_KEEP_MAX ((size_t)128 << 20)
+
+static size_t writer_capacity(const struct sl_snap_writer *w)
+{
+	size_t n = w->op.cap;
+
+	if (w->kg != NULL)
+		for (uint32_t g = 0; g < w->max_parallelism; g++)
+			n += w->kg[g].cap;
+	return n;
+}
+
 /* The coordinator: serialise @a's frozen operators and append them to its task file. */
-static int defer_write(struct ack *a)
+static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 {
 	struct sli_snap_buf b = { a->buf, a->len, a->len };
+	struct sl_snap_writer *w = &ck->dw;
 	uint32_t nent;
 	int rc = 0;
 
+	if (a->defer != NULL && ck->spare.iov_len > a->len) {
+		/* The task's header into the spare buffer (its pages are in already). */
+		b = (struct sli_snap_buf){ ck->spare.iov_base, a->len, ck->spare.iov_len };
+		memcpy(b.p, a->buf, a->len);
+		free(a->buf);
+		a->buf = b.p;
+		ck->spare = (struct iovec){ NULL, 0 };
+	}
 	memcpy(&nent, b.p + 8, 4);
 	for (struct sli_ckpt_defer *d = a->defer; d != NULL && rc == 0; d = d->next) {
-		struct sl_snap_writer w;
-
-		sli_snap_writer_init(&w, d->maxp);
-		rc = d->im.ops->write(d->im.img, &w);
+		if (w->max_parallelism != d->maxp) {
+			sli_snap_writer_free(w);
+			sli_snap_writer_init(w, d->maxp);
+		}
+		sli_snap_writer_reset(w);
+		rc = d->im.ops->write(d->im.img, w);
 		if (rc == 0)
-			rc = blob_entry(&b, d->name, ENT_OP, d->index, d->parallelism, &w, &nent);
-		sli_snap_writer_free(&w);
+			rc = blob_entry(&b, d->name, ENT_OP, d->index, d->parallelism, w, &nent);
 	}
+	if (writer_capacity(w) > CKPT_KEEP_MAX)
+		sli_snap_writer_free(w); /* zeroed: initialised again at its next use */
 	memcpy(b.p + 8, &nent, 4);
 	a->buf = b.p;
 	a->len = b.len;
@@ -1376,11 +1419,17 @@ static struct inflight *find_fl(struct sli_ckpt_run *ck, int64_t id)
 	return NULL;
 }
 
-static void drop_waiting(struct inflight *f)
+/* Free @f's file buffers, keeping the largest one as @ck's spare. */
+static void drop_waiting(struct sli_ckpt_run *ck, struct inflight *f)
 {
 	for (unsigned i = 0; i < f->nwait; i++) {
 		free(f->names[i]);
-		free(f->iov[i].iov_base);
+		if (f->iov[i].iov_len > ck->spare.iov_len && f->iov[i].iov_len <= CKPT_KEEP_MAX) {
+			free(ck->spare.iov_base);
+			ck->spare = f->iov[i];
+		} else {
+			free(f->iov[i].iov_base);
+		}
 	}
 	f->nwait = 0;
 }
@@ -1389,7 +1438,7 @@ static void remove_fl(struct sli_ckpt_run *ck, struct inflight *f, bool complete
 {
 	char why[96];
 
-	drop_waiting(f);
+	drop_waiting(ck, f);
 	free(f->names);
 	free(f->iov);
 	if (f->out != NULL)
@@ -1526,7 +1575,7 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		    atomic_load_explicit(&ck->completed, memory_order_relaxed) < fid)
 			f = begin_final(ck, fid);
 		/* Serialised here, not on the task: its pause was the copy. */
-		int rc = f == NULL ? -ESRCH : defer_write(&a[i]);
+		int rc = f == NULL ? -ESRCH : defer_write(ck, &a[i]);
 		defer_free(a[i].defer);
 		if (rc == 0)
 			rc = wait_file(f, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len);
@@ -1552,7 +1601,7 @@ static void write_and_complete(struct sli_ckpt_run *ck)
 		if (f->nwait > 0) {
 			rc = ck->io->write(f->out, (const char *const *)f->names, f->iov, f->nwait,
 					   &bytes, err, sizeof(err));
-			drop_waiting(f);
+			drop_waiting(ck, f);
 			f->bytes += bytes;
 			if (rc < 0) {
 				fail_ckpt(ck, f, err);
@@ -2366,6 +2415,8 @@ void sli_ckpt_free(struct sli_exec *x)
 		defer_free(ck->acks[i].defer);
 	}
 	free(ck->acks);
+	sli_snap_writer_free(&ck->dw);
+	free(ck->spare.iov_base);
 	if (ck->store != NULL)
 		ck->io->close(ck->store);
 	rs_free(ck);

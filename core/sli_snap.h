@@ -35,6 +35,14 @@ struct sl_snap_writer {
 	size_t total; /* bytes put, over all sections */
 };
 
+/*
+ * Append @n bytes to the current section for the caller to fill, and
+ * return where they start: one capacity check for a record of several
+ * fields (sl_snap_put() checks per field). NULL: no section selected, or
+ * out of memory (nothing appended).
+ */
+uint8_t *sli_snap_extend(struct sl_snap_writer *w, size_t n);
+
 /* Zero @w, for key groups 0 .. @max_parallelism-1. */
 void sli_snap_writer_init(struct sl_snap_writer *w, uint32_t max_parallelism);
 /* Empty every section (buffers are kept for the next snapshot) and deselect. */

@@ -95,6 +95,18 @@ int sl_snap_put(struct sl_snap_writer *w, const void *p, size_t n)
 	return rc;
 }
 
+uint8_t *sli_snap_extend(struct sl_snap_writer *w, size_t n)
+{
+	uint8_t *p;
+
+	if (w->cur == NULL || sli_snap_buf_reserve(w->cur, n) < 0)
+		return NULL;
+	p = w->cur->p + w->cur->len;
+	w->cur->len += n;
+	w->total += n;
+	return p;
+}
+
 int sl_snap_put_bytes(struct sl_snap_writer *w, const void *p, size_t n)
 {
 	if (n > UINT32_MAX)

@@ -473,19 +473,26 @@ struct bench {
 
 struct run {
 	bool ckpt;
-	bool sync;	      /* checkpoint-snapshot sync */
-	uint64_t count;	      /* source records */
-	double secs;	      /* wall time of sl_job_run() */
-	double cpu;	      /* CPU time (user + system) of the process during it */
-	unsigned workers;     /* after the run */
-	uint64_t out, outsum; /* output lines / records and their hash / checksum */
-	unsigned retain;      /* checkpoint-retained (0: all) */
-	unsigned nckpt;	      /* complete checkpoints */
-	struct ckpt_info *ck; /* [MAXCKPT] */
-	struct gapmon gm;     /* part 2 */
-	struct kparg kp;      /* part 2, keyed process state */
-	uint64_t snap_max_ns; /* sl_checkpoint_stats.max_pause_ns */
+	bool sync;		       /* checkpoint-snapshot sync */
+	uint64_t count;		       /* source records */
+	double secs;		       /* wall time of sl_job_run() */
+	double cpu;		       /* CPU time (user + system) of the process during it */
+	unsigned workers;	       /* after the run */
+	uint64_t out, outsum;	       /* output lines / records and their hash / checksum */
+	unsigned retain;	       /* checkpoint-retained (0: all) */
+	unsigned nckpt;		       /* complete checkpoints */
+	struct ckpt_info *ck;	       /* [MAXCKPT] */
+	struct gapmon gm;	       /* part 2 */
+	struct kparg kp;	       /* part 2, keyed process state */
+	uint64_t snap_max_ns;	       /* sl_checkpoint_stats.max_pause_ns */
+	struct sl_checkpoint_stats cs; /* the engine's, after the run */
 };
+
+/* The median of @n values (0 when none: part 1 skipped). */
+static double med_of(const double *v, unsigned n)
+{
+	return n > 0 ? bench_median_of(v, n) : 0;
+}
 
 /* @x rounded down to a multiple of 1M, at least @min. */
 static uint64_t round_count(double x, uint64_t min)
@@ -621,6 +628,7 @@ static int run_job(const struct bench *b, const struct genarg *big, struct run *
 		struct sl_checkpoint_stats cs;
 
 		r->snap_max_ns = sl_job_checkpoint_stats(job, &cs) == 0 ? cs.max_pause_ns : 0;
+		r->cs = cs;
 	}
 	r->cpu = tv_s(&u1.ru_utime) + tv_s(&u1.ru_stime) - tv_s(&u0.ru_utime) - tv_s(&u0.ru_stime);
 	r->workers = (unsigned)atoi(b->workers);
@@ -642,16 +650,20 @@ out:
 /* One size's run with checkpoints on, in one snapshot mode. */
 struct on_stats {
 	double rps;
+	double cpu_rps; /* records per CPU-second of the process */
+	double cpu_ms;	/* its CPU time, ms */
 	unsigned nckpt, nperiodic, nfull;
 	double bytes_med, dur_med, dur_max, pause_med, pause_max;
-	double snap_max; /* the engine's longest snapshot pause, ms */
+	double snap_max;  /* the engine's longest snapshot pause, ms */
+	double task_mib;  /* copy-on-write: MiB the task copied itself (cow_task_bytes) */
+	uint64_t retired; /* copy-on-write: arrays grown under a snapshot (cow_retired) */
 };
 
 struct size_stats {
 	const char *name;
 	uint64_t target, keys, count;
 	double secs; /* after the keys exist, at the off run's rate */
-	double off_rps, noise_max;
+	double off_rps, off_cpu_rps, off_cpu_ms, noise_max;
 	unsigned retain;
 	struct on_stats on[2]; /* [0] async snapshots, [1] sync */
 	uint64_t out;
@@ -670,6 +682,8 @@ static void on_figures(const struct run *ro, uint64_t count, struct on_stats *o)
 	unsigned nd = 0, np;
 
 	o->rps = (double)count / ro->secs;
+	o->cpu_rps = (double)count / ro->cpu;
+	o->cpu_ms = ro->cpu * 1e3;
 	o->nckpt = ro->nckpt;
 	o->nperiodic = ro->nckpt > 0 ? ro->nckpt - 1 : 0;
 	o->nfull = 0;
@@ -691,6 +705,8 @@ static void on_figures(const struct run *ro, uint64_t count, struct on_stats *o)
 	o->pause_med = np ? bench_median(ps, np) : -1;
 	o->pause_max = np ? ps[np - 1] : -1;
 	o->snap_max = (double)ro->snap_max_ns / 1e6;
+	o->task_mib = (double)ro->cs.cow_task_bytes / (1 << 20);
+	o->retired = ro->cs.cow_retired;
 }
 
 static void usage(FILE *f)
@@ -719,17 +735,22 @@ static void json_runs(FILE *f, const char *key, const double *v, unsigned n, int
 }
 
 /* Part 2's figures of one operator as the JSON member @key (an array, one object per size). */
-static void json_state(FILE *f, const char *key, const struct size_stats *zs, unsigned nsizes)
+static void json_state(FILE *f, const char *key, const struct size_stats *zs, unsigned want)
 {
+	bool first = true;
+
 	fprintf(f, ",\"%s\":[", key);
-	for (unsigned q = 0; q < nsizes; q++) {
+	for (unsigned q = 0; q < 3; q++) {
 		const struct size_stats *z = &zs[q];
+
+		if (!(want & 1u << q))
+			continue;
 
 		fprintf(f,
 			"%s{\"name\":\"%s\",\"keys\":%llu,\"acc_bytes\":64,\"records\":%llu,"
 			"\"off_rec_per_s\":%.1f,\"checkpoints_retained\":%u,"
 			"\"max_gap_off_ms\":%.2f",
-			q ? "," : "", z->name, (unsigned long long)z->keys,
+			first ? "" : ",", z->name, (unsigned long long)z->keys,
 			(unsigned long long)z->count, z->off_rps, z->retain, z->noise_max);
 		for (unsigned m = 0; m < 2; m++) {
 			const struct on_stats *o = &z->on[m];
@@ -739,12 +760,16 @@ static void json_state(FILE *f, const char *key, const struct size_stats *zs, un
 				"\"checkpoints_full_state\":%u,\"checkpoints_total\":%u,"
 				"\"median_checkpoint_bytes\":%.0f,\"median_duration_ms\":%.2f,"
 				"\"max_duration_ms\":%.2f,\"median_pause_ms\":%.2f,"
-				"\"max_pause_ms\":%.2f,\"engine_max_snapshot_ms\":%.2f}",
+				"\"max_pause_ms\":%.2f,\"engine_max_snapshot_ms\":%.2f,"
+				"\"cow_task_mib\":%.1f,\"cow_retired\":%llu,"
+				"\"on_rec_per_cpu_s\":%.1f}",
 				m ? "sync" : "async", o->rps, o->nperiodic, o->nfull, o->nckpt,
 				o->bytes_med, o->dur_med, o->dur_max, o->pause_med, o->pause_max,
-				o->snap_max);
+				o->snap_max, o->task_mib, (unsigned long long)o->retired,
+				o->cpu_rps);
 		}
 		fprintf(f, "}");
+		first = false;
 	}
 	fprintf(f, "]");
 }
@@ -758,6 +783,8 @@ int main(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "big", no_argument, NULL, 'B' },
 		{ "skip-sizes", no_argument, NULL, 'S' },
+		{ "sizes", required_argument, NULL, 'Z' },
+		{ "skip-part1", no_argument, NULL, '1' },
 		{ "part2", required_argument, NULL, 'P' },
 		BENCH_OPTS_ENGINE,
 		BENCH_OPTS_COMMON,
@@ -778,7 +805,8 @@ int main(int argc, char **argv)
 	struct bench b = { .interval = "1s" };
 	struct size_stats sz[3] = {
 		{ .name = "10MiB", .target = 10ull << 20, .secs = RUN_SECS },
-		{ .name = "100MiB", .target = 100ull << 20, .secs = RUN_SECS },
+		/* twice as long: a checkpoint takes a good part of the interval */
+		{ .name = "100MiB", .target = 100ull << 20, .secs = 2 * RUN_SECS },
 		/* a checkpoint takes seconds: long enough for several */
 		{ .name = "1GiB", .target = 1ull << 30, .secs = 10 * RUN_SECS },
 	};
@@ -786,8 +814,8 @@ int main(int argc, char **argv)
 	static const char *const opname[3] = { "window aggregate", "keyed reduce",
 					       "keyed process state" };
 	struct size_stats zs[3][3];
-	unsigned runs, nsizes = 2, workers = 0, op0 = 0, op1 = 1;
-	bool quick, count_set = false, skip_sizes = false;
+	unsigned runs, prounds, want = 0x3, workers = 0, op0 = 0, op1 = 1;
+	bool quick, count_set = false, skip_sizes = false, skip_part1 = false, want_set = false;
 	const char *tmp = getenv("TMPDIR");
 	double bytes_med = 0, interval_ms_d;
 	int64_t interval_ms;
@@ -818,7 +846,23 @@ int main(int argc, char **argv)
 			b.base = optarg;
 			break;
 		case 'B':
-			nsizes = 3;
+			want = want_set ? want : 0x7;
+			break;
+		case 'Z':
+			want = 0;
+			want_set = true;
+			for (char *t = strtok(optarg, ","); t != NULL; t = strtok(NULL, ",")) {
+				unsigned q = 0;
+
+				while (q < 3 && strcmp(t, sz[q].name) != 0)
+					q++;
+				if (q == 3)
+					return bench_bad_value(PROG, longopts, c, t);
+				want |= 1u << q;
+			}
+			break;
+		case '1':
+			skip_part1 = true;
 			break;
 		case 'S':
 			skip_sizes = true;
@@ -839,7 +883,7 @@ int main(int argc, char **argv)
 	quick = args.quick;
 	if (quick) {
 		count = count_set ? count : 4000000;
-		nsizes = 1;
+		want = want_set ? want : 0x1;
 	}
 	sl_parse_duration_ms(b.interval, 1, &interval_ms);
 	interval_ms_d = (double)interval_ms;
@@ -863,16 +907,20 @@ int main(int argc, char **argv)
 		if (!count_set && !quick)
 			count = round_count((double)w.count / w.secs * RUN_SECS, 10000000);
 	}
-	/* ---- part 1: throughput, checkpoints on vs off, interleaved */
+	/* ---- part 1: throughput, checkpoints on vs off, interleaved (none: --skip-part1) */
+	prounds = skip_part1 ? 0 : runs;
 	getloadavg(load0, 3);
-	printf("checkpoint: generator -> watermarks -> key_by -> tumbling 1 s count (%u keys) -> "
-	       "%s sink,\nparallelism 1, %llu records per run, batch %u, idle %s, checkpoints "
-	       "every %s (exactly-once) vs off,\nmedian of %u interleaved rounds, "
-	       "files under %s\n",
-	       NKEYS, b.null_sink ? "null" : "part-file (exactly-once, fsync)",
-	       (unsigned long long)count, b.batch, b.idle, b.interval, runs, b.base);
+	if (prounds > 0)
+		printf(
+		    "checkpoint: generator -> watermarks -> key_by -> tumbling 1 s count (%u keys) "
+		    "-> "
+		    "%s sink,\nparallelism 1, %llu records per run, batch %u, idle %s, checkpoints "
+		    "every %s (exactly-once) vs off,\nmedian of %u interleaved rounds, "
+		    "files under %s\n",
+		    NKEYS, b.null_sink ? "null" : "part-file (exactly-once, fsync)",
+		    (unsigned long long)count, b.batch, b.idle, b.interval, runs, b.base);
 	fflush(stdout);
-	for (unsigned k = 0; k < runs; k++) {
+	for (unsigned k = 0; k < prounds; k++) {
 		for (unsigned j = 0; j < 2; j++) {
 			struct run r = { .ckpt = (j == 0) == (k % 2 == 0),
 					 .count = count,
@@ -903,50 +951,55 @@ int main(int argc, char **argv)
 		ratio[k] = on[k] / off[k];
 		cratio[k] = con[k] / coff[k];
 	}
-	double on_med = bench_median_of(on, runs), off_med = bench_median_of(off, runs);
-	double ratio_med = bench_median_of(ratio, runs), nck_med = bench_median_of(nck, runs);
-	double con_med = bench_median_of(con, runs), coff_med = bench_median_of(coff, runs);
-	double cratio_med = bench_median_of(cratio, runs);
+	double on_med = med_of(on, prounds), off_med = med_of(off, prounds);
+	double ratio_med = med_of(ratio, prounds), nck_med = med_of(nck, prounds);
+	double con_med = med_of(con, prounds), coff_med = med_of(coff, prounds);
+	double cratio_med = med_of(cratio, prounds);
 
 	bytes_med = nall ? bench_median(allbytes, nall) : 0;
 
 	getloadavg(load1, 3);
 
-	printf("\n%-26s %10s %13s %10s %12s %10s\n", "checkpoints", "M rec/s", "M rec/s/core",
-	       "on/off", "M rec/CPU-s", "on/off");
-	printf("%-26s %10.2f %13.2f %10s %12.2f %10s\n", "off", off_med / 1e6,
-	       off_med / 1e6 / (workers ? workers : 1), "", coff_med / 1e6, "");
-	printf("%-26s %10.2f %13.2f %10.3f %12.2f %10.3f\n", "every 1 s, exactly-once",
-	       on_med / 1e6, on_med / 1e6 / (workers ? workers : 1), ratio_med, con_med / 1e6,
-	       cratio_med);
-	printf("per-round on/off, wall:");
-	for (unsigned k = 0; k < runs; k++)
-		printf(" %.3f", ratio[k]);
-	printf("; CPU:");
-	for (unsigned k = 0; k < runs; k++)
-		printf(" %.3f", cratio[k]);
-	printf("\nload average before / after part 1: %.2f / %.2f (%ld CPUs online)\n", load0[0],
-	       load1[0], sysconf(_SC_NPROCESSORS_ONLN));
-	printf("checkpoints completed per run (median): %.0f, size %.1f KiB (median of all); %llu "
-	       "results "
-	       "per run, equal in every run; %u workers\n",
-	       nck_med, bytes_med / 1024, (unsigned long long)ref_out, workers);
-	fflush(stdout);
+	if (prounds > 0) {
+		printf("\n%-26s %10s %13s %10s %12s %10s\n", "checkpoints", "M rec/s",
+		       "M rec/s/core", "on/off", "M rec/CPU-s", "on/off");
+		printf("%-26s %10.2f %13.2f %10s %12.2f %10s\n", "off", off_med / 1e6,
+		       off_med / 1e6 / (workers ? workers : 1), "", coff_med / 1e6, "");
+		printf("%-26s %10.2f %13.2f %10.3f %12.2f %10.3f\n", "every 1 s, exactly-once",
+		       on_med / 1e6, on_med / 1e6 / (workers ? workers : 1), ratio_med,
+		       con_med / 1e6, cratio_med);
+		printf("per-round on/off, wall:");
+		for (unsigned k = 0; k < runs; k++)
+			printf(" %.3f", ratio[k]);
+		printf("; CPU:");
+		for (unsigned k = 0; k < runs; k++)
+			printf(" %.3f", cratio[k]);
+		printf("\nload average before / after part 1: %.2f / %.2f (%ld CPUs online)\n",
+		       load0[0], load1[0], sysconf(_SC_NPROCESSORS_ONLN));
+		printf("checkpoints completed per run (median): %.0f, size %.1f KiB (median of "
+		       "all); %llu "
+		       "results "
+		       "per run, equal in every run; %u workers\n",
+		       nck_med, bytes_med / 1024, (unsigned long long)ref_out, workers);
+		fflush(stdout);
+	}
 
 	/* ---- part 2: state sizes, per operator */
 	if (skip_sizes)
-		nsizes = 0;
+		want = 0;
 	memcpy(zs[0], sz, sizeof(sz));
 	memcpy(zs[1], sz, sizeof(sz));
 	memcpy(zs[2], sz, sizeof(sz));
 	for (unsigned op = op0; op <= op1; op++)
-		for (unsigned q = 0; q < nsizes; q++) {
+		for (unsigned q = 0; q < 3; q++) {
 			struct size_stats *z = &zs[op][q];
 			struct genarg g;
 			struct run ro = { .ckpt = true, .ck = ckbuf },
 				   rf = { .ckpt = false, .ck = ckbuf };
 			uint64_t keep = DISK_BUDGET / z->target;
 
+			if (!(want & 1u << q))
+				continue;
 			z->keys = z->target / BYTES_PER_KEY;
 			g = (struct genarg){ z->keys, true, op == 1, op == 2 };
 			/*
@@ -975,6 +1028,8 @@ int main(int argc, char **argv)
 				return 1;
 			z->out = rf.out;
 			z->off_rps = (double)z->count / rf.secs;
+			z->off_cpu_rps = (double)z->count / rf.cpu;
+			z->off_cpu_ms = rf.cpu * 1e3;
 			z->noise_max = rf.gm.ngaps ? (double)rf.gm.gaps[rf.gm.ngaps - 1] / 1e6 : -1;
 			for (unsigned m = 0; m < 2; m++) {
 				ro.sync = m == 1;
@@ -993,23 +1048,30 @@ int main(int argc, char **argv)
 				on_figures(&ro, z->count, &z->on[m]);
 			}
 		}
-	for (unsigned op = op0; op <= op1 && nsizes > 0; op++) {
+	for (unsigned op = op0; op <= op1 && want != 0; op++) {
 		printf("\n%s:", opname[op]);
-		printf("\n%-8s %-5s %8s %8s %7s %5s %4s %8s %9s %9s %9s %9s %9s %9s\n", "state",
-		       "snap", "off M/s", "on M/s", "on/off", "ckpts", "full", "MiB/ckpt",
-		       "dur p50", "dur max", "pause p50", "pause max", "noise max", "snap max");
-		for (unsigned q = 0; q < nsizes; q++) {
+		printf("\n%-8s %-5s %8s %8s %7s %5s %4s %8s %9s %9s %9s %9s %9s %9s %8s %5s %10s "
+		       "%9s\n",
+		       "state", "snap", "off M/s", "on M/s", "on/off", "ckpts", "full", "MiB/ckpt",
+		       "dur p50", "dur max", "pause p50", "pause max", "noise max", "snap max",
+		       "task MiB", "grown", "CPU on/off", "+CPU/ckpt");
+		for (unsigned q = 0; q < 3; q++) {
 			const struct size_stats *z = &zs[op][q];
 
+			if (!(want & 1u << q))
+				continue;
 			for (unsigned m = 0; m < 2; m++) {
 				const struct on_stats *o = &z->on[m];
 
-				printf("%-8s %-5s %8.2f %8.2f %7.3f %5u %4u %8.1f %7.1fms %7.1fms "
-				       "%7.1fms %7.1fms %7.1fms %7.1fms\n",
-				       z->name, m ? "sync" : "async", z->off_rps / 1e6,
-				       o->rps / 1e6, o->rps / z->off_rps, o->nperiodic, o->nfull,
-				       o->bytes_med / (1 << 20), o->dur_med, o->dur_max,
-				       o->pause_med, o->pause_max, z->noise_max, o->snap_max);
+				printf(
+				    "%-8s %-5s %8.2f %8.2f %7.3f %5u %4u %8.1f %7.1fms %7.1fms "
+				    "%7.1fms %7.1fms %7.1fms %7.1fms %8.1f %5llu %10.3f %7.0fms\n",
+				    z->name, m ? "sync" : "async", z->off_rps / 1e6, o->rps / 1e6,
+				    o->rps / z->off_rps, o->nperiodic, o->nfull,
+				    o->bytes_med / (1 << 20), o->dur_med, o->dur_max, o->pause_med,
+				    o->pause_max, z->noise_max, o->snap_max, o->task_mib,
+				    (unsigned long long)o->retired, o->cpu_rps / z->off_cpu_rps,
+				    (o->cpu_ms - z->off_cpu_ms) / (o->nckpt ? o->nckpt : 1));
 			}
 			if (z->on[0].pause_med > 0 && z->on[1].pause_med > 0 &&
 			    z->on[1].snap_max > 0)
@@ -1020,7 +1082,7 @@ int main(int argc, char **argv)
 				    z->on[0].rps / z->on[1].rps);
 		}
 	}
-	if (nsizes > 0)
+	if (want != 0)
 		printf(
 		    "\nsnap: async, the default (the window or reduce task copies its state at the "
 		    "barrier, "
@@ -1039,10 +1101,22 @@ int main(int argc, char **argv)
 		    "state: a 64-byte value state per key\n(the keyed-state table), read and "
 		    "written per element; async freezes the table copy-on-write.\n",
 		    GAP_EVERY);
-	printf("M rec/s: source records / wall time of sl_job_run(); per core: divided by the %u "
-	       "workers (the checkpoint\ncoordinator thread is not counted). Every run's output "
-	       "was checked against the others.\n",
-	       workers);
+	if (want != 0)
+		printf("task MiB: state the task copied itself (cow_task_bytes), grown: arrays it "
+		       "grew "
+		       "under a snapshot\n(cow_retired); CPU on/off: records per CPU-second of the "
+		       "process, on vs off (the coordinator\nand io_uring workers included); "
+		       "+CPU/ckpt: the "
+		       "on run's CPU time minus the off run's, per\ncheckpoint (the final one and "
+		       "those of a partial state included): what one costs\nwhatever the machine's "
+		       "load.\n");
+	if (prounds > 0)
+		printf("M rec/s: source records / wall time of sl_job_run(); per core: divided by "
+		       "the %u "
+		       "workers (the checkpoint\ncoordinator thread is not counted). Every run's "
+		       "output "
+		       "was checked against the others.\n",
+		       workers);
 
 	if (args.json) {
 		FILE *f = bench_json_open(PROG, args.json);
@@ -1058,25 +1132,25 @@ int main(int argc, char **argv)
 			"\"median_ratio_on_vs_off\":%.4f,\"median_checkpoints\":%.0f,"
 			"\"checkpoint_bytes\":%.0f",
 			workers, b.batch, b.idle, interval_ms_d, NKEYS,
-			b.null_sink ? "null" : "part", (unsigned long long)count, runs,
+			b.null_sink ? "null" : "part", (unsigned long long)count, prounds,
 			(unsigned long long)ref_out, off_med, on_med, ratio_med, nck_med,
 			bytes_med);
-		json_runs(f, "runs_off_rec_per_s", off, runs, 1);
-		json_runs(f, "runs_on_rec_per_s", on, runs, 1);
-		json_runs(f, "runs_off_rec_per_cpu_s", coff, runs, 1);
-		json_runs(f, "runs_on_rec_per_cpu_s", con, runs, 1);
+		json_runs(f, "runs_off_rec_per_s", off, prounds, 1);
+		json_runs(f, "runs_on_rec_per_s", on, prounds, 1);
+		json_runs(f, "runs_off_rec_per_cpu_s", coff, prounds, 1);
+		json_runs(f, "runs_on_rec_per_cpu_s", con, prounds, 1);
 		fprintf(f,
 			",\"median_ratio_cpu_on_vs_off\":%.4f,\"loadavg_before\":%.2f,"
 			"\"loadavg_after\":%.2f",
 			cratio_med, load0[0], load1[0]);
-		json_runs(f, "runs_ratio_on_vs_off", ratio, runs, 4);
+		json_runs(f, "runs_ratio_on_vs_off", ratio, prounds, 4);
 		fprintf(f, "}");
 		for (unsigned op = op0; op <= op1; op++)
 			json_state(f,
 				   op == 2   ? "state_keyed"
 				   : op == 1 ? "state_reduce"
 					     : "state",
-				   zs[op], nsizes);
+				   zs[op], want);
 		fprintf(f, "}\n");
 		if (bench_json_close(f, PROG, args.json) < 0)
 			return 1;
