@@ -753,8 +753,20 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 		struct sli_opi *op = &st->ops[k];
 		struct sl_snap_writer *w = &st->ck.w[k];
 
-		if (!ck->o->sync_snapshot && defer_op(op, &dl) == 0)
-			continue;
+		if (!ck->o->sync_snapshot) {
+			int drc = defer_op(op, &dl);
+
+			if (drc == 0)
+				continue;
+			/*
+			 * Relaxed: a statistic. A failed copy (out of memory, or
+			 * -EBUSY: the state's previous copy-on-write snapshot is
+			 * still being read) is serialised here instead.
+			 */
+			if (drc < 0)
+				atomic_fetch_add_explicit(&ck->cnt->sync_fallbacks, 1,
+							  memory_order_relaxed);
+		}
 		sli_snap_writer_reset(w);
 		op->errbuf[0] = '\0';
 		rc = op_snapshot(op, id, w);
@@ -2671,10 +2683,22 @@ static const struct sli_edge *node_input(const struct sli_node *n, uint32_t inpu
 }
 
 /*
+ * In-flight elements a restore fed back from channel state: all of them,
+ * those redistributed to another parallelism, and of these the ones routed
+ * to the owner of their key group (a keyed exchange's) rather than by the
+ * index of the old subtask (sl_checkpoint_stats).
+ */
+struct rs_fed {
+	uint64_t all, rescaled, rekeyed;
+};
+
+/*
  * Replay channel-state entry @en into @op's subtask: as recorded into the
  * channels' replay queues, or (@rescale) @op's share into its queue.
+ * Count the elements fed into @fed.
  */
-static int replay_entry(struct sli_opi *op, const struct rs_entry *en, bool rescale, uint64_t *fed)
+static int replay_entry(struct sli_opi *op, const struct rs_entry *en, bool rescale,
+			struct rs_fed *fed)
 {
 	struct sli_subtask *st = op->st;
 	struct sl_snap_reader r;
@@ -2726,7 +2750,9 @@ static int replay_entry(struct sli_opi *op, const struct rs_entry *en, bool resc
 			rc = sl_snap_bad(&cr, "in-flight data: bytes after the last event");
 		if (rc < 0)
 			return rc;
-		*fed += rescale ? kept : 0;
+		fed->all += kept;
+		fed->rescaled += rescale ? kept : 0;
+		fed->rekeyed += rescale && rt.key != NULL ? kept : 0;
 		if (kept > 0 && (!st->ck.capped || x.wm < st->ck.wm_cap)) {
 			st->ck.capped = true;
 			st->ck.wm_cap = x.wm;
@@ -2739,7 +2765,7 @@ static int replay_entry(struct sli_opi *op, const struct rs_entry *en, bool resc
  * The channel state recorded for operator @op (unaligned checkpoints),
  * queued before anything the rings bring: see "Unaligned checkpoints".
  */
-static int restore_channels(struct sli_ckpt_run *ck, struct sli_opi *op, uint64_t *fed)
+static int restore_channels(struct sli_ckpt_run *ck, struct sli_opi *op, struct rs_fed *fed)
 {
 	int rc = 0;
 
@@ -2773,13 +2799,20 @@ int sli_ckpt_restore_op(struct sli_opi *op)
 	struct sli_snap_sec *secs = NULL;
 	struct sl_snap_reader r;
 	unsigned nsecs = 0;
-	uint64_t fed = 0;
+	struct rs_fed fed = { 0, 0, 0 };
 	int rc = 0;
 
 	if (ck == NULL || ck->rs_path == NULL)
 		return 0;
 	if ((rc = restore_channels(ck, op, &fed)) < 0)
 		return rc;
+	/*
+	 * Relaxed: statistics, each on its own, read relaxed by
+	 * sl_job_checkpoint_stats(); the restoring subtasks add concurrently.
+	 */
+	atomic_fetch_add_explicit(&ck->cnt->inflight_restored, fed.all, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ck->cnt->inflight_rescaled, fed.rescaled, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ck->cnt->inflight_rekeyed, fed.rekeyed, memory_order_relaxed);
 	if (n->kind == SLI_SINK)
 		return 0;
 	if (n->kind == SLI_SOURCE) {
@@ -2841,12 +2874,12 @@ out:
 		op->watermark = op->st->ck.wm_cap;
 	/* What a rescale did, for whoever checks it (tests/checkpoint/test_rescale_unaligned.py).
 	 */
-	if (rc == 0 && fed > 0)
+	if (rc == 0 && fed.rescaled > 0)
 		sl_log(SL_LOG_INFO, "checkpoint",
 		       "operator '%s' subtask %u/%u: %" PRIu64 " in-flight elements rescaled, "
 		       "watermark bound %" PRId64 ", operator watermark %" PRId64,
-		       n->name, op->info.index, op->info.parallelism, fed, op->st->ck.wm_cap,
-		       op->watermark);
+		       n->name, op->info.index, op->info.parallelism, fed.rescaled,
+		       op->st->ck.wm_cap, op->watermark);
 	if (rc == 0)
 		sli_crash_point("restore");
 	if (rc < 0)
@@ -2878,6 +2911,13 @@ int sl_job_checkpoint_stats(const struct sl_job *job, struct sl_checkpoint_stats
 		.restored_id = atomic_load_explicit(&c->restored_id, memory_order_relaxed),
 		.cow_task_bytes = atomic_load_explicit(&c->cow_task_bytes, memory_order_relaxed),
 		.cow_retired = atomic_load_explicit(&c->cow_retired, memory_order_relaxed),
+		.inflight_restored =
+		    atomic_load_explicit(&c->inflight_restored, memory_order_relaxed),
+		.inflight_rescaled =
+		    atomic_load_explicit(&c->inflight_rescaled, memory_order_relaxed),
+		.inflight_rekeyed =
+		    atomic_load_explicit(&c->inflight_rekeyed, memory_order_relaxed),
+		.sync_fallbacks = atomic_load_explicit(&c->sync_fallbacks, memory_order_relaxed),
 	};
 	return 0;
 }

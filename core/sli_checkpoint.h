@@ -122,6 +122,11 @@ struct sli_ckpt_counters {
 	_Atomic int64_t last_id, restored_id;
 	/* Copy-on-write window snapshots (window.c): bytes tasks copied, arrays they moved. */
 	_Atomic uint64_t cow_task_bytes, cow_retired;
+	/* In-flight elements restored from channel state (restore_channels()). */
+	_Atomic uint64_t inflight_restored, inflight_rescaled, inflight_rekeyed;
+	/* Asynchronous snapshots serialised on the task after a failed copy (snapshot_subtask()).
+	 */
+	_Atomic uint64_t sync_fallbacks;
 };
 
 void sli_ckpt_opts_init(struct sli_ckpt_opts *o);

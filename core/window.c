@@ -45,12 +45,14 @@
  *     duplicate that slips through is dropped when it fires (all timers
  *     of one time run together; a key remembers the last time it fired),
  *     so timers are unique per (key, window, time);
- *   - hot path: a key caches its last pane and that pane's earliest
- *     window end; while the element falls in it and that end - 1 is past
- *     the watermark (nothing late, nothing to fire now), the element is
- *     one add(); with an 8-byte field key (sl_key_by_field()) and a
- *     built-in aggregate (sl_agg_count() ...) a specialised loop reads the
- *     key in place and folds the value inline, without a call;
+ *   - hot path: a key caches its last pane while every window of it is
+ *     ahead of the watermark (the fire timer of its earliest window
+ *     clears the cache); an element that falls in it (nothing late,
+ *     nothing to fire now) is one add(); with an 8-byte field key
+ *     (sl_key_by_field()) and a built-in aggregate (sl_agg_count() ...)
+ *     a specialised loop reads the key in place and folds the value
+ *     inline into the key's table slot, merged into the pane later
+ *     (struct kslot);
  *   - a key's panes live in its ring (pane index mod ring size, no table
  *     entry; the rings of a few keys interleaved so that the panes being
  *     filled share cache lines) when their slot is free, else in the
@@ -89,14 +91,35 @@
 
 /*
  * A key table slot, 32 bytes (32-aligned): all an element of an 8-byte
- * key needs on the hot path, so that it touches the slot and the
- * accumulator only. kw is the key's bytes when KS_WORD is set in id (an
- * 8-byte key: its bytes decide), else its hash (the key's record decides).
+ * key needs on the hot path, so that it touches this slot and nothing
+ * else. kw is the key's bytes when KS_WORD is set in id (an 8-byte key:
+ * its bytes decide), else its hash (the key's record decides).
+ *
+ * Slicing: the slot caches the pane the key's last element went to (cur,
+ * cur_start). The cache is set only while every window of the pane is
+ * ahead of the watermark, and cleared when the watermark passes the end
+ * - 1 of the pane's earliest window, by that window's fire timer (which
+ * every window ahead of the watermark has: sliced_watermark()). So an
+ * element in the cached pane needs no other test: nothing it would add
+ * to is late or due (the hot path).
+ *
+ * With a built-in aggregate, batch_word() folds a hot element into delta,
+ * not into the pane's accumulator: delta is what the cache owes the pane
+ * (the fold's identity when nothing: agg_identity()), merged into it
+ * (kslot_flush()) before anything reads that accumulator: when the cache
+ * moves or is cleared, which happens before any window of the pane fires
+ * (the earliest fires first, and its timer clears the cache before the
+ * firing reads the panes), and before a snapshot (win_flush_all()).
+ * Count, wrapping sum, min and max do not depend on how their folds are
+ * grouped, so the merged result is the one the adds in place gave, and
+ * the element touches one cache line instead of two (the accumulators
+ * of 10k keys did not stay in the L1 cache: bench_window tumbling spent
+ * a third of its time waiting on them).
  */
 struct kslot {
 	uint64_t kw;
 	int64_t cur_start; /* slicing: the cached pane's start */
-	int64_t cur_fire;  /* slicing: end - 1 of its earliest window */
+	int64_t delta;	   /* built-in aggregates: folds owed to the cached pane */
 	uint32_t id;	   /* key id + 1, | KS_WORD; 0: empty */
 	uint32_t cur;	   /* slicing: the cached pane, entry + 1, 0: none */
 };
@@ -697,6 +720,38 @@ static inline const void *acc_of_c(const struct sli_win *w, uint32_t e)
 static inline void *acc_of(struct sli_win *w, uint32_t e)
 {
 	return (void *)acc_of_c(w, e);
+}
+
+/* The identity of built-in fold @kind: a slot's delta that owes nothing (struct kslot). */
+static inline int64_t agg_identity(uint32_t kind)
+{
+	return kind == SL_AGG_MIN_I64 ? INT64_MAX : kind == SL_AGG_MAX_I64 ? INT64_MIN : 0;
+}
+
+/*
+ * Merge what slot @k owes its cached pane (its delta) into the pane's
+ * accumulator, and owe nothing (struct kslot). Custom aggregates never
+ * use delta.
+ */
+static inline void kslot_flush(struct sli_win *w, struct kslot *k)
+{
+	uint32_t kind = w->agg->builtin;
+	int64_t x;
+
+	if (!k->cur || kind == SL_AGG_CUSTOM || k->delta == agg_identity(kind))
+		return;
+	cow_acc(w, k->cur - 1);
+	memcpy(&x, acc_of(w, k->cur - 1), sizeof(x));
+	sli_agg_fold(kind == SL_AGG_COUNT ? SL_AGG_SUM_I64 : kind, &x, k->delta);
+	memcpy(acc_of(w, k->cur - 1), &x, sizeof(x));
+	k->delta = agg_identity(kind);
+}
+
+/* kslot_flush() of every key: before a snapshot reads the accumulators. */
+static void win_flush_all(struct sli_win *w)
+{
+	for (uint32_t k = 0; w->sliced && k < w->nkeys; k++)
+		kslot_flush(w, &w->ktab[w->keys[k].slot]);
 }
 
 SLI_WTAB_DEFINE(wtab, struct sli_win, 1024)
@@ -1507,10 +1562,13 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 		if (rc < 0)
 			return rc;
 	}
+	/* The key's cache (struct kslot): this pane, if all its windows are ahead of the watermark.
+	 */
 	k = kslot_of(w, key);
-	k->cur = (uint32_t)e + 1;
+	kslot_flush(w, k);
+	k->cur = first + size - 1 > wm ? (uint32_t)e + 1 : 0;
 	k->cur_start = ps;
-	k->cur_fire = first + size - 1;
+	k->delta = agg_identity(w->agg->builtin);
 	cow_acc(w, (uint32_t)e);
 	sli_agg_add(w->agg, acc_of(w, (uint32_t)e), sl_batch_elem(b, i), ts, b);
 	if (first + size - 1 > wm)
@@ -1600,8 +1658,19 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 		/* Nothing registers timers meanwhile: t and its arrays stay put. */
 		for (uint32_t j = 0; j < t->nfires && rc == 0; j++) {
 			struct wkcold *k = &w->kcold[t->fires[j]];
+			struct kslot *s = kslot_of(w, t->fires[j]);
 
 			fire_prefetch(w, t, j, (uint32_t)pane_index(w, time + 1 - w->spec->size));
+			/*
+			 * A cached pane that starts at or before time has this
+			 * window, or an older one that fired already, as its
+			 * earliest: no longer hot, and its delta is due before the
+			 * firing reads it (struct kslot). Done for a duplicate too.
+			 */
+			if (s->cur && s->cur_start <= time) {
+				kslot_flush(w, s);
+				s->cur = 0;
+			}
 			if (k->last_fire == time)
 				continue; /* a duplicate of a timer just fired */
 			k->last_fire = time;
@@ -1614,8 +1683,10 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 
 			free_prefetch(w, t, j);
 			k = kslot_of(w, key);
-			if (k->cur == e + 1)
+			if (k->cur == e + 1) { /* cleared when its first window fired: for safety */
+				kslot_flush(w, k);
 				k->cur = 0;
+			}
 			if (e & RID) {
 				cow_w(w, CA_RSTART, e & ~RID);
 				w->rstart[e & ~RID] = RFREE;
@@ -1696,9 +1767,10 @@ static inline uint64_t hash8(uint64_t x)
  * keys: 320 KiB of them) the prefetch cost more than the misses it saved;
  * larger ones (its sliding query: 5 MiB) miss the L2 and gain from it.
  *
- * The hot path (slicing: the element falls in its key's cached pane, and
- * every window of that pane is still ahead of the watermark, so nothing
- * is late and nothing fires now) is one add() to that pane's accumulator.
+ * The hot path (slicing: the element falls in its key's cached pane, all
+ * of whose windows are still ahead of the watermark, struct kslot, so
+ * nothing is late and nothing fires now) is one add() to that pane's
+ * accumulator.
  * Pass 2 decides it from the slot, pass 3 does it; the slow path of an
  * earlier element in between cannot change the answer: the watermark does
  * not move within a batch and panes are freed only when it does, so the
@@ -1708,8 +1780,9 @@ static inline uint64_t hash8(uint64_t x)
  * addresses or slots: the slow path may grow the arrays and the table.
  *
  * With a built-in aggregate (batch_word()) passes 2 and 3 are one: a hot
- * element is added at once, and the others are queued and go through the
- * slow path after the chunk, in their order. Hot adds thus move ahead of
+ * element is folded at once, into its slot (struct kslot), and the others
+ * are queued and go through the slow path after the chunk, in their
+ * order. Hot adds thus move ahead of
  * the slow path of earlier elements, which changes nothing: the built-in
  * folds (count, wrapping sum, min, max) do not depend on order, and a
  * slow path that reads accumulators (a late firing, of windows with end -
@@ -1768,7 +1841,7 @@ static inline int chunk_probe(struct sli_opi *op, const struct sl_batch *b, uint
 	const uint32_t mask = w->kcap - 1;
 	const bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0, sliced = w->sliced;
 	const bool pf = acc_bytes(w) > ACC_PF_MIN;
-	const int64_t wm = op->watermark, pane = w->pane;
+	const int64_t pane = w->pane;
 	const struct sli_keyspec *keyf = &op->key;
 	uint32_t off[CHUNK];
 	size_t at = 0;
@@ -1801,7 +1874,7 @@ static inline int chunk_probe(struct sli_opi *op, const struct sl_batch *b, uint
 		kid[j] = s->id ? (s->id & ~KS_WORD) - 1 : NONE;
 		hot[j] = NONE;
 		if (sliced && s->cur && ts >= s->cur_start &&
-		    (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane && s->cur_fire > wm) {
+		    (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane) {
 			uint32_t e = s->cur - 1;
 
 			hot[j] = e;
@@ -1921,84 +1994,50 @@ word_slot(const struct kslot *ktab, uint32_t mask, uint64_t kx, uint32_t i)
 	return &ktab[i + (ktab[i].id != 0)]; /* the first empty slot: not found */
 }
 
-/* The hot path's test (see above): the entry of @s's cached pane, or NONE. */
-static inline __attribute__((always_inline)) uint32_t hot_entry(const struct kslot *s, int64_t ts,
-								int64_t pane, int64_t wm)
-{
-	if (s->cur && (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane &&
-	    ts >= s->cur_start && s->cur_fire > wm)
-		return s->cur - 1;
-	return NONE;
-}
-
 /*
- * The hot path's add of the int64_t at @v (unread for a count) into entry
- * @e's accumulator. The built-in aggregates' accumulators are one int64_t
- * (WORD_ACC bytes, sli_win_batch() checks): a constant, so the address is
- * one scaled index, and the store through a byte pointer does not make
- * the compiler load w->acc_size again per element.
+ * The hot path's test (see above and struct kslot): does the element at
+ * @ts fall in @s's cached pane?
  */
-#define WORD_ACC 8
-static inline __attribute__((always_inline)) void fold_word(struct sli_win *w, bool cow,
-							    uint32_t kind, uint8_t *raccs,
-							    uint8_t *accs, uint32_t e,
-							    const uint8_t *v)
+static inline __attribute__((always_inline)) bool hot_slot(const struct kslot *s, int64_t ts,
+							   int64_t pane)
 {
-	uint8_t *acc =
-	    e & RID ? raccs + (size_t)(e & ~RID) * WORD_ACC : accs + (size_t)e * WORD_ACC;
-	int64_t x, y = 0;
-
-	if (cow)
-		cow_check(w, e & RID ? CA_RACCS : CA_ACCS, e & ~RID);
-	if (kind != SL_AGG_COUNT)
-		memcpy(&y, v, 8);
-	memcpy(&x, acc, 8);
-	sli_agg_fold(kind, &x, y);
-	memcpy(acc, &x, 8);
+	return s->cur && (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane &&
+	       ts >= s->cur_start;
 }
 
 /*
- * Passes 2 and 3 of batch_word() over the chunk at @c0 (@m elements,
- * keys @kx, home slots @home): hot elements folded at once, or with
- * @split their entries put in @hot and prefetched, then folded; the
- * others listed in @cold. Return how many are listed. Forced inline with
- * @split and @cow (a snapshot may read the accumulators: w->cow)
- * constants, so no loop tests them per element. The cold elements' key
- * ids are looked up afterwards (cold_keys()): the hot loop keeps fewer
- * values live, and spills fewer.
+ * Pass 2 of batch_word() over the chunk at @c0 (@m elements, keys @kx,
+ * home slots @home): a hot element is folded into its slot's delta (the
+ * int64_t at @v, unread for a count), so it touches its slot only; the
+ * others are listed in @cold. Return how many are listed. The cold
+ * elements' key ids are looked up afterwards (cold_keys()): the hot loop
+ * keeps fewer values live, and spills fewer.
  */
 static inline __attribute__((always_inline)) uint32_t
 probe_word(struct sli_opi *op, const struct sl_batch *b, uint32_t c0, uint32_t m, uint32_t kind,
-	   uint32_t voff, bool split, bool cow, const uint64_t *kx, const uint32_t *home,
-	   uint32_t *hot, uint32_t *cold)
+	   uint32_t voff, const uint64_t *kx, const uint32_t *home, uint32_t *cold)
 {
 	struct sli_win *w = op->win;
 	const uint32_t esz = b->elem_size, mask = w->kcap - 1;
-	const int64_t wm = op->watermark, pane = w->pane, *bts = b->ts + c0;
-	const struct kslot *ktab = w->ktab;
+	const int64_t pane = w->pane, *bts = b->ts + c0;
+	struct kslot *ktab = w->ktab;
 	const uint8_t *data = b->data + (size_t)c0 * esz + voff;
-	uint8_t *raccs = w->raccs, *accs = w->accs;
 	uint32_t ncold = 0;
 
 	for (uint32_t j = 0; j < m; j++) {
-		const struct kslot *s = word_slot(ktab, mask, kx[j], home[j]);
-		uint32_t e = hot_entry(s, bts[j], pane, wm);
+		/* word_slot() finds, in the table it is given, a slot we may write. */
+		struct kslot *s = (struct kslot *)word_slot(ktab, mask, kx[j], home[j]);
 
-		if (split) {
-			hot[j] = e;
-			if (e != NONE)
-				__builtin_prefetch(e & RID ? raccs + (size_t)(e & ~RID) * WORD_ACC
-							   : accs + (size_t)e * WORD_ACC,
-						   1);
-		} else if (e != NONE) {
-			fold_word(w, cow, kind, raccs, accs, e, data + (size_t)j * esz);
-		}
-		if (e == NONE)
+		if (hot_slot(s, bts[j], pane)) {
+			int64_t v = 0;
+
+			if (kind != SL_AGG_COUNT)
+				memcpy(&v, data + (size_t)j * esz, sizeof(v));
+			sli_agg_fold(kind, &s->delta, v);
+		} else {
 			cold[ncold++] = j;
+		}
 	}
-	for (uint32_t j = 0; split && j < m; j++)
-		if (hot[j] != NONE)
-			fold_word(w, cow, kind, raccs, accs, hot[j], data + (size_t)j * esz);
 	return ncold;
 }
 
@@ -2029,15 +2068,14 @@ static void cold_keys(const struct sli_win *w, const struct sl_batch *b, uint32_
  * hot path take the same slow path, win_element(), so the state it builds
  * is the generic path's, bit for bit.
  *
- * Per chunk, pass 1 hashes and prefetches the key slots. Then, when the
- * accumulators mostly stay in the L2 cache (acc_bytes() <= ACC_PF_MIN), a
- * hot element is added as soon as its slot is checked; else (bench_window
- * sliding: 5 MiB of them) pass 2 only checks and prefetches the
- * accumulator, and pass 3 adds, as batch_generic() does. Either way the
- * elements off the hot path are handled after the chunk's hot ones, in
- * order: count, sum, min and max do not depend on the order of adds, and
- * a late firing never reads a hot pane (its windows all end after the
- * watermark), so the results are the same.
+ * Per chunk, pass 1 hashes and prefetches the key slots; pass 2 folds a
+ * hot element into its slot's delta (struct kslot) as soon as the slot is
+ * checked. The elements off the hot path are handled after the chunk's
+ * hot ones, in order: count, sum, min and max do not depend on the order
+ * of folds, and a late firing never reads a hot pane (its windows all end
+ * after the watermark), so the results are the same. A snapshot does not
+ * concern the hot loop: it reads accumulators after win_flush_all(), and
+ * a flush writes an accumulator through cow_acc().
  *
  * Forced inline with @kind a constant: one loop per aggregate, no branch
  * on it per element (bench_window tumbling: about a fifth less CPU per
@@ -2050,32 +2088,21 @@ batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff,
 	const uint32_t esz = b->elem_size;
 	const uint8_t *data = b->data;
 	uint64_t kx[CHUNK];
-	uint32_t home[CHUNK], cold[CHUNK], kid[CHUNK], hot[CHUNK];
+	uint32_t home[CHUNK], cold[CHUNK], kid[CHUNK];
 	uint32_t n = b->n;
-	const bool cow = w->cow != NULL; /* changes at barriers and cow_poll() only */
 	int rc = 0;
 
 	for (uint32_t c0 = 0; c0 < n && rc == 0; c0 += CHUNK) {
 		uint32_t m = n - c0 < CHUNK ? n - c0 : CHUNK, ncold;
 		const struct kslot *ktab = w->ktab;
 		const uint32_t cap = w->kcap;
-		const bool split = acc_bytes(w) > ACC_PF_MIN;
 
 		for (uint32_t j = 0; j < m; j++) {
 			memcpy(&kx[j], data + (size_t)(c0 + j) * esz + koff, 8);
 			home[j] = key_home(hash8(kx[j]), cap);
-			__builtin_prefetch(&ktab[home[j]]);
+			__builtin_prefetch(&ktab[home[j]], 1);
 		}
-		if (split)
-			ncold = cow ? probe_word(op, b, c0, m, kind, voff, true, true, kx, home,
-						 hot, cold)
-				    : probe_word(op, b, c0, m, kind, voff, true, false, kx, home,
-						 hot, cold);
-		else
-			ncold = cow ? probe_word(op, b, c0, m, kind, voff, false, true, kx, home,
-						 hot, cold)
-				    : probe_word(op, b, c0, m, kind, voff, false, false, kx, home,
-						 hot, cold);
+		ncold = probe_word(op, b, c0, m, kind, voff, kx, home, cold);
 		cold_keys(w, b, c0, kx, home, cold, ncold, kid);
 		for (uint32_t c = 0; c < ncold; c++) {
 			uint32_t j = cold[c];
@@ -2098,7 +2125,7 @@ int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 
 	cow_poll(w);
 	if (!w->sliced || op->key.fn != NULL || op->key.len != 8 || agg->builtin == SL_AGG_CUSTOM ||
-	    w->acc_size != WORD_ACC)
+	    w->acc_size != sizeof(int64_t))
 		rc = batch_generic(op, b);
 	else if (agg->builtin == SL_AGG_COUNT)
 		rc = batch_word(op, b, SL_AGG_COUNT, koff, voff);
@@ -2301,6 +2328,7 @@ static int win_serialize(const struct sli_win *win, int64_t watermark, unsigned 
 
 int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 {
+	win_flush_all(op->win); /* the hot path's folds owed to accumulators */
 	return win_serialize(op->win, op->watermark, op->info.max_parallelism, w);
 }
 
@@ -2380,7 +2408,8 @@ int sli_win_freeze(struct sli_opi *op, struct sli_win_frozen **out)
 	size_t nr = ring_len(w, w->nring);
 	int rc;
 
-	cow_finish(w); /* a checkpoint still holds the last image: finish its copy */
+	cow_finish(w);	  /* a checkpoint still holds the last image: finish its copy */
+	win_flush_all(w); /* the hot path's folds owed to accumulators, before they are recorded */
 	/* Acquire: pairs with the release decrement in sli_win_frozen_put(). */
 	if (f == NULL || atomic_load_explicit(&f->refs, memory_order_acquire) != 1) {
 		sli_win_frozen_put(f); /* the checkpoint holding it frees it */
@@ -2524,6 +2553,7 @@ static int restore_entry(struct sli_opi *op, uint32_t key, int64_t start, int64_
 struct wrs_key {
 	const void *key, *ents;
 	uint32_t len, nbytes;
+	int64_t wm; /* the watermark of the key group section it came from */
 };
 
 int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
@@ -2567,6 +2597,7 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 				keys = nk;
 			}
 			struct wrs_key *k = &keys[nkeys];
+			k->wm = swm;
 			rc = sl_snap_get_bytes(r, &k->key, &k->len);
 			if (rc == 0)
 				rc = sl_snap_get_bytes(r, &k->ents, &k->nbytes);
@@ -2581,8 +2612,6 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 	}
 	if (rc < 0)
 		goto out;
-	if (any_kg)
-		op->watermark = wm;
 	for (size_t i = 0; i < nkeys; i++) {
 		const struct wrs_key *k = &keys[i];
 		int64_t id = key_id(w, key_hash(k->key, k->len), k->key, k->len);
@@ -2592,6 +2621,18 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 			rc = (int)id;
 			goto out;
 		}
+		/*
+		 * Whether a window already fired is judged against the watermark
+		 * of the old subtask that held the key (its section's), not the
+		 * operator's new one below: sections of a rescaled restore come
+		 * from old subtasks whose watermarks differ (unaligned
+		 * checkpoints snapshot them at different points), and a window
+		 * one of them fired, whose panes stay for later windows, must
+		 * not get a fire timer again because another's watermark was
+		 * lower (it would fire twice, the second time from a part of its
+		 * panes). As join.c's restore does.
+		 */
+		op->watermark = k->wm;
 		for (uint32_t off = 0; off < k->nbytes; off += 16 + w->acc_size) {
 			int64_t start, end;
 
@@ -2605,6 +2646,9 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 		}
 	}
 	rc = 0;
+	/* The smallest section's: no element restored with any key group is late. */
+	if (any_kg)
+		op->watermark = wm;
 out:
 	free(keys);
 	return rc;

@@ -43,6 +43,20 @@
  * may point into graveyard blocks, valid until the next mutation). If
  * the table is destroyed first, its slab (every entry, graveyard
  * included) moves to the frozen table, which the last reference frees.
+ *
+ * One pending snapshot per table: a freeze while the previous one is still
+ * read fails with -EBUSY, and the checkpoint serialises the state on the
+ * task instead (counted in sl_checkpoint_stats.sync_fallbacks). The
+ * coordinator (core/checkpoint.c) triggers a checkpoint only when none is in
+ * flight, and drops its reference as it takes the subtask's ack, before the
+ * checkpoint completes; so regular checkpoints never meet a pending snapshot.
+ * Two cases overlap: the final checkpoint at the end of the input, numbered
+ * after the last triggered one and begun while that one may still be
+ * written (at most once per table and run), and the checkpoint after a
+ * failed one, whose late barriers a task may still take. Both are rare, so
+ * more pending snapshots (per-snapshot graveyards and fresh lists) are not
+ * worth their cost; tests/state/test_ckpt_ops.c ("busy only at the final
+ * checkpoint") checks the bound in a run with many checkpoints.
  */
 #include <errno.h>
 #include <stdatomic.h>

@@ -657,6 +657,27 @@ struct sl_checkpoint_stats {
 	 */
 	uint64_t cow_task_bytes;
 	uint64_t cow_retired;
+	/**
+	 * In-flight elements restored from the channel state of unaligned
+	 * checkpoints, summed over the restores of all runs and restarts:
+	 * all of them; those redistributed because a parallelism changed
+	 * (each to exactly one new subtask); and of these, the elements of a
+	 * keyed exchange, which go to the new owner of their key group (the
+	 * others go to the new subtask old index mod new parallelism).
+	 */
+	uint64_t inflight_restored;
+	uint64_t inflight_rescaled;
+	uint64_t inflight_rekeyed;
+	/**
+	 * Operator snapshots serialised on the task (a longer pause) although
+	 * asynchronous snapshots were on, because the copy failed: out of
+	 * memory, or the operator's previous copy-on-write snapshot was still
+	 * being read. The latter happens only when two checkpoints overlap: the
+	 * final checkpoint at the end of the input starts while the last
+	 * regular one may still be written, and the barriers of a failed
+	 * checkpoint may still be in the rings when the next one starts.
+	 */
+	uint64_t sync_fallbacks;
 };
 
 /**
