@@ -219,8 +219,10 @@ static inline int64_t sli_grid_modc(const struct sli_grid *g, int64_t ts)
 }
 
 /*
- * An index of the period of @g holding @ts: floor(u(ts) / m). Consecutive
- * periods have consecutive indices; the index is not floor(ts / m).
+ * An index of the period of @g that starts at @ts, a point of the grid:
+ * floor(u(ts) / m). Consecutive periods have consecutive indices; the
+ * index is not floor(ts / m). Only for grid points: with an offset, a @ts
+ * inside a period can get the next period's index.
  */
 static inline uint64_t sli_grid_index(const struct sli_grid *g, int64_t ts)
 {
