@@ -7,6 +7,10 @@
  * failed (or CUnit itself failed), never a raw count. Programs that
  * cannot run here (missing kernel feature, say) return SL_TEST_SKIP
  * before calling it, after printing why.
+ *
+ * SL_TEST_ONLY=substring in the environment runs only the tests whose
+ * name contains it (to repeat one test under load, say); the programs run
+ * by `make test` never set it.
  */
 #ifndef SL_TEST_H
 #define SL_TEST_H
@@ -14,6 +18,8 @@
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define SL_TEST_SKIP 77
 
@@ -23,8 +29,18 @@ static inline int sl_test_main(const char *suite, CU_TestInfo *tests)
 		{ (char *)suite, NULL, NULL, NULL, NULL, tests },
 		CU_SUITE_INFO_NULL,
 	};
+	const char *only = getenv("SL_TEST_ONLY");
 	unsigned failures;
 
+	if (only != NULL && *only != '\0') {
+		size_t k = 0;
+
+		for (size_t i = 0; tests[i].pName != NULL; i++)
+			if (strstr(tests[i].pName, only) != NULL)
+				tests[k++] = tests[i];
+		tests[k].pName = NULL;
+		tests[k].pTestFunc = NULL;
+	}
 	if (CU_initialize_registry() != CUE_SUCCESS) {
 		fprintf(stderr, "%s: CUnit: %s\n", suite, CU_get_error_msg());
 		return 1;

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,20 +95,86 @@ struct setup {
 	bool text_sink;	 /* a plain text sink (at-least-once) instead of part files */
 	bool slow;	 /* one source subtask, a slow filter before the sink (backpressure) */
 	const char *par; /* parallelism (default 2) */
+	long gate;	 /* > 0: a filter holds the input after <gate> lines until gate_open */
+	bool crawl;	 /* the gate lets 1 line per ms through instead (barriers pass) */
 	double rate;
 };
 
-/* About 20 us per element: the sink side falls behind, the rings fill. */
-static int slow_keep(const void *in, void *arg)
+/* The index N of batch @b's element @i, a "line N", or -1. */
+static long line_index(const struct sl_batch *b, uint32_t i)
 {
-	struct timespec t0, t;
+	const struct sl_line *l = (const void *)(b->data + (size_t)i * b->elem_size);
+	const char *p = sl_batch_str(b, l->text);
+	char num[24];
+	size_t n = l->text.len > 5 ? l->text.len - 5 : 0;
 
-	(void)in, (void)arg;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	do
-		clock_gettime(CLOCK_MONOTONIC, &t);
-	while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 20000);
-	return 1;
+	if (n == 0 || n >= sizeof(num) || memcmp(p, "line ", 5) != 0)
+		return -1;
+	memcpy(num, p + 5, n);
+	num[n] = '\0';
+	return atol(num);
+}
+
+/*
+ * The gate: once setup.gate lines went through it (both subtasks
+ * together: each source subtask reads a split of its own, so line
+ * numbers say nothing about progress), every batch waits on the worker
+ * thread until the test opens it, after announcing that it got there.
+ * The source can read ahead only as far as small batches and rings let
+ * it, so where a stop lands in the input does not depend on how fast the
+ * machine is. A crawling gate sleeps 1 ms per element instead: the job
+ * goes on slowly enough (two subtasks: 2 lines/ms) that it cannot finish
+ * while the test takes savepoints or waits for checkpoints, and barriers
+ * still get through (a blocked gate would hold them too). Seq-cst
+ * atomics: written by the test thread, read by the workers.
+ */
+static atomic_long gate_at, gate_passed;
+static atomic_bool gate_hit, gate_open, gate_crawl;
+
+static int gate_batch(struct sl_batch *b, void *arg)
+{
+	(void)arg;
+	if (atomic_fetch_add(&gate_passed, (long)b->n) + (long)b->n >= atomic_load(&gate_at)) {
+		atomic_store(&gate_hit, true);
+		if (atomic_load(&gate_crawl) && !atomic_load(&gate_open))
+			sleep_ms(b->n);
+		while (!atomic_load(&gate_crawl) && !atomic_load(&gate_open))
+			sleep_ms(1);
+	}
+	return 0; /* all kept */
+}
+
+/* Wait until the gate holds the input (60 s: a cap for a hung job, not a timed assertion). */
+static void wait_gate(void)
+{
+	for (int i = 0; i < 60000 && !atomic_load(&gate_hit); i++)
+		sleep_ms(1);
+	CU_ASSERT(atomic_load(&gate_hit));
+}
+
+/*
+ * In the child of the overtake test, the lines of the input's last tenth
+ * wait forever: that child never finishes, whatever the machine's speed,
+ * and is killed once a checkpoint holding in-flight data is complete.
+ */
+static bool hold_tail;
+
+/* About 20 us per element: the sink side falls behind, the rings fill. */
+static int slow_batch(struct sl_batch *b, void *arg)
+{
+	(void)arg;
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct timespec t0, t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		do
+			clock_gettime(CLOCK_MONOTONIC, &t);
+		while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 20000);
+		if (hold_tail && line_index(b, i) >= NLINES - NLINES / 10)
+			for (;;)
+				sleep_ms(100);
+	}
+	return 0; /* all kept */
 }
 
 struct jobbox {
@@ -151,6 +218,10 @@ static void build(struct jobbox *jb, const struct setup *s)
 		CU_ASSERT(set(jb->job, "batch-size", "4") == 0);
 		CU_ASSERT(set(jb->job, "workers", "3") == 0);
 	}
+	if (s->gate > 0) {
+		CU_ASSERT(set(jb->job, "batch-size", "4") == 0);
+		CU_ASSERT(set(jb->job, "ring-size", "4") == 0);
+	}
 	jb->lines =
 	    (struct sl_lines_conf){ .path = input, .parse = sl_lines_parse_line, .rate = s->rate };
 	src = sl_source(jb->job, "lines", &sl_lines_ops, &jb->lines, &sl_line_type);
@@ -158,7 +229,15 @@ static void build(struct jobbox *jb, const struct setup *s)
 		src = sl_set_parallelism(src, 1);
 	src = sl_rebalance(src);
 	if (s->slow)
-		src = sl_filter(src, "slow", slow_keep, NULL);
+		src = sl_filter_batch(src, "slow", slow_batch, NULL);
+	if (s->gate > 0) {
+		atomic_store(&gate_at, s->gate);
+		atomic_store(&gate_passed, 0);
+		atomic_store(&gate_hit, false);
+		atomic_store(&gate_open, false);
+		atomic_store(&gate_crawl, s->crawl);
+		src = sl_filter_batch(src, "gate", gate_batch, NULL);
+	}
 	if (s->text_sink) {
 		jb->text = (struct sl_text_sink_conf){ .path = s->out,
 						       .mode = SL_TEXT_PER_SUBTASK,
@@ -219,22 +298,29 @@ static void test_stop_restore(void)
 		snprintf(ck, sizeof(ck), "%s/ck-stop%d", tmpdir, round);
 		fresh_dir(out);
 		rm_rf(ck);
-		build(&jb,
-		      &(struct setup){ .out = out, .ck = ck, .restore = "latest", .rate = 40000 });
+		build(&jb, &(struct setup){ .out = out,
+					    .ck = ck,
+					    .restore = "latest",
+					    .rate = 40000,
+					    .gate = 3000 + 5000 * round });
 		pthread_create(&t, NULL, run_thread, &jb);
-		/* Stop once something is committed, a little later each round. */
-		wait_progress(ck, 1, out, 1);
-		sleep_ms(50 * round);
+		/*
+		 * Stop while the gate holds the input after 3000, 8000 or 13000
+		 * lines (the source can read only a few hundred lines further),
+		 * then let the held lines through to the final checkpoint.
+		 */
+		wait_gate();
 		sl_job_stop(jb.job);
+		atomic_store(&gate_open, true);
 		pthread_join(t, NULL);
 		CU_ASSERT(jb.rc == 0);
 		sl_job_destroy(jb.job);
 		/* Stopped: what is committed is a part of the input, nothing twice. */
 		CU_ASSERT(at_most_once(out, &seen) == 0);
-		if (!(seen > 0 && seen < NLINES))
+		if (!(seen >= 3000 + 5000 * round && seen < NLINES))
 			fprintf(stderr, "round %d: %d of %d lines committed at the stop\n", round,
 				seen, NLINES);
-		CU_ASSERT(seen > 0 && seen < NLINES);
+		CU_ASSERT(seen >= 3000 + 5000 * round && seen < NLINES);
 		build(&jb, &(struct setup){ .out = out, .ck = ck, .restore = "latest" });
 		CU_ASSERT(run(&jb) == 0);
 		sl_job_destroy(jb.job);
@@ -407,6 +493,7 @@ static void test_unaligned_overtake(void)
 	rm_rf(ck);
 	pid = fork();
 	if (pid == 0) {
+		hold_tail = true;
 		build(&jb, &(struct setup){ .out = out,
 					    .ck = ck,
 					    .restore = "latest",
@@ -415,7 +502,16 @@ static void test_unaligned_overtake(void)
 		_exit(run(&jb) == 0 ? 0 : 1);
 	}
 	CU_ASSERT_FATAL(pid > 0);
-	wait_progress(ck, 2, out, 0);
+	/*
+	 * The child cannot finish (hold_tail); kill it once its newest
+	 * complete checkpoint holds in-flight data: with the source far
+	 * ahead of the slow subtasks, nearly every checkpoint does.
+	 */
+	for (int i = 0; i < 12000; i++) {
+		if (complete_checkpoints(ck) >= 2 && holds_channel_state(ck, "slow"))
+			break;
+		sleep_ms(5); /* 60 s: a cap for a hung job, not a timed assertion */
+	}
 	CU_ASSERT(kill(pid, SIGKILL) == 0);
 	CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
 	CU_ASSERT(complete_checkpoints(ck) >= 2);
@@ -476,10 +572,16 @@ static void stop_and_corrupt(const char *out, const char *ck, bool text_sink, ch
 	long n;
 
 	rm_rf(ck);
-	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 40000, .text_sink = text_sink });
+	build(&jb, &(struct setup){ .out = out,
+				    .ck = ck,
+				    .rate = 40000,
+				    .text_sink = text_sink,
+				    .gate = 2000,
+				    .crawl = true });
 	pthread_create(&t, NULL, run_thread, &jb);
 	wait_progress(ck, 2, out, 0); /* an older complete checkpoint to fall back to */
 	sl_job_stop(jb.job);
+	atomic_store(&gate_open, true);
 	pthread_join(t, NULL);
 	CU_ASSERT(jb.rc == 0);
 	sl_job_destroy(jb.job);
@@ -526,15 +628,16 @@ static void test_restore_path(void)
 	snprintf(ck, sizeof(ck), "%s/ck-path", tmpdir);
 	fresh_dir(out);
 	rm_rf(ck);
-	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 10000 });
+	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 10000, .gate = 5000 });
 	pthread_create(&t, NULL, run_thread, &jb);
-	wait_progress(ck, 1, out, 1);
+	wait_gate();
 	sl_job_stop(jb.job);
+	atomic_store(&gate_open, true);
 	pthread_join(t, NULL);
 	CU_ASSERT(jb.rc == 0);
 	sl_job_destroy(jb.job);
 	CU_ASSERT(at_most_once(out, &seen) == 0);
-	CU_ASSERT(seen > 0 && seen < NLINES);
+	CU_ASSERT(seen >= 5000 && seen < NLINES);
 
 	/* A path that is not a checkpoint: refused, named. */
 	snprintf(path, sizeof(path), "%s/chk-999999", ck);
@@ -662,12 +765,14 @@ static void test_stats(void)
 	snprintf(ck, sizeof(ck), "%s/ck-stats", tmpdir);
 	fresh_dir(out);
 	rm_rf(ck);
-	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 40000 });
+	build(&jb,
+	      &(struct setup){ .out = out, .ck = ck, .rate = 40000, .gate = 2000, .crawl = true });
 	CU_ASSERT(sl_job_checkpoint_stats(jb.job, &cs) == 0);
 	CU_ASSERT(cs.enabled == 1 && cs.completed == 0 && cs.last_id == 0);
 	pthread_create(&t, NULL, run_thread, &jb);
 	wait_progress(ck, 2, out, 1);
 	sl_job_stop(jb.job);
+	atomic_store(&gate_open, true);
 	pthread_join(t, NULL);
 	CU_ASSERT(jb.rc == 0);
 	CU_ASSERT(sl_job_checkpoint_stats(jb.job, &cs) == 0);
@@ -788,7 +893,12 @@ static void test_savepoint_api(void)
 	CU_ASSERT(strstr(err, "checkpoint-dir") != NULL);
 	sl_job_destroy(jb.job);
 
-	build(&jb, &(struct setup){ .out = out, .ck = ck, .rate = 20000, .interval = "50ms" });
+	build(&jb, &(struct setup){ .out = out,
+				    .ck = ck,
+				    .rate = 20000,
+				    .interval = "50ms",
+				    .gate = 2000,
+				    .crawl = true });
 	CU_ASSERT(sl_job_savepoint(jb.job, sp, NULL, 0, err, sizeof(err)) == -EINVAL);
 	CU_ASSERT(sl_job_savepoint(jb.job, NULL, path, sizeof(path), err, sizeof(err)) == -EINVAL);
 	CU_ASSERT(strstr(err, "no target directory") != NULL);
@@ -819,6 +929,7 @@ static void test_savepoint_api(void)
 	}
 	CU_ASSERT(strcmp(calls[0].path, calls[1].path) != 0);
 	sl_job_stop(jb.job);
+	atomic_store(&gate_open, true);
 	pthread_join(t, NULL);
 	CU_ASSERT(jb.rc == 0);
 	CU_ASSERT(sl_job_savepoint(jb.job, sp, path, sizeof(path), err, sizeof(err)) == -ESRCH);
