@@ -888,6 +888,13 @@ static enum step_result step(struct sli_subtask *st)
 		struct sl_batch *b = NULL;
 		unsigned c;
 
+		/*
+		 * An announced barrier is taken before the next batch, not at
+		 * the next step: with small rings, a turn of BATCHES_PER_TURN
+		 * batches could otherwise drain what it should overtake.
+		 */
+		if (turn > 0 && st->ck.prio && sli_ckpt_prio_poll(st) < 0)
+			return STEP_WORK; /* failed (sli_fail): the worker stops */
 		for (c = 0; c < st->nin; c++) {
 			struct sli_inchan *ch = &st->in[(st->rr + c) % st->nin];
 
