@@ -261,6 +261,12 @@ struct sli_ckpt_run {
 	 * are kept only up to CKPT_KEEP_MAX bytes.
 	 */
 	struct iovec spare;
+	/* The file buffers allocated by file_buf_new(), live ones. */
+	struct fbuf {
+		uint8_t *p; /* the payload: FBUF_ROOM bytes into the block */
+		size_t cap;
+	} * fbufs;
+	unsigned nfbufs, capfbufs;
 	/* restore */
 	int64_t restored;
 	char *rs_path;
@@ -617,6 +623,91 @@ static size_t writer_capacity(const struct sl_snap_writer *w)
 	return n;
 }
 
+/*
+ * The file buffers the coordinator builds (defer_write()) start FBUF_ROOM
+ * bytes, the file header's length, past a FBUF_ALIGN boundary: the
+ * payload's blocks are then aligned in memory as they are in the file, so
+ * the store can write them with O_DIRECT, without a copy into the page
+ * cache (state/sli_ckpt_store.h). The tasks' buffers are plain malloc()
+ * blocks, so these are remembered (ck->fbufs: a few, one per subtask and
+ * checkpoint in flight) and every file buffer is released with
+ * file_buf_free().
+ */
+#define FBUF_ALIGN ((size_t)4096)
+#define FBUF_ROOM  ((size_t)16)
+
+/* A file buffer of at least @cap bytes; *@cap its capacity. */
+static uint8_t *file_buf_new(struct sli_ckpt_run *ck, size_t *cap)
+{
+	size_t size = (FBUF_ROOM + *cap + FBUF_ALIGN - 1) / FBUF_ALIGN * FBUF_ALIGN;
+	uint8_t *base;
+
+	if (*cap > SIZE_MAX - FBUF_ROOM - FBUF_ALIGN)
+		return NULL;
+	if (ck->nfbufs == ck->capfbufs) {
+		unsigned ncap = ck->capfbufs ? 2 * ck->capfbufs : 8;
+		struct fbuf *nf = realloc(ck->fbufs, ncap * sizeof(*nf));
+
+		if (nf == NULL)
+			return NULL;
+		ck->fbufs = nf;
+		ck->capfbufs = ncap;
+	}
+	base = aligned_alloc(FBUF_ALIGN, size);
+	if (base == NULL)
+		return NULL;
+	*cap = size - FBUF_ROOM;
+	ck->fbufs[ck->nfbufs++] = (struct fbuf){ base + FBUF_ROOM, *cap };
+	return base + FBUF_ROOM;
+}
+
+/*
+ * The capacity of @p when it is one of file_buf_new()'s, else 0; when
+ * @forget, it leaves ck->fbufs.
+ */
+static size_t file_buf_ours(struct sli_ckpt_run *ck, const void *p, bool forget)
+{
+	for (unsigned i = 0; p != NULL && i < ck->nfbufs; i++)
+		if (ck->fbufs[i].p == p) {
+			size_t cap = ck->fbufs[i].cap;
+
+			if (forget)
+				ck->fbufs[i] = ck->fbufs[--ck->nfbufs];
+			return cap;
+		}
+	return 0;
+}
+
+/* Free file buffer @p: one of file_buf_new()'s or a task's (malloc()). */
+static void file_buf_free(struct sli_ckpt_run *ck, void *p)
+{
+	if (file_buf_ours(ck, p, true) > 0)
+		free((uint8_t *)p - FBUF_ROOM);
+	else
+		free(p);
+}
+
+/* Make room for @n more bytes in @b, one of file_buf_new()'s (or empty): -ENOMEM leaves it. */
+static int file_buf_reserve(struct sli_ckpt_run *ck, struct sli_snap_buf *b, size_t n)
+{
+	size_t cap = b->cap + b->cap / 2;
+	uint8_t *p;
+
+	if (n <= b->cap - b->len)
+		return 0;
+	if (n > SIZE_MAX / 2 - b->len)
+		return -ENOMEM;
+	cap = cap > b->len + n ? cap : b->len + n;
+	if ((p = file_buf_new(ck, &cap)) == NULL)
+		return -ENOMEM;
+	if (b->len > 0)
+		memcpy(p, b->p, b->len);
+	file_buf_free(ck, b->p);
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
 /* The coordinator: serialise @a's frozen operators and append them to its task file. */
 static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 {
@@ -625,13 +716,23 @@ static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 	uint32_t nent;
 	int rc = 0;
 
-	if (a->defer != NULL && ck->spare.iov_len > a->len) {
-		/* The task's header into the spare buffer (its pages are in already). */
-		b = (struct sli_snap_buf){ ck->spare.iov_base, a->len, ck->spare.iov_len };
-		memcpy(b.p, a->buf, a->len);
+	if (a->defer != NULL) {
+		/* The task's header into a buffer of ours: the spare when it fits (its pages are
+		 * in). */
+		struct sli_snap_buf t = { NULL, 0, 0 };
+
+		if (ck->spare.iov_len >= a->len) {
+			t = (struct sli_snap_buf){ ck->spare.iov_base, 0,
+						   file_buf_ours(ck, ck->spare.iov_base, false) };
+			ck->spare = (struct iovec){ NULL, 0 };
+		}
+		if (file_buf_reserve(ck, &t, a->len) < 0)
+			return -ENOMEM; /* t is empty: the spare fits */
+		memcpy(t.p, a->buf, a->len);
+		t.len = a->len;
 		free(a->buf);
-		a->buf = b.p;
-		ck->spare = (struct iovec){ NULL, 0 };
+		a->buf = t.p;
+		b = t;
 	}
 	memcpy(&nent, b.p + 8, 4);
 	for (struct sli_ckpt_defer *d = a->defer; d != NULL && rc == 0; d = d->next) {
@@ -641,6 +742,10 @@ static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 		}
 		sli_snap_writer_reset(w);
 		rc = d->im.ops->write(d->im.img, w);
+		/* Room for blob_entry() here: its realloc() would lose the alignment. */
+		if (rc == 0)
+			rc = file_buf_reserve(
+			    ck, &b, 4 + strlen(d->name) + 12 + 8 + sli_snap_writer_size(w));
 		if (rc == 0)
 			rc = blob_entry(&b, d->name, ENT_OP, d->index, d->parallelism, w, &nent);
 	}
@@ -1431,16 +1536,17 @@ static struct inflight *find_fl(struct sli_ckpt_run *ck, int64_t id)
 	return NULL;
 }
 
-/* Free @f's file buffers, keeping the largest one as @ck's spare. */
+/* Free @f's file buffers, keeping the largest one of ours as @ck's spare. */
 static void drop_waiting(struct sli_ckpt_run *ck, struct inflight *f)
 {
 	for (unsigned i = 0; i < f->nwait; i++) {
 		free(f->names[i]);
-		if (f->iov[i].iov_len > ck->spare.iov_len && f->iov[i].iov_len <= CKPT_KEEP_MAX) {
-			free(ck->spare.iov_base);
+		if (f->iov[i].iov_len > ck->spare.iov_len && f->iov[i].iov_len <= CKPT_KEEP_MAX &&
+		    file_buf_ours(ck, f->iov[i].iov_base, false) > 0) {
+			file_buf_free(ck, ck->spare.iov_base);
 			ck->spare = f->iov[i];
 		} else {
-			free(f->iov[i].iov_base);
+			file_buf_free(ck, f->iov[i].iov_base);
 		}
 	}
 	f->nwait = 0;
@@ -1592,7 +1698,8 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		if (rc == 0)
 			rc = wait_file(f, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len);
 		if (rc < 0) {
-			free(a[i].buf); /* an abandoned checkpoint's, or out of memory */
+			file_buf_free(ck,
+				      a[i].buf); /* an abandoned checkpoint's, or out of memory */
 			if (f != NULL)
 				fail_ckpt(ck, f, rc == -ENOMEM ? "out of memory" : sl_strerror(rc));
 			continue;
@@ -2428,7 +2535,8 @@ void sli_ckpt_free(struct sli_exec *x)
 	}
 	free(ck->acks);
 	sli_snap_writer_free(&ck->dw);
-	free(ck->spare.iov_base);
+	file_buf_free(ck, ck->spare.iov_base);
+	free(ck->fbufs);
 	if (ck->store != NULL)
 		ck->io->close(ck->store);
 	rs_free(ck);

@@ -43,6 +43,9 @@
  * final mode, 64-byte elements that are their own accumulators, the same
  * key counts): the reduce function reads the clock, its task copies the
  * reduce table at the barrier (async) or serialises it (sync).
+ * With --buffered, a third mode "async-b": async with SLUICE_CKPT_DIRECT=0
+ * (the store writes through the page cache rather than with O_DIRECT,
+ * state/sli_ckpt_store.h), the same binary and run as its baseline.
  * And with keyed process state (--part2 keyed or all): a keyed process
  * function keeps the same 64-byte accumulator per key in a value state
  * (sl_state.h: the keyed-state table, in memory), reads and writes it per
@@ -85,10 +88,14 @@
 #define WM_EVERY  8192u	      /* records between watermarks */
 #define HUGE_MS	  (1ll << 40) /* part 2: a window no run reaches the end of */
 #define GAP_EVERY 64u	      /* part 2: elements between clock reads */
-#define TOPGAPS	  64	      /* part 2: largest gaps kept */
-#define MAXCKPT	  4096	      /* checkpoints listed per run */
-#define RUN_SECS  4.0	      /* target length of a run (the off runs) */
-#define WATCH_NS  10000000    /* part 2: checkpoint directory polled every 10 ms */
+
+/* Part 2's modes: async, sync, and with --buffered async without O_DIRECT. */
+static const char *const mode_name[3] = { "async", "sync", "async-b" };
+static unsigned nmodes = 2;
+#define TOPGAPS	 64	  /* part 2: largest gaps kept */
+#define MAXCKPT	 4096	  /* checkpoints listed per run */
+#define RUN_SECS 4.0	  /* target length of a run (the off runs) */
+#define WATCH_NS 10000000 /* part 2: checkpoint directory polled every 10 ms */
 /* Part 2: checkpoints kept on disk at the most, in bytes of window state. */
 #define DISK_BUDGET (4ull << 30)
 /*
@@ -665,7 +672,7 @@ struct size_stats {
 	double secs; /* after the keys exist, at the off run's rate */
 	double off_rps, off_cpu_rps, off_cpu_ms, noise_max;
 	unsigned retain;
-	struct on_stats on[2]; /* [0] async snapshots, [1] sync */
+	struct on_stats on[3]; /* [0] async snapshots, [1] sync, [2] async without O_DIRECT */
 	uint64_t out;
 };
 
@@ -723,7 +730,8 @@ static void usage(FILE *f)
 		"  on vs off: checkpoint count, size, duration, the window task's pauses;\n"
 		"  --part2 window|reduce|both|keyed|all (default both): the window aggregate,\n"
 		"  a keyed reduce of 64-byte elements, both, keyed process state (a 64-byte\n"
-		"  value state per key), or all three.\n"
+		"  value state per key), or all three. --buffered: a third mode, async-b,\n"
+		"  async with SLUICE_CKPT_DIRECT=0 (checkpoint files through the page cache).\n"
 		"  DIR (default $TMPDIR or /tmp) holds the checkpoints and the part files.\n"
 		"  --quick: 4M records, 1 round, 10 MiB only (a smoke test).\n");
 }
@@ -785,6 +793,7 @@ int main(int argc, char **argv)
 		{ "skip-sizes", no_argument, NULL, 'S' },
 		{ "sizes", required_argument, NULL, 'Z' },
 		{ "skip-part1", no_argument, NULL, '1' },
+		{ "buffered", no_argument, NULL, 'F' },
 		{ "part2", required_argument, NULL, 'P' },
 		BENCH_OPTS_ENGINE,
 		BENCH_OPTS_COMMON,
@@ -863,6 +872,9 @@ int main(int argc, char **argv)
 			break;
 		case '1':
 			skip_part1 = true;
+			break;
+		case 'F':
+			nmodes = 3;
 			break;
 		case 'S':
 			skip_sizes = true;
@@ -1031,18 +1043,25 @@ int main(int argc, char **argv)
 			z->off_cpu_rps = (double)z->count / rf.cpu;
 			z->off_cpu_ms = rf.cpu * 1e3;
 			z->noise_max = rf.gm.ngaps ? (double)rf.gm.gaps[rf.gm.ngaps - 1] / 1e6 : -1;
-			for (unsigned m = 0; m < 2; m++) {
+			for (unsigned m = 0; m < nmodes; m++) {
+				int jrc;
+
 				ro.sync = m == 1;
-				if (run_job(&b, &g, &ro) < 0)
+				if (m == 2)
+					setenv("SLUICE_CKPT_DIRECT", "0", 1);
+				jrc = run_job(&b, &g, &ro);
+				if (m == 2)
+					unsetenv("SLUICE_CKPT_DIRECT");
+				if (jrc < 0)
 					return 1;
 				if (ro.out != rf.out || ro.outsum != rf.outsum ||
 				    ro.out != z->keys) {
-					fprintf(
-					    stderr,
-					    PROG ": %s, %s snapshots: output mismatch (%llu / %llu "
-						 "results)\n",
-					    z->name, m ? "sync" : "async",
-					    (unsigned long long)ro.out, (unsigned long long)rf.out);
+					fprintf(stderr,
+						PROG
+						": %s, %s snapshots: output mismatch (%llu / %llu "
+						"results)\n",
+						z->name, mode_name[m], (unsigned long long)ro.out,
+						(unsigned long long)rf.out);
 					return 1;
 				}
 				on_figures(&ro, z->count, &z->on[m]);
@@ -1060,13 +1079,13 @@ int main(int argc, char **argv)
 
 			if (!(want & 1u << q))
 				continue;
-			for (unsigned m = 0; m < 2; m++) {
+			for (unsigned m = 0; m < nmodes; m++) {
 				const struct on_stats *o = &z->on[m];
 
 				printf(
 				    "%-8s %-5s %8.2f %8.2f %7.3f %5u %4u %8.1f %7.1fms %7.1fms "
 				    "%7.1fms %7.1fms %7.1fms %7.1fms %8.1f %5llu %10.3f %7.0fms\n",
-				    z->name, m ? "sync" : "async", z->off_rps / 1e6, o->rps / 1e6,
+				    z->name, mode_name[m], z->off_rps / 1e6, o->rps / 1e6,
 				    o->rps / z->off_rps, o->nperiodic, o->nfull,
 				    o->bytes_med / (1 << 20), o->dur_med, o->dur_max, o->pause_med,
 				    o->pause_max, z->noise_max, o->snap_max, o->task_mib,

@@ -17,6 +17,14 @@
  *    continued by submitting the rest of the chain again.
  *  - The store only ever deletes files it wrote itself or, in retain(),
  *    the contents of chk-<id> directories.
+ *  - O_DIRECT changes how bytes reach the disk, never which bytes: a
+ *    file's whole blocks whose memory is aligned too go through a second,
+ *    O_DIRECT descriptor of the same file (the kernel does not copy them
+ *    into its page cache), the rest (header, the payload's unaligned
+ *    ends, trailer) through the ordinary one, in the same chain before
+ *    the same fsync. A direct write refused with EINVAL turns direct I/O
+ *    off for the file and is redone buffered (a file system with
+ *    stricter rules than it reports); any other error fails the write.
  *
  * Threads: a store and its checkpoints belong to the coordinator thread;
  * list() and read() touch no store and may run anywhere.
@@ -41,6 +49,8 @@
 #define METADATA_TMP "_metadata.tmp"
 #define CHUNK	     (1u << 30) /* bytes per write request */
 #define MAX_CHUNKS   250	/* a file's chain (header, chunks, trailer, fsync) fits a ring */
+#define DIRECT_MIN   ((uint64_t)1 << 20) /* O_DIRECT for files with this many aligned bytes */
+#define DIRECT_ALIGN 4096u		 /* when statx() does not say */
 
 struct name {
 	struct name *next;
@@ -53,6 +63,10 @@ struct sli_ckpt_store {
 	struct sli_io *io;
 	struct sli_io *inner; /* under a fault engine (owned), or NULL */
 	bool own_io;
+	/* O_DIRECT: off when 0 (SLUICE_CKPT_DIRECT=0), else the least aligned bytes a file needs */
+	uint64_t direct_min;
+	uint32_t direct_align; /* tests: this alignment instead of statx()'s (0: statx()'s) */
+	struct sli_ckpt_direct_counts dc;
 };
 
 struct sli_ckpt_out {
@@ -200,6 +214,25 @@ static int parse_io(const char *io, enum sli_io_kind *kind)
 	return 0;
 }
 
+/* SLUICE_CKPT_DIRECT: 0 turns O_DIRECT off, a number of bytes sets the least a file needs. */
+static uint64_t direct_min_env(void)
+{
+	const char *e = getenv("SLUICE_CKPT_DIRECT");
+	char *end;
+	unsigned long long v;
+
+	if (e == NULL || *e == '\0')
+		return DIRECT_MIN;
+	errno = 0;
+	v = strtoull(e, &end, 10);
+	if (errno != 0 || *end != '\0' || e[0] == '-') {
+		sl_log(SL_LOG_WARN, "checkpoint",
+		       "ignoring SLUICE_CKPT_DIRECT='%s' (0 or a number of bytes)", e);
+		return DIRECT_MIN;
+	}
+	return v;
+}
+
 static void store_close(struct sli_ckpt_store *s)
 {
 	if (s == NULL)
@@ -227,7 +260,7 @@ static int store_open(const char *dir, struct sli_io *io, enum sli_io_kind kind,
 	s = sl_alloc_aligned(NULL, sizeof(*s), 16);
 	if (s == NULL)
 		return say(err, errlen, -ENOMEM, "out of memory opening checkpoint directory");
-	*s = (struct sli_ckpt_store){ .dfd = -1, .io = io };
+	*s = (struct sli_ckpt_store){ .dfd = -1, .io = io, .direct_min = direct_min_env() };
 	if ((s->dir = sdup(dir)) == NULL) {
 		rc = say(err, errlen, -ENOMEM, "out of memory opening checkpoint directory");
 		goto fail;
@@ -324,6 +357,17 @@ int sli_ckpt_store_open_with_io(const char *dir, struct sli_io *io, struct sli_c
 const char *sli_ckpt_store_engine(const struct sli_ckpt_store *s)
 {
 	return s->io->name;
+}
+
+void sli_ckpt_store_set_direct(struct sli_ckpt_store *s, uint64_t min_bytes, uint32_t align)
+{
+	s->direct_min = min_bytes;
+	s->direct_align = align;
+}
+
+struct sli_ckpt_direct_counts sli_ckpt_store_direct_counts(const struct sli_ckpt_store *s)
+{
+	return s->dc;
 }
 
 /* ---------------------------------------------------- begin and finish */
@@ -497,18 +541,99 @@ struct wfile {
 	const char *payload;
 	uint64_t len, pos; /* payload length; bytes of the file written */
 	int fd, err;	   /* err: -errno of the failed write or fsync */
-	unsigned nq;	   /* requests queued this round */
-	bool done, sync;   /* sync: the failure was the fsync */
+	/*
+	 * O_DIRECT: file offsets [dlo, dhi) go through @dfd (dhi 0: none),
+	 * in pieces that start where offset and memory are aligned: at dlo
+	 * plus a multiple of @step (the larger of the two alignments, both
+	 * powers of two), so after a short write the store writes buffered up
+	 * to the next such offset. Lengths are multiples of the offset
+	 * alignment as dhi - dlo is.
+	 */
+	int dfd;
+	uint64_t dlo, dhi, step;
+	unsigned nq;	 /* requests queued this round */
+	bool done, sync; /* sync: the failure was the fsync */
 	uint8_t head[SLI_CKPT_HEADER], tail[SLI_CKPT_TRAILER];
 };
 
 static void wfile_init(struct wfile *f, const char *name, const void *buf, size_t len)
 {
-	*f = (struct wfile){ .name = name, .payload = buf, .len = len, .fd = -1 };
+	*f = (struct wfile){ .name = name, .payload = buf, .len = len, .fd = -1, .dfd = -1 };
 	memcpy(f->head, SLI_CKPT_MAGIC, 8);
 	put_le64(f->head + 8, len);
 	put_le32(f->tail, sli_crc32c(0, buf, len));
 	put_le32(f->tail + 4, sli_crc32c(0, f->head, SLI_CKPT_HEADER));
+}
+
+/*
+ * Choose @f's direct range (see struct wfile) and open its O_DIRECT
+ * descriptor, or leave it buffered: direct I/O off, too few aligned
+ * bytes, a file system without it (statx() says so, or open() refuses
+ * O_DIRECT with EINVAL), or the name no longer being the file just
+ * created.
+ */
+static void wfile_direct(struct sli_ckpt_out *c, struct wfile *f)
+{
+	struct sli_ckpt_store *s = c->s;
+	uint64_t moff = DIRECT_ALIGN, mmem = DIRECT_ALIGN, end = SLI_CKPT_HEADER + f->len, lo;
+	struct stat a, b;
+	struct statx sx;
+
+	if (s->direct_min == 0 || f->len < s->direct_min)
+		return;
+	if (s->direct_align != 0) {
+		moff = mmem = s->direct_align;
+	} else if (statx(f->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+		   (sx.stx_mask & STATX_DIOALIGN)) {
+		if (sx.stx_dio_offset_align == 0)
+			return; /* no direct I/O for this file */
+		moff = sx.stx_dio_offset_align;
+		mmem = sx.stx_dio_mem_align > 0 ? sx.stx_dio_mem_align : 1;
+	}
+	/* The first offset past the header aligned on disk whose payload byte is aligned in memory.
+	 */
+	lo = (SLI_CKPT_HEADER + moff - 1) / moff * moff;
+	for (uint64_t tries = mmem / moff + 1;
+	     tries > 0 && (uintptr_t)(f->payload + lo - SLI_CKPT_HEADER) % mmem != 0; tries--)
+		lo += moff;
+	if ((uintptr_t)(f->payload + lo - SLI_CKPT_HEADER) % mmem != 0 || lo > end ||
+	    (end - lo) / moff * moff < s->direct_min)
+		return;
+	f->dfd = openat(c->dfd, f->name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (f->dfd < 0) {
+		if (errno == EINVAL)
+			s->dc.fallbacks++;
+		return;
+	}
+	if (fstat(f->fd, &a) < 0 || fstat(f->dfd, &b) < 0 || a.st_ino != b.st_ino ||
+	    a.st_dev != b.st_dev) {
+		close(f->dfd);
+		f->dfd = -1;
+		return;
+	}
+	f->dlo = lo;
+	f->dhi = lo + (end - lo) / moff * moff;
+	f->step = moff > mmem ? moff : mmem;
+}
+
+/* The payload piece of @f at file offset @at: its length, and *@fd the descriptor to use. */
+static uint64_t piece(const struct wfile *f, uint64_t at, int *fd)
+{
+	uint64_t k = SLI_CKPT_HEADER + f->len - at, next;
+
+	if (at < f->dhi) {
+		if (at < f->dlo) {
+			k = f->dlo - at;
+		} else if ((at - f->dlo) % f->step != 0) {
+			/* Buffered up to the next aligned offset (after a short write). */
+			next = f->dlo + (at - f->dlo + f->step - 1) / f->step * f->step;
+			k = (next < f->dhi ? next : f->dhi) - at;
+		} else {
+			k = f->dhi - at;
+			*fd = f->dfd;
+		}
+	}
+	return k < CHUNK ? k : CHUNK;
 }
 
 /* Queue what is left of @f (writes, then its fsync) as one chain into @r. */
@@ -520,14 +645,14 @@ static unsigned wfile_queue(struct wfile *f, struct sli_io_req *r)
 	while (at < end) {
 		const char *p;
 		uint64_t k;
+		int fd = f->fd;
 
 		if (at < SLI_CKPT_HEADER) {
 			p = (const char *)f->head + at;
 			k = SLI_CKPT_HEADER - at;
 		} else if (at < SLI_CKPT_HEADER + f->len) {
 			p = f->payload + (at - SLI_CKPT_HEADER);
-			k = SLI_CKPT_HEADER + f->len - at;
-			k = k < CHUNK ? k : CHUNK;
+			k = piece(f, at, &fd);
 		} else {
 			p = (const char *)f->tail + (at - SLI_CKPT_HEADER - f->len);
 			k = end - at;
@@ -535,7 +660,7 @@ static unsigned wfile_queue(struct wfile *f, struct sli_io_req *r)
 		r[n++] = (struct sli_io_req){ .buf = (void *)(uintptr_t)p,
 					      .off = at,
 					      .len = (uint32_t)k,
-					      .fd = f->fd,
+					      .fd = fd,
 					      .op = SLI_IO_WRITE,
 					      .flags = SLI_IO_LINK };
 		at += k;
@@ -546,13 +671,31 @@ static unsigned wfile_queue(struct wfile *f, struct sli_io_req *r)
 }
 
 /* The results of @f's chain @r: done, failed, or more to write (short). */
-static void wfile_settle(struct wfile *f, const struct sli_io_req *r)
+static void wfile_settle(struct sli_ckpt_store *s, struct wfile *f, const struct sli_io_req *r)
 {
 	unsigned k = 0;
 
 	for (; k + 1 < f->nq; k++) {
 		int res = r[k].res;
+		bool direct = f->dfd >= 0 && r[k].fd == f->dfd;
 
+		if (direct && res == -EINVAL) {
+			/* Refused: the rest of this file goes buffered, from where it stopped. */
+			if (s->dc.fallbacks++ == 0)
+				sl_log(SL_LOG_WARN, "checkpoint",
+				       "O_DIRECT write refused for '%s': writing checkpoint files "
+				       "through the page cache",
+				       f->name);
+			f->dhi = 0;
+			return;
+		}
+		if (direct && res > 0 && s->dc.bytes == 0)
+			sl_log(
+			    SL_LOG_INFO, "checkpoint",
+			    "writing checkpoint files' aligned blocks with O_DIRECT ('%s' first)",
+			    f->name);
+		if (direct && res > 0)
+			s->dc.bytes += (uint32_t)res;
 		if (res < 0 || (res == 0 && r[k].len > 0)) {
 			f->err = res < 0 ? res : -ENOSPC; /* no progress: as the engines say */
 			return;
@@ -595,7 +738,8 @@ static int write_files(struct sli_ckpt_out *c, const char *const *names, const s
 			    "checkpoint file '%s/%s': payload of %zu bytes is invalid or too "
 			    "large",
 			    c->path, names[k], iov[k].iov_len);
-		nreq += 3 + (unsigned)((iov[k].iov_len + CHUNK - 1) / CHUNK);
+		/* header, up to 3 more pieces around the direct range, trailer, fsync */
+		nreq += 6 + (unsigned)((iov[k].iov_len + CHUNK - 1) / CHUNK);
 	}
 	f = sl_alloc_aligned(NULL, n * sizeof(*f), 16);
 	r = sl_alloc_aligned(NULL, nreq * sizeof(*r), 16);
@@ -620,6 +764,7 @@ static int write_files(struct sli_ckpt_out *c, const char *const *names, const s
 				 c->path);
 			goto out;
 		}
+		wfile_direct(c, &f[k]);
 	}
 	while (left > 0) {
 		unsigned nr = 0;
@@ -632,7 +777,7 @@ static int write_files(struct sli_ckpt_out *c, const char *const *names, const s
 		for (unsigned k = 0; k < n; k++) {
 			if (f[k].done)
 				continue;
-			wfile_settle(&f[k], r + nr);
+			wfile_settle(c->s, &f[k], r + nr);
 			nr += f[k].nq;
 			left -= f[k].done;
 			if (f[k].err < 0 && rc == 0)
@@ -647,9 +792,12 @@ static int write_files(struct sli_ckpt_out *c, const char *const *names, const s
 	if (bytes != NULL)
 		*bytes = total;
 out:
-	for (unsigned k = 0; f != NULL && k < n; k++)
+	for (unsigned k = 0; f != NULL && k < n; k++) {
 		if (f[k].fd >= 0)
 			close(f[k].fd);
+		if (f[k].dfd >= 0)
+			close(f[k].dfd);
+	}
 	sl_alloc_free(NULL, r);
 	sl_alloc_free(NULL, f);
 	return rc;

@@ -40,4 +40,28 @@ int sli_ckpt_store_open_with_io(const char *dir, struct sli_io *io, struct sli_c
 /** The name of the store's engine: "io_uring", "posix" or "fault". */
 const char *sli_ckpt_store_engine(const struct sli_ckpt_store *s);
 
+/*
+ * O_DIRECT. A file whose payload has at least 1 MiB (by default) of whole
+ * blocks aligned both in memory and on disk (the file system's direct-I/O
+ * alignment from statx(), else 4 KiB: with 4 KiB, a payload at an address
+ * 16 bytes past a page boundary, as glibc's large blocks are) has those
+ * blocks written with O_DIRECT: no copy into the page cache. The format is
+ * the same. SLUICE_CKPT_DIRECT in the environment: 0 turns it off, a
+ * number sets the least aligned bytes a file needs (tests use small ones).
+ */
+struct sli_ckpt_direct_counts {
+	uint64_t bytes;	    /* written with O_DIRECT */
+	uint64_t fallbacks; /* O_DIRECT refused (EINVAL) at open or write: went buffered */
+};
+
+/**
+ * sli_ckpt_store_set_direct() - (tests) use O_DIRECT for files with at
+ * least @min_bytes aligned bytes (0: never), with alignment @align for
+ * memory and offsets instead of the file system's (0: the file system's).
+ */
+void sli_ckpt_store_set_direct(struct sli_ckpt_store *s, uint64_t min_bytes, uint32_t align);
+
+/** What @s wrote with O_DIRECT so far. */
+struct sli_ckpt_direct_counts sli_ckpt_store_direct_counts(const struct sli_ckpt_store *s);
+
 #endif /* SLI_CKPT_STORE_H */

@@ -15,7 +15,11 @@
  * short write); complete() failing at each step leaves no complete
  * checkpoint; list order and filtering; retain; savepoint directories;
  * argument errors; the engines' linking (a failed write cancels its
- * fsync, chains are not split across io_uring windows).
+ * fsync, chains are not split across io_uring windows); O_DIRECT: which
+ * bytes go direct (the expected count computed here from the alignment),
+ * short direct writes continued direct or realigned, a direct write the
+ * kernel refuses redone buffered, ENOSPC and fsync failure on the direct
+ * path, misaligned payloads buffered, and tmpfs as found.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -72,9 +76,11 @@ struct tdir {
 	char file[512]; /* set by fpath() */
 };
 
+static const char *troot = "/tmp"; /* where tdir_init() makes its directories */
+
 static void tdir_init(struct tdir *t)
 {
-	snprintf(t->base, sizeof(t->base), "/tmp/sluice-ckpt-test-XXXXXX");
+	snprintf(t->base, sizeof(t->base), "%s/sluice-ckpt-test-XXXXXX", troot);
 	CU_ASSERT_FATAL(mkdtemp(t->base) != NULL);
 	snprintf(t->ck, sizeof(t->ck), "%s/ck", t->base);
 }
@@ -939,6 +945,184 @@ static void test_linking(void)
 	}
 }
 
+/* ------------------------------------------------------------ O_DIRECT */
+
+/* The direct-I/O offset alignment of a file in @dir (0: none or unknown; directories say nothing).
+ */
+static uint32_t dio_align(const char *dir)
+{
+	char path[128];
+	struct statx sx;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/sluice-dio-XXXXXX", dir);
+	if ((fd = mkstemp(path)) < 0)
+		return 0;
+	rc = statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx);
+	close(fd);
+	unlink(path);
+	return rc < 0 || !(sx.stx_mask & STATX_DIOALIGN) ? 0 : sx.stx_dio_offset_align;
+}
+
+/* Does @dir's file system open files with O_DIRECT? */
+static bool dio_opens(const char *dir)
+{
+	char path[128];
+	int fd, dfd;
+
+	snprintf(path, sizeof(path), "%s/sluice-dio-XXXXXX", dir);
+	if ((fd = mkstemp(path)) < 0)
+		return false;
+	dfd = open(path, O_WRONLY | O_DIRECT);
+	close(fd);
+	unlink(path);
+	if (dfd >= 0)
+		close(dfd);
+	return dfd >= 0;
+}
+
+enum { DLEN = 48 * 4096 + 1000 }; /* a payload of 48 whole 4 KiB blocks and more */
+static const char *const dnames[2] = { "d-0.snap", "d-1.snap" };
+
+/* Write @v (2 files) in checkpoint @id with the direct settings given; check both files. */
+static struct sli_ckpt_direct_counts dwrite(struct ffix *f, int64_t id, const struct iovec *v,
+					    uint64_t min, uint32_t align, int want_rc)
+{
+	uint64_t bytes;
+
+	sli_ckpt_store_set_direct(f->s, min, align);
+	CU_ASSERT_EQUAL(S->write(f->c, dnames, v, 2, &bytes, f->err, sizeof(f->err)), want_rc);
+	if (want_rc == 0) {
+		CU_ASSERT_EQUAL(bytes, 2 * 24 + v[0].iov_len + v[1].iov_len);
+		for (unsigned k = 0; k < 2; k++)
+			CU_ASSERT(file_is(fpath(&f->t, chk(&f->t, id), dnames[k]), v[k].iov_base,
+					  v[k].iov_len));
+	}
+	return sli_ckpt_store_direct_counts(f->s);
+}
+
+static void direct(unsigned ki, uint8_t *base)
+{
+	/* d-0's payload starts 16 bytes past a page (as the coordinator's do), d-1's 17. */
+	const struct iovec v[2] = { { base + 16, DLEN }, { base + 4096 * 60 + 17, DLEN } };
+	/* Forced 4 KiB alignment: the file's blocks 1 to 48 (offset 4096 up to 16 + DLEN) go
+	 * direct. */
+	const uint64_t want = (16 + DLEN - 4096) / 4096 * 4096;
+	uint32_t fs_align = dio_align("/tmp");
+
+	printf("  (file system direct-I/O alignment %u)\n", fs_align);
+	struct sli_ckpt_direct_counts dc;
+	struct ffix f;
+	uint64_t w0, fs0, w, fs;
+
+	if (!ffix_open(&f, ki, 20))
+		return;
+	if (!dio_opens("/tmp")) {
+		/* A file system without O_DIRECT (tmpfs before Linux 6.6): each file falls back. */
+		printf("  (no O_DIRECT on /tmp's file system: only the fallback is checked)\n");
+		dc = dwrite(&f, 20, v, 4096, 4096, 0);
+		CU_ASSERT(dc.bytes == 0 && dc.fallbacks == 2);
+		ffix_close(&f, 20);
+		return;
+	}
+	dc = dwrite(&f, 20, v, 4096, 4096, 0);
+	CU_ASSERT(dc.bytes == want && dc.fallbacks == 0);
+	ffix_close(&f, 20);
+
+	/* The file system's own alignment (d-1 too, when its memory alignment allows). */
+	ffix_open(&f, ki, 21);
+	dc = dwrite(&f, 21, v, 4096, 0, 0);
+	CU_ASSERT(dc.fallbacks == 0 && (fs_align == 0 || fs_align > 4096 || dc.bytes >= want));
+	ffix_close(&f, 21);
+
+	/* Off: nothing direct. */
+	ffix_open(&f, ki, 22);
+	dc = dwrite(&f, 22, v, 0, 4096, 0);
+	CU_ASSERT(dc.bytes == 0 && dc.fallbacks == 0);
+	ffix_close(&f, 22);
+
+	/* Short direct writes of two blocks: continued direct, 24 writes at least. */
+	ffix_open(&f, ki, 23);
+	sli_io_fault_counts(f.io, &w0, &fs0);
+	sli_io_fault_short(f.io, 8192, 1000000);
+	dc = dwrite(&f, 23, v, 4096, 4096, 0);
+	sli_io_fault_counts(f.io, &w, &fs);
+	CU_ASSERT(dc.bytes == want && dc.fallbacks == 0 && w - w0 >= want / 8192);
+	CU_ASSERT_EQUAL(fs - fs0, 2);
+	ffix_close(&f, 23);
+
+	/*
+	 * Short direct writes of 4608 bytes (a multiple of the file system's
+	 * 512): each leaves the offset off the 4 KiB step, so 3584 bytes go
+	 * buffered before the next direct write: 4608 of every 8192 bytes go
+	 * direct, and a last block of 4096 (want is 47 blocks) in full.
+	 */
+	if (fs_align != 0 && fs_align <= 512) {
+		ffix_open(&f, ki, 24);
+		sli_io_fault_short(f.io, 4608, 1000000);
+		dc = dwrite(&f, 24, v, 4096, 4096, 0);
+		CU_ASSERT_EQUAL(dc.bytes, want / 8192 * 4608 + want % 8192);
+		CU_ASSERT_EQUAL(dc.fallbacks, 0);
+		ffix_close(&f, 24);
+	}
+
+	/* Short writes of 1000 bytes: the kernel refuses such a direct write; redone buffered. */
+	ffix_open(&f, ki, 25);
+	sli_io_fault_short(f.io, 1000, 1000000);
+	dc = dwrite(&f, 25, v, 4096, 4096, 0);
+	CU_ASSERT(dc.bytes == 0 && dc.fallbacks == 1);
+	ffix_close(&f, 25);
+
+	/* An alignment of 16 the file system does not have: EINVAL, buffered. */
+	if (fs_align > 16) {
+		ffix_open(&f, ki, 26);
+		dc = dwrite(&f, 26, v, 4096, 16, 0);
+		CU_ASSERT(dc.bytes == 0 && dc.fallbacks == 1);
+		ffix_close(&f, 26);
+	}
+
+	/* ENOSPC at the direct write (the first 4096 bytes fit): an error, not a fallback. */
+	ffix_open(&f, ki, 27);
+	sli_io_fault_set(f.io, ENOSPC, 4096, 0, 0);
+	dc = dwrite(&f, 27, v, 4096, 4096, -ENOSPC);
+	CU_ASSERT(names_file(&f, 27, "write", dnames[0], ENOSPC));
+	CU_ASSERT(dc.bytes == 0 && dc.fallbacks == 0);
+	ffix_close(&f, 27);
+	ffix_open(&f, ki, 28);
+	sli_io_fault_fsync(f.io, EIO, 1);
+	dc = dwrite(&f, 28, v, 4096, 4096, -EIO);
+	CU_ASSERT(names_file(&f, 28, "fsync", dnames[1], EIO));
+	ffix_close(&f, 28);
+}
+
+static void test_direct(void)
+{
+	uint8_t *base = aligned_alloc(4096, 4096 * 120);
+	struct stat st;
+
+	CU_ASSERT_FATAL(base != NULL);
+	fill(base, 4096 * 120);
+	for (unsigned ki = 0; ki < 2; ki++)
+		if (engine_ok(ki))
+			direct(ki, base);
+	/* tmpfs as this kernel has it (direct I/O since Linux 6.6): either way, the right bytes. */
+	if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode)) {
+		const struct iovec v[2] = { { base + 16, DLEN }, { base + 4096 * 60 + 17, DLEN } };
+		struct sli_ckpt_direct_counts dc;
+		struct ffix f;
+
+		troot = "/dev/shm";
+		if (ffix_open(&f, 0, 30)) {
+			dc = dwrite(&f, 30, v, 4096, 0, 0);
+			printf("  (tmpfs: %llu bytes direct, %llu fallbacks)\n",
+			       (unsigned long long)dc.bytes, (unsigned long long)dc.fallbacks);
+			ffix_close(&f, 30);
+		}
+		troot = "/tmp";
+	}
+	free(base);
+}
+
 int main(void)
 {
 	CU_TestInfo tests[] = {
@@ -953,6 +1137,7 @@ int main(void)
 		{ "argument errors", test_args },
 		{ "engines: linked write and fsync", test_linking },
 		{ "io_uring: chains never split across windows", test_uring_windows },
+		{ "O_DIRECT: aligned blocks direct, short, refused, faults", test_direct },
 		CU_TEST_INFO_NULL,
 	};
 
