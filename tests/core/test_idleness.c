@@ -796,7 +796,13 @@ static int t_next(struct script *c, unsigned index, struct ev *e, int64_t *ts)
 		*ts = 1000000000;
 		return 1;
 	}
-	return atomic_load(&c->s->b_ended) || expired(c->s) ? -1 : 0;
+	/*
+	 * Silent until S ended, however long that takes: S ends after BP_N
+	 * elements whatever the machine's speed (a deadline here failed the
+	 * test on a loaded machine under TSan, where the 750 sleeping batches
+	 * took more than GIVE_UP_S); a hung job is the test timeout's.
+	 */
+	return atomic_load(&c->s->b_ended) ? -1 : 0;
 }
 
 static int slow_map(const struct sl_batch *in, struct sl_batch *out, void *arg)
@@ -857,7 +863,6 @@ static void test_backpressured_not_idle(void)
 		if (strcmp(stats[i].task, "s") == 0)
 			bp_ns += stats[i].c.backpressured_ns;
 	sl_job_destroy(job);
-	CU_ASSERT_FALSE(atomic_load(&s.gave_up));
 	CU_ASSERT_EQUAL(dropped, 0);
 	CU_ASSERT_EQUAL(atomic_load(&bp_total), BP_N + 1);
 	/* The test means something only if S was held back. */
