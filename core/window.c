@@ -45,14 +45,15 @@
  *     duplicate that slips through is dropped when it fires (all timers
  *     of one time run together; a key remembers the last time it fired),
  *     so timers are unique per (key, window, time);
- *   - hot path: a key caches its last pane while every window of it is
- *     ahead of the watermark (the fire timer of its earliest window
- *     clears the cache); an element that falls in it (nothing late,
- *     nothing to fire now) is one add(); with an 8-byte field key
- *     (sl_key_by_field()) and a built-in aggregate (sl_agg_count() ...)
- *     a specialised loop reads the key in place and folds the value
- *     inline into the key's table slot, merged into the pane later
- *     (struct kslot);
+ *   - hot path: the operator has one hot pane, on while every window of
+ *     it is ahead of the watermark (turned off before the timer of its
+ *     earliest window runs), and a key's slot is armed with its pane
+ *     there by the key's first element in it; an element of an armed key
+ *     in the hot pane (nothing late, nothing to fire now) is one add();
+ *     with an 8-byte field key (sl_key_by_field()) and a built-in
+ *     aggregate (sl_agg_count() ...) a specialised loop reads the key in
+ *     place and folds the value inline into the key's table slot, merged
+ *     into the pane by one pass over the armed slots (struct kslot);
  *   - a key's panes live in its ring (pane index mod ring size, no table
  *     entry; the rings of a few keys interleaved so that the panes being
  *     filled share cache lines) when their slot is free, else in the
@@ -95,33 +96,37 @@
  * else. kw is the key's bytes when KS_WORD is set in id (an 8-byte key:
  * its bytes decide), else its hash (the key's record decides).
  *
- * Slicing: the slot caches the pane the key's last element went to (cur,
- * cur_start). The cache is set only while every window of the pane is
- * ahead of the watermark, and cleared when the watermark passes the end
- * - 1 of the pane's earliest window, by that window's fire timer (which
- * every window ahead of the watermark has: sliced_watermark()). So an
- * element in the cached pane needs no other test: nothing it would add
- * to is late or due (the hot path).
+ * Slicing: the operator has one hot pane start (struct sli_win, hot_*),
+ * the same for every key: for input in about time order, nearly all the
+ * elements of a batch fall in one pane. It is on only while every window
+ * of that pane is ahead of the watermark: sliced_watermark() turns it off
+ * before it runs a timer at or after the end - 1 of the pane's earliest
+ * window. A slot is armed (cur, the key's pane at hot_start, entry + 1)
+ * by the slow path of an element of the key in the hot pane, and listed
+ * in hot_list; the slots listed are the armed ones. So an element of an
+ * armed key whose timestamp is in the hot pane needs no other test:
+ * nothing it would add to is late or due (the hot path), and the test is
+ * two comparisons with values the loop keeps in registers.
  *
  * With a built-in aggregate, batch_word() folds a hot element into delta,
- * not into the pane's accumulator: delta is what the cache owes the pane
- * (the fold's identity when nothing: agg_identity()), merged into it
- * (kslot_flush()) before anything reads that accumulator: when the cache
- * moves or is cleared, which happens before any window of the pane fires
- * (the earliest fires first, and its timer clears the cache before the
- * firing reads the panes), and before a snapshot (win_flush_all()).
- * Count, wrapping sum, min and max do not depend on how their folds are
- * grouped, so the merged result is the one the adds in place gave, and
- * the element touches one cache line instead of two (the accumulators
- * of 10k keys did not stay in the L1 cache: bench_window tumbling spent
- * a third of its time waiting on them).
+ * not into the pane's accumulator: delta is what the slot owes its pane
+ * (the fold's identity when nothing: agg_identity(); always so when the
+ * slot is not armed), merged into it (kslot_flush()) before anything
+ * reads that accumulator, by one pass over hot_list (hot_sweep()): when
+ * the hot pane moves or is turned off, which happens before any window of
+ * the pane fires, and before a snapshot (win_flush_all(), which leaves
+ * the slots armed). Count, wrapping sum, min and max do not depend on how
+ * their folds are grouped, so the merged result is the one the adds in
+ * place gave, and the element touches one cache line instead of two (the
+ * accumulators of 10k keys did not stay in the L1 cache: bench_window
+ * tumbling spent a third of its time waiting on them).
  */
 struct kslot {
 	uint64_t kw;
-	int64_t cur_start; /* slicing: the cached pane's start */
-	int64_t delta;	   /* built-in aggregates: folds owed to the cached pane */
-	uint32_t id;	   /* key id + 1, | KS_WORD; 0: empty */
-	uint32_t cur;	   /* slicing: the cached pane, entry + 1, 0: none */
+	int64_t delta; /* built-in aggregates: folds owed to the armed pane */
+	uint32_t id;   /* key id + 1, | KS_WORD; 0: empty */
+	uint32_t cur;  /* slicing: armed, the key's pane at hot_start, entry + 1; 0: not */
+	uint64_t pad;
 };
 _Static_assert(sizeof(struct kslot) == 32, "two slots per cache line");
 
@@ -217,6 +222,22 @@ struct sli_win {
 	uint32_t ring_bits, ring_gbits;
 	bool ring_on;
 	uint32_t nring, capring; /* keys 0..nring-1 have rings */
+	/*
+	 * The hot pane (struct kslot): [hot_start, hot_last], on when
+	 * hot_on; hot_fire is the end - 1 of its earliest window. hot_list
+	 * holds the table slots armed for it. It moves only forward, every
+	 * HOT_VOTES elements that took the slow path in a newer pane whose
+	 * windows are all ahead of the watermark (votes, hot_votes), to the
+	 * oldest of their panes (hot_cand, whose earliest window ends at
+	 * hot_cand_fire + 1): elements far ahead of the others do not take
+	 * it along, and elements left behind at a pane boundary do not move
+	 * it back and forth.
+	 */
+	bool hot_on;
+	int64_t hot_start, hot_last, hot_fire, hot_cand, hot_cand_fire;
+	uint32_t hot_votes;
+	uint32_t *hot_list;
+	uint32_t nhot, caphot;
 
 	struct wkey *keys;
 	struct wkcold *kcold;
@@ -499,6 +520,14 @@ static inline int64_t cleanup_time(const struct sli_win *w, int64_t end)
 
 /* ---------------------------------------------------------------- keys */
 
+/* The identity of built-in fold @kind: a slot's delta that owes nothing (struct kslot). */
+static inline int64_t agg_identity(uint32_t kind)
+{
+	return kind == SL_AGG_MIN_I64 ? INT64_MAX : kind == SL_AGG_MAX_I64 ? INT64_MIN : 0;
+}
+
+static void hot_off(struct sli_win *w);
+
 static int key_grow_table(struct sli_win *w)
 {
 	uint32_t ncap = w->kcap ? w->kcap * 2 : 1024;
@@ -506,6 +535,7 @@ static int key_grow_table(struct sli_win *w)
 
 	if (ns == NULL)
 		return -ENOMEM;
+	hot_off(w); /* hot_list holds slot indices: the slots move */
 	memset(ns, 0, (size_t)ncap * sizeof(*ns));
 	for (uint32_t k = 0; k < w->nkeys; k++) {
 		uint32_t i = key_home(w->kcold[k].hash, ncap);
@@ -686,6 +716,7 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 	if (len <= 8) {
 		memcpy(&w->keys[id].off, p, len);
 		w->ktab[i] = (struct kslot){ .kw = len == 8 ? w->keys[id].off : hash,
+					     .delta = agg_identity(w->agg->builtin),
 					     .id = (id + 1) | (len == 8 ? KS_WORD : 0) };
 		return w->nkeys++;
 	}
@@ -704,7 +735,8 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 	memcpy(w->karena + w->kused, p, len);
 	w->keys[id].off = w->kused;
 	w->kused += len;
-	w->ktab[i] = (struct kslot){ .kw = hash, .id = id + 1 };
+	w->ktab[i] =
+	    (struct kslot){ .kw = hash, .delta = agg_identity(w->agg->builtin), .id = id + 1 };
 	return w->nkeys++;
 }
 
@@ -722,14 +754,8 @@ static inline void *acc_of(struct sli_win *w, uint32_t e)
 	return (void *)acc_of_c(w, e);
 }
 
-/* The identity of built-in fold @kind: a slot's delta that owes nothing (struct kslot). */
-static inline int64_t agg_identity(uint32_t kind)
-{
-	return kind == SL_AGG_MIN_I64 ? INT64_MAX : kind == SL_AGG_MAX_I64 ? INT64_MIN : 0;
-}
-
 /*
- * Merge what slot @k owes its cached pane (its delta) into the pane's
+ * Merge what slot @k owes its armed pane (its delta) into the pane's
  * accumulator, and owe nothing (struct kslot). Custom aggregates never
  * use delta.
  */
@@ -747,17 +773,56 @@ static inline void kslot_flush(struct sli_win *w, struct kslot *k)
 	k->delta = agg_identity(kind);
 }
 
+#define SWEEP_PF 16 /* hot_sweep()'s prefetch distance, in slots */
+
 /*
- * kslot_flush() of every key: before a snapshot reads the accumulators.
- * Custom aggregates owe nothing, and the pass over every key is a cache
- * miss per key (about 30 ms of pause at a million keys), so they skip it.
+ * kslot_flush() of every armed slot (struct kslot), from hot_list: the
+ * slots of the keys that had elements in the hot pane, not every key.
+ * The slots and their accumulators are prefetched ahead, so that the
+ * pass is not a cache miss per key, one after the other. With @disarm,
+ * the slots are disarmed and the list emptied: the hot pane moves or
+ * goes.
+ */
+static void hot_sweep(struct sli_win *w, bool disarm)
+{
+	const bool owe = w->agg->builtin != SL_AGG_CUSTOM; /* custom aggregates never use delta */
+
+	for (uint32_t j = 0; j < w->nhot; j++) {
+		struct kslot *k = &w->ktab[w->hot_list[j]];
+
+		if (j + SWEEP_PF < w->nhot)
+			__builtin_prefetch(&w->ktab[w->hot_list[j + SWEEP_PF]], 1);
+		if (owe && j + SWEEP_PF / 2 < w->nhot) {
+			uint32_t c = w->ktab[w->hot_list[j + SWEEP_PF / 2]].cur;
+
+			if (c)
+				__builtin_prefetch(acc_of_c(w, c - 1), 1);
+		}
+		if (owe)
+			kslot_flush(w, k);
+		if (disarm)
+			k->cur = 0;
+	}
+	if (disarm)
+		w->nhot = 0;
+}
+
+/* Turn the hot pane off: what its slots owe merged, none armed. */
+static void hot_off(struct sli_win *w)
+{
+	hot_sweep(w, true);
+	w->hot_on = false;
+	w->hot_votes = 0;
+}
+
+/*
+ * What the slots owe, merged: before a snapshot reads the accumulators.
+ * The slots stay armed. Custom aggregates owe nothing.
  */
 static void win_flush_all(struct sli_win *w)
 {
-	if (!w->sliced || w->agg->builtin == SL_AGG_CUSTOM)
-		return;
-	for (uint32_t k = 0; k < w->nkeys; k++)
-		kslot_flush(w, &w->ktab[w->keys[k].slot]);
+	if (w->sliced && w->agg->builtin != SL_AGG_CUSTOM)
+		hot_sweep(w, false);
 }
 
 SLI_WTAB_DEFINE(wtab, struct sli_win, 1024)
@@ -973,6 +1038,7 @@ void sli_win_free(struct sli_win *w)
 	free(w->rstart);
 	free(w->raccs);
 	free(w->kspill);
+	free(w->hot_list);
 	sli_win_frozen_put(w->frozen);
 	free(w);
 }
@@ -1331,11 +1397,10 @@ static inline uint32_t ring_slot(const struct sli_win *w, uint32_t key, int64_t 
  */
 static int64_t pane_find(struct sli_win *w, uint32_t key, int64_t start)
 {
-	const struct kslot *k = kslot_of(w, key);
 	uint32_t slot;
 
-	if (k->cur && k->cur_start == start)
-		return k->cur - 1;
+	if (w->hot_on && start == w->hot_start && kslot_of(w, key)->cur)
+		return kslot_of(w, key)->cur - 1;
 	if (key < w->nring) {
 		uint32_t r = ring_slot(w, key, start);
 
@@ -1533,6 +1598,55 @@ static bool windows_of(const struct sli_win *w, int64_t ts, int64_t *first, int6
 	return true;
 }
 
+#define HOT_VOTES 16
+
+/*
+ * After the slow path of an element of @key in pane @ps (entry @e), whose
+ * earliest window ends at @fire + 1 (struct sli_win, hot_*): arm the
+ * key's slot when the pane is the hot one; a vote to move the hot pane
+ * (or start it) when the pane is newer (or none is on) and all its
+ * windows are ahead of the watermark @wm. On the HOT_VOTES-th vote it
+ * moves to the oldest pane voted for, if that is still ahead of the
+ * watermark, else to this element's (struct sli_win). A slot that
+ * cannot be listed stays unarmed: its elements take the slow path.
+ */
+static void hot_note(struct sli_win *w, uint32_t key, uint32_t e, int64_t ps, int64_t fire,
+		     int64_t wm)
+{
+	struct kslot *k;
+
+	if (fire <= wm)
+		return; /* a window of the pane is due or late: not hot */
+	if (!w->hot_on || ps > w->hot_start) {
+		if (w->hot_votes == 0 || ps < w->hot_cand) {
+			w->hot_cand = ps;
+			w->hot_cand_fire = fire;
+		}
+		if (++w->hot_votes < HOT_VOTES)
+			return;
+		if (w->hot_cand_fire <= wm) { /* the watermark passed it since its vote */
+			w->hot_cand = ps;
+			w->hot_cand_fire = fire;
+		}
+		hot_off(w);
+		w->hot_on = true;
+		w->hot_start = w->hot_cand;
+		/* The pane ends with a window: <= INT64_MAX. */
+		w->hot_last = w->hot_start + (w->pane - 1);
+		w->hot_fire = w->hot_cand_fire;
+		if (ps != w->hot_start)
+			return;
+	} else if (ps != w->hot_start) {
+		return; /* older than the hot pane */
+	}
+	k = kslot_of(w, key);
+	if (k->cur ||
+	    sli_grow((void **)&w->hot_list, &w->caphot, w->nhot + 1, sizeof(*w->hot_list)) < 0)
+		return;
+	k->cur = e + 1;
+	w->hot_list[w->nhot++] = w->keys[key].slot;
+}
+
 static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch *b, uint32_t i,
 			 bool *skipped)
 {
@@ -1540,7 +1654,6 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 	const struct sl_window_spec *s = w->spec;
 	int64_t ts = b->ts[i], wm = op->watermark, size = s->size, slide = w->slide;
 	int64_t last, first, ps, e;
-	struct kslot *k;
 
 	if (!windows_of(w, ts, &first, &last))
 		return 0;
@@ -1568,13 +1681,7 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 		if (rc < 0)
 			return rc;
 	}
-	/* The key's cache (struct kslot): this pane, if all its windows are ahead of the watermark.
-	 */
-	k = kslot_of(w, key);
-	kslot_flush(w, k);
-	k->cur = first + size - 1 > wm ? (uint32_t)e + 1 : 0;
-	k->cur_start = ps;
-	k->delta = agg_identity(w->agg->builtin);
+	hot_note(w, key, (uint32_t)e, ps, first + size - 1, wm);
 	cow_acc(w, (uint32_t)e);
 	sli_agg_add(w->agg, acc_of(w, (uint32_t)e), sl_batch_elem(b, i), ts, b);
 	if (first + size - 1 > wm)
@@ -1597,7 +1704,7 @@ static int assign_sliced(struct sli_opi *op, uint32_t key, const struct sl_batch
 /*
  * Prefetch distances of the timer loops below, in timers: a bucket holds
  * one timer per key (10k keys: 10k), in no useful order, and each touches
- * a key record, then the key's slot and its ring, each a likely cache
+ * a key record, then the key's ring, each a likely cache
  * miss, so the loops look ahead: key records FIRE_PF timers ahead, what
  * they point to (known once the record is in) half as far.
  *
@@ -1618,7 +1725,6 @@ PF_INLINE void fire_prefetch(const struct sli_win *w, const struct tbucket *t, u
 	if (j + FIRE_PF / 2 < t->nfires) {
 		uint32_t key = t->fires[j + FIRE_PF / 2];
 
-		__builtin_prefetch(&w->ktab[w->keys[key].slot]);
 		if (key < w->nring) {
 			uint32_t r = ring_idx(w, key, pi & ((1u << w->ring_bits) - 1));
 
@@ -1635,15 +1741,8 @@ PF_INLINE void free_prefetch(const struct sli_win *w, const struct tbucket *t, u
 
 	if (j + FIRE_PF < t->nfrees) {
 		e = t->frees[j + FIRE_PF];
-		__builtin_prefetch(e & RID ? (const void *)&w->keys[ring_key_of(w, e & ~RID)]
-					   : (const void *)&w->ents[e]);
-	}
-	if (j + FIRE_PF / 2 < t->nfrees) {
-		e = t->frees[j + FIRE_PF / 2];
-		if (e & RID) {
-			__builtin_prefetch(&w->ktab[w->keys[ring_key_of(w, e & ~RID)].slot]);
-			__builtin_prefetch(&w->rstart[e & ~RID], 1);
-		}
+		__builtin_prefetch(
+		    e & RID ? (const void *)&w->rstart[e & ~RID] : (const void *)&w->ents[e], 1);
 	}
 }
 
@@ -1652,6 +1751,14 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 {
 	struct sli_win *w = op->win;
 
+	/*
+	 * The hot pane's earliest window is due: its slots' folds are merged
+	 * before any timer reads the pane, and no element is hot there any
+	 * more (struct kslot). Every window fires at or after hot_fire, so
+	 * no timer before that one reads the pane either.
+	 */
+	if (w->hot_on && w->hot_fire <= wm)
+		hot_off(w);
 	while (w->nbheap > 0 && w->bk[w->bheap[0]].time <= wm) {
 		uint32_t id = bheap_pop(w);
 		struct tbucket *t = &w->bk[id];
@@ -1664,19 +1771,8 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 		/* Nothing registers timers meanwhile: t and its arrays stay put. */
 		for (uint32_t j = 0; j < t->nfires && rc == 0; j++) {
 			struct wkcold *k = &w->kcold[t->fires[j]];
-			struct kslot *s = kslot_of(w, t->fires[j]);
 
 			fire_prefetch(w, t, j, (uint32_t)pane_index(w, time + 1 - w->spec->size));
-			/*
-			 * A cached pane that starts at or before time has this
-			 * window, or an older one that fired already, as its
-			 * earliest: no longer hot, and its delta is due before the
-			 * firing reads it (struct kslot). Done for a duplicate too.
-			 */
-			if (s->cur && s->cur_start <= time) {
-				kslot_flush(w, s);
-				s->cur = 0;
-			}
 			if (k->last_fire == time)
 				continue; /* a duplicate of a timer just fired */
 			k->last_fire = time;
@@ -1684,20 +1780,16 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 		}
 		for (uint32_t j = 0; j < t->nfrees && rc == 0; j++) {
 			uint32_t e = t->frees[j];
-			uint32_t key = e & RID ? ring_key_of(w, e & ~RID) : w->ents[e].key;
-			struct kslot *k;
+			uint32_t key;
 
+			/* Not the hot pane's: it went before its first window fired, above. */
 			free_prefetch(w, t, j);
-			k = kslot_of(w, key);
-			if (k->cur == e + 1) { /* cleared when its first window fired: for safety */
-				kslot_flush(w, k);
-				k->cur = 0;
-			}
 			if (e & RID) {
 				cow_w(w, CA_RSTART, e & ~RID);
 				w->rstart[e & ~RID] = RFREE;
 				continue;
 			}
+			key = w->ents[e].key;
 			if (key < w->nring)
 				w->kspill[key]--;
 			win_drop(w, e);
@@ -1773,16 +1865,16 @@ static inline uint64_t hash8(uint64_t x)
  * keys: 320 KiB of them) the prefetch cost more than the misses it saved;
  * larger ones (its sliding query: 5 MiB) miss the L2 and gain from it.
  *
- * The hot path (slicing: the element falls in its key's cached pane, all
- * of whose windows are still ahead of the watermark, struct kslot, so
- * nothing is late and nothing fires now) is one add() to that pane's
- * accumulator.
+ * The hot path (slicing: the element's key is armed and the element falls
+ * in the hot pane, all of whose windows are still ahead of the watermark,
+ * struct kslot, so nothing is late and nothing fires now) is one add() to
+ * the key's pane's accumulator.
  * Pass 2 decides it from the slot, pass 3 does it; the slow path of an
  * earlier element in between cannot change the answer: the watermark does
  * not move within a batch and panes are freed only when it does, so the
  * pane is still live, the element still in it and its windows still ahead
- * (the slow path may move the key's cache to another pane: a cache, the
- * element's pane is the same). Pass 2 records entries and key ids, not
+ * (the slow path may move the hot pane and disarm the key: the element's
+ * pane is the same). Pass 2 records entries and key ids, not
  * addresses or slots: the slow path may grow the arrays and the table.
  *
  * With a built-in aggregate (batch_word()) passes 2 and 3 are one: a hot
@@ -1847,7 +1939,7 @@ static inline int chunk_probe(struct sli_opi *op, const struct sl_batch *b, uint
 	const uint32_t mask = w->kcap - 1;
 	const bool keyed = (b->flags & SL_BATCH_F_KEYED) != 0, sliced = w->sliced;
 	const bool pf = acc_bytes(w) > ACC_PF_MIN;
-	const int64_t pane = w->pane;
+	const int64_t hot0 = w->hot_start, hot1 = w->hot_last; /* meaningful when a slot is armed */
 	const struct sli_keyspec *keyf = &op->key;
 	uint32_t off[CHUNK];
 	size_t at = 0;
@@ -1879,8 +1971,7 @@ static inline int chunk_probe(struct sli_opi *op, const struct sl_batch *b, uint
 
 		kid[j] = s->id ? (s->id & ~KS_WORD) - 1 : NONE;
 		hot[j] = NONE;
-		if (sliced && s->cur && ts >= s->cur_start &&
-		    (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane) {
+		if (sliced && s->cur && ts >= hot0 && ts <= hot1) {
 			uint32_t e = s->cur - 1;
 
 			hot[j] = e;
@@ -2001,40 +2092,52 @@ word_slot(const struct kslot *ktab, uint32_t mask, uint64_t kx, uint32_t i)
 }
 
 /*
- * The hot path's test (see above and struct kslot): does the element at
- * @ts fall in @s's cached pane?
- */
-static inline __attribute__((always_inline)) bool hot_slot(const struct kslot *s, int64_t ts,
-							   int64_t pane)
-{
-	return s->cur && (uint64_t)ts - (uint64_t)s->cur_start < (uint64_t)pane &&
-	       ts >= s->cur_start;
-}
-
-/*
- * Pass 2 of batch_word() over the chunk at @c0 (@m elements, keys @kx,
- * home slots @home): a hot element is folded into its slot's delta (the
- * int64_t at @v, unread for a count), so it touches its slot only; the
- * others are listed in @cold. Return how many are listed. The cold
- * elements' key ids are looked up afterwards (cold_keys()): the hot loop
- * keeps fewer values live, and spills fewer.
+ * Passes 1 and 2 of batch_word() over the chunk at @c0 (@m elements):
+ * the key words into @kx, their home slots into @home, prefetched; then a
+ * hot element is folded into its slot's delta (the int64_t at @voff,
+ * unread for a count), so it touches its slot only; the others are
+ * listed in @cold. Return how many are listed. The cold elements' key ids
+ * are looked up afterwards (cold_keys()): the hot loop keeps fewer values
+ * live. Instantiated per aggregate by chunk_word_fn(), not inlined into
+ * batch_word(): on its own, the hot loop keeps its values in registers
+ * (inlined into sli_win_batch(), GCC spilled five of them, reloaded per
+ * element).
  */
 static inline __attribute__((always_inline)) uint32_t
-probe_word(struct sli_opi *op, const struct sl_batch *b, uint32_t c0, uint32_t m, uint32_t kind,
-	   uint32_t voff, const uint64_t *kx, const uint32_t *home, uint32_t *cold)
+chunk_word(struct sli_win *w, const struct sl_batch *b, uint32_t c0, uint32_t m, uint32_t kind,
+	   uint32_t koff, uint32_t voff, uint64_t *kx, uint32_t *home, uint32_t *cold)
 {
-	struct sli_win *w = op->win;
 	const uint32_t esz = b->elem_size, mask = w->kcap - 1;
-	const int64_t pane = w->pane, *bts = b->ts + c0;
+	const int64_t hs = w->hot_start, hl = w->hot_last, *bts = b->ts + c0;
 	struct kslot *ktab = w->ktab;
 	const uint8_t *data = b->data + (size_t)c0 * esz + voff;
+	const uint8_t *key = b->data + (size_t)c0 * esz + koff;
 	uint32_t ncold = 0;
 
-	for (uint32_t j = 0; j < m; j++) {
-		/* word_slot() finds, in the table it is given, a slot we may write. */
-		struct kslot *s = (struct kslot *)word_slot(ktab, mask, kx[j], home[j]);
+	for (uint32_t j = 0; j < m; j++, key += esz) {
+		memcpy(&kx[j], key, 8);
+		home[j] = key_home(hash8(kx[j]), mask + 1);
+		__builtin_prefetch(&ktab[home[j]], 1);
+	}
 
-		if (hot_slot(s, bts[j], pane)) {
+	for (uint32_t j = 0; j < m; j++) {
+		struct kslot *l = &ktab[home[j]], *s;
+		int64_t ts = bts[j];
+
+		/*
+		 * Only an armed slot can be hot, and an armed slot holds a key
+		 * (here an 8-byte key: every element's is): the home line's
+		 * second slot if it is armed with this key, else the first. The
+		 * full probe (word_slot(), which finds, in the table it is
+		 * given, a slot we may write) only when that one holds another
+		 * key: the key is further on, or the first slot is empty and not
+		 * the key's (a key 0 matches an empty slot's word: it is not
+		 * armed, so the element is cold, as it should be).
+		 */
+		s = l + ((l[1].kw == kx[j]) & (l[1].cur != 0));
+		if (__builtin_expect(s->kw != kx[j], 0))
+			s = (struct kslot *)word_slot(ktab, mask, kx[j], home[j]);
+		if (__builtin_expect((s->cur != 0) & (ts >= hs) & (ts <= hl), 1)) {
 			int64_t v = 0;
 
 			if (kind != SL_AGG_COUNT)
@@ -2046,6 +2149,19 @@ probe_word(struct sli_opi *op, const struct sl_batch *b, uint32_t c0, uint32_t m
 	}
 	return ncold;
 }
+
+/* chunk_word() of aggregate @kind, on its own (see there). */
+#define CHUNK_WORD_FN(name, kind)                                                                \
+	static __attribute__((noinline)) uint32_t name(                                          \
+	    struct sli_win *w, const struct sl_batch *b, uint32_t c0, uint32_t m, uint32_t koff, \
+	    uint32_t voff, uint64_t *kx, uint32_t *home, uint32_t *cold)                         \
+	{                                                                                        \
+		return chunk_word(w, b, c0, m, kind, koff, voff, kx, home, cold);                \
+	}
+CHUNK_WORD_FN(chunk_count, SL_AGG_COUNT)
+CHUNK_WORD_FN(chunk_sum, SL_AGG_SUM_I64)
+CHUNK_WORD_FN(chunk_min, SL_AGG_MIN_I64)
+CHUNK_WORD_FN(chunk_max, SL_AGG_MAX_I64)
 
 /*
  * The key ids (NONE: not in the table yet) of the @ncold cold elements
@@ -2091,8 +2207,6 @@ static inline __attribute__((always_inline)) int
 batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff, uint32_t voff)
 {
 	struct sli_win *w = op->win;
-	const uint32_t esz = b->elem_size;
-	const uint8_t *data = b->data;
 	uint64_t kx[CHUNK];
 	uint32_t home[CHUNK], cold[CHUNK], kid[CHUNK];
 	uint32_t n = b->n;
@@ -2100,15 +2214,12 @@ batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff,
 
 	for (uint32_t c0 = 0; c0 < n && rc == 0; c0 += CHUNK) {
 		uint32_t m = n - c0 < CHUNK ? n - c0 : CHUNK, ncold;
-		const struct kslot *ktab = w->ktab;
-		const uint32_t cap = w->kcap;
 
-		for (uint32_t j = 0; j < m; j++) {
-			memcpy(&kx[j], data + (size_t)(c0 + j) * esz + koff, 8);
-			home[j] = key_home(hash8(kx[j]), cap);
-			__builtin_prefetch(&ktab[home[j]], 1);
-		}
-		ncold = probe_word(op, b, c0, m, kind, voff, kx, home, cold);
+		ncold =
+		    (kind == SL_AGG_COUNT     ? chunk_count
+		     : kind == SL_AGG_SUM_I64 ? chunk_sum
+		     : kind == SL_AGG_MIN_I64 ? chunk_min
+					      : chunk_max)(w, b, c0, m, koff, voff, kx, home, cold);
 		cold_keys(w, b, c0, kx, home, cold, ncold, kid);
 		for (uint32_t c = 0; c < ncold; c++) {
 			uint32_t j = cold[c];
@@ -2571,6 +2682,8 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r)
 	bool any_kg = false;
 	uint32_t sec, hdr[3];
 	int rc;
+
+	hot_off(w); /* restore_entry() writes accumulators directly, and may lower the watermark */
 
 	while ((rc = sl_snap_next(r, &sec)) == 1) {
 		if (sec == SL_SNAP_OP) {

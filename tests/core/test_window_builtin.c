@@ -31,6 +31,7 @@
 #include "window_tape.h"
 
 #define NREC  3000
+#define NHOT  24000 /* records of gen_hot() */
 #define NKEYS 13
 
 struct ev {
@@ -48,8 +49,9 @@ struct wout {
 };
 static const struct sl_type wout_type = SL_TYPE(struct wout);
 
-static struct ev evs[NREC];
-static int64_t tss[NREC];
+static struct ev evs[NHOT];
+static int64_t tss[NHOT];
+static uint32_t nrec = NREC;   /* records of the input */
 static uint64_t nkeys = NKEYS; /* keys of gen_input() */
 
 /* Base time from -2000 rising 0..4 per record; ts up to @disorder below it. */
@@ -57,6 +59,7 @@ static void gen_input(uint64_t seed, int64_t disorder)
 {
 	int64_t base = -2000;
 
+	nrec = NREC;
 	for (int i = 0; i < NREC; i++) {
 		uint64_t h = mix64(seed * 1000003u + (uint64_t)i);
 		int64_t key = (int64_t)((h >> 20) % nkeys) * 0x100000001ll - 5;
@@ -66,6 +69,38 @@ static void gen_input(uint64_t seed, int64_t disorder)
 		evs[i] = (struct ev){ .ts_copy = tss[i], .key = key, .k32 = (uint32_t)key };
 		evs[i].val = (int64_t)((h >> 32) % 2001) - 1000;
 		if ((h >> 40) % 97 == 0) /* sums wrap around */
+			evs[i].val = (h >> 50) % 2 ? INT64_MAX / 2 + 3 : INT64_MIN / 2 - 7;
+	}
+}
+
+/*
+ * Input for the operator's hot pane (core/window.c, struct kslot): NHOT
+ * records, 20 per ms of event time, so that runs of elements fall in one
+ * pane and the hot path takes most of them; the key count grows over the
+ * input (16 at first, about 1,000 at the end: the key table grows while
+ * slots are armed, and keys stop coming, so some are armed only in an
+ * older hot pane). Most records are at most 3 ms early; one in 16 is up
+ * to @far ms early (it lands in an older pane after the hot pane moved
+ * on, or is late, or fires a window again), and one in 3,000 is 30 ms
+ * ahead (a newer pane, alone: the hot pane stays; the watermark jumps and
+ * the records after it are late for a while).
+ */
+static void gen_hot(uint64_t seed, int64_t far)
+{
+	nrec = NHOT;
+	for (int i = 0; i < NHOT; i++) {
+		uint64_t h = mix64(seed * 1000003u + (uint64_t)i);
+		uint64_t keys = 16 + (uint64_t)i / 24;
+		int64_t key = (int64_t)((h >> 20) % keys) * 0x100000001ll - 5;
+
+		tss[i] = i / 20 - 700 - (int64_t)((h >> 8) % 4);
+		if ((h >> 12) % 16 == 0)
+			tss[i] -= (int64_t)((h >> 16) % (uint64_t)(far + 1));
+		else if ((h >> 12) % 3000 == 1)
+			tss[i] += 30;
+		evs[i] = (struct ev){ .ts_copy = tss[i], .key = key, .k32 = (uint32_t)key };
+		evs[i].val = (int64_t)((h >> 32) % 2001) - 1000;
+		if ((h >> 40) % 97 == 0)
 			evs[i].val = (h >> 50) % 2 ? INT64_MAX / 2 + 3 : INT64_MIN / 2 - 7;
 	}
 }
@@ -258,6 +293,7 @@ static int run_engine(const struct sl_window_spec *spec, int64_t d, uint64_t eve
 	int rc;
 
 	memset(o, 0, sizeof(*o));
+	tape.n = nrec;
 	pthread_mutex_init(&o->out.lock, NULL);
 	pthread_mutex_init(&o->late.lock, NULL);
 	o->out.size = sizeof(struct wout);
@@ -423,7 +459,7 @@ static void run_ref(const struct sl_window_spec *spec, int64_t d, uint64_t every
 	r->s = spec;
 	r->k = k;
 	r->wm = INT64_MIN;
-	for (int i = 0; i < NREC; i++) {
+	for (uint32_t i = 0; i < nrec; i++) {
 		ref_element(r, &evs[i], k32 ? (int32_t)evs[i].k32 : evs[i].key, tss[i]);
 		if (tss[i] > max_ts)
 			max_ts = tss[i];
@@ -470,6 +506,14 @@ static bool same_multiset(void *a, size_t na, void *b, size_t nb, size_t size,
 	qsort(a, na, size, cmp);
 	qsort(b, nb, size, cmp);
 	return memcmp(a, b, na * size) == 0;
+}
+
+/* Are the engine's outputs @o the reference's @r (results and late records, as multisets)? */
+static bool outputs_match(struct outputs *o, struct ref *r)
+{
+	return same_multiset(o->out.data, o->out.n, r->out, r->nout, sizeof(struct wout),
+			     cmp_wout) &&
+	       same_multiset(o->late.data, o->late.n, r->late, r->nlate, sizeof(struct ev), cmp_ev);
 }
 
 struct shape {
@@ -606,6 +650,59 @@ static void test_many_keys(void)
 	nkeys = NKEYS;
 }
 
+/*
+ * The operator's hot pane (core/window.c, struct kslot) against the
+ * reference: gen_hot() input moves it forward pane after pane, with
+ * elements left behind in older panes (added there, late, or firing a
+ * window again), elements far ahead, the key table growing while slots
+ * are armed, keys armed only in an older hot pane; watermarks every 7
+ * records. The specialised loop and the general path (custom aggregate),
+ * which share the hot pane; parallelism 1 and 2.
+ */
+static void test_hot_pane(void)
+{
+	static const struct sl_window_spec specs[] = {
+		{ .kind = SL_WINDOW_TUMBLING, .size = 100, .allowed_lateness = 30 },
+		{ .kind = SL_WINDOW_SLIDING, .size = 100, .slide = 25, .allowed_lateness = 60 },
+		{ .kind = SL_WINDOW_SLIDING, .size = 150, .slide = 50, .offset = 7 },
+	};
+	size_t total_late = 0, total_out = 0;
+
+	for (size_t i = 0; i < SL_ARRAY_SIZE(specs); i++) {
+		gen_hot(900 + i, i == 2 ? 400 : 120);
+		for (int k = 0; k < NKINDS; k++) {
+			struct ref r;
+
+			run_ref(&specs[i], 8, 7, (enum kind)k, false, &r);
+			CU_ASSERT_FATAL(!r.oom);
+			for (unsigned v = 0; v < 4; v++) {
+				struct form f = { .field = true, .builtin = v < 2 };
+				struct outputs o;
+				bool ok;
+
+				CU_ASSERT_FATAL(run_engine(&specs[i], 8, 7, (enum kind)k, f,
+							   1 + v % 2, &o) == 0);
+				ok = outputs_match(&o, &r);
+				if (!ok)
+					fprintf(stderr,
+						"hot pane: spec %zu %s variant %u: %zu results %zu "
+						"late, reference %zu results %zu late\n",
+						i, kind_names[k], v, o.out.n, o.late.n, r.nout,
+						r.nlate);
+				CU_ASSERT(ok);
+				outputs_fini(&o);
+			}
+			total_late += r.nlate;
+			total_out += r.nout;
+			ref_fini(&r);
+		}
+	}
+	nrec = NREC;
+	/* Late records and many results, else the input misses what it is for. */
+	CU_ASSERT(total_late > 100);
+	CU_ASSERT(total_out > 10000);
+}
+
 /* Sessions are not sliced: built-ins go through the general path; same results. */
 static void test_sessions(void)
 {
@@ -716,6 +813,7 @@ int main(void)
 		{ "field key x built-in x custom = brute force", test_forms_equal_reference },
 		{ "sessions: built-in = custom", test_sessions },
 		{ "many keys: specialised loop = brute force", test_many_keys },
+		{ "hot pane: moves, stragglers, growth = brute force", test_hot_pane },
 		{ "errors", test_errors },
 		CU_TEST_INFO_NULL,
 	};
