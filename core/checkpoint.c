@@ -1763,6 +1763,7 @@ static void write_and_complete(struct sli_ckpt_run *ck)
 		atomic_store_explicit(&ck->cnt->last_bytes, f->bytes, memory_order_relaxed);
 		atomic_store_explicit(&ck->cnt->last_id, id, memory_order_relaxed);
 		atomic_fetch_add_explicit(&ck->cnt->completed, 1, memory_order_relaxed);
+		sli_hold_checkpoint_completed();
 		remove_fl(ck, f, true);
 		ck->failures = 0;
 		ck->last_done_ns = now;

@@ -24,6 +24,11 @@
  * line numbering (off0, lines, base) so FILE:LINE stays true. Streams
  * cannot be replayed: they refuse snapshot() and restore().
  *
+ * Tests: SLUICE_TEST_HOLD_INPUT=N[:K] (hold.c) makes each subtask return
+ * no data, and never its end, after N lines of its range (the bad ones
+ * and blank ones count too) until K checkpoints completed, or for good;
+ * the position is untouched, so a checkpoint taken meanwhile is exact.
+ *
  * Threads: one struct lsrc per subtask, used by the thread polling it.
  * Subtasks share the conf (read-only), the counters (relaxed atomics)
  * and the dead-letter file (O_APPEND, one write() per record).
@@ -45,6 +50,7 @@
 #include <sluice/sl_error.h>
 #include <sluice/sl_snap.h>
 
+#include "sli_core.h"
 #include "sli_lines.h"
 #include "sli_rate.h"
 
@@ -114,6 +120,7 @@ struct lsrc {
 	struct sli_lines sp;
 	struct sli_bad bad;
 	struct sli_rate rate;
+	struct sli_hold hold; /* tests only: SLUICE_TEST_HOLD_INPUT (hold.c) */
 	char why[SLI_LINES_WHY];
 };
 
@@ -527,6 +534,7 @@ static int lines_open(void *arg, const struct sl_subtask_info *info, void **stat
 			st->nsplits += st->files[i].size > 0;
 	}
 	sli_rate_init(&st->rate, conf->rate, info->parallelism);
+	sli_hold_init(&st->hold);
 	*state = st;
 	return 0;
 fail:
@@ -554,6 +562,9 @@ static int lines_poll(void *state, struct sl_batch *out)
 	out->nsplits = st->nsplits;
 	allow = sli_rate_allow(&st->rate, out->cap - out->n);
 	while (out->n - n0 < allow) {
+		/* Held: no data, and no end either (the position stays exact). */
+		if (sli_hold_allow(&st->hold, 1) == 0)
+			break;
 		rc = next_line(st, &line, &budget);
 		if (rc < 0)
 			return rc;
@@ -589,6 +600,7 @@ static int lines_poll(void *state, struct sl_batch *out)
 		}
 		sli_lines_consume(&st->sp);
 		st->lines++;
+		sli_hold_take(&st->hold, 1);
 	}
 	sli_rate_take(&st->rate, out->n - n0);
 	if (split_end)

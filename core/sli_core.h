@@ -72,6 +72,38 @@ static inline void sli_key_group_range(unsigned i, unsigned p, unsigned maxp, un
  */
 void sli_crash_point(const char *point);
 
+/*
+ * The input hold (tests only: SLUICE_TEST_HOLD_INPUT=N[:K], hold.c) of
+ * one source subtask: @on while it may hold, @left lines before it does.
+ */
+struct sli_hold {
+	bool on;
+	uint64_t left;
+};
+
+/** sli_hold_init() - arm @h as the environment says (once per subtask, at open). */
+void sli_hold_init(struct sli_hold *h);
+uint64_t sli_hold_allow_slow(struct sli_hold *h, uint64_t want);
+
+/**
+ * sli_hold_allow() - how many of @want lines the subtask may read now: all
+ * of them unless the hold is armed; 0 while it holds.
+ */
+static inline uint64_t sli_hold_allow(struct sli_hold *h, uint64_t want)
+{
+	return h->on ? sli_hold_allow_slow(h, want) : want;
+}
+
+/** sli_hold_take() - count @n lines read (at most what sli_hold_allow() allowed). */
+static inline void sli_hold_take(struct sli_hold *h, uint64_t n)
+{
+	if (h->on)
+		h->left -= n < h->left ? n : h->left;
+}
+
+/** sli_hold_checkpoint_completed() - a checkpoint completed (the hold's :K counts them). */
+void sli_hold_checkpoint_completed(void);
+
 /** Flink's default max parallelism for parallelism @p. */
 unsigned sli_default_max_parallelism(unsigned p);
 

@@ -25,6 +25,13 @@
  * behind a hash exchange. --idleness D: a file without records for D is
  * idle (no longer holds the watermark back) until its next record.
  *
+ * Tests only: SLUICE_TEST_SLOW_WINDOW_US=N makes the aggregate's add
+ * sleep N microseconds per element (at most 1 s), so that the window
+ * subtasks, not the source, are the bottleneck and their input rings stay
+ * full (unaligned checkpoints then hold in-flight data) for as long as
+ * the source has input, however fast the machine: a sleep bounds the
+ * window's rate from above on the clock, and leaves the CPU to the rest.
+ *
  * Threads: check(), build(), finish() and destroy() on the main thread;
  * parse, aggregate and format functions on the workers (pure).
  */
@@ -35,10 +42,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sluice/sl_connectors.h>
 #include <sluice/sl_error.h>
 #include <sluice/sl_job.h>
+#include <sluice/sl_log.h>
 #include <sluice/sl_time.h>
 
 #include "jobs.h"
@@ -268,6 +277,17 @@ static void wa_add(void *acc, const void *elem, int64_t ts, const struct sl_batc
 	wa_acc_add(acc, ((const struct wa_ev *)elem)->value);
 }
 
+/* SLUICE_TEST_SLOW_WINDOW_US in ns, 0 when unset; written by wa_build() before the workers start.
+ */
+static long g_slow_ns;
+
+static void wa_add_slow(void *acc, const void *elem, int64_t ts, const struct sl_batch *src,
+			void *arg)
+{
+	wa_add(acc, elem, ts, src, arg);
+	nanosleep(&(struct timespec){ g_slow_ns / 1000000000L, g_slow_ns % 1000000000L }, NULL);
+}
+
 static void wa_merge(void *dst, const void *src, void *arg)
 {
 	(void)arg;
@@ -384,6 +404,7 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	struct wa_job *j = calloc(1, sizeof(*j));
 	struct sl_stream *s, *w;
 	int64_t every = 0;
+	const char *slow;
 	char buf[32];
 	int rc;
 
@@ -418,10 +439,18 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	}
 	sli_cli_parse_rate(o->rate, &j->lines.rate); /* checked by wa_check() */
 
+	slow = getenv("SLUICE_TEST_SLOW_WINDOW_US");
+	g_slow_ns = slow != NULL ? strtol(slow, NULL, 10) * 1000L : 0;
+	if (g_slow_ns < 0 || g_slow_ns > 1000000000L)
+		g_slow_ns = 0;
+	if (g_slow_ns > 0)
+		sl_log(SL_LOG_WARN, "window-agg",
+		       "test slowdown armed: the window sleeps %ld us per element",
+		       g_slow_ns / 1000);
 	j->agg = (struct sl_aggregate){
 		.acc_size = sizeof(struct wa_acc),
 		.create = wa_create,
-		.add = wa_add,
+		.add = g_slow_ns > 0 ? wa_add_slow : wa_add,
 		.merge = wa_merge,
 		.result = wa_result,
 		.flags = SL_AGG_SLICEABLE, /* count, wrapping sum, min, max */

@@ -15,7 +15,9 @@ below the bound. For tumbling, sliding and session windows at parallelism
 1 and 2, checkpoints every 20 ms and the delay:
 - an uninterrupted run with checkpoints: its output equals the oracle's
   (tests/windows/window_agg_oracle.py), and its summary reports state
-  copied by the task (> 0 bytes) and arrays moved (> 0);
+  copied by the task (> 0 bytes) and arrays moved (> 0); its input holds
+  after half of it until 3 checkpoints completed (SLUICE_TEST_HOLD_INPUT=N:3,
+  core/hold.c), so at least 3 complete however fast the machine;
 - runs killed with SIGKILL KILLS times and restarted with --restore latest
   until they finish: the committed output equals the oracle's, so every
   restored snapshot held the state of its barrier, not a later one.
@@ -74,13 +76,14 @@ def run_case(sluice, tmp, name, window, par, data, kills, rng, rate, extra=(), w
         window_agg_oracle.run_bytes(data.splitlines(), window_agg_oracle.parse_window(window),
                                     out_of_orderness=DISORDER + 10)[0])
 
-    # Uninterrupted, with checkpoints: the output, and the task's copy-on-write work.
+    # Uninterrupted, with checkpoints: the output, and the task's copy-on-write work. The
+    # input holds halfway until 3 checkpoints completed: a fast machine cannot end first.
     out, ck = os.path.join(tmp, name + "-full") + "/", os.path.join(tmp, name + "-full-ck")
     os.mkdir(out)
     p = subprocess.run([sluice, "run", "window-agg"] + common +
                        ["--output", out, "--checkpoint-dir", ck, "--checkpoint-interval", "20ms",
                         "--rate", str(rate)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=env, timeout=600)
+                       env=wa_common.hold_env(data.count(b"\n") // 2, 3, base=env), timeout=600)
     if p.returncode != 0:
         raise AssertionError("%s: the run with checkpoints failed: %s" % (name, p.stderr.decode()))
     got = test_crash.committed(out)

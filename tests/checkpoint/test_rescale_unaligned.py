@@ -7,7 +7,14 @@ test reads the checkpoint files itself (an independent parser of the task
 snapshot format, core/checkpoint.c and sli_ckpt_chan.h): once the newest
 complete checkpoint holds in-flight data elements of operator 'window', the
 process is stopped (SIGSTOP), the newest checkpoint checked again, and killed
-with SIGKILL. The run restored from it at parallelism q must commit exactly
+with SIGKILL. That first run cannot end before, nor run out of in-flight
+data, however fast or slow the machine: its window sleeps 500 us per element
+(SLUICE_TEST_SLOW_WINDOW_US, jobs/window_agg.c) so the rings before it stay
+full while the source has input, and its source holds the input after two
+thirds of it (SLUICE_TEST_HOLD_INPUT, core/hold.c), far more than the
+windows can take before a few checkpoints complete (small batches: a
+window finishes its batch before it takes a barrier).
+The run restored from it at parallelism q must commit exactly
 the uninterrupted run's output, which must equal the Python oracle's, for
 p in {2, 4} (at p = 1 the whole job is one chain: no channel), q in {1, 2, 4},
 tumbling and session windows.
@@ -40,6 +47,8 @@ import wa_common  # noqa: E402
 import window_agg_oracle  # noqa: E402
 
 DISORDER = 150  # ms; the out-of-orderness bound is larger: no record is late
+SLOW_US = 500  # the first run's window: sleep per element
+FIRST_BATCH = 4  # the first run's batch size
 BOUND = 250
 ENT_CHAN, ENT_CHANS = 2, 3
 EV_DATA = 0
@@ -233,11 +242,12 @@ def ck_id(path):
     return int(os.path.basename(path)[4:])
 
 
-def kill_with_inflight(cmd, ck, min_id, limit=120):
+def kill_with_inflight(cmd, ck, min_id, env, limit=600):
     """Run CMD until the newest complete checkpoint in CK, numbered MIN_ID or later, holds
     in-flight data elements of 'window', then SIGKILL it there. Returns (checkpoint path,
-    elements), or None when the run ended (or LIMIT seconds passed) first."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elements), or None when the run ended (or LIMIT seconds passed: a cap for a hung run)
+    first."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     start = time.monotonic()
     try:
         while p.poll() is None and time.monotonic() - start < limit:
@@ -261,25 +271,24 @@ def kill_with_inflight(cmd, ck, min_id, limit=120):
         p.stderr.close()
 
 
-def first_run(sluice, common, p, out, ck, rate, rng):
-    """A run at parallelism P killed at a checkpoint with in-flight data, a random one of
-    the first half of the run (slower each time one ends first). Returns (checkpoint path,
-    elements)."""
-    min_id = rng.randrange(2, 30)
-    for _ in range(8):
-        shutil.rmtree(out, ignore_errors=True)
-        shutil.rmtree(ck, ignore_errors=True)
-        os.mkdir(out)
-        got = kill_with_inflight(
-            [sluice, "run", "window-agg"] + common +
-            ["--parallelism", str(p), "--output", out, "--checkpoint-dir", ck,
-             "--checkpoint-interval", "20ms", "--checkpoint-unaligned", "true",
-             "--rate", str(rate)], ck, min_id)
-        if got is not None:
-            return got
-        rate = max(1000, rate // 2)
-        min_id = max(1, min_id // 2)
-    raise AssertionError("no checkpoint with in-flight data in 8 runs at parallelism %d" % p)
+def first_run(sluice, common, p, out, ck, rate, rng, records):
+    """A run at parallelism P killed at a checkpoint with in-flight data, the first one from
+    a random early one on. Returns (checkpoint path, elements)."""
+    min_id = rng.randrange(2, 12)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(ck, ignore_errors=True)
+    os.mkdir(out)
+    env = wa_common.hold_env(records * 2 // 3)
+    env["SLUICE_TEST_SLOW_WINDOW_US"] = str(SLOW_US)
+    got = kill_with_inflight(
+        [sluice, "run", "window-agg"] + common +
+        ["--parallelism", str(p), "--output", out, "--checkpoint-dir", ck,
+         "--checkpoint-interval", "20ms", "--checkpoint-unaligned", "true",
+         "--rate", str(rate), "--batch-size", str(FIRST_BATCH)], ck, min_id, env)
+    if got is None:
+        raise AssertionError("no checkpoint from %d on held in-flight data at parallelism %d"
+                             % (min_id, p))
+    return got
 
 
 def restore(sluice, common, q, out, ck):
@@ -440,7 +449,7 @@ def lateness_cases(sluice, tmp, seed, records, rate, rng):
         name = "lateness 1s, bound lowered, p=2 -> q=%d" % q
         out = os.path.join(tmp, "late-out") + "/"
         ck = os.path.join(tmp, "late-ck")
-        ck_path, n = first_run(sluice, common, 2, out, ck, rate, rng)
+        ck_path, n = first_run(sluice, common, 2, out, ck, rate, rng, records)
         patch(ck_path, lower_bounds, every=True)
         r = restore(sluice, common, q, out, ck)
         got = complete_lines(committed(out).keys())
@@ -518,7 +527,7 @@ def main():
                     name = "%s p=%d -> q=%d" % (window, p, q)
                     out = os.path.join(tmp, "out") + "/"
                     ck = os.path.join(tmp, "ck")
-                    ck_path, n = first_run(sluice, common, p, out, ck, a.rate, rng)
+                    ck_path, n = first_run(sluice, common, p, out, ck, a.rate, rng, a.records)
                     partial = sum(committed(out).values())
                     if window.startswith("tumbling") and p == 2 and q == 2:
                         tumbling_want = want

@@ -31,7 +31,11 @@
 
 The reference is an uninterrupted run's standard output (itself checked
 against the Python oracle by the window-agg test). Waits poll files and
-sockets with generous timeouts; no sleep is an assertion.
+sockets with generous timeouts; no sleep is an assertion. The runs that are
+stopped or killed hold their input after a given number of lines
+(SLUICE_TEST_HOLD_INPUT, core/hold.c): they cannot reach its end first,
+however fast or slow the machine, and a stop lands after exactly those
+lines, so what it committed is known: the windows their watermark closed.
 
 Usage: test_savepoint.py SLUICE
 """
@@ -54,6 +58,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "windows"))
 import wa_common  # noqa: E402
 
 WAIT = 120  # seconds: generous for ASan on a busy machine
+RECORDS = 24000
+OOO = 200  # the out-of-orderness bound; the input's disorder is 150: nothing is late
+HOLD = RECORDS // 2  # where the input of a run that is killed holds
 FAILED = []
 
 
@@ -132,7 +139,7 @@ def live_savepoint(sluice, tmp, inp, want, common, env):
         [sluice, "run", "window-agg"] + common +
         ["--parallelism", "2", "--output", out, "--checkpoint-dir", ck,
          "--checkpoint-interval", "100ms", "--checkpoint-retained", "2", "--rate", "8000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=wa_common.hold_env(HOLD, base=env))
     try:
         sock = os.path.join(env["XDG_RUNTIME_DIR"], "sluice", "%d.sock" % first.pid)
         # Mid-run: some output committed already (so the savepoint is not at the start).
@@ -186,7 +193,8 @@ def crash_after_savepoint(sluice, tmp, want, common, env):
     run = [sluice, "run", "window-agg"] + common + ["--output", out, "--checkpoint-dir", ck]
     first = subprocess.Popen(run + ["--rate", "8000", "--control", sock,
                                     "--savepoint-dir", spdir],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=wa_common.hold_env(HOLD, base=env))
     try:
         wait_for(lambda: os.path.exists(sock), "the control socket", first)
         # No checkpoint interval: only the savepoint commits; wait until the sink got output.
@@ -236,7 +244,8 @@ def status(sock):
     return json.loads(data)
 
 
-def stop_with_savepoint(sluice, tmp, want, common, p, q):
+def stop_with_savepoint(sluice, tmp, events, want, common, p, q, hold):
+    """The input held after HOLD lines: the stop commits exactly the windows they closed."""
     out = os.path.join(tmp, "stop-out-%d-%d" % (p, q)) + "/"
     ck = os.path.join(tmp, "stop-ck-%d-%d" % (p, q))
     spdir = os.path.join(tmp, "stop-sp")
@@ -245,15 +254,19 @@ def stop_with_savepoint(sluice, tmp, want, common, p, q):
         [sluice, "run", "window-agg"] + common +
         ["--parallelism", str(p), "--output", out, "--checkpoint-dir", ck,
          "--checkpoint-interval", "100ms", "--rate", "40000", "--savepoint-on-stop", spdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=wa_common.hold_env(hold))
+    held = wa_common.fired_after(want, events, hold, OOO)
     try:
-        wait_for(lambda: sum(committed(out).values()) >= 1000, "1000 committed lines", first)
+        # Stop once a checkpoint committed all the held lines could fire (the watermark is
+        # periodic): more would be lines read past the hold.
+        wait_for(lambda: sum(committed(out).values()) >= sum(held.values()),
+                 "%d committed lines" % sum(held.values()), first)
     finally:
         first.send_signal(signal.SIGTERM)
     err = first.communicate(timeout=WAIT)[1].decode()
     m = re.search(r"sluice: savepoint written to (\S+)", err)
     partial = committed(out)
-    name = "stop with savepoint p=%d -> q=%d" % (p, q)
+    name = "stop with savepoint after %d lines p=%d -> q=%d" % (hold, p, q)
     if first.returncode != 0 or m is None:
         check(False, name, "exit %d: %s" % (first.returncode, err))
         return None, None
@@ -262,12 +275,14 @@ def stop_with_savepoint(sluice, tmp, want, common, p, q):
         ["--parallelism", str(q), "--output", out, "--checkpoint-dir", ck,
          "--restore", m.group(1)], capture_output=True, timeout=300)
     got = committed(out)
-    check(second.returncode == 0 and got == want and
+    check(second.returncode == 0 and got == want and partial == held and
           0 < sum(partial.values()) < sum(want.values()), name,
-          "exit %d, %d of %d lines before the stop, %d extra, %d missing %s" % (
+          "exit %d, %d of %d lines before the stop (%d expected: %d extra, %d missing), "
+          "%d extra, %d missing at the end %s" % (
               second.returncode, sum(partial.values()), sum(want.values()),
-              sum((got - want).values()), sum((want - got).values()),
-              second.stderr.decode()[-300:]))
+              sum(held.values()), sum((partial - held).values()),
+              sum((held - partial).values()), sum((got - want).values()),
+              sum((want - got).values()), second.stderr.decode()[-300:]))
     return m.group(1), out
 
 
@@ -348,7 +363,8 @@ def cli_errors(sluice, tmp, inp, env):
     os.mkdir(out)
     job = subprocess.Popen([sluice, "run", "window-agg", "--input", inp, "--window",
                             "tumbling:1s", "--output", out, "--rate", "4000", "--control", sock],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           env=wa_common.hold_env(HOLD))
     try:
         wait_for(lambda: os.path.exists(sock), "the control socket", job)
         r = subprocess.run([sluice, "savepoint", sock, tmp], capture_output=True, timeout=WAIT)
@@ -372,19 +388,20 @@ def main():
     os.mkdir(env["XDG_RUNTIME_DIR"], 0o700)
     try:
         inp = os.path.join(tmp, "in.csv")
+        events = wa_common.gen_events(11, RECORDS, 300, 150)
         with open(inp, "wb") as f:
-            f.write(wa_common.gen_events(11, 24000, 300, 150))
-        common = ["--input", inp, "--window", "tumbling:1s", "--out-of-orderness", "200"]
+            f.write(events)
+        common = ["--input", inp, "--window", "tumbling:1s", "--out-of-orderness", str(OOO)]
         ref = wa_common.run_window_agg(sluice, *common)
         assert ref.returncode == 0, ref.stderr
         want = collections.Counter(ref.stdout.splitlines())
         live_savepoint(sluice, tmp, inp, want, common, env)
         crash_after_savepoint(sluice, tmp, want, common, env)
         sp = sp_out = None
-        for p in (1, 2, 4):
-            for q in (1, 2, 4):
-                got = stop_with_savepoint(sluice, tmp, want, common, p, q)
-                sp, sp_out = (got if got[0] else (sp, sp_out))
+        # Stops at 3000, 5000, ... 19000 of the 24000 lines.
+        for i, (p, q) in enumerate((p, q) for p in (1, 2, 4) for q in (1, 2, 4)):
+            got = stop_with_savepoint(sluice, tmp, events, want, common, p, q, 3000 + 2000 * i)
+            sp, sp_out = (got if got[0] else (sp, sp_out))
         if sp is not None:
             refusals(sluice, tmp, inp, want, sp, sp_out)
         cli_errors(sluice, tmp, inp, env)

@@ -12,7 +12,10 @@
  * into channel state: the relays' input from the generator (not keyed)
  * and, at p > 1, the windows' input from the relays (a keyed exchange; at
  * p = 1 the relay and the window form one chain). Once three checkpoints
- * have completed, the relay fails the job (restart strategy none); a
+ * have completed, the relay fails the job (restart strategy none); until
+ * then a gate in front of the generator lets the input's last tenth
+ * through at 1 element per ms and holds its last element, so the run
+ * cannot end first however slow the disk or the machine; a
  * second run restores the newest checkpoint at parallelism q, so the
  * recorded elements must reach the new owners of their key groups (or
  * for the relays' input, one new subtask each).
@@ -42,6 +45,7 @@
 #include <sluice/sl_time.h>
 
 #include "sl_test.h"
+#include "source_gate.h"
 #include "sorted_lines.h"
 
 #define N	   24000 /* elements */
@@ -115,6 +119,40 @@ static uint64_t fail_job_completed(void)
 	return cs.completed;
 }
 
+/*
+ * The gate: the first run's generator (parallelism 1: one thread polls
+ * it, and g_gated is reset before sl_job_run() starts that thread) goes
+ * through here. Until FAIL_AFTER checkpoints completed, the elements past
+ * 0.9 N pass at 1 per ms (barriers still pass between polls, and the
+ * window's rings drain slowly) and the last one waits, so the input does
+ * not end; then everything passes, and the relay fails the run at the next
+ * element.
+ */
+static uint64_t g_gated, g_gate_ns;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int gate_poll(void *state, struct sl_batch *out)
+{
+	uint64_t room = UINT64_MAX;
+
+	if (fail_job_completed() < FAIL_AFTER) {
+		room = N * 9 / 10 > g_gated ? N * 9 / 10 - g_gated : 0;
+		/* Past 0.9 N: 1 per ms, and the last element waits (no end). */
+		if (room == 0 && g_gated < N - 1 && mono_ns() - g_gate_ns >= 1000000) {
+			g_gate_ns = mono_ns();
+			room = 1;
+		}
+	}
+	return gated_poll(&sl_gen_ops, &g_gated, state, out, room);
+}
+
 /* The relay: copies, and fails the first run once FAIL_AFTER checkpoints completed. */
 static int relay(const void *in, void *out, void *arg)
 {
@@ -141,7 +179,7 @@ static void cs_add(void *acc, const void *elem, int64_t ts, const struct sl_batc
 	/*
 	 * Slow, and in the first run slower still past half the input until
 	 * the relay fails it: the window stays the bottleneck (its input
-	 * rings full), and the run cannot end first however slow the machine.
+	 * rings full; the gate keeps the run from ending first).
 	 */
 	spin_ns(((const struct ev *)elem)->val >= N / 2 && g_fail_job != NULL &&
 			fail_job_completed() < FAIL_AFTER
@@ -173,6 +211,7 @@ static int run_job(unsigned par, const char *out, const char *ck, bool fail,
 				  { "batch-size", "64" },   { "restart-strategy", "none" },
 				  { "checkpoint-dir", ck }, { "checkpoint-interval", "5ms" },
 				  { "restore", "latest" },  { "checkpoint-unaligned", "true" } };
+	struct sl_source_ops gate_ops;
 	struct sl_stream *s;
 	struct sl_job *job;
 	int rc = 0;
@@ -184,7 +223,12 @@ static int run_job(unsigned par, const char *out, const char *ck, bool fail,
 	for (unsigned i = 0; i < (ck != NULL ? 8u : 4u) && rc == 0; i++)
 		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
-	s = sl_set_parallelism(sl_source(job, "gen", &sl_gen_ops, &gc, &ev_type), 1);
+	gate_ops = sl_gen_ops;
+	gate_ops.poll = gate_poll;
+	g_gated = 0;
+	g_gate_ns = 0;
+	s = sl_set_parallelism(sl_source(job, "gen", fail ? &gate_ops : &sl_gen_ops, &gc, &ev_type),
+			       1);
 	s = sl_assign_watermarks(s, &ws);
 	s = sl_map(sl_rebalance(s), "relay", relay, NULL, &ev_type);
 	s = sl_window_aggregate(sl_key_by(s, key_ev), "window", &sp, &agg, &wo_type);

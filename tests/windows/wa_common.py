@@ -65,3 +65,25 @@ def run_with_kills(cmd, kills, wait, start_over, limit):
             return attempts, err
         start_over()
         done = 0
+
+
+def hold_env(lines, checkpoints=None, base=None):
+    """The environment (os.environ or BASE, copied) of a run whose line source holds its input
+    after LINES lines of each subtask's range (SLUICE_TEST_HOLD_INPUT, core/hold.c): it returns
+    no data, and never the end, until CHECKPOINTS checkpoints completed or, without
+    CHECKPOINTS, until the job is stopped or killed. So the run cannot end first, however fast
+    the machine, and a stop lands after exactly those lines."""
+    spec = "%d" % lines if checkpoints is None else "%d:%d" % (lines, checkpoints)
+    return dict(os.environ if base is None else base, SLUICE_TEST_HOLD_INPUT=spec)
+
+
+def fired_after(want, events, lines, out_of_orderness):
+    """What window-agg (source at parallelism 1) has fired once it read the first LINES lines
+    of EVENTS (bytes) and their watermark reached the windows: the lines of WANT (a Counter of
+    the uninterrupted run's output lines "start,end,key,...") whose window ends at or before
+    the largest timestamp among them minus OUT_OF_ORDERNESS (the watermark, that timestamp
+    minus the bound minus 1, has passed end - 1). Exact when no record is late (the disorder
+    is below the bound): a later record is never in such a window, nor joins such a session."""
+    top = max(int(ln.split(b",", 1)[0]) for ln in events.splitlines()[:lines])
+    return collections.Counter({ln: n for ln, n in want.items()
+                                if int(ln.split(b",")[1]) <= top - out_of_orderness})
