@@ -440,9 +440,22 @@ static int wa_build(const void *opts, struct sl_job *job, bool run, void **state
 	sli_cli_parse_rate(o->rate, &j->lines.rate); /* checked by wa_check() */
 
 	slow = getenv("SLUICE_TEST_SLOW_WINDOW_US");
-	g_slow_ns = slow != NULL ? strtol(slow, NULL, 10) * 1000L : 0;
-	if (g_slow_ns < 0 || g_slow_ns > 1000000000L)
-		g_slow_ns = 0;
+	g_slow_ns = 0;
+	if (slow != NULL && *slow != '\0') {
+		char *end;
+		long us;
+
+		errno = 0;
+		us = *slow >= '0' && *slow <= '9' ? strtol(slow, &end, 10) : -1;
+		/* As SLUICE_TEST_HOLD_INPUT (core/hold.c): a value that does not parse is said, and
+		 * ignored. */
+		if (us < 0 || us > 1000000 || errno != 0 || *end != '\0')
+			sl_log(SL_LOG_ERROR, "window-agg",
+			       "SLUICE_TEST_SLOW_WINDOW_US='%s' ignored: expected 0..1000000 (us)",
+			       slow);
+		else
+			g_slow_ns = us * 1000L;
+	}
 	if (g_slow_ns > 0)
 		sl_log(SL_LOG_WARN, "window-agg",
 		       "test slowdown armed: the window sleeps %ld us per element",

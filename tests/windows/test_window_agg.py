@@ -20,6 +20,7 @@ Usage: test_window_agg.py SLUICE
 """
 import os
 import re
+import subprocess
 import sys
 import tempfile
 
@@ -249,6 +250,27 @@ def durations_with_units():
         want, _, _ = oracle.run_bytes(oracle.split_lines(data), "tumbling:%d" % ms, 0, 0, 1)
         check(p.returncode == 0 and sorted(p.stdout.splitlines()) == want,
               "%s equals tumbling:%d" % (spec, ms), p)
+
+@case
+def test_variables_that_do_not_parse_are_named_and_ignored():
+    # SLUICE_TEST_HOLD_INPUT (core/hold.c) and SLUICE_TEST_SLOW_WINDOW_US (jobs/window_agg.c)
+    # are for tests only; a value that does not parse must be said and ignored: the run
+    # reads its whole input (a hold taken as N would never end) and its output is the oracle's.
+    path, lines = gen("tvars.csv", 17, 2000, 30, 40)
+    want, _, _ = oracle.run_bytes(lines, "tumbling:100", 50, 0, 0)
+    for hold, slow in (("x7", "12ms"), ("7:", "-1"), ("7:0", "99999999999999999999"),
+                       ("7x", "1000001")):
+        env = dict(os.environ, SLUICE_TEST_HOLD_INPUT=hold, SLUICE_TEST_SLOW_WINDOW_US=slow)
+        p = subprocess.run([SLUICE, "run", "window-agg", "--input", path, "--window",
+                            "tumbling:100", "--out-of-orderness", "50"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+        what = "HOLD=%r SLOW=%r" % (hold, slow)
+        check(p.returncode == 0 and sorted(p.stdout.splitlines()) == want,
+              what + ": exit 0, output equals the oracle", p)
+        check(("SLUICE_TEST_HOLD_INPUT='%s' ignored" % hold).encode() in p.stderr and
+              ("SLUICE_TEST_SLOW_WINDOW_US='%s' ignored" % slow).encode() in p.stderr,
+              what + ": both named as ignored", p)
+        check(b"armed" not in p.stderr, what + ": neither armed", p)
 
 
 def main():
