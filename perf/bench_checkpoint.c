@@ -661,9 +661,11 @@ struct on_stats {
 	double cpu_ms;	/* its CPU time, ms */
 	unsigned nckpt, nperiodic, nfull;
 	double bytes_med, dur_med, dur_max, pause_med, pause_max;
-	double snap_max;  /* the engine's longest snapshot pause, ms */
-	double task_mib;  /* copy-on-write: MiB the task copied itself (cow_task_bytes) */
-	uint64_t retired; /* copy-on-write: arrays grown under a snapshot (cow_retired) */
+	double snap_max;    /* the engine's longest snapshot pause, ms */
+	double task_mib;    /* copy-on-write: MiB the task copied itself (cow_task_bytes) */
+	double snap_avg;    /* the engine's mean snapshot pause (total_pause_ns / snapshots), ms */
+	uint64_t fallbacks; /* snapshots serialised on the task instead (sync_fallbacks) */
+	uint64_t retired;   /* copy-on-write: arrays grown under a snapshot (cow_retired) */
 };
 
 struct size_stats {
@@ -713,6 +715,9 @@ static void on_figures(const struct run *ro, uint64_t count, struct on_stats *o)
 	o->pause_max = np ? ps[np - 1] : -1;
 	o->snap_max = (double)ro->snap_max_ns / 1e6;
 	o->task_mib = (double)ro->cs.cow_task_bytes / (1 << 20);
+	o->snap_avg =
+	    ro->cs.snapshots ? (double)ro->cs.total_pause_ns / ro->cs.snapshots / 1e6 : -1;
+	o->fallbacks = ro->cs.sync_fallbacks;
 	o->retired = ro->cs.cow_retired;
 }
 
@@ -1070,10 +1075,10 @@ int main(int argc, char **argv)
 	for (unsigned op = op0; op <= op1 && want != 0; op++) {
 		printf("\n%s:", opname[op]);
 		printf("\n%-8s %-5s %8s %8s %7s %5s %4s %8s %9s %9s %9s %9s %9s %9s %8s %5s %10s "
-		       "%9s\n",
+		       "%9s %9s %6s\n",
 		       "state", "snap", "off M/s", "on M/s", "on/off", "ckpts", "full", "MiB/ckpt",
 		       "dur p50", "dur max", "pause p50", "pause max", "noise max", "snap max",
-		       "task MiB", "grown", "CPU on/off", "+CPU/ckpt");
+		       "task MiB", "grown", "CPU on/off", "+CPU/ckpt", "snap avg", "fallbk");
 		for (unsigned q = 0; q < 3; q++) {
 			const struct size_stats *z = &zs[op][q];
 
@@ -1082,15 +1087,17 @@ int main(int argc, char **argv)
 			for (unsigned m = 0; m < nmodes; m++) {
 				const struct on_stats *o = &z->on[m];
 
-				printf(
-				    "%-8s %-5s %8.2f %8.2f %7.3f %5u %4u %8.1f %7.1fms %7.1fms "
-				    "%7.1fms %7.1fms %7.1fms %7.1fms %8.1f %5llu %10.3f %7.0fms\n",
-				    z->name, mode_name[m], z->off_rps / 1e6, o->rps / 1e6,
-				    o->rps / z->off_rps, o->nperiodic, o->nfull,
-				    o->bytes_med / (1 << 20), o->dur_med, o->dur_max, o->pause_med,
-				    o->pause_max, z->noise_max, o->snap_max, o->task_mib,
-				    (unsigned long long)o->retired, o->cpu_rps / z->off_cpu_rps,
-				    (o->cpu_ms - z->off_cpu_ms) / (o->nckpt ? o->nckpt : 1));
+				printf("%-8s %-5s %8.2f %8.2f %7.3f %5u %4u %8.1f %7.1fms %7.1fms "
+				       "%7.1fms %7.1fms %7.1fms %7.1fms %8.1f %5llu %10.3f %7.0fms "
+				       "%7.2fms %6llu\n",
+				       z->name, mode_name[m], z->off_rps / 1e6, o->rps / 1e6,
+				       o->rps / z->off_rps, o->nperiodic, o->nfull,
+				       o->bytes_med / (1 << 20), o->dur_med, o->dur_max,
+				       o->pause_med, o->pause_max, z->noise_max, o->snap_max,
+				       o->task_mib, (unsigned long long)o->retired,
+				       o->cpu_rps / z->off_cpu_rps,
+				       (o->cpu_ms - z->off_cpu_ms) / (o->nckpt ? o->nckpt : 1),
+				       o->snap_avg, (unsigned long long)o->fallbacks);
 			}
 			if (z->on[0].pause_med > 0 && z->on[1].pause_med > 0 &&
 			    z->on[1].snap_max > 0)
@@ -1121,14 +1128,20 @@ int main(int argc, char **argv)
 		    "written per element; async freezes the table copy-on-write.\n",
 		    GAP_EVERY);
 	if (want != 0)
-		printf("task MiB: state the task copied itself (cow_task_bytes), grown: arrays it "
-		       "grew "
-		       "under a snapshot\n(cow_retired); CPU on/off: records per CPU-second of the "
-		       "process, on vs off (the coordinator\nand io_uring workers included); "
-		       "+CPU/ckpt: the "
-		       "on run's CPU time minus the off run's, per\ncheckpoint (the final one and "
-		       "those of a partial state included): what one costs\nwhatever the machine's "
-		       "load.\n");
+		printf(
+		    "snap avg: the engine's mean subtask snapshot (total_pause_ns / snapshots, "
+		    "every "
+		    "checkpoint\nincluded, the final one too); fallbk: snapshots serialised on the "
+		    "task because the copy\nfailed or the state's previous copy-on-write snapshot "
+		    "was still read (sync_fallbacks).\n");
+	printf("task MiB: state the task copied itself (cow_task_bytes), grown: arrays it "
+	       "grew "
+	       "under a snapshot\n(cow_retired); CPU on/off: records per CPU-second of the "
+	       "process, on vs off (the coordinator\nand io_uring workers included); "
+	       "+CPU/ckpt: the "
+	       "on run's CPU time minus the off run's, per\ncheckpoint (the final one and "
+	       "those of a partial state included): what one costs\nwhatever the machine's "
+	       "load.\n");
 	if (prounds > 0)
 		printf("M rec/s: source records / wall time of sl_job_run(); per core: divided by "
 		       "the %u "

@@ -64,6 +64,13 @@ struct stab {
 	size_t cap, mask;
 	size_t used; /* live slots (entries and anchors) */
 	size_t nseg;
+	/*
+	 * The pending snapshot that has not captured all of this array's
+	 * segments yet (table_snap.c), or NULL; greg: its region for this
+	 * array. A slot is written only after slot_guard().
+	 */
+	struct sli_table_frozen *gf;
+	unsigned greg;
 };
 
 enum { IDLE, ZEROING, MIGRATING };
@@ -235,6 +242,23 @@ static inline bool snap_shared(const struct sli_table *t, const struct sli_entry
 {
 	return t->snap != NULL && !(e->flags & (F_FRESH | F_PIN));
 }
+
+/*
+ * The pending snapshot captures the entry pointers of a slot segment
+ * lazily (table_snap.c); segment @k of its region @reg is about to be
+ * written or freed: capture it first, unless done already.
+ */
+void sli_snap_guard_seg(struct sli_table_frozen *f, unsigned reg, size_t k);
+
+/* Slot @i of @st is about to be written (or its segment freed). */
+static inline void slot_guard(const struct stab *st, size_t i)
+{
+	if (__builtin_expect(st->gf != NULL, 0))
+		sli_snap_guard_seg(st->gf, st->greg, i >> SEG_SHIFT);
+}
+
+/* Capture what the pending snapshot has not yet, on the task, and stop guarding. */
+void sli_snap_unguard(struct sli_table *t);
 
 /* An entry was allocated: while a snapshot is pending, mark it F_FRESH. */
 void sli_snap_fresh(struct sli_table *t, struct sli_entry *e);

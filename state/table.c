@@ -90,7 +90,9 @@
  * Snapshots (table_snap.c). While a copy-on-write snapshot is pending,
  * entries of the barrier are copied before a write (relocate(): update()
  * and TTL touches) and their blocks are kept until the snapshot is
- * released (block_free()); see there for the rules.
+ * released (block_free()); every slot write (and segment free) calls
+ * slot_guard() first, so that the snapshot captures the segment's entry
+ * pointers before they change; see there for the rules.
  *
  * Threads: the owning task's only, but for a pending snapshot's reader,
  * which reads frozen entries (table_snap.c). Pointers to values stay
@@ -203,6 +205,7 @@ static int stab_index(struct sli_table *t, struct stab *st, size_t cap)
 /* Free the first @nvalid segments (those not NULL) and the index. */
 static void stab_free(struct sli_table *t, struct stab *st, size_t nvalid)
 {
+	SL_ASSERT(st->gf == NULL); /* sli_snap_unguard() first */
 	if (st->seg != NULL) {
 		for (size_t k = 0; k < nvalid; k++) {
 			if (st->seg[k] != NULL) {
@@ -313,6 +316,7 @@ static void tab_insert(struct stab *st, uint64_t h, struct sli_entry *e)
 
 	while ((s = slot_at(st, i))->e != NULL)
 		i = (i + 1) & st->mask;
+	slot_guard(st, i);
 	s->hash = h;
 	s->e = e;
 	st->used++;
@@ -332,10 +336,12 @@ static void tab_delete(struct stab *st, size_t i)
 			break;
 		/* sj may fill i unless its home lies cyclically in (i, j]. */
 		if (((j - sj->hash) & st->mask) >= ((j - i) & st->mask)) {
+			slot_guard(st, i);
 			*slot_at(st, i) = *sj;
 			i = j;
 		}
 	}
+	slot_guard(st, i);
 	slot_at(st, i)->e = NULL;
 	st->used--;
 }
@@ -343,6 +349,7 @@ static void tab_delete(struct stab *st, size_t i)
 static void slot_delete(struct sli_table *t, const struct loc *l)
 {
 	if (l->old) {
+		slot_guard(&t->old, l->i);
 		l->s->e = TOMB;
 		t->old.used--;
 	} else {
@@ -412,6 +419,7 @@ static void release_segment(struct sli_table *t, size_t i)
 	/* The first segment is drained last when draining began inside it. */
 	if (k == t->mig_start >> SEG_SHIFT && (t->mig_start & SEG_MASK) != 0)
 		return;
+	slot_guard(o, i);
 	sl_alloc_free(t->a, o->seg[k]);
 	o->seg[k] = NULL;
 	t->mem -= SEG_SLOTS * sizeof(struct slot);
@@ -440,6 +448,10 @@ static void migrate_step(struct sli_table *t)
 		t->st.max_op_migrated = n;
 	if (t->mig_done == o->cap) {
 		SL_ASSERT(o->used == 0);
+		for (size_t k = 0; k < o->nseg; k++) /* the segments not released yet */
+			if (o->seg[k] != NULL)
+				slot_guard(o, k << SEG_SHIFT);
+		o->gf = NULL;
 		stab_free(t, o, o->nseg);
 		t->phase = IDLE;
 		t->st.resizes++;
@@ -534,7 +546,8 @@ void sli_table_destroy(struct sli_table *t)
 	if (t == NULL)
 		return;
 	pins_free(t);
-	sli_snap_detach(t); /* before the slab goes: a snapshot being read may take it */
+	sli_snap_unguard(t); /* a snapshot being read still needs the slot arrays' pointers */
+	sli_snap_detach(t);  /* before the slab goes: a snapshot being read may take it */
 	sli_spill_destroy(t->sp);
 	sl_alloc_free(t->a, t->kg_spilled);
 	sl_alloc_free(t->a, t->scratch);
@@ -693,7 +706,8 @@ static void spill_gone(void *arg, const struct sli_spill_rec *r)
  */
 static void block_free(struct sli_table *t, struct sli_entry *e)
 {
-	if (t->snap == NULL || !sli_snap_retire(t, e))
+	/* A fresh entry still listed after the snapshot went: see drain() in table_snap.c. */
+	if ((t->snap == NULL && t->fresh.n == 0) || !sli_snap_retire(t, e))
 		sli_slab_free(&t->slab, e, e->cls);
 }
 
@@ -865,8 +879,8 @@ static int maintain(struct sli_table *t)
 
 	if (t->pins != NULL)
 		pins_free(t);
-	if (t->snap != NULL)
-		sli_snap_poll(t);
+	if (t->snap != NULL || t->fresh.n != 0 || t->grave.n != 0)
+		sli_snap_poll(t); /* release the snapshot; then drain what it left */
 	if (t->sp == NULL)
 		return 0;
 	if ((rc = sli_spill_work(t->sp, spill_gone, t)) < 0)
@@ -1447,6 +1461,7 @@ static struct sli_entry *relocate(struct sli_table *t, const struct loc *l, size
 		ering(ering(n)->prev)->next = n;
 		ering(ering(n)->next)->prev = n;
 	}
+	slot_guard(l->old ? &t->old : &t->tab, l->i);
 	l->s->e = n;
 	t->ebytes += esize(n) - esize(e);
 	if (t->snap != NULL) {

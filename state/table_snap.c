@@ -4,12 +4,20 @@
  * sli_table_freeze() in sli_state.h): Flink's CopyOnWriteStateMap,
  * adapted to an open-addressing table whose entries live out of line.
  *
- * At the barrier the task copies the entry pointers of its slot arrays
- * (the current one and, during a resize, the undrained part of the old
- * one), 8 bytes per entry, without reading an entry: that set, plus the
- * spill store's view (record locations, duplicated descriptors, the
- * unwritten buffer), is the snapshot. The reader thread later groups the
- * entries by key group (reading their headers) and serialises them.
+ * The snapshot is the set of entries the slot arrays point to at the
+ * barrier (the current array and, during a resize, the undrained part of
+ * the old one), plus the spill store's view (record locations, duplicated
+ * descriptors, the unwritten buffer). At the barrier the task records only
+ * the arrays' segment pointers and a state byte per 64 KiB segment: O(slots
+ * / 4096), not O(entries). The entry pointers of a segment are captured
+ * later, once, by whichever side claims it first (SEG_LIVE -> SEG_BUSY by
+ * compare-and-swap, SEG_DONE when captured): the reader, which captures
+ * every segment before it partitions, or the task, just before it writes
+ * a slot of the segment or frees it (slot_guard() in table.c, on every
+ * slot write); a side finding SEG_BUSY waits for SEG_DONE (one segment).
+ * Once every segment is captured the task stops guarding. The reader
+ * then groups the entries by key group (reading their headers) and
+ * serialises them.
  *
  * Rules while a snapshot is pending (t->snap != NULL), for an entry the
  * snapshot may read ("shared": it was in the table at the barrier, so it
@@ -25,8 +33,8 @@
  *     eviction to disk and a copy's original put it on the graveyard,
  *     freed once the snapshot is released.
  * Entries allocated meanwhile are F_FRESH and listed (t->fresh), so that
- * the release can clear the bit (at the next barrier they are shared
- * like the rest). A fresh block freed meanwhile goes straight back to
+ * the bit can be cleared after the release (at the next barrier they are
+ * shared like the rest). A fresh block freed meanwhile goes straight back to
  * the slab, unless it is a big one (the allocator would get it back, and
  * the release still writes its flags): then it waits on the graveyard
  * too. Without memory for a list or a copy, the task waits for the
@@ -38,9 +46,15 @@
  * Threads and ownership. A frozen table has two references: the task's
  * (t->snap) and the reader's (sli_table_frozen_put()). The task notices
  * that the reader is done (refs == 1) at its next mutating call or
- * freeze, clears the fresh bits, drops its reference and frees the
- * graveyard (a get only drops the snapshot: pointers it returned before
- * may point into graveyard blocks, valid until the next mutation). If
+ * freeze and drops its reference; then each mutating call clears
+ * DRAIN_STEP fresh bits and, once none is left, frees DRAIN_STEP
+ * graveyard blocks (drain(): at millions of rewritten entries, doing it
+ * all in one call was a pause as long as the old barrier's). A freeze
+ * clears the bits still set first (graveyard blocks can wait: the new
+ * snapshot cannot reach them). A big fresh block the table lets go while
+ * its bit is still listed waits on the graveyard (the list still writes
+ * it). Gets never free: pointers a get returned may point into graveyard
+ * blocks, valid until the next mutation. If
  * the table is destroyed first, its slab (every entry, graveyard
  * included) moves to the frozen table, which the last reference frees.
  *
@@ -67,10 +81,29 @@
 
 #include "sli_table_int.h"
 
+/*
+ * A slot array as it was at the barrier, captured a segment at a time:
+ * its segments' pointers then, and per segment SEG_LIVE (not captured),
+ * SEG_BUSY (being captured by one side) or SEG_DONE. The captured slots
+ * are those at cyclic offsets [0, n) from slot @from (the undrained part
+ * of a draining array; all of the current one).
+ */
+enum { SEG_LIVE, SEG_BUSY, SEG_DONE };
+
+struct fz_reg {
+	struct slot **seg;	/* [nseg]; NULL: released before the barrier (drained) */
+	_Atomic uint8_t *state; /* [nseg] */
+	size_t nseg, per, mask; /* per: slots per segment */
+	size_t from, n;
+};
+
 struct sli_table_frozen {
 	_Atomic uint32_t refs;	       /* the task's and the reader's */
 	const struct sli_entry **ents; /* [nents]: the slots' entries at the barrier, anchors too */
-	size_t nents;
+	size_t nents;		       /* expected at the barrier; checked once all is captured */
+	struct fz_reg reg[2];	       /* the current slot array; the draining one */
+	_Atomic size_t fill;	       /* ents reserved by captures so far */
+	_Atomic size_t left;	       /* segments not SEG_DONE */
 	size_t *kg_spilled; /* [nkg]: entries on disk per group at the barrier; NULL: no spill */
 	struct sli_spill_view *view;
 	unsigned kg_first, nkg;
@@ -115,6 +148,8 @@ void sli_snap_fresh(struct sli_table *t, struct sli_entry *e)
 
 bool sli_snap_retire(struct sli_table *t, struct sli_entry *e)
 {
+	if (t->snap == NULL && !(e->flags & F_FRESH))
+		return false; /* no snapshot, and not on the fresh list drain() still clears */
 	if (!snap_shared(t, e) && e->cls != 0)
 		return false; /* fresh: never the reader's, and the slab keeps the memory */
 	if (pvec_push(t->a, &t->grave, e) < 0) {
@@ -126,25 +161,41 @@ bool sli_snap_retire(struct sli_table *t, struct sli_entry *e)
 	return true;
 }
 
-/* The reader is done (refs == 1): fresh entries become ordinary ones, the snapshot goes. */
+/*
+ * The reader is done (refs == 1): the snapshot goes. Its fresh entries
+ * become ordinary ones and its graveyard is freed later, a slice per
+ * mutating call (drain()): both are O(entries changed meanwhile), too
+ * long a pause for one call at millions of entries.
+ */
 static void unshare(struct sli_table *t)
 {
-	for (size_t i = 0; i < t->fresh.n; i++)
-		((struct sli_entry *)t->fresh.v[i])->flags &= (uint8_t)~F_FRESH;
-	t->fresh.n = 0;
+	t->tab.gf = t->old.gf = NULL; /* what the reader did not capture, it will never read */
 	sli_table_frozen_put(t->snap);
 	t->snap = NULL;
 }
 
-static void grave_free(struct sli_table *t)
-{
-	for (size_t i = 0; i < t->grave.n; i++) {
-		struct sli_entry *e = t->grave.v[i];
+/* Fresh entries whose bit is cleared, graveyard blocks freed, per mutating call (drain()). */
+#define DRAIN_STEP 256
 
+/*
+ * With no snapshot pending: clear the fresh bit of up to @max listed
+ * entries, then, once none is left, free up to @max graveyard blocks.
+ * In that order because a big fresh block that the table let go waits
+ * on the graveyard (sli_snap_retire()) until its bit is cleared.
+ */
+static void drain(struct sli_table *t, size_t max)
+{
+	size_t k;
+
+	SL_ASSERT(t->snap == NULL);
+	for (k = 0; k < max && t->fresh.n != 0; k++)
+		((struct sli_entry *)t->fresh.v[--t->fresh.n])->flags &= (uint8_t)~F_FRESH;
+	for (k = 0; t->fresh.n == 0 && k < max && t->grave.n != 0; k++) {
+		struct sli_entry *e = t->grave.v[--t->grave.n];
+
+		t->grave_bytes -= sli_slab_usable(e, e->cls);
 		sli_slab_free(&t->slab, e, e->cls);
 	}
-	t->grave.n = 0;
-	t->grave_bytes = 0;
 }
 
 static bool reader_done(const struct sli_table_frozen *f)
@@ -157,12 +208,23 @@ static bool reader_done(const struct sli_table_frozen *f)
 	return atomic_load_explicit(&f->refs, memory_order_acquire) == 1;
 }
 
+/*
+ * Acquire: pairs with the acq_rel decrement of left in seg_done(): every
+ * capture's reads of the slots happen before our later writes.
+ */
+static bool all_captured(struct sli_table_frozen *f)
+{
+	return atomic_load_explicit(&f->left, memory_order_acquire) == 0;
+}
+
 void sli_snap_poll(struct sli_table *t)
 {
+	if (t->snap != NULL && (t->tab.gf != NULL || t->old.gf != NULL) && all_captured(t->snap))
+		t->tab.gf = t->old.gf = NULL; /* stop guarding the slot arrays */
 	if (t->snap != NULL && reader_done(t->snap))
 		unshare(t);
-	if (t->snap == NULL && t->grave.n != 0)
-		grave_free(t);
+	if (t->snap == NULL)
+		drain(t, DRAIN_STEP);
 }
 
 void sli_snap_wait(struct sli_table *t)
@@ -197,24 +259,122 @@ void sli_snap_detach(struct sli_table *t)
 		t->snap = NULL;
 		sli_table_frozen_put(f);
 	}
-	grave_free(t);
+	t->fresh.n = 0; /* the entries go with the slab: no bit to clear */
+	drain(t, SIZE_MAX);
 	pvec_fini(t->a, &t->fresh);
 	pvec_fini(t->a, &t->grave);
 }
 
-/* The entry pointers of @st's slots [from, from + n) (cyclic), skipping empty ones and tombstones.
- */
-static size_t capture(const struct stab *st, size_t from, size_t n, const struct sli_entry **out)
+/* ------------------------------------------------ lazy capture of the slots */
+
+/* Is slot @i of @r one the snapshot holds (in its cyclic range)? */
+static inline bool in_reg(const struct fz_reg *r, size_t i)
 {
-	size_t k = 0;
+	return ((i - r->from) & r->mask) < r->n;
+}
 
-	for (size_t r = 0; r < n; r++) {
-		struct sli_entry *e = slot_at(st, (from + r) & st->mask)->e;
+/*
+ * Capture segment @k of @r, claimed by the caller (SEG_BUSY): append the
+ * entry pointers of its slots in range to f->ents, then mark it done.
+ * Either side runs it: the reader (capture_all()) or the task, just
+ * before it writes a slot of the segment or frees it (sli_snap_guard_seg()).
+ */
+static void seg_capture(struct sli_table_frozen *f, struct fz_reg *r, size_t k)
+{
+	const struct slot *s = r->seg[k];
+	size_t base = k * r->per, cnt = 0, at;
 
-		if (e != NULL && e != TOMB)
-			out[k++] = e;
+	for (size_t j = 0; j < r->per; j++)
+		cnt += s[j].e != NULL && s[j].e != TOMB && in_reg(r, base + j);
+	/* Relaxed: only reserves a range of ents; SEG_DONE publishes what is written there. */
+	at = atomic_fetch_add_explicit(&f->fill, cnt, memory_order_relaxed);
+	SL_ASSERT(at + cnt <= f->nents);
+	for (size_t j = 0; j < r->per; j++)
+		if (s[j].e != NULL && s[j].e != TOMB && in_reg(r, base + j))
+			f->ents[at++] = s[j].e;
+	/*
+	 * Release: pairs with the acquire loads of the state in seg_wait():
+	 * our reads of the segment (reader) happen before the task writes it,
+	 * our writes to ents (task) before the reader reads them.
+	 */
+	atomic_store_explicit(&r->state[k], SEG_DONE, memory_order_release);
+	/* Acq_rel: pairs with the acquire load in all_captured(); the release half as above. */
+	atomic_fetch_sub_explicit(&f->left, 1, memory_order_acq_rel);
+}
+
+/* Claim segment @k of @r for capture: true if it was SEG_LIVE (now SEG_BUSY, ours). */
+static bool seg_claim(struct fz_reg *r, size_t k)
+{
+	uint8_t live = SEG_LIVE;
+
+	/* Relaxed: the claim orders nothing; the segment's contents are the barrier's. */
+	return atomic_compare_exchange_strong_explicit(&r->state[k], &live, SEG_BUSY,
+						       memory_order_relaxed, memory_order_relaxed);
+}
+
+/* Wait until the other side has captured segment @k of @r (a few microseconds). */
+static void seg_wait(struct fz_reg *r, size_t k)
+{
+	/* Acquire: pairs with the release store of SEG_DONE in seg_capture(). */
+	while (atomic_load_explicit(&r->state[k], memory_order_acquire) != SEG_DONE)
+		nanosleep(&(struct timespec){ 0, 1000 }, NULL);
+}
+
+void sli_snap_guard_seg(struct sli_table_frozen *f, unsigned reg, size_t k)
+{
+	struct fz_reg *r = &f->reg[reg];
+
+	SL_ASSERT(k < r->nseg);
+	if (seg_claim(r, k))
+		seg_capture(f, r, k);
+	else
+		seg_wait(r, k);
+}
+
+/* Capture every segment not yet captured, from either side; wait for the other's. */
+static void capture_all(struct sli_table_frozen *f)
+{
+	for (unsigned g = 0; g < 2; g++)
+		for (size_t k = 0; k < f->reg[g].nseg; k++)
+			if (seg_claim(&f->reg[g], k))
+				seg_capture(f, &f->reg[g], k);
+	for (unsigned g = 0; g < 2; g++)
+		for (size_t k = 0; k < f->reg[g].nseg; k++)
+			seg_wait(&f->reg[g], k);
+}
+
+void sli_snap_unguard(struct sli_table *t)
+{
+	if (t->tab.gf != NULL || t->old.gf != NULL)
+		capture_all(t->snap);
+	t->tab.gf = t->old.gf = NULL;
+}
+
+/*
+ * Record @st (region @g of @f) as it is at the barrier: its segment
+ * pointers and one state byte per segment. O(segments), not O(slots).
+ */
+static int reg_init(struct sli_table_frozen *f, unsigned g, struct stab *st, size_t from, size_t n)
+{
+	struct fz_reg *r = &f->reg[g];
+
+	r->nseg = st->nseg;
+	r->per = st->cap < SEG_SLOTS ? st->cap : SEG_SLOTS;
+	r->mask = st->mask;
+	r->from = from;
+	r->n = n;
+	r->seg = sl_alloc_aligned(NULL, r->nseg * sizeof(*r->seg), SL_CACHE_LINE);
+	r->state = sl_alloc_aligned(NULL, r->nseg, SL_CACHE_LINE);
+	if (r->seg == NULL || r->state == NULL)
+		return -ENOMEM;
+	memcpy(r->seg, st->seg, r->nseg * sizeof(*r->seg));
+	for (size_t k = 0; k < r->nseg; k++) {
+		/* Relaxed: the reader gets f through the checkpoint's hand-over (a mutex). */
+		atomic_init(&r->state[k], r->seg[k] != NULL ? SEG_LIVE : SEG_DONE);
+		if (r->seg[k] != NULL)
+			atomic_fetch_add_explicit(&f->left, 1, memory_order_relaxed);
 	}
-	return k;
+	return 0;
 }
 
 int sli_table_freeze(struct sli_table *t, struct sli_table_frozen **out)
@@ -230,6 +390,13 @@ int sli_table_freeze(struct sli_table *t, struct sli_table_frozen **out)
 		t->st.cow_busy++;
 		return -EBUSY;
 	}
+	/*
+	 * Entries still F_FRESH would not be the new snapshot's: clear the
+	 * rest now (what drain() left: usually nothing). Graveyard blocks
+	 * wait: the new snapshot cannot reach them.
+	 */
+	while (t->fresh.n != 0)
+		drain(t, t->fresh.n);
 	n = t->tab.used + (t->phase == MIGRATING ? t->old.used : 0);
 	f = sl_alloc_aligned(NULL, sizeof(*f), SL_CACHE_LINE);
 	if (f == NULL)
@@ -237,14 +404,15 @@ int sli_table_freeze(struct sli_table *t, struct sli_table_frozen **out)
 	memset(f, 0, sizeof(*f));
 	f->kg_first = t->kg_first;
 	f->nkg = t->nkg;
+	/* Filled by the captures: pages are touched by whichever side captures. */
 	f->ents = sl_alloc_aligned(NULL, (n + 1) * sizeof(*f->ents), SL_CACHE_LINE);
 	if (f->ents == NULL)
 		goto err;
-	f->nents = capture(&t->tab, 0, t->tab.cap, f->ents);
-	if (t->phase == MIGRATING)
-		f->nents += capture(&t->old, t->mig_start + t->mig_done, t->old.cap - t->mig_done,
-				    f->ents + f->nents);
-	SL_ASSERT(f->nents == n);
+	f->nents = n;
+	if (reg_init(f, 0, &t->tab, 0, t->tab.cap) < 0 ||
+	    (t->phase == MIGRATING &&
+	     reg_init(f, 1, &t->old, t->mig_start + t->mig_done, t->old.cap - t->mig_done) < 0))
+		goto err;
 	if (t->sp != NULL) {
 		f->kg_spilled = sl_alloc_aligned(NULL, t->nkg * sizeof(size_t), SL_CACHE_LINE);
 		if (f->kg_spilled == NULL)
@@ -256,10 +424,17 @@ int sli_table_freeze(struct sli_table *t, struct sli_table_frozen **out)
 	/* The reader gets f through the checkpoint's hand-over (a mutex): relaxed is enough. */
 	atomic_init(&f->refs, 2);
 	t->snap = f;
+	t->tab.gf = f;
+	t->tab.greg = 0;
+	if (t->phase == MIGRATING) {
+		t->old.gf = f;
+		t->old.greg = 1;
+	}
 	*out = f;
 	return 0;
 err:
 	atomic_init(&f->refs, 1);
+	atomic_init(&f->left, 0); /* nothing to capture: never guarded */
 	sli_table_frozen_put(f);
 	return rc;
 }
@@ -281,6 +456,10 @@ void sli_table_frozen_put(struct sli_table_frozen *f)
 		sli_slab_fini(&f->slab);
 	sl_alloc_free(NULL, f->kg_spilled);
 	sl_alloc_free(NULL, f->ents);
+	for (unsigned g = 0; g < 2; g++) {
+		sl_alloc_free(NULL, f->reg[g].seg);
+		sl_alloc_free(NULL, (void *)f->reg[g].state);
+	}
 	sl_alloc_free(NULL, f);
 }
 
@@ -326,6 +505,9 @@ int sli_table_frozen_partition(struct sli_table_frozen *f, struct sli_table_part
 
 	if (f == NULL || out == NULL)
 		return -EINVAL;
+	capture_all(f); /* what the task has not captured before writing it */
+	/* Relaxed: after capture_all()'s acquire loads of every segment's SEG_DONE. */
+	SL_ASSERT(atomic_load_explicit(&f->fill, memory_order_relaxed) == f->nents);
 	p = sl_alloc_aligned(NULL, sizeof(*p), SL_CACHE_LINE);
 	if (p == NULL)
 		return -ENOMEM;
