@@ -77,6 +77,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <sluice/sl_error.h>
 
@@ -91,10 +94,12 @@
 #define T_CLEAN	 0x2
 
 /*
- * A key table slot, 32 bytes (32-aligned): all an element of an 8-byte
- * key needs on the hot path, so that it touches this slot and nothing
- * else. kw is the key's bytes when KS_WORD is set in id (an 8-byte key:
- * its bytes decide), else its hash (the key's record decides).
+ * The key table is two arrays indexed alike, both open addressing with
+ * linear probing from the same home slot (key_home()): struct kslot, read
+ * by lookups and slow paths, and struct khot, all an element of an armed
+ * 8-byte key needs on the hot path (16 bytes per slot), so that it
+ * touches one cache line and nothing else. kw is the key's bytes when KS_WORD is set in id (an
+ * 8-byte key: its bytes decide), else its hash (the key's record decides).
  *
  * Slicing: the operator has one hot pane start (struct sli_win, hot_*),
  * the same for every key: for input in about time order, nearly all the
@@ -108,40 +113,75 @@
  * nothing it would add to is late or due (the hot path), and the test is
  * two comparisons with values the loop keeps in registers.
  *
- * With a built-in aggregate, batch_word() folds a hot element into delta,
- * not into the pane's accumulator: delta is what the slot owes its pane
- * (the fold's identity when nothing: agg_identity(); always so when the
- * slot is not armed), merged into it (kslot_flush()) before anything
- * reads that accumulator, by one pass over hot_list (hot_sweep()): when
- * the hot pane moves or is turned off, which happens before any window of
- * the pane fires, and before a snapshot (win_flush_all(), which leaves
- * the slots armed). Count, wrapping sum, min and max do not depend on how
- * their folds are grouped, so the merged result is the one the adds in
- * place gave, and the element touches one cache line instead of two (the
- * accumulators of 10k keys did not stay in the L1 cache: bench_window
- * tumbling spent a third of its time waiting on them).
+ * With a built-in aggregate, batch_word() folds a hot element into its
+ * khot's delta, not into the pane's accumulator: delta is what the slot
+ * owes its pane (the fold's identity when nothing: agg_identity(); always
+ * so when the slot is not armed), merged into it (kslot_flush()) before
+ * anything reads that accumulator, by one pass over hot_list
+ * (hot_sweep()): when the hot pane moves or is turned off, which happens
+ * before any window of the pane fires, and before a snapshot
+ * (win_flush_all(), which leaves the slots armed). Count, wrapping sum,
+ * min and max do not depend on how their folds are grouped, so the
+ * merged result is the one the adds in place gave, and the element
+ * touches one cache line instead of two (the accumulators of 10k keys did
+ * not stay in the L1 cache: bench_window tumbling spent a third of its
+ * time waiting on them).
  */
 struct kslot {
 	uint64_t kw;
-	int64_t delta; /* built-in aggregates: folds owed to the armed pane */
-	uint32_t id;   /* key id + 1, | KS_WORD; 0: empty */
-	uint32_t cur;  /* slicing: armed, the key's pane at hot_start, entry + 1; 0: not */
-	uint64_t pad;
+	uint32_t id;  /* key id + 1, | KS_WORD; 0: empty */
+	uint32_t cur; /* slicing: armed, the key's pane at hot_start, entry + 1; 0: not */
 };
-_Static_assert(sizeof(struct kslot) == 32, "two slots per cache line");
+_Static_assert(sizeof(struct kslot) == 16, "four slots per cache line");
 
 /*
- * Where the probe for @hash starts in a key table of @cap slots: an even
- * slot, the first of a cache line. Linear probing from there checks the
- * line's two slots first, so a key that is not in the slot its hash picks
- * but in the other one of the line costs no second line, and the hot path
- * checks both without a branch (batch_word()). With odd homes too, a key
- * one slot past its home was on the next line half the time, and each
- * such key cost a mispredicted loop exit.
+ * The hot half of a slot. w is the key's word while the slot is armed
+ * with an 8-byte key, else the idle word of its line (hot_idle()), which
+ * is chosen so that its own home is another line: no key whose home is
+ * this line equals it. So, for a key whose home is this line, "w is the
+ * key" means "armed with the key", and the hot path tests both with one
+ * comparison per slot, without reading struct kslot. (A key that sits
+ * past its home line is found through struct kslot: an idle word may
+ * equal it there.)
+ *
+ * Why two arrays of 16 bytes per slot instead of one of 32 (id and cur
+ * were next to kw and delta, two slots per line): bench_window tumbling,
+ * 10k keys, measured with cachegrind (simulated 1 MiB last-level cache,
+ * deterministic on a loaded machine) and in alternating runs. (1) The hot
+ * loop reads 16 bytes per key: at the table's load of at most 1/2, 10k
+ * keys take 32k slots, 512 KiB of khot instead of 1 MiB of slots, next
+ * to the input passing through the L2 cache (misses of the table: 0.08
+ * -> 0.03 per element). (2) Four slots per line keep nearly every key in
+ * its home line: with two, a key past it cost the hot loop a probe and a
+ * mispredicted branch (a lower load, 2 MiB of 32-byte slots, was faster
+ * than the 1 MiB table, a higher one, 512 KiB, slower). (3) Armed-ness
+ * is in the word (no cur to load and test per element). Together about
+ * a tenth more engine records per second in the same runs.
+ */
+#define KLINE 4u /* slots per cache line, in both arrays */
+
+/*
+ * A line of KLINE hot halves: their words together, so that the hot path
+ * compares all of them with two vector comparisons (hot_match(): 11
+ * instructions per element, where four scalar comparisons and their
+ * combining took 18).
+ */
+struct khot {
+	uint64_t w[KLINE];
+	int64_t delta[KLINE]; /* built-in aggregates: folds owed to the armed pane */
+};
+_Static_assert(sizeof(struct khot) == 64, "one line per cache line");
+
+/*
+ * Where the probe for @hash starts in a key table of @cap slots: the
+ * first slot of a cache line. Linear probing from there checks the
+ * line's slots first, so a key that is not in the slot its hash picks
+ * but in another one of the line costs no second line, and the hot path
+ * checks all of them without a branch (chunk_word()).
  */
 static inline uint32_t key_home(uint64_t hash, uint32_t cap)
 {
-	return (uint32_t)hash & (cap - 2);
+	return (uint32_t)hash & (cap - KLINE);
 }
 #define KS_WORD	 0x80000000u
 #define KEYS_MAX 0x7ffffffeu /* key ids + 1 stay below KS_WORD */
@@ -243,7 +283,10 @@ struct sli_win {
 	struct wkcold *kcold;
 	uint32_t nkeys, capkeys;
 	struct kslot *ktab; /* open addressing, linear probing, no deletion; 64-byte aligned */
-	uint8_t *kbuf;	    /* a chunk's keys that lie outside its elements (chunk_probe()) */
+	struct khot *khot; /* the hot halves of the slots, by line (struct khot); 64-byte aligned */
+	uint64_t kidle[2]; /* the idle words: [1] in line kidle_line, [0] elsewhere */
+	uint32_t kidle_line;
+	uint8_t *kbuf; /* a chunk's keys that lie outside its elements (chunk_probe()) */
 	size_t kbuf_cap;
 	uint32_t kcap; /* power of two */
 	char *karena;
@@ -528,14 +571,56 @@ static inline int64_t agg_identity(uint32_t kind)
 
 static void hot_off(struct sli_win *w);
 
+/*
+ * The key table hash of an 8-byte key x: a multiply and a fold (every
+ * bit of x reaches the low bits, which pick the home slot). 8-byte keys
+ * are always hashed here, exchange hash or not: one key, one hash.
+ */
+static inline uint64_t hash8(uint64_t x)
+{
+	uint64_t h = x * 0x9e3779b97f4a7c15ull;
+
+	return h ^ (h >> 29);
+}
+
+/* The hot word and delta of slot @i (struct khot). */
+#define HOT_W(w, i)	((w)->khot[(i) / KLINE].w[(i) % KLINE])
+#define HOT_DELTA(w, i) ((w)->khot[(i) / KLINE].delta[(i) % KLINE])
+
+/* The idle word of slot @i (struct khot). */
+static inline uint64_t hot_idle(const struct sli_win *w, uint32_t i)
+{
+	return w->kidle[(i & ~(KLINE - 1)) == w->kidle_line];
+}
+
+/*
+ * Idle words for a table of @cap slots (struct khot): any word for the
+ * lines but one, its home, and for that line a word whose home is
+ * another (the next word does, but for one chance in cap / KLINE).
+ */
+static void hot_idle_pick(struct sli_win *w, uint32_t cap)
+{
+	uint64_t x = 0x51ce0ull;
+
+	w->kidle[0] = x;
+	w->kidle_line = key_home(hash8(x), cap);
+	while (key_home(hash8(++x), cap) == w->kidle_line)
+		;
+	w->kidle[1] = x;
+}
+
 static int key_grow_table(struct sli_win *w)
 {
 	uint32_t ncap = w->kcap ? w->kcap * 2 : 1024;
 	struct kslot *ns = aligned_alloc(64, (size_t)ncap * sizeof(*ns));
+	struct khot *nh = aligned_alloc(64, (size_t)ncap / KLINE * sizeof(*nh));
 
-	if (ns == NULL)
+	if (ns == NULL || nh == NULL) {
+		free(ns);
+		free(nh);
 		return -ENOMEM;
-	hot_off(w); /* hot_list holds slot indices: the slots move */
+	}
+	hot_off(w); /* hot_list holds slot indices: the slots move; nothing owed, none armed */
 	memset(ns, 0, (size_t)ncap * sizeof(*ns));
 	for (uint32_t k = 0; k < w->nkeys; k++) {
 		uint32_t i = key_home(w->kcold[k].hash, ncap);
@@ -545,8 +630,15 @@ static int key_grow_table(struct sli_win *w)
 		ns[i] = w->ktab[w->keys[k].slot];
 		w->keys[k].slot = i;
 	}
+	hot_idle_pick(w, ncap);
+	for (uint32_t i = 0; i < ncap; i++) {
+		nh[i / KLINE].w[i % KLINE] = hot_idle(w, i);
+		nh[i / KLINE].delta[i % KLINE] = agg_identity(w->agg->builtin);
+	}
 	free(w->ktab);
+	free(w->khot);
 	w->ktab = ns;
+	w->khot = nh;
 	w->kcap = ncap;
 	return 0;
 }
@@ -716,7 +808,6 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 	if (len <= 8) {
 		memcpy(&w->keys[id].off, p, len);
 		w->ktab[i] = (struct kslot){ .kw = len == 8 ? w->keys[id].off : hash,
-					     .delta = agg_identity(w->agg->builtin),
 					     .id = (id + 1) | (len == 8 ? KS_WORD : 0) };
 		return w->nkeys++;
 	}
@@ -735,8 +826,7 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 	memcpy(w->karena + w->kused, p, len);
 	w->keys[id].off = w->kused;
 	w->kused += len;
-	w->ktab[i] =
-	    (struct kslot){ .kw = hash, .delta = agg_identity(w->agg->builtin), .id = id + 1 };
+	w->ktab[i] = (struct kslot){ .kw = hash, .id = id + 1 };
 	return w->nkeys++;
 }
 
@@ -755,22 +845,23 @@ static inline void *acc_of(struct sli_win *w, uint32_t e)
 }
 
 /*
- * Merge what slot @k owes its armed pane (its delta) into the pane's
+ * Merge what slot @i owes its armed pane (its delta) into the pane's
  * accumulator, and owe nothing (struct kslot). Custom aggregates never
  * use delta.
  */
-static inline void kslot_flush(struct sli_win *w, struct kslot *k)
+static inline void kslot_flush(struct sli_win *w, uint32_t i)
 {
-	uint32_t kind = w->agg->builtin;
+	uint32_t kind = w->agg->builtin, e = w->ktab[i].cur - 1;
+	int64_t *d = &HOT_DELTA(w, i);
 	int64_t x;
 
-	if (!k->cur || kind == SL_AGG_CUSTOM || k->delta == agg_identity(kind))
+	if (!w->ktab[i].cur || kind == SL_AGG_CUSTOM || *d == agg_identity(kind))
 		return;
-	cow_acc(w, k->cur - 1);
-	memcpy(&x, acc_of(w, k->cur - 1), sizeof(x));
-	sli_agg_fold(kind == SL_AGG_COUNT ? SL_AGG_SUM_I64 : kind, &x, k->delta);
-	memcpy(acc_of(w, k->cur - 1), &x, sizeof(x));
-	k->delta = agg_identity(kind);
+	cow_acc(w, e);
+	memcpy(&x, acc_of(w, e), sizeof(x));
+	sli_agg_fold(kind == SL_AGG_COUNT ? SL_AGG_SUM_I64 : kind, &x, *d);
+	memcpy(acc_of(w, e), &x, sizeof(x));
+	*d = agg_identity(kind);
 }
 
 #define SWEEP_PF 16 /* hot_sweep()'s prefetch distance, in slots */
@@ -780,18 +871,20 @@ static inline void kslot_flush(struct sli_win *w, struct kslot *k)
  * slots of the keys that had elements in the hot pane, not every key.
  * The slots and their accumulators are prefetched ahead, so that the
  * pass is not a cache miss per key, one after the other. With @disarm,
- * the slots are disarmed and the list emptied: the hot pane moves or
- * goes.
+ * the slots are disarmed (their hot words idle again) and the list
+ * emptied: the hot pane moves or goes.
  */
 static void hot_sweep(struct sli_win *w, bool disarm)
 {
 	const bool owe = w->agg->builtin != SL_AGG_CUSTOM; /* custom aggregates never use delta */
 
 	for (uint32_t j = 0; j < w->nhot; j++) {
-		struct kslot *k = &w->ktab[w->hot_list[j]];
+		uint32_t i = w->hot_list[j];
 
-		if (j + SWEEP_PF < w->nhot)
+		if (j + SWEEP_PF < w->nhot) {
 			__builtin_prefetch(&w->ktab[w->hot_list[j + SWEEP_PF]], 1);
+			__builtin_prefetch(&HOT_W(w, w->hot_list[j + SWEEP_PF]), 1);
+		}
 		if (owe && j + SWEEP_PF / 2 < w->nhot) {
 			uint32_t c = w->ktab[w->hot_list[j + SWEEP_PF / 2]].cur;
 
@@ -799,9 +892,11 @@ static void hot_sweep(struct sli_win *w, bool disarm)
 				__builtin_prefetch(acc_of_c(w, c - 1), 1);
 		}
 		if (owe)
-			kslot_flush(w, k);
-		if (disarm)
-			k->cur = 0;
+			kslot_flush(w, i);
+		if (disarm) {
+			w->ktab[i].cur = 0;
+			HOT_W(w, i) = hot_idle(w, i);
+		}
 	}
 	if (disarm)
 		w->nhot = 0;
@@ -1021,6 +1116,7 @@ void sli_win_free(struct sli_win *w)
 	free(w->keys);
 	free(w->kcold);
 	free(w->ktab);
+	free(w->khot);
 	free(w->kbuf);
 	free(w->karena);
 	free(w->ents);
@@ -1644,6 +1740,8 @@ static void hot_note(struct sli_win *w, uint32_t key, uint32_t e, int64_t ps, in
 	    sli_grow((void **)&w->hot_list, &w->caphot, w->nhot + 1, sizeof(*w->hot_list)) < 0)
 		return;
 	k->cur = e + 1;
+	if (k->id & KS_WORD) /* other keys never take chunk_word() */
+		HOT_W(w, w->keys[key].slot) = k->kw;
 	w->hot_list[w->nhot++] = w->keys[key].slot;
 }
 
@@ -1837,18 +1935,6 @@ static int win_element(struct sli_opi *op, struct sl_batch *b, uint32_t i, uint3
 	if (skipped && late_at <= op->watermark)
 		rc = late_element(op, b, i);
 	return rc;
-}
-
-/*
- * The key table hash of an 8-byte key x: a multiply and a fold (every
- * bit of x reaches the low bits, which pick the home slot). 8-byte keys
- * are always hashed here, exchange hash or not: one key, one hash.
- */
-static inline uint64_t hash8(uint64_t x)
-{
-	uint64_t h = x * 0x9e3779b97f4a7c15ull;
-
-	return h ^ (h >> 29);
 }
 
 /*
@@ -2066,86 +2152,108 @@ static int batch_generic(struct sli_opi *op, struct sl_batch *b)
  * The slot of key word @kx, whose home slot (key_home()) is @i, in @ktab:
  * its own, or the empty one ending its probe.
  */
-static inline __attribute__((always_inline)) const struct kslot *
-word_slot(const struct kslot *ktab, uint32_t mask, uint64_t kx, uint32_t i)
+static inline uint32_t word_probe(const struct kslot *ktab, uint32_t mask, uint64_t kx, uint32_t i)
 {
-	const struct kslot *l = &ktab[i]; /* the home line: l[0], l[1] */
-	/*
-	 * The home line's two slots without a branch; the probe goes on from
-	 * i + 2. Bitwise operators, not && and a bool each: GCC compiled
-	 * those into one branch per slot, mispredicted for every key that is
-	 * second in its line (a quarter of them at the table's load).
-	 */
-	uint32_t m0 = (uint32_t)(l[0].kw == kx) & l[0].id >> 31;
-	uint32_t m1 = (uint32_t)(l[1].kw == kx) & l[1].id >> 31;
+	while (ktab[i].id && (ktab[i].kw != kx || !(ktab[i].id & KS_WORD)))
+		i = (i + 1) & mask;
+	return i;
+}
 
-	_Static_assert(KS_WORD == 1u << 31, "KS_WORD is the id's top bit");
-	if (__builtin_expect(m0 | m1, 1))
-		return l + m1;
-	if (ktab[i].id && ktab[i + 1].id) {
-		i = (i + 2) & mask;
-		while (ktab[i].id && (ktab[i].kw != kx || !(ktab[i].id & KS_WORD)))
-			i = (i + 1) & mask;
-		return &ktab[i];
-	}
-	return &ktab[i + (ktab[i].id != 0)]; /* the first empty slot: not found */
+/*
+ * The slot of key word @kx (home @i) when it is not in its home line (or
+ * not armed there): word_probe(), on its own so that the hot loop keeps
+ * its values in registers. Its line's idle word may equal the key
+ * (struct khot): cur decides whether it is armed.
+ */
+static __attribute__((noinline)) uint32_t hot_far(const struct sli_win *w, uint64_t kx, uint32_t i)
+{
+	return word_probe(w->ktab, w->kcap - 1, kx, i);
+}
+
+/*
+ * The slots of line @l whose word is @x, as bit KLINE * k for slot k (at
+ * most one: struct khot). SSE2, x86-64's baseline, has no 64-bit
+ * equality: the 32-bit halves are compared, and both must be equal. The
+ * scalar version hides its comparisons from GCC, which otherwise tests
+ * one of the slots with a branch, mispredicted for a quarter of the keys.
+ */
+static inline __attribute__((always_inline)) uint32_t hot_match(const struct khot *l, uint64_t x)
+{
+#ifdef __SSE2__
+	const __m128i k = _mm_set1_epi64x((long long)x);
+	__m128i e01 = _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)&l->w[0]), k);
+	__m128i e23 = _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)&l->w[2]), k);
+	/* Two bits per 32-bit half: slot k's four bits are 4k .. 4k + 3. */
+	uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_packs_epi32(e01, e23));
+
+	return m & m >> 2 & 0x1111u;
+#else
+	uint32_t h0 = l->w[0] == x, h1 = l->w[1] == x, h2 = l->w[2] == x, h3 = l->w[3] == x;
+
+	__asm__("" : "+r"(h0), "+r"(h1), "+r"(h2), "+r"(h3));
+	return h0 | h1 << 4 | h2 << 8 | h3 << 12;
+#endif
 }
 
 /*
  * Passes 1 and 2 of batch_word() over the chunk at @c0 (@m elements):
- * the key words into @kx, their home slots into @home, prefetched; then a
+ * the key words into @kx, their home lines into @home, prefetched; then a
  * hot element is folded into its slot's delta (the int64_t at @voff,
- * unread for a count), so it touches its slot only; the others are
- * listed in @cold. Return how many are listed. The cold elements' key ids
- * are looked up afterwards (cold_keys()): the hot loop keeps fewer values
- * live. Instantiated per aggregate by chunk_word_fn(), not inlined into
- * batch_word(): on its own, the hot loop keeps its values in registers
- * (inlined into sli_win_batch(), GCC spilled five of them, reloaded per
- * element).
+ * unread for a count), so it touches its struct khot only; the others
+ * are listed in @cold. Return how many are listed. The cold elements' key
+ * ids are looked up afterwards (cold_keys()): the hot loop keeps fewer
+ * values live. Instantiated per aggregate by chunk_word_fn(), not inlined
+ * into batch_word(): on its own, the hot loop keeps its values in
+ * registers (inlined into sli_win_batch(), GCC spilled five of them,
+ * reloaded per element).
  */
 static inline __attribute__((always_inline)) uint32_t
 chunk_word(struct sli_win *w, const struct sl_batch *b, uint32_t c0, uint32_t m, uint32_t kind,
-	   uint32_t koff, uint32_t voff, uint64_t *kx, uint32_t *home, uint32_t *cold)
+	   uint32_t koff, uint32_t voff, uint64_t *kx, uint32_t *home, uint32_t *cold,
+	   uint32_t *cslot)
 {
 	const uint32_t esz = b->elem_size, mask = w->kcap - 1;
-	const int64_t hs = w->hot_start, hl = w->hot_last, *bts = b->ts + c0;
-	struct kslot *ktab = w->ktab;
+	const int64_t hs = w->hot_start, *bts = b->ts + c0;
+	const uint64_t span = (uint64_t)w->hot_last - (uint64_t)hs; /* meaningful when armed */
+	struct khot *khot = w->khot;
 	const uint8_t *data = b->data + (size_t)c0 * esz + voff;
 	const uint8_t *key = b->data + (size_t)c0 * esz + koff;
 	uint32_t ncold = 0;
 
+	_Static_assert(KLINE == 4, "the hot test reads a line of four slots");
+#pragma GCC unroll 4
 	for (uint32_t j = 0; j < m; j++, key += esz) {
 		memcpy(&kx[j], key, 8);
-		home[j] = key_home(hash8(kx[j]), mask + 1);
-		__builtin_prefetch(&ktab[home[j]], 1);
+		home[j] = key_home(hash8(kx[j]), mask + 1) / KLINE;
+		__builtin_prefetch(&khot[home[j]], 1);
 	}
 
 	for (uint32_t j = 0; j < m; j++) {
-		struct kslot *l = &ktab[home[j]], *s;
-		int64_t ts = bts[j];
+		const uint64_t x = kx[j];
+		/* ts in [hs, hl] (hs <= hl): one comparison. */
+		bool in = (uint64_t)bts[j] - (uint64_t)hs <= span;
+		/* Which slot of the home line is armed with this key: struct khot. */
+		uint32_t hit = hot_match(&khot[home[j]], x), slot;
+		int64_t *d, v = 0;
 
-		/*
-		 * Only an armed slot can be hot, and an armed slot holds a key
-		 * (here an 8-byte key: every element's is): the home line's
-		 * second slot if it is armed with this key, else the first. The
-		 * full probe (word_slot(), which finds, in the table it is
-		 * given, a slot we may write) only when that one holds another
-		 * key: the key is further on, or the first slot is empty and not
-		 * the key's (a key 0 matches an empty slot's word: it is not
-		 * armed, so the element is cold, as it should be).
-		 */
-		s = l + ((l[1].kw == kx[j]) & (l[1].cur != 0));
-		if (__builtin_expect(s->kw != kx[j], 0))
-			s = (struct kslot *)word_slot(ktab, mask, kx[j], home[j]);
-		if (__builtin_expect((s->cur != 0) & (ts >= hs) & (ts <= hl), 1)) {
-			int64_t v = 0;
+		if (__builtin_expect(hit != 0, 1)) {
+			unsigned pos = (unsigned)__builtin_ctz(hit) / KLINE;
 
-			if (kind != SL_AGG_COUNT)
-				memcpy(&v, data + (size_t)j * esz, sizeof(v));
-			sli_agg_fold(kind, &s->delta, v);
+			d = &khot[home[j]].delta[pos];
+			slot = home[j] * KLINE + pos;
 		} else {
-			cold[ncold++] = j;
+			slot = hot_far(w, x, home[j] * KLINE); /* past its line, or not armed */
+			d = &HOT_DELTA(w, slot);
+			in = in && w->ktab[slot].cur != 0;
 		}
+		if (__builtin_expect(!in, 0)) {
+			cold[ncold] = j;
+			cslot[ncold++] = slot;
+			continue;
+		}
+		if (kind != SL_AGG_COUNT)
+			memcpy(&v, data + (size_t)j * esz, sizeof(v));
+		sli_agg_fold(kind, d, v);
 	}
 	return ncold;
 }
@@ -2154,9 +2262,9 @@ chunk_word(struct sli_win *w, const struct sl_batch *b, uint32_t c0, uint32_t m,
 #define CHUNK_WORD_FN(name, kind)                                                                \
 	static __attribute__((noinline)) uint32_t name(                                          \
 	    struct sli_win *w, const struct sl_batch *b, uint32_t c0, uint32_t m, uint32_t koff, \
-	    uint32_t voff, uint64_t *kx, uint32_t *home, uint32_t *cold)                         \
+	    uint32_t voff, uint64_t *kx, uint32_t *home, uint32_t *cold, uint32_t *cslot)        \
 	{                                                                                        \
-		return chunk_word(w, b, c0, m, kind, koff, voff, kx, home, cold);                \
+		return chunk_word(w, b, c0, m, kind, koff, voff, kx, home, cold, cslot);         \
 	}
 CHUNK_WORD_FN(chunk_count, SL_AGG_COUNT)
 CHUNK_WORD_FN(chunk_sum, SL_AGG_SUM_I64)
@@ -2165,16 +2273,17 @@ CHUNK_WORD_FN(chunk_max, SL_AGG_MAX_I64)
 
 /*
  * The key ids (NONE: not in the table yet) of the @ncold cold elements
- * @cold of the chunk at @c0 into @kid, and a prefetch of what their slow
- * path reads first, all issued before the first slow path runs.
+ * @cold of the chunk at @c0, whose slots chunk_word() found (@cslot: the
+ * key's, or the empty one where it would go), into @kid, and a prefetch
+ * of what their slow path reads first, all issued before the first slow
+ * path runs: it may grow the table, and the slots move.
  */
 static void cold_keys(const struct sli_win *w, const struct sl_batch *b, uint32_t c0,
-		      const uint64_t *kx, const uint32_t *home, const uint32_t *cold,
-		      uint32_t ncold, uint32_t *kid)
+		      const uint32_t *cold, const uint32_t *cslot, uint32_t ncold, uint32_t *kid)
 {
 	for (uint32_t c = 0; c < ncold; c++) {
 		uint32_t j = cold[c];
-		const struct kslot *s = word_slot(w->ktab, w->kcap - 1, kx[j], home[j]);
+		const struct kslot *s = &w->ktab[cslot[c]];
 
 		kid[c] = s->id ? (s->id & ~KS_WORD) - 1 : NONE;
 		if (s->id)
@@ -2208,19 +2317,19 @@ batch_word(struct sli_opi *op, struct sl_batch *b, uint32_t kind, uint32_t koff,
 {
 	struct sli_win *w = op->win;
 	uint64_t kx[CHUNK];
-	uint32_t home[CHUNK], cold[CHUNK], kid[CHUNK];
+	uint32_t home[CHUNK], cold[CHUNK], cslot[CHUNK], kid[CHUNK];
 	uint32_t n = b->n;
 	int rc = 0;
 
 	for (uint32_t c0 = 0; c0 < n && rc == 0; c0 += CHUNK) {
 		uint32_t m = n - c0 < CHUNK ? n - c0 : CHUNK, ncold;
 
-		ncold =
-		    (kind == SL_AGG_COUNT     ? chunk_count
-		     : kind == SL_AGG_SUM_I64 ? chunk_sum
-		     : kind == SL_AGG_MIN_I64 ? chunk_min
-					      : chunk_max)(w, b, c0, m, koff, voff, kx, home, cold);
-		cold_keys(w, b, c0, kx, home, cold, ncold, kid);
+		ncold = (kind == SL_AGG_COUNT	  ? chunk_count
+			 : kind == SL_AGG_SUM_I64 ? chunk_sum
+			 : kind == SL_AGG_MIN_I64
+			     ? chunk_min
+			     : chunk_max)(w, b, c0, m, koff, voff, kx, home, cold, cslot);
+		cold_keys(w, b, c0, cold, cslot, ncold, kid);
 		for (uint32_t c = 0; c < ncold; c++) {
 			uint32_t j = cold[c];
 

@@ -612,10 +612,10 @@ static void test_forms_equal_reference(void)
 
 /*
  * Hundreds and thousands of keys through the specialised loop, against
- * the reference: keys share the two slots of their home line in the key
- * table and overflow it (the loop checks the pair without a branch, then
- * probes on), the table grows and rehashes, the key rings fill many
- * interleaved groups.
+ * the reference: keys share the four slots of their home line in the key
+ * table and overflow it (the loop checks the line without a branch, then
+ * probes on, hot_far()), the table grows and rehashes, the key rings fill
+ * many interleaved groups.
  */
 static void test_many_keys(void)
 {
@@ -651,15 +651,33 @@ static void test_many_keys(void)
 }
 
 /*
- * The operator's hot pane (core/window.c, struct kslot) against the
- * reference: gen_hot() input moves it forward pane after pane, with
- * elements left behind in older panes (added there, late, or firing a
- * window again), elements far ahead, the key table growing while slots
- * are armed, keys armed only in an older hot pane; watermarks every 7
- * records. The specialised loop and the general path (custom aggregate),
- * which share the hot pane; parallelism 1 and 2.
+ * Keys of gen_hot() input replaced, one in three, by the words the key
+ * table keeps in its idle hot slots (core/window.c, hot_idle_pick(): the
+ * word 0x51ce0 and the ones after it) or 0: a key equal to an idle word
+ * must still be found only in its own slot, armed, at every table size.
  */
-static void test_hot_pane(void)
+static void keys_idle_words(void)
+{
+	for (size_t i = 0; i < nrec; i++) {
+		uint64_t k = (uint64_t)evs[i].key;
+
+		if (k % 3 == 0)
+			evs[i].key = k % 9 == 0 ? 0 : 0x51ce0 + (int64_t)(k / 3 % 4);
+		evs[i].k32 = (uint32_t)evs[i].key;
+	}
+}
+
+/*
+ * The operator's hot pane (core/window.c, struct kslot) against the
+ * reference: gen_hot() input (keys changed by @remap, if not NULL) moves
+ * it forward pane after pane, with elements left behind in older panes
+ * (added there, late, or firing a window again), elements far ahead, the
+ * key table growing while slots are armed, keys armed only in an older
+ * hot pane; watermarks every 7 records. The specialised loop and the
+ * general path (custom aggregate), which share the hot pane; parallelism
+ * 1 and 2.
+ */
+static void hot_pane_run(const char *what, void (*remap)(void))
 {
 	static const struct sl_window_spec specs[] = {
 		{ .kind = SL_WINDOW_TUMBLING, .size = 100, .allowed_lateness = 30 },
@@ -670,6 +688,8 @@ static void test_hot_pane(void)
 
 	for (size_t i = 0; i < SL_ARRAY_SIZE(specs); i++) {
 		gen_hot(900 + i, i == 2 ? 400 : 120);
+		if (remap != NULL)
+			remap();
 		for (int k = 0; k < NKINDS; k++) {
 			struct ref r;
 
@@ -685,10 +705,10 @@ static void test_hot_pane(void)
 				ok = outputs_match(&o, &r);
 				if (!ok)
 					fprintf(stderr,
-						"hot pane: spec %zu %s variant %u: %zu results %zu "
+						"%s: spec %zu %s variant %u: %zu results %zu "
 						"late, reference %zu results %zu late\n",
-						i, kind_names[k], v, o.out.n, o.late.n, r.nout,
-						r.nlate);
+						what, i, kind_names[k], v, o.out.n, o.late.n,
+						r.nout, r.nlate);
 				CU_ASSERT(ok);
 				outputs_fini(&o);
 			}
@@ -703,7 +723,16 @@ static void test_hot_pane(void)
 	CU_ASSERT(total_out > 10000);
 }
 
-/* Sessions are not sliced: built-ins go through the general path; same results. */
+static void test_hot_pane(void)
+{
+	hot_pane_run("hot pane", NULL);
+}
+
+static void test_hot_idle_words(void)
+{
+	hot_pane_run("hot pane, idle words as keys", keys_idle_words);
+}
+
 static void test_sessions(void)
 {
 	struct sl_window_spec spec = { .kind = SL_WINDOW_SESSION,
@@ -814,6 +843,7 @@ int main(void)
 		{ "sessions: built-in = custom", test_sessions },
 		{ "many keys: specialised loop = brute force", test_many_keys },
 		{ "hot pane: moves, stragglers, growth = brute force", test_hot_pane },
+		{ "hot pane: keys equal to idle hot words = brute force", test_hot_idle_words },
 		{ "errors", test_errors },
 		CU_TEST_INFO_NULL,
 	};
