@@ -162,7 +162,7 @@ _Static_assert(sizeof(struct kslot) == 16, "four slots per cache line");
 
 /*
  * A line of KLINE hot halves: their words together, so that the hot path
- * compares all of them with two vector comparisons (hot_match(): 11
+ * compares all of them with two vector comparisons (hot_match(): 9
  * instructions per element, where four scalar comparisons and their
  * combining took 18).
  */
@@ -2160,22 +2160,15 @@ static inline uint32_t word_probe(const struct kslot *ktab, uint32_t mask, uint6
 }
 
 /*
- * The slot of key word @kx (home @i) when it is not in its home line (or
- * not armed there): word_probe(), on its own so that the hot loop keeps
- * its values in registers. Its line's idle word may equal the key
- * (struct khot): cur decides whether it is armed.
- */
-static __attribute__((noinline)) uint32_t hot_far(const struct sli_win *w, uint64_t kx, uint32_t i)
-{
-	return word_probe(w->ktab, w->kcap - 1, kx, i);
-}
-
-/*
- * The slots of line @l whose word is @x, as bit KLINE * k for slot k (at
- * most one: struct khot). SSE2, x86-64's baseline, has no 64-bit
- * equality: the 32-bit halves are compared, and both must be equal. The
- * scalar version hides its comparisons from GCC, which otherwise tests
- * one of the slots with a branch, mispredicted for a quarter of the keys.
+ * The slots of line @l whose word is @x, as bit k for slot k (at most
+ * one: struct khot). SSE2, x86-64's baseline, has no 64-bit equality: the
+ * 32-bit halves are compared, packed to 16 bits (a slot's two halves side
+ * by side in one 32-bit lane) and a lane of all ones is a slot whose
+ * halves are both equal; movmskps takes one bit per lane. (Five
+ * instructions after the loads; the previous pmovmskb of the packed
+ * halves needed three more to combine pairs of bits.) The scalar version
+ * hides its comparisons from GCC, which otherwise tests one of the slots
+ * with a branch, mispredicted for a quarter of the keys.
  */
 static inline __attribute__((always_inline)) uint32_t hot_match(const struct khot *l, uint64_t x)
 {
@@ -2183,16 +2176,67 @@ static inline __attribute__((always_inline)) uint32_t hot_match(const struct kho
 	const __m128i k = _mm_set1_epi64x((long long)x);
 	__m128i e01 = _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)&l->w[0]), k);
 	__m128i e23 = _mm_cmpeq_epi32(_mm_load_si128((const __m128i *)&l->w[2]), k);
-	/* Two bits per 32-bit half: slot k's four bits are 4k .. 4k + 3. */
-	uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_packs_epi32(e01, e23));
+	__m128i both = _mm_cmpeq_epi32(_mm_packs_epi32(e01, e23), _mm_set1_epi32(-1));
 
-	return m & m >> 2 & 0x1111u;
+	return (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(both));
 #else
 	uint32_t h0 = l->w[0] == x, h1 = l->w[1] == x, h2 = l->w[2] == x, h3 = l->w[3] == x;
 
 	__asm__("" : "+r"(h0), "+r"(h1), "+r"(h2), "+r"(h3));
-	return h0 | h1 << 4 | h2 << 8 | h3 << 12;
+	return h0 | h1 << 1 | h2 << 2 | h3 << 3;
 #endif
+}
+
+/*
+ * The elements @far (@nfar, in order) of the chunk at @c0 whose key word
+ * pass 2 of chunk_word() did not find armed in its home line: a key past
+ * its line (found through struct kslot, as word_probe() does; it may be
+ * armed, and its line's idle word may equal it: cur decides, struct
+ * khot), a key not armed, or one not in the table yet. Their slots,
+ * prefetched by pass 2, are probed: the elements of armed keys in the
+ * hot pane are folded as there, the others merged into the @ncold cold
+ * elements @cold (slots @cslot), in element order. Return how many cold
+ * elements there are now. Done after pass 2 rather than in it: there,
+ * each slot was read at once, a cache miss (10k keys: the first element
+ * of each key in each pane) that the loop waited for; and on its own,
+ * with @kind not a constant, this keeps pass 2's loop short.
+ */
+static __attribute__((noinline)) uint32_t chunk_far(struct sli_win *w, const struct sl_batch *b,
+						    uint32_t c0, uint32_t kind, uint32_t voff,
+						    const uint64_t *kx, const uint32_t *home,
+						    const uint32_t *far, uint32_t nfar,
+						    uint32_t *cold, uint32_t *cslot, uint32_t ncold)
+{
+	const uint32_t mask = w->kcap - 1;
+	const uint64_t hs = (uint64_t)w->hot_start, span = (uint64_t)w->hot_last - hs;
+	uint32_t fcold[CHUNK], fslot[CHUNK], nf = 0, n;
+
+	for (uint32_t f = 0; f < nfar; f++) {
+		uint32_t j = far[f], slot = word_probe(w->ktab, mask, kx[j], home[j] * KLINE);
+		int64_t v = 0;
+
+		/* Armed (cur): the hot pane is on, so span is meaningful. */
+		if (w->ktab[slot].cur == 0 || (uint64_t)b->ts[c0 + j] - hs > span) {
+			fcold[nf] = j;
+			fslot[nf++] = slot;
+			continue;
+		}
+		if (kind != SL_AGG_COUNT)
+			memcpy(&v, (const uint8_t *)sl_batch_elem(b, c0 + j) + voff, sizeof(v));
+		sli_agg_fold(kind, &HOT_DELTA(w, slot), v);
+	}
+	/* Merge the two ascending lists from their ends: cold[] has room for the chunk. */
+	n = ncold + nf;
+	for (uint32_t o = n; nf > 0; o--) {
+		if (ncold > 0 && cold[ncold - 1] > fcold[nf - 1]) {
+			cold[o - 1] = cold[ncold - 1];
+			cslot[o - 1] = cslot[--ncold];
+		} else {
+			cold[o - 1] = fcold[nf - 1];
+			cslot[o - 1] = fslot[--nf];
+		}
+	}
+	return n;
 }
 
 /*
@@ -2216,13 +2260,27 @@ chunk_word(struct sli_win *w, const struct sl_batch *b, uint32_t c0, uint32_t m,
 	const int64_t hs = w->hot_start, *bts = b->ts + c0;
 	const uint64_t span = (uint64_t)w->hot_last - (uint64_t)hs; /* meaningful when armed */
 	struct khot *khot = w->khot;
+	const struct kslot *ktab = w->ktab;
 	const uint8_t *data = b->data + (size_t)c0 * esz + voff;
 	const uint8_t *key = b->data + (size_t)c0 * esz + koff;
-	uint32_t ncold = 0;
+	uint32_t ncold = 0, nfar = 0, far[CHUNK];
+	/*
+	 * Pass 1 prefetches the next chunk's elements, if any, one address
+	 * per element of this one (the same offset one chunk on). A source
+	 * that lends its elements (sl_batch_borrow(), a mapped file) hands out
+	 * memory that is in no cache, and the hardware prefetcher stops at
+	 * every 4 KiB page: in bench_window tumbling, the first load of each
+	 * key was the hot loop's most expensive instruction. Spread over the
+	 * pass, not issued all at once: a burst of them stalled on the line
+	 * fill buffers.
+	 */
+	const uintptr_t ahead = c0 + m < b->n ? (uintptr_t)CHUNK * esz : 0;
 
 	_Static_assert(KLINE == 4, "the hot test reads a line of four slots");
 #pragma GCC unroll 4
 	for (uint32_t j = 0; j < m; j++, key += esz) {
+		/* Address arithmetic only: a prefetch past the batch's data never faults. */
+		__builtin_prefetch((const void *)((uintptr_t)key + ahead));
 		memcpy(&kx[j], key, 8);
 		home[j] = key_home(hash8(kx[j]), mask + 1) / KLINE;
 		__builtin_prefetch(&khot[home[j]], 1);
@@ -2233,29 +2291,35 @@ chunk_word(struct sli_win *w, const struct sl_batch *b, uint32_t c0, uint32_t m,
 		/* ts in [hs, hl] (hs <= hl): one comparison. */
 		bool in = (uint64_t)bts[j] - (uint64_t)hs <= span;
 		/* Which slot of the home line is armed with this key: struct khot. */
-		uint32_t hit = hot_match(&khot[home[j]], x), slot;
+		struct khot *l = &khot[home[j]];
+		uint32_t hit = hot_match(l, x), slot;
 		int64_t *d, v = 0;
 
 		if (__builtin_expect(hit != 0, 1)) {
-			unsigned pos = (unsigned)__builtin_ctz(hit) / KLINE;
-
-			d = &khot[home[j]].delta[pos];
-			slot = home[j] * KLINE + pos;
+			/* The slot's number is wanted only when the element is cold. */
+			d = &l->delta[(unsigned)__builtin_ctz(hit)];
+			if (__builtin_expect(!in, 0)) {
+				/* Kept here: GCC computed it for every element. */
+				__asm__("" : "+r"(hit));
+				slot = home[j] * KLINE + (unsigned)__builtin_ctz(hit);
+				goto cold;
+			}
 		} else {
-			slot = hot_far(w, x, home[j] * KLINE); /* past its line, or not armed */
-			d = &HOT_DELTA(w, slot);
-			in = in && w->ktab[slot].cur != 0;
-		}
-		if (__builtin_expect(!in, 0)) {
-			cold[ncold] = j;
-			cslot[ncold++] = slot;
+			/* Past its line, or not armed: chunk_far(), its slot fetched meanwhile. */
+			__builtin_prefetch(&ktab[home[j] * KLINE]);
+			far[nfar++] = j;
 			continue;
 		}
 		if (kind != SL_AGG_COUNT)
 			memcpy(&v, data + (size_t)j * esz, sizeof(v));
 		sli_agg_fold(kind, d, v);
+		continue;
+	cold:
+		cold[ncold] = j;
+		cslot[ncold++] = slot;
 	}
-	return ncold;
+	return nfar ? chunk_far(w, b, c0, kind, voff, kx, home, far, nfar, cold, cslot, ncold)
+		    : ncold;
 }
 
 /* chunk_word() of aggregate @kind, on its own (see there). */

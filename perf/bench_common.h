@@ -316,6 +316,37 @@ static inline int bench_replay_open(void *arg, const struct sl_subtask_info *inf
 }
 
 /*
+ * dst[k] = src[k] + shift for k < n: a replay lap's timestamps. The
+ * pointers are restrict locals because the project builds with
+ * -fno-strict-aliasing: written as out->ts[k] = ..., GCC reloaded out->ts
+ * after every store (an int64_t store might change the pointer) and did
+ * not vectorise the loop, which cost bench_window's tumbling query about
+ * a quarter of the hand-written loop's time per record.
+ *
+ * Each line of 8 is copied after a prefetch of the line n timestamps on,
+ * where the next poll reads: a source polled batch by batch reads its
+ * input in bursts of one 4 KiB page (512 timestamps), with the engine's
+ * work in between, and the hardware prefetcher starts over at each page,
+ * so the copy waited on memory (a read-ahead, as a source over a file
+ * would ask for; the address is not dereferenced, and a prefetch past the
+ * end of the buffer does not fault).
+ */
+static inline void bench_ts_shift(int64_t *restrict dst, const int64_t *restrict src, uint32_t n,
+				  int64_t shift)
+{
+	uint32_t k = 0;
+
+	for (; k + 8 <= n; k += 8) {
+		__builtin_prefetch(
+		    (const void *)((uintptr_t)(src + k) + (uintptr_t)n * sizeof(*src)));
+		for (uint32_t i = 0; i < 8; i++)
+			dst[k + i] = src[k + i] + shift;
+	}
+	for (; k < n; k++)
+		dst[k] = src[k] + shift;
+}
+
+/*
  * Copy the next elements of the @len-element buffer @buf (@esz bytes each,
  * timestamps @ts) into @out, up to its capacity and @count in all; a lap's
  * timestamps are shifted by lap * @lap_span. Returns what a poll returns.
@@ -335,8 +366,7 @@ static inline int bench_replay_poll(struct bench_replay *r, struct sl_batch *out
 		int64_t shift = (int64_t)(lap * lap_span);
 
 		memcpy(sl_batch_elem(out, out->n), (const char *)buf + pos * esz, (size_t)m * esz);
-		for (uint32_t k = 0; k < m; k++)
-			out->ts[out->n + k] = ts[pos + k] + shift;
+		bench_ts_shift(out->ts + out->n, ts + pos, m, shift);
 		out->n += m;
 		done += m;
 		r->next += m;
@@ -368,8 +398,7 @@ static inline int bench_replay_lend(struct bench_replay *r, struct sl_batch *out
 	rc = sl_batch_borrow(out, (const char *)buf + pos * esz, (uint32_t)m);
 	if (rc < 0)
 		return rc;
-	for (uint32_t k = 0; k < (uint32_t)m; k++)
-		out->ts[k] = ts[pos + k] + shift;
+	bench_ts_shift(out->ts, ts + pos, (uint32_t)m, shift);
 	r->next += m;
 	return r->next == count ? (int)m | SL_SOURCE_END : (int)m;
 }

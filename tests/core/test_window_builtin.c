@@ -668,6 +668,40 @@ static void keys_idle_words(void)
 }
 
 /*
+ * Keys of gen_hot() input replaced, one in two, by 24 keys whose key
+ * table hash (a copy of core/window.c's hash8()) has the same 16 low bits
+ * but for the last two: they share one home line of four slots at every
+ * table size up to 65,536 slots, so that most of them sit past it, in a
+ * run of full lines, armed or not (core/window.c, chunk_far(): found
+ * after the chunk's other elements, folded or merged back in order among
+ * the cold ones).
+ */
+static uint64_t hash8_copy(uint64_t x)
+{
+	uint64_t h = x * 0x9e3779b97f4a7c15ull;
+
+	return h ^ (h >> 29);
+}
+
+static void keys_crowded(void)
+{
+	const uint64_t line = hash8_copy(0x7e57) & 0xfffc;
+	int64_t crowd[24];
+	size_t n = 0;
+
+	for (uint64_t x = 0x7e57; n < SL_ARRAY_SIZE(crowd); x++)
+		if ((hash8_copy(x) & 0xfffc) == line)
+			crowd[n++] = (int64_t)x;
+	for (size_t i = 0; i < nrec; i++) {
+		uint64_t k = (uint64_t)evs[i].key;
+
+		if (k % 48 < 24)
+			evs[i].key = crowd[k % 48];
+		evs[i].k32 = (uint32_t)evs[i].key;
+	}
+}
+
+/*
  * The operator's hot pane (core/window.c, struct kslot) against the
  * reference: gen_hot() input (keys changed by @remap, if not NULL) moves
  * it forward pane after pane, with elements left behind in older panes
@@ -731,6 +765,11 @@ static void test_hot_pane(void)
 static void test_hot_idle_words(void)
 {
 	hot_pane_run("hot pane, idle words as keys", keys_idle_words);
+}
+
+static void test_hot_crowded(void)
+{
+	hot_pane_run("hot pane, keys past their home line", keys_crowded);
 }
 
 static void test_sessions(void)
@@ -844,6 +883,7 @@ int main(void)
 		{ "many keys: specialised loop = brute force", test_many_keys },
 		{ "hot pane: moves, stragglers, growth = brute force", test_hot_pane },
 		{ "hot pane: keys equal to idle hot words = brute force", test_hot_idle_words },
+		{ "hot pane: keys past their home line = brute force", test_hot_crowded },
 		{ "errors", test_errors },
 		CU_TEST_INFO_NULL,
 	};
