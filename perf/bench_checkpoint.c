@@ -726,6 +726,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: " PROG " [--runs R] [--count N] [--batch-size B] [--idle busy|sleep]\n"
 		"       [--sink part|null] [--interval DUR] [--dir DIR] [--big] [--skip-sizes]\n"
+		"       [--sizes 10MiB,100MiB,1GiB] [--skip-part1] [--buffered]\n"
 		"       [--part2 window|reduce|both|keyed|all] [--quick] [--json PATH]\n"
 		"  Part 1: throughput of generator -> key_by -> tumbling 1 s count (10k keys) ->\n"
 		"  part-file sink, exactly-once checkpoints every DUR (default 1s) vs off;\n"
@@ -737,6 +738,8 @@ static void usage(FILE *f)
 		"  a keyed reduce of 64-byte elements, both, keyed process state (a 64-byte\n"
 		"  value state per key), or all three. --buffered: a third mode, async-b,\n"
 		"  async with SLUICE_CKPT_DIRECT=0 (checkpoint files through the page cache).\n"
+		"  --sizes: part 2's state sizes, a comma-separated subset (instead of --big);\n"
+		"  --skip-part1, --skip-sizes: leave out part 1, part 2.\n"
 		"  DIR (default $TMPDIR or /tmp) holds the checkpoints and the part files.\n"
 		"  --quick: 4M records, 1 round, 10 MiB only (a smoke test).\n");
 }
