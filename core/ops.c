@@ -16,6 +16,7 @@
 
 #include <sluice/sl_error.h>
 
+#include "sli_cow.h"
 #include "sli_exec.h"
 
 /* ----------------------------------------------------------- collector */
@@ -167,7 +168,18 @@ int sli_op_flush(struct sli_opi *op)
  * its latest timestamp and a copy of the key bytes. The accumulator's
  * strings and the keys live in one growing arena, presented to the
  * collector as the arena of a pseudo batch.
+ *
+ * While an asynchronous snapshot is pending (cow, sli_cow.h), the four
+ * arrays it reads are copy-on-write: an accumulator or a timestamp below
+ * the length at the barrier is written only after sli_cow_w(); key
+ * records and arena bytes are only ever appended (an entry's key and an
+ * accumulator's strings never change), so they need no guard; and an
+ * array that grows moves to a new block, the old one left to the image
+ * (rtab_grow_entries(), arena_reserve()). The hash slots are not in the
+ * image: they change freely.
  */
+enum { RA_ACC, RA_TS, RA_KEY, RA_ARENA, RA_N };
+
 struct sli_rtab {
 	uint64_t *hash;	 /* [cap] */
 	uint32_t *slot;	 /* [cap] entry + 1, 0 = empty */
@@ -176,14 +188,16 @@ struct sli_rtab {
 	int64_t *ts;
 	struct sl_str *key;
 	uint32_t nalloc;
-	struct sl_batch arena;	/* only arena, arena_used, arena_cap, arena_max, alloc used */
-	struct sli_img *frozen; /* the last snapshot image (sli_reduce_freeze()) */
+	struct sl_batch arena;	 /* only arena, arena_used, arena_cap, arena_max, alloc used */
+	struct sli_img *frozen;	 /* the last snapshot image (sli_reduce_freeze()) */
+	struct sli_cow_task cow; /* the image still reading the arrays, if any */
 };
 
 static void rtab_free(struct sli_rtab *t)
 {
 	if (t == NULL)
 		return;
+	sli_cow_finish(&t->cow); /* a checkpoint may still read our arrays */
 	free(t->hash);
 	free(t->slot);
 	free(t->acc);
@@ -244,20 +258,53 @@ static int rtab_grow_slots(struct sli_rtab *t)
 static int rtab_grow_entries(struct sli_rtab *t, uint32_t elem_size)
 {
 	uint32_t nn = t->nalloc ? t->nalloc * 2 : 256;
-	void *a = realloc(t->acc, (size_t)nn * elem_size);
+	void *a =
+	    sli_cow_grow(&t->cow, RA_ACC, t->acc, (size_t)t->n * elem_size, (size_t)nn * elem_size);
 
 	if (a == NULL)
 		return -ENOMEM;
 	t->acc = a;
-	a = realloc(t->ts, (size_t)nn * sizeof(*t->ts));
+	a = sli_cow_grow(&t->cow, RA_TS, t->ts, (size_t)t->n * sizeof(*t->ts),
+			 (size_t)nn * sizeof(*t->ts));
 	if (a == NULL)
 		return -ENOMEM;
 	t->ts = a;
-	a = realloc(t->key, (size_t)nn * sizeof(*t->key));
+	a = sli_cow_grow(&t->cow, RA_KEY, t->key, (size_t)t->n * sizeof(*t->key),
+			 (size_t)nn * sizeof(*t->key));
 	if (a == NULL)
 		return -ENOMEM;
 	t->key = a;
 	t->nalloc = nn;
+	return 0;
+}
+
+/*
+ * Make room for @more bytes in the arena. While a pending image reads the
+ * arena, growing it moves the bytes to a new block of the same allocator
+ * and leaves the old one to the image (sl_batch_add_str() would free it);
+ * else sl_batch_add_str() grows it as it goes.
+ */
+static int arena_reserve(struct sli_rtab *t, uint64_t more)
+{
+	struct sl_batch *b = &t->arena;
+	uint64_t need = (uint64_t)b->arena_used + more, cap = b->arena_cap ? b->arena_cap : 4096;
+	char *na;
+
+	if (need <= b->arena_cap || !sli_cow_live(&t->cow, RA_ARENA))
+		return 0;
+	if (need > b->arena_max)
+		return -E2BIG;
+	while (cap < need)
+		cap *= 2;
+	if (cap > b->arena_max)
+		cap = b->arena_max;
+	na = sl_alloc_aligned(b->alloc, (size_t)cap, 16);
+	if (na == NULL)
+		return -ENOMEM;
+	memcpy(na, b->arena, b->arena_used);
+	sli_cow_retire(&t->cow, RA_ARENA, b->arena);
+	b->arena = na;
+	b->arena_cap = (uint32_t)cap;
 	return 0;
 }
 
@@ -291,11 +338,18 @@ static uint32_t rtab_slot(const struct sli_rtab *t, uint64_t h, const void *k, u
 static long rtab_add(struct sli_rtab *t, const struct sl_type *type, uint32_t j, uint64_t h,
 		     const struct sl_key *k, const void *elem, const struct sl_key *str, int64_t ts)
 {
+	uint64_t bytes = k->len;
 	uint8_t *acc;
 	int rc;
 
 	if (t->n == t->nalloc && rtab_grow_entries(t, type->size) < 0)
 		return -ENOMEM;
+	for (uint32_t s = 0; s < type->nstr; s++)
+		bytes += str[s].len;
+	rc = arena_reserve(t, bytes);
+	if (rc < 0)
+		return rc;
+	/* Entry t->n is past every image's arrays: no guard. */
 	acc = t->acc + (size_t)t->n * type->size;
 	memcpy(acc, elem, type->size);
 	for (uint32_t s = 0; s < type->nstr; s++) {
@@ -353,6 +407,7 @@ static int reduce_batch(struct sli_opi *op, struct sl_batch *b)
 	struct sl_str saved[SL_TYPE_MAX_STR];
 	int rc = 0;
 
+	sli_cow_poll(&t->cow); /* the image copied or dropped: stop guarding */
 	for (uint32_t i = 0; i < b->n; i++) {
 		bool inserted;
 		long e = rtab_find(t, op, b, i, &inserted);
@@ -366,6 +421,7 @@ static int reduce_batch(struct sli_opi *op, struct sl_batch *b)
 		}
 		acc = t->acc + (size_t)e * type->size;
 		if (!inserted) {
+			sli_cow_w(&t->cow, RA_ACC, (size_t)e); /* a pending image may read it */
 			/* The accumulator keeps its own strings (see sl_reduce_fn). */
 			for (uint32_t s = 0; s < type->nstr; s++)
 				memcpy(&saved[s], acc + type->str_off[s], sizeof(saved[s]));
@@ -376,8 +432,10 @@ static int reduce_batch(struct sli_opi *op, struct sl_batch *b)
 				sli_fail(op, rc, "the reduce function failed: %s", sl_strerror(rc));
 				break;
 			}
-			if (b->ts[i] > t->ts[e])
+			if (b->ts[i] > t->ts[e]) {
+				sli_cow_w(&t->cow, RA_TS, (size_t)e);
 				t->ts[e] = b->ts[i];
+			}
 		}
 		if (op->node->reduce_mode == SL_REDUCE_ROLLING) {
 			rc = emit_port(&op->coll, 0, acc, b->ts[i], &t->arena);
@@ -464,16 +522,18 @@ int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 /*
  * Asynchronous snapshots: the table's entry arrays and its arena are flat
  * (the accumulators, their timestamps, the keys' {offset, length}, the
- * bytes of keys and strings), so the image is four memcpy()s at memory
- * bandwidth; the hash slots are not copied (the snapshot does not read
- * them). The coordinator serialises the copies with reduce_serialize()
- * (hashing each key for its key group: most of the serialisation's cost).
- * The image's buffers are refilled at the next barrier unless a
- * checkpoint still holds it (sli_img_reuse()).
+ * bytes of keys and strings), so the image is a segmented copy-on-write
+ * of those four arrays (sli_cow.h): the barrier only records them, the
+ * coordinator copies them (the task copies a segment itself before its
+ * first write into one not copied yet) and serialises the copies with
+ * reduce_serialize() (hashing each key for its key group: most of the
+ * serialisation's cost). The hash slots are not copied (the snapshot does
+ * not read them). The image's buffers are refilled at the next barrier
+ * unless a checkpoint still holds it (sli_img_reuse()).
  */
 struct rimg {
 	struct sli_img h;
-	struct sli_img_buf acc, ts, key, arena;
+	struct sli_cow cow;
 	struct rview v;
 };
 
@@ -481,18 +541,18 @@ static void rimg_destroy(struct sli_img *m)
 {
 	struct rimg *f = (struct rimg *)m;
 
-	sli_img_buf_free(&f->acc);
-	sli_img_buf_free(&f->ts);
-	sli_img_buf_free(&f->key);
-	sli_img_buf_free(&f->arena);
+	sli_cow_fini(&f->cow);
 	free(f);
 }
 
 static int rimg_write(const void *img, struct sl_snap_writer *w)
 {
-	const struct rimg *f = img;
+	/* The image is shared with its task: copying claims its segments. */
+	struct rimg *f = (struct rimg *)img;
 	int rc = sl_snap_section(w, SL_SNAP_OP);
 
+	sli_cow_test_delay();
+	sli_cow_copy_all(&f->cow);
 	return rc < 0 ? rc : reduce_serialize(&f->v, w);
 }
 
@@ -502,23 +562,31 @@ int sli_reduce_freeze(struct sli_opi *op, struct sli_ckpt_image *out)
 {
 	struct sli_rtab *t = op->rtab;
 	const struct sl_type *type = &op->node->type;
-	struct rimg *f = sli_img_reuse(&t->frozen, sizeof(*f), rimg_destroy);
+	struct rimg *f;
 	int rc;
 
+	sli_cow_finish(&t->cow); /* a checkpoint still holds the last image: finish its copy */
+	f = sli_img_reuse(&t->frozen, sizeof(*f), rimg_destroy);
 	if (f == NULL)
 		return -ENOMEM;
-	rc = sli_img_copy(&f->acc, t->acc, (size_t)t->n * type->size);
+	rc = sli_cow_arr_set(&f->cow, RA_ACC, t->acc, t->n, type->size, NULL);
 	if (rc == 0)
-		rc = sli_img_copy(&f->ts, t->ts, (size_t)t->n * sizeof(*t->ts));
+		rc = sli_cow_arr_set(&f->cow, RA_TS, t->ts, t->n, sizeof(*t->ts), NULL);
 	if (rc == 0)
-		rc = sli_img_copy(&f->key, t->key, (size_t)t->n * sizeof(*t->key));
+		rc = sli_cow_arr_set(&f->cow, RA_KEY, t->key, t->n, sizeof(*t->key), NULL);
 	if (rc == 0)
-		rc = sli_img_copy(&f->arena, t->arena.arena, t->arena.arena_used);
+		rc = sli_cow_arr_set(&f->cow, RA_ARENA, t->arena.arena, t->arena.arena_used, 1,
+				     t->arena.alloc);
 	if (rc < 0)
 		return rc; /* the image stays the operator's, to be refilled */
-	f->v =
-	    (struct rview){ f->acc.p, f->ts.p, f->key.p, f->arena.p, t->n, op->info.max_parallelism,
-			    *type };
+	f->v = (struct rview){ f->cow.a[RA_ACC].copy,
+			       (const int64_t *)f->cow.a[RA_TS].copy,
+			       (const struct sl_str *)f->cow.a[RA_KEY].copy,
+			       (const char *)f->cow.a[RA_ARENA].copy,
+			       t->n,
+			       op->info.max_parallelism,
+			       *type };
+	sli_cow_arm(&t->cow, &f->cow, RA_N, &f->h.refs, &op->st->w->x->job->ckpt_counters);
 	sli_img_hand(&f->h);
 	*out = (struct sli_ckpt_image){ &rimg_ops, f };
 	return 0;

@@ -63,6 +63,7 @@
 #include <sluice/sl_state.h>
 #include <sluice/sl_time.h>
 
+#include "kill_loop.h"
 #include "sl_test.h"
 #include "source_gate.h"
 #include "sorted_lines.h"
@@ -708,29 +709,26 @@ static void reference(bool window, struct lines *want)
 	qsort(want->v, want->n, sizeof(*want->v), cmp_str);
 }
 
-static bool has_complete(const char *ck)
+/* One child of kill_loop(): the job under test with checkpoints, at parallelism 2. */
+struct kill_arg {
+	enum kind kind;
+	const char *out, *ck;
+	bool ua, sync;
+};
+
+static int kill_run(void *arg, double rate)
 {
-	DIR *d = opendir(ck);
-	struct dirent *de;
-	bool yes = false;
+	const struct kill_arg *k = arg;
 
-	while (d != NULL && !yes && (de = readdir(d)) != NULL) {
-		char path[700];
-		struct stat sb;
-
-		snprintf(path, sizeof(path), "%s/%s/_metadata", ck, de->d_name);
-		yes = strncmp(de->d_name, "chk-", 4) == 0 && stat(path, &sb) == 0;
-	}
-	if (d != NULL)
-		closedir(d);
-	return yes;
+	return run_job(&(struct setup){ k->kind, k->out, k->ck, 2, rate, k->ua, k->sync });
 }
 
-static void sleep_ms(long ms)
+static void kill_start_over(void *arg)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	const struct kill_arg *k = arg;
 
-	nanosleep(&ts, NULL);
+	fresh_dir(k->out);
+	rm_rf(k->ck);
 }
 
 static void kill_restore(enum kind kind, bool ua, enum snap md)
@@ -746,8 +744,7 @@ static void kill_restore(enum kind kind, bool ua, enum snap md)
 	char out[400], ck[400];
 	struct lines want = { 0 }, got = { 0 };
 	unsigned seed = (unsigned)time(NULL);
-	double rate = 2000;
-	int kills = 0;
+	int kills;
 
 	snprintf(out, sizeof(out), "%s/out-%s%s%s/", tmpdir, names[kind], ua ? "-ua" : "",
 		 modes[md]);
@@ -784,31 +781,8 @@ static void kill_restore(enum kind kind, bool ua, enum snap md)
 	srand(seed);
 	fresh_dir(out);
 	rm_rf(ck);
-	for (int attempt = 0; attempt < 100 && kills < 6; attempt++) {
-		pid_t pid = fork();
-		int status = 0;
-
-		if (pid == 0)
-			_exit(run_job(&(struct setup){ kind, out, ck, 2, rate, ua, sync }) == 0
-				  ? 0
-				  : 1);
-		CU_ASSERT_FATAL(pid > 0);
-		/* Kill only after a checkpoint is complete: the restart must restore. */
-		for (int i = 0; i < 12000 && !has_complete(ck); i++) /* a cap, not a timing */
-			sleep_ms(5);
-		sleep_ms(30 + rand() % 250);
-		if (kill(pid, SIGKILL) == 0 && waitpid(pid, &status, 0) == pid &&
-		    WIFSIGNALED(status)) {
-			kills++;
-			continue;
-		}
-		/* Finished before the kill: start over, so the kills land in one run. */
-		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		fresh_dir(out);
-		rm_rf(ck);
-		kills = 0;
-		rate *= 0.7;
-	}
+	kills = kill_loop(kill_run, kill_start_over, &(struct kill_arg){ kind, out, ck, ua, sync },
+			  ck, 6, 2000, 250);
 	CU_ASSERT(kills == 6);
 	/*
 	 * The last run rescales the join: key groups move between subtasks, and
