@@ -757,9 +757,31 @@ static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 	return rc;
 }
 
+/*
+ * The coordinator dropped its references to the images subtask @sub
+ * handed with checkpoint @id: the subtask may take its final snapshot
+ * (sli_ckpt_final_ready()); wake its worker, which may wait for this.
+ */
+static void images_released(struct sli_ckpt_run *ck, int64_t id, unsigned sub)
+{
+	struct sli_subtask *st = &ck->x->subtasks[sub];
+
+	/*
+	 * Release: pairs with the acquire load in sli_ckpt_final_ready().
+	 * The images synchronise their own memory (their reference counts
+	 * and segment states); this orders our puts before the task's next
+	 * freeze, so that it finds them released.
+	 */
+	atomic_store_explicit(&st->ck.img_released, id, memory_order_release);
+	sli_worker_wake(st->w);
+}
+
+/* The task: hand snapshot @id of subtask @sub (its file, its images) to the coordinator. */
 static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf, size_t len,
 		struct sli_ckpt_defer *defer)
 {
+	if (defer != NULL)
+		ck->x->subtasks[sub].ck.img_handed = id;
 	pthread_mutex_lock(&ck->mu);
 	if (ck->nacks == ck->capacks) {
 		unsigned cap = ck->capacks ? 2 * ck->capacks : 16;
@@ -768,6 +790,7 @@ static void ack(struct sli_ckpt_run *ck, int64_t id, unsigned sub, uint8_t *buf,
 			pthread_mutex_unlock(&ck->mu);
 			free(buf);
 			defer_free(defer);
+			images_released(ck, id, sub);
 			fail_job(ck->x, -ENOMEM, "out of memory acknowledging checkpoint %" PRId64,
 				 id);
 			return;
@@ -903,6 +926,9 @@ static int snapshot_subtask(struct sli_subtask *st, int64_t id, bool forward, bo
 	counter_max(&ck->cnt->max_pause_ns, pause);
 	atomic_fetch_add_explicit(&ck->cnt->total_pause_ns, pause, memory_order_relaxed);
 	atomic_fetch_add_explicit(&ck->cnt->snapshots, 1, memory_order_relaxed);
+	/* Relaxed: the task loaded final_id with acquire before it took this snapshot. */
+	if (id == atomic_load_explicit(&ck->final_id, memory_order_relaxed))
+		counter_max(&ck->cnt->final_max_pause_ns, pause);
 	if (defer) {
 		/* Unaligned: acked with the channel state once every barrier arrived. */
 		st->ck.pend = b.p;
@@ -1268,6 +1294,53 @@ static int commit_now(struct sli_subtask *st)
 	return 0;
 }
 
+int sli_ckpt_subtask_ending(struct sli_subtask *st)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+	int rc;
+
+	if (ck == NULL)
+		return 0;
+	if (st->ck.pend != NULL && (rc = finish_unaligned(st)) < 0)
+		return rc; /* every channel ended: its in-flight data is all recorded */
+	/*
+	 * A source ends the checkpoints here, before its chain ends: no
+	 * barrier is triggered while its subtasks wait in
+	 * sli_ckpt_final_ready(), so none meets a pending image either.
+	 */
+	if (st->task->chain[0]->kind == SLI_SOURCE)
+		return sli_ckpt_source_end(st);
+	return 0;
+}
+
+/*
+ * Flink takes no checkpoint while max-concurrent-checkpoints (1) are in
+ * flight, and with FLIP-147 finished tasks wait for the coordinator's
+ * next checkpoint. Here regular checkpoints never overlap (trigger_one()),
+ * but the final one starts at the end of the input, possibly right after
+ * the subtask handed the images of the last regular one, which the
+ * coordinator serialises one ack after the other (seconds at gigabytes of
+ * state). So the end waits for our own images only: the coordinator
+ * releases them in take_acks() whatever becomes of their checkpoint
+ * (complete, failed, abandoned), and does not stop before the final
+ * checkpoint completes or the job failed (then the worker stops anyway).
+ */
+bool sli_ckpt_final_ready(struct sli_subtask *st)
+{
+	struct sli_ckpt_run *ck = st->w->x->ck;
+
+	/* Acquire: pairs with the release store in images_released(). */
+	if (ck == NULL ||
+	    atomic_load_explicit(&st->ck.img_released, memory_order_acquire) >= st->ck.img_handed)
+		return true;
+	if (!st->ck.final_waited) {
+		st->ck.final_waited = true;
+		/* Relaxed: a statistic. */
+		atomic_fetch_add_explicit(&ck->cnt->final_waits, 1, memory_order_relaxed);
+	}
+	return false;
+}
+
 int sli_ckpt_subtask_end(struct sli_subtask *st)
 {
 	struct sli_ckpt_run *ck = st->w->x->ck;
@@ -1276,13 +1349,6 @@ int sli_ckpt_subtask_end(struct sli_subtask *st)
 
 	if (ck == NULL)
 		return commit_now(st);
-	if (st->ck.pend != NULL && (rc = finish_unaligned(st)) < 0)
-		return rc; /* every channel ended: its in-flight data is all recorded */
-	if (st->task->chain[0]->kind == SLI_SOURCE) {
-		rc = sli_ckpt_source_end(st);
-		if (rc < 0)
-			return rc;
-	}
 	/* Acquire: pairs with the release store in sli_ckpt_source_end(). */
 	f = atomic_load_explicit(&ck->final_id, memory_order_acquire);
 	if (f == 0) {
@@ -1695,6 +1761,8 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		/* Serialised here, not on the task: its pause was the copy. */
 		int rc = f == NULL ? -ESRCH : defer_write(ck, &a[i]);
 		defer_free(a[i].defer);
+		if (a[i].defer != NULL)
+			images_released(ck, a[i].id, a[i].sub);
 		if (rc == 0)
 			rc = wait_file(f, &ck->x->subtasks[a[i].sub], a[i].buf, a[i].len);
 		if (rc < 0) {
@@ -1883,6 +1951,8 @@ static void *coordinator(void *arg)
 			for (unsigned i = 0; i < n; i++) {
 				free(a[i].buf);
 				defer_free(a[i].defer);
+				if (a[i].defer != NULL)
+					images_released(ck, a[i].id, a[i].sub);
 			}
 			pthread_mutex_lock(&ck->mu);
 			break;
@@ -3027,6 +3097,9 @@ int sl_job_checkpoint_stats(const struct sl_job *job, struct sl_checkpoint_stats
 		.inflight_rekeyed =
 		    atomic_load_explicit(&c->inflight_rekeyed, memory_order_relaxed),
 		.sync_fallbacks = atomic_load_explicit(&c->sync_fallbacks, memory_order_relaxed),
+		.final_waits = atomic_load_explicit(&c->final_waits, memory_order_relaxed),
+		.final_max_pause_ns =
+		    atomic_load_explicit(&c->final_max_pause_ns, memory_order_relaxed),
 	};
 	return 0;
 }

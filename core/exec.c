@@ -419,17 +419,31 @@ static int chain_watermark(struct sli_subtask *st, int64_t wm, bool broadcast)
 	return rc;
 }
 
-/* End of all input: finish the chain in order, then tell every consumer. */
+/*
+ * End of all input: finish the chain in order, take the final checkpoint,
+ * then tell every consumer. While the checkpoint coordinator still reads
+ * an earlier snapshot of this subtask, it waits (sli_ckpt_final_ready())
+ * before it does anything else, so that neither the final watermark's
+ * firings nor the final snapshot copy state for that snapshot: the
+ * subtask stays `ending` and step() calls this again.
+ */
 static int end_subtask(struct sli_subtask *st)
 {
 	int rc = 0;
 
+	if (!st->ending) {
+		st->ending = true;
+		rc = sli_ckpt_subtask_ending(st);
+	}
+	if (rc == 0 && !sli_ckpt_final_ready(st))
+		return 0;
+	st->ending = false;
 	/*
 	 * End of bounded input: a final INT64_MAX watermark fires every
 	 * pending event-time timer. A stop (SIGTERM, sl_job_stop) drains
 	 * without it, like Flink's stop without --drain.
 	 */
-	if (st->watermark != INT64_MAX &&
+	if (rc == 0 && st->watermark != INT64_MAX &&
 	    !atomic_load_explicit(&st->w->x->job->stop_requested, memory_order_relaxed)) {
 		st->watermark = INT64_MAX;
 		rc = chain_watermark(st, INT64_MAX, false);
@@ -866,6 +880,13 @@ static enum step_result step(struct sli_subtask *st)
 		st->w->ndone++;
 		return STEP_WORK;
 	}
+	if (st->ending) {
+		/* Its input ended: the final checkpoint waits (end_subtask()); outputs drain. */
+		if (!drain_backlogs(st))
+			return STEP_BACKPRESSURED;
+		end_subtask(st);
+		return st->ending ? STEP_IDLE : STEP_WORK;
+	}
 	/* Rescaled in-flight data (checkpoint.c) before barriers and inputs: nothing cuts it. */
 	if (st->ck.inj_pos < st->ck.ninj) {
 		if (!drain_backlogs(st))
@@ -927,6 +948,9 @@ static bool has_work(struct sli_worker *w)
 			continue;
 		if (st->done || st->ck.inj_pos < st->ck.ninj)
 			return true; /* its backlog drain or restored in-flight data is due */
+		/* Its final checkpoint may go on (the coordinator wakes us too). */
+		if (st->ending && sli_ckpt_final_ready(st))
+			return true;
 		/*
 		 * Restored in-flight data (unaligned checkpoints) is read before
 		 * the ring; a barrier announced ahead of the ring (relaxed: see

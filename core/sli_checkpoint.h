@@ -28,8 +28,11 @@
  * End of input: when the first source ends (or the job is stopped), the
  *  coordinator triggers nothing more; the final checkpoint id F is
  *  fixed then, and every subtask snapshots as checkpoint F when it
- *  finishes (END acts as barrier F). A sink subtask waits for F to be
- *  complete, commits, and only then counts as done.
+ *  finishes (END acts as barrier F): first it waits until the
+ *  coordinator released the images of its previous snapshot
+ *  (sli_ckpt_final_ready()), so that F copies nothing for that one. A
+ *  sink subtask waits for F to be complete, commits, and only then
+ *  counts as done.
  */
 #ifndef SLI_CHECKPOINT_H
 #define SLI_CHECKPOINT_H
@@ -127,6 +130,8 @@ struct sli_ckpt_counters {
 	/* Asynchronous snapshots serialised on the task after a failed copy (snapshot_subtask()).
 	 */
 	_Atomic uint64_t sync_fallbacks;
+	/* The final checkpoint: subtasks whose snapshot waited, its longest pause. */
+	_Atomic uint64_t final_waits, final_max_pause_ns;
 };
 
 void sli_ckpt_opts_init(struct sli_ckpt_opts *o);
@@ -217,6 +222,15 @@ struct sli_ckpt_sub {
 	bool has_2pc;	   /* the chain ends in a two-phase-commit sink */
 	bool prio;	   /* unaligned: poll the inputs' announced barriers */
 	bool final_done;   /* snapshotted as the final checkpoint */
+	bool final_waited; /* the final snapshot waited for img_released (counted once) */
+	/*
+	 * The newest checkpoint whose ack handed operator images to the
+	 * coordinator (the task's), and the newest whose images the
+	 * coordinator released (it stores, the task loads): the final
+	 * snapshot waits until they are equal (sli_ckpt_final_ready()).
+	 */
+	int64_t img_handed;
+	_Atomic int64_t img_released;
 	/* Unaligned: the snapshot taken at the first barrier, acked once all arrived. */
 	uint8_t *pend;
 	size_t pend_len;
@@ -283,7 +297,22 @@ int sli_ckpt_record(struct sli_subtask *st, unsigned c, const struct sl_batch *b
 void sli_ckpt_sub_free(struct sli_subtask *st);
 /* An input channel ended: an alignment may be complete. */
 int sli_ckpt_channel_ended(struct sli_subtask *st);
-/* The subtask finished its input (end_subtask, before END goes on). */
+/*
+ * The subtask finished its input (end_subtask()), before anything else
+ * of its end: ack a pending unaligned snapshot; a source fixes the final
+ * checkpoint's id and sends a barrier triggered before its end first.
+ * Called once. Return 0 or -errno (after sli_fail()).
+ */
+int sli_ckpt_subtask_ending(struct sli_subtask *st);
+/*
+ * May the subtask take its final snapshot now? Not while the coordinator
+ * still reads images of an earlier snapshot of it: the new one would copy
+ * or serialise the whole state on the task (window.c cow_finish(), the
+ * keyed table's -EBUSY). end_subtask() waits, processing nothing, and the
+ * coordinator wakes the worker when it released them.
+ */
+bool sli_ckpt_final_ready(struct sli_subtask *st);
+/* Take the final snapshot (end_subtask(), after the chain ended, before END goes on). */
 int sli_ckpt_subtask_end(struct sli_subtask *st);
 /*
  * A sink chain commits what newly completed checkpoints cover. Return

@@ -136,6 +136,7 @@ struct sli_subtask {
 	struct sli_valve valve;
 	bool src_paused;
 	uint64_t src_clock_ns, src_last_ns;
+	bool ending;  /* end of input: waiting to take the final checkpoint (end_subtask()) */
 	bool done;    /* end of input handled */
 	bool drained; /* done and every backlog sent: counted in ndone */
 	bool dirty;   /* partial output batches wait for a flush */

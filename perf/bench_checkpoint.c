@@ -666,6 +666,8 @@ struct on_stats {
 	double snap_avg;    /* the engine's mean snapshot pause (total_pause_ns / snapshots), ms */
 	uint64_t fallbacks; /* snapshots serialised on the task instead (sync_fallbacks) */
 	uint64_t retired;   /* copy-on-write: arrays grown under a snapshot (cow_retired) */
+	double final_max;   /* the final checkpoint's longest snapshot pause, ms (in snap_max) */
+	uint64_t final_waits; /* subtasks whose final snapshot waited for the previous one */
 };
 
 struct size_stats {
@@ -719,6 +721,8 @@ static void on_figures(const struct run *ro, uint64_t count, struct on_stats *o)
 	    ro->cs.snapshots ? (double)ro->cs.total_pause_ns / ro->cs.snapshots / 1e6 : -1;
 	o->fallbacks = ro->cs.sync_fallbacks;
 	o->retired = ro->cs.cow_retired;
+	o->final_max = (double)ro->cs.final_max_pause_ns / 1e6;
+	o->final_waits = ro->cs.final_waits;
 }
 
 static void usage(FILE *f)
@@ -778,11 +782,13 @@ static void json_state(FILE *f, const char *key, const struct size_stats *zs, un
 				"\"max_duration_ms\":%.2f,\"median_pause_ms\":%.2f,"
 				"\"max_pause_ms\":%.2f,\"engine_max_snapshot_ms\":%.2f,"
 				"\"cow_task_mib\":%.1f,\"cow_retired\":%llu,"
-				"\"on_rec_per_cpu_s\":%.1f}",
+				"\"on_rec_per_cpu_s\":%.1f,\"final_max_snapshot_ms\":%.2f,"
+				"\"final_waits\":%llu,\"sync_fallbacks\":%llu}",
 				m ? "sync" : "async", o->rps, o->nperiodic, o->nfull, o->nckpt,
 				o->bytes_med, o->dur_med, o->dur_max, o->pause_med, o->pause_max,
 				o->snap_max, o->task_mib, (unsigned long long)o->retired,
-				o->cpu_rps);
+				o->cpu_rps, o->final_max, (unsigned long long)o->final_waits,
+				(unsigned long long)o->fallbacks);
 		}
 		fprintf(f, "}");
 		first = false;
@@ -1078,10 +1084,11 @@ int main(int argc, char **argv)
 	for (unsigned op = op0; op <= op1 && want != 0; op++) {
 		printf("\n%s:", opname[op]);
 		printf("\n%-8s %-5s %8s %8s %7s %5s %4s %8s %9s %9s %9s %9s %9s %9s %8s %5s %10s "
-		       "%9s %9s %6s\n",
+		       "%9s %9s %6s %9s %5s\n",
 		       "state", "snap", "off M/s", "on M/s", "on/off", "ckpts", "full", "MiB/ckpt",
 		       "dur p50", "dur max", "pause p50", "pause max", "noise max", "snap max",
-		       "task MiB", "grown", "CPU on/off", "+CPU/ckpt", "snap avg", "fallbk");
+		       "task MiB", "grown", "CPU on/off", "+CPU/ckpt", "snap avg", "fallbk",
+		       "final max", "fwait");
 		for (unsigned q = 0; q < 3; q++) {
 			const struct size_stats *z = &zs[op][q];
 
@@ -1092,7 +1099,7 @@ int main(int argc, char **argv)
 
 				printf("%-8s %-5s %8.2f %8.2f %7.3f %5u %4u %8.1f %7.1fms %7.1fms "
 				       "%7.1fms %7.1fms %7.1fms %7.1fms %8.1f %5llu %10.3f %7.0fms "
-				       "%7.2fms %6llu\n",
+				       "%7.2fms %6llu %7.1fms %5llu\n",
 				       z->name, mode_name[m], z->off_rps / 1e6, o->rps / 1e6,
 				       o->rps / z->off_rps, o->nperiodic, o->nfull,
 				       o->bytes_med / (1 << 20), o->dur_med, o->dur_max,
@@ -1100,7 +1107,8 @@ int main(int argc, char **argv)
 				       o->task_mib, (unsigned long long)o->retired,
 				       o->cpu_rps / z->off_cpu_rps,
 				       (o->cpu_ms - z->off_cpu_ms) / (o->nckpt ? o->nckpt : 1),
-				       o->snap_avg, (unsigned long long)o->fallbacks);
+				       o->snap_avg, (unsigned long long)o->fallbacks, o->final_max,
+				       (unsigned long long)o->final_waits);
 			}
 			if (z->on[0].pause_med > 0 && z->on[1].pause_med > 0 &&
 			    z->on[1].snap_max > 0)
@@ -1136,7 +1144,10 @@ int main(int argc, char **argv)
 		    "every "
 		    "checkpoint\nincluded, the final one too); fallbk: snapshots serialised on the "
 		    "task because the copy\nfailed or the state's previous copy-on-write snapshot "
-		    "was still read (sync_fallbacks).\n");
+		    "was still read (sync_fallbacks);\nfinal max: the longest snapshot of the "
+		    "final checkpoint at the end of input (final_max_pause_ns,\nalso in snap "
+		    "max); fwait: subtasks whose final snapshot first waited for the coordinator "
+		    "to\nrelease their previous snapshot (final_waits).\n");
 	printf("task MiB: state the task copied itself (cow_task_bytes), grown: arrays it "
 	       "grew "
 	       "under a snapshot\n(cow_retired); CPU on/off: records per CPU-second of the "

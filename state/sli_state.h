@@ -198,9 +198,11 @@ struct sli_table_stats {
 	 * their bytes; blocks it let go that a snapshot still held
 	 * (freed at its release); freezes refused because the previous
 	 * snapshot was still being read; waits for a snapshot's reader
-	 * (no memory for a copy). Now: a snapshot pending, bytes held.
+	 * (no memory for a copy); fresh marks a freeze cleared (those
+	 * of the snapshot before the previous one that drain() had not
+	 * cleared yet). Now: a snapshot pending, bytes held.
 	 */
-	uint64_t cow_copies, cow_bytes, cow_deferred, cow_busy, cow_waits;
+	uint64_t cow_copies, cow_bytes, cow_deferred, cow_busy, cow_waits, cow_fresh_sync;
 	size_t cow_held_bytes;
 	int cow_pending;
 };

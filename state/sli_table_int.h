@@ -28,11 +28,18 @@ struct sli_pvec {
 #define SEG_MASK  (SEG_SLOTS - 1)
 #define MIN_CAP	  64
 
-#define F_LINKED 1u  /* has a ring after the header: namespaced entry or anchor */
-#define F_ANCHOR 2u  /* head of the ring of one (state, key)'s namespaced entries */
-#define F_REF	 4u  /* used since the clock hand last passed (spilling) */
-#define F_FRESH	 8u  /* created while a snapshot is pending: not the snapshot's (table_snap.c) */
-#define F_PIN	 16u /* a pinned copy, never in the table (nor in a snapshot) */
+#define F_LINKED 1u /* has a ring after the header: namespaced entry or anchor */
+#define F_ANCHOR 2u /* head of the ring of one (state, key)'s namespaced entries */
+#define F_REF	 4u /* used since the clock hand last passed (spilling) */
+/*
+ * Created while a snapshot is pending: not the snapshot's (table_snap.c).
+ * Successive snapshots use the two bits in turn (t->fresh_bit), so that a
+ * freeze need not clear the bits its predecessor left (F_FRESH: either).
+ */
+#define F_FRESH_A 8u
+#define F_FRESH_B 32u
+#define F_FRESH	  (F_FRESH_A | F_FRESH_B)
+#define F_PIN	  16u /* a pinned copy, never in the table (nor in a snapshot) */
 
 struct sli_entry {
 	int64_t expiry;
@@ -109,7 +116,11 @@ struct sli_table {
 	char errmsg[600];
 	/* Copy-on-write snapshots (table_snap.c): the pending one, or NULL. */
 	struct sli_table_frozen *snap;
-	struct sli_pvec fresh; /* entries allocated while it is pending (F_FRESH) */
+	struct sli_pvec fresh; /* entries allocated while it is pending (fresh_bit) */
+	/* Those of the snapshot before (the other bit), whose bits drain() still clears. */
+	struct sli_pvec fresh_old;
+	uint8_t
+	    fresh_bit; /* the pending (or last) snapshot's: F_FRESH_A or F_FRESH_B; 0: none yet */
 	struct sli_pvec grave; /* blocks it may read that the table let go: freed after it */
 	size_t grave_bytes;
 };
@@ -234,13 +245,14 @@ static inline void flags_clear(struct sli_entry *e, unsigned f)
 
 /*
  * Is @e one the pending snapshot may read? Every entry in the table at
- * the barrier is; entries allocated since (F_FRESH) and pinned copies
- * (F_PIN) are not. The task must copy such an entry before writing its
- * header or value, and must not free it until the snapshot is released.
+ * the barrier is; entries allocated since (t->fresh_bit) and pinned copies
+ * (F_PIN) are not: an entry with only the other bit was allocated while the
+ * previous snapshot was pending, before this one's barrier. The task must copy such an entry before
+ * writing its header or value, and must not free it until the snapshot is released.
  */
 static inline bool snap_shared(const struct sli_table *t, const struct sli_entry *e)
 {
-	return t->snap != NULL && !(e->flags & (F_FRESH | F_PIN));
+	return t->snap != NULL && !(e->flags & (t->fresh_bit | F_PIN));
 }
 
 /*
@@ -260,7 +272,7 @@ static inline void slot_guard(const struct stab *st, size_t i)
 /* Capture what the pending snapshot has not yet, on the task, and stop guarding. */
 void sli_snap_unguard(struct sli_table *t);
 
-/* An entry was allocated: while a snapshot is pending, mark it F_FRESH. */
+/* An entry was allocated: while a snapshot is pending, mark it (t->fresh_bit) and list it. */
 void sli_snap_fresh(struct sli_table *t, struct sli_entry *e);
 /*
  * The table lets go of block @e: true when the pending snapshot keeps it

@@ -707,7 +707,7 @@ static void spill_gone(void *arg, const struct sli_spill_rec *r)
 static void block_free(struct sli_table *t, struct sli_entry *e)
 {
 	/* A fresh entry still listed after the snapshot went: see drain() in table_snap.c. */
-	if ((t->snap == NULL && t->fresh.n == 0) || !sli_snap_retire(t, e))
+	if ((t->snap == NULL && t->fresh.n == 0 && t->fresh_old.n == 0) || !sli_snap_retire(t, e))
 		sli_slab_free(&t->slab, e, e->cls);
 }
 
@@ -879,7 +879,7 @@ static int maintain(struct sli_table *t)
 
 	if (t->pins != NULL)
 		pins_free(t);
-	if (t->snap != NULL || t->fresh.n != 0 || t->grave.n != 0)
+	if (t->snap != NULL || t->fresh.n != 0 || t->fresh_old.n != 0 || t->grave.n != 0)
 		sli_snap_poll(t); /* release the snapshot; then drain what it left */
 	if (t->sp == NULL)
 		return 0;

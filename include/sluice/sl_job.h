@@ -672,12 +672,21 @@ struct sl_checkpoint_stats {
 	 * Operator snapshots serialised on the task (a longer pause) although
 	 * asynchronous snapshots were on, because the copy failed: out of
 	 * memory, or the operator's previous copy-on-write snapshot was still
-	 * being read. The latter happens only when two checkpoints overlap: the
-	 * final checkpoint at the end of the input starts while the last
-	 * regular one may still be written, and the barriers of a failed
-	 * checkpoint may still be in the rings when the next one starts.
+	 * being read. The latter happens only when the barriers of a failed
+	 * checkpoint may still be in the rings when the next one starts: a
+	 * regular checkpoint is triggered only when none is in flight, and
+	 * the final one (at the end of the input) waits for the earlier
+	 * snapshot of each subtask to be released (final_waits).
 	 */
 	uint64_t sync_fallbacks;
+	/**
+	 * The final checkpoint: subtasks whose snapshot waited at the end of
+	 * their input until the checkpoint thread had released their previous
+	 * snapshot's images (they process nothing meanwhile), and the longest
+	 * pause of its snapshots (included in max_pause_ns too).
+	 */
+	uint64_t final_waits;
+	uint64_t final_max_pause_ns;
 };
 
 /**

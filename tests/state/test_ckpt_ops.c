@@ -428,6 +428,34 @@ static struct sl_checkpoint_stats g_cs;
 static struct sl_job *g_gate_job;
 static uint64_t g_gate_ckpts, g_gated;
 
+/*
+ * With g_gate_end (a run with checkpoints), the gate holds the end of the
+ * input, every line passed, until a checkpoint has begun that was
+ * triggered after all of them passed: one triggered after a checkpoint
+ * completed since then (g_all_c: how many had completed when the gate
+ * first held), and after the second one. A checkpoint has begun when the
+ * snapshots outnumber those of the completed ones (one per subtask): the
+ * source takes each barrier first, and none is triggered before the
+ * previous one completed. The end then follows that barrier, while the coordinator
+ * still serialises the images it is acked with (the test delays it). Then
+ * g_end_open is set and g_open_cow records cow_task_bytes; with
+ * g_stop_at_end, the gate stops the job instead of letting the end pass.
+ */
+static bool g_gate_end, g_stop_at_end, g_end_open, g_all_seen;
+static uint64_t g_open_cow, g_all_c;
+
+static bool next_begun(const struct sl_checkpoint_stats *cs)
+{
+	uint64_t nsub = (uint64_t)sl_job_task_stats(g_gate_job, NULL, 0);
+
+	if (!g_all_seen) {
+		g_all_seen = true;
+		g_all_c = cs->completed;
+	}
+	return cs->completed >= 2 && cs->completed > g_all_c &&
+	       cs->snapshots > nsub * cs->completed;
+}
+
 static int gate_poll(void *state, struct sl_batch *out)
 {
 	struct sl_checkpoint_stats cs = { 0 };
@@ -436,6 +464,17 @@ static int gate_poll(void *state, struct sl_batch *out)
 	sl_job_checkpoint_stats(g_gate_job, &cs);
 	if (cs.completed < g_gate_ckpts)
 		room = NREC * 9 / 10 > g_gated ? NREC * 9 / 10 - g_gated : 0;
+	if (g_gate_end && !g_end_open) {
+		room = NREC > g_gated ? NREC - g_gated : 0;
+		if (room == 0 && next_begun(&cs)) {
+			g_end_open = true;
+			g_open_cow = cs.cow_task_bytes;
+			if (g_stop_at_end)
+				sl_job_stop(g_gate_job); /* the source ends at its next step */
+			else
+				room = UINT64_MAX;
+		}
+	}
 	return gated_poll(&sl_lines_ops, &g_gated, state, out, room);
 }
 
@@ -483,8 +522,10 @@ static int run_job(const struct setup *s)
 			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
 	rc_.path = rpath;
 	gate_ops.poll = gate_poll;
-	l = sl_set_parallelism(
-	    sl_source(job, "left", g_gate_ckpts > 0 ? &gate_ops : &sl_lines_ops, &lc, in_type), 1);
+	l = sl_set_parallelism(sl_source(job, "left",
+					 g_gate_ckpts > 0 || g_gate_end ? &gate_ops : &sl_lines_ops,
+					 &lc, in_type),
+			       1);
 	/* The keyed process function: another key, many of them (a small state-memory spills). */
 	l = sl_assign_watermarks(l, &ws);
 	l = s->kind == AGG_BUILTIN
@@ -841,12 +882,13 @@ KILL_TEST(test_agg_builtin, AGG_BUILTIN, false, ASYNC)
  * still pending (state/table_snap.c: -EBUSY, serialised on the task)? The
  * coordinator triggers a checkpoint only when none is in flight, and drops
  * its reference to each image as it takes the ack, before the checkpoint
- * completes: regular checkpoints never overlap. Only the final checkpoint
+ * completes: regular checkpoints never overlap. The final checkpoint
  * (numbered after the last triggered one, begun when the input ends while
- * that one may still be written) and the one after a failed checkpoint
- * (whose barriers may still be on their way) can. So a long uninterrupted
- * run with checkpoints every 5 ms, none failed, falls back at most once
- * per keyed subtask, at the end.
+ * that one may still be written) waits for the subtask's images to be
+ * released (core/checkpoint.c sli_ckpt_final_ready()). Only the one after a
+ * failed checkpoint (whose barriers may still be on their way) can overlap.
+ * So a long uninterrupted run with checkpoints every 5 ms, none failed,
+ * never falls back.
  */
 static void test_keyed_busy(void)
 {
@@ -864,7 +906,84 @@ static void test_keyed_busy(void)
 	       g_cs.completed, g_cs.failed, g_cs.snapshots, g_cs.sync_fallbacks);
 	CU_ASSERT(g_cs.completed >= 5); /* many checkpoints (the gate waited for them) */
 	CU_ASSERT(g_cs.failed == 0);
-	CU_ASSERT(g_cs.sync_fallbacks <= 2); /* parallelism 2: the final checkpoint's at most */
+	CU_ASSERT(g_cs.sync_fallbacks == 0); /* was <= 2 (one per subtask, the final checkpoint) */
+}
+
+/*
+ * The final checkpoint at the end of the input must not copy or serialise
+ * the state on the task because the coordinator still reads the images of
+ * the last regular checkpoint (SLUICE_TEST_SNAPSHOT_DELAY_MS makes it
+ * slow): the end waits for them (core/checkpoint.c sli_ckpt_final_ready()).
+ * The gate (g_gate_end) lets the end follow a barrier whose images are
+ * pending. Counted by the engine: no synchronous fallback (the keyed-state
+ * table refuses a second freeze while one is pending) and, for the
+ * aggregate windows, no state copied by the task after the gate opened
+ * (window.c cow_finish(), or firing at the final watermark into frozen
+ * segments; nothing else is written after that barrier). The committed
+ * output must equal the reference; with @stop, the job is stopped while
+ * the snapshot is pending, and a second run restored from the stop's
+ * final checkpoint must complete it to exactly the reference.
+ */
+static void final_waits(enum kind kind, bool stop)
+{
+	char out[400], ck[400];
+	struct lines want = { 0 }, got = { 0 };
+
+	snprintf(out, sizeof(out), "%s/out-final-%d-%d/", tmpdir, (int)kind, stop);
+	snprintf(ck, sizeof(ck), "%s/ck-final-%d-%d", tmpdir, (int)kind, stop);
+	fresh_dir(out);
+	if (kind == AGG_SLIDE) {
+		slides(&want, false);
+		qsort(want.v, want.n, sizeof(*want.v), cmp_str);
+	} else {
+		/* Firings follow the watermarks: the reference is an uninterrupted run. */
+		CU_ASSERT(run_job(&(struct setup){ kind, out, NULL, 2, 0, false, false }) == 0);
+		committed(out, &want);
+		fresh_dir(out);
+	}
+	CU_ASSERT(want.n > 300);
+	rm_rf(ck);
+	CU_ASSERT_FATAL(setenv("SLUICE_TEST_SNAPSHOT_DELAY_MS", "150", 1) == 0);
+	g_gate_end = true;
+	g_stop_at_end = stop;
+	g_end_open = g_all_seen = false;
+	CU_ASSERT(run_job(&(struct setup){ kind, out, ck, 2, 0, false, false }) == 0);
+	g_gate_end = g_stop_at_end = false;
+	CU_ASSERT(unsetenv("SLUICE_TEST_SNAPSHOT_DELAY_MS") == 0);
+	printf("\n  %" PRIu64 " checkpoints, %" PRIu64 " failed, %" PRIu64 " final waits, %" PRIu64
+	       " synchronous fallbacks, %" PRIu64 " bytes copied by tasks after the gate ",
+	       g_cs.completed, g_cs.failed, g_cs.final_waits, g_cs.sync_fallbacks,
+	       g_cs.cow_task_bytes - g_open_cow);
+	CU_ASSERT(g_end_open); /* the end followed a barrier of a checkpoint in flight */
+	CU_ASSERT(g_cs.failed == 0);
+	CU_ASSERT(g_cs.sync_fallbacks == 0);
+	if (kind == AGG_SLIDE)
+		CU_ASSERT(g_cs.cow_task_bytes == g_open_cow);
+	if (stop) {
+		/* The stop's final checkpoint holds every line: the restored run only ends. */
+		CU_ASSERT(run_job(&(struct setup){ kind, out, ck, 2, 0, false, false }) == 0);
+		CU_ASSERT(g_cs.restored_id > 0);
+	}
+	committed(out, &got);
+	CU_ASSERT(same(stop ? "stopped while a snapshot was pending, restored" : "final waited",
+		       &got, &want) == 0);
+	lines_free(&got);
+	lines_free(&want);
+}
+
+static void test_final_keyed(void)
+{
+	final_waits(KEYED, false);
+}
+
+static void test_final_window(void)
+{
+	final_waits(AGG_SLIDE, false);
+}
+
+static void test_final_stop(void)
+{
+	final_waits(AGG_SLIDE, true);
 }
 
 int main(void)
@@ -906,9 +1025,18 @@ int main(void)
 		  test_keyed_sync },
 		{ "keyed process, async snapshots whose copy fails now and then: kill -9, restore",
 		  test_keyed_fault },
-		{ "keyed process, checkpoints every 5 ms: a copy-on-write snapshot is busy only at "
-		  "the final checkpoint",
+		{ "keyed process, checkpoints every 5 ms: a copy-on-write snapshot is never busy, "
+		  "the final checkpoint included",
 		  test_keyed_busy },
+		{ "keyed process: the final checkpoint waits for the previous snapshot's images, "
+		  "no synchronous fallback",
+		  test_final_keyed },
+		{ "aggregate sliding windows: the final checkpoint waits for the previous "
+		  "snapshot's images, the task copies nothing",
+		  test_final_window },
+		{ "aggregate sliding windows: stopped while the previous snapshot is pending, "
+		  "restored: the reference",
+		  test_final_stop },
 		{ "interval join, unaligned checkpoints (in-flight data): kill -9, restore, "
 		  "rescale",
 		  test_interval_unaligned },
