@@ -222,9 +222,10 @@ static void reference(struct lines *want)
 
 static void fresh(const char *out, const char *ck)
 {
-	char cmd[1000];
+	char cmd[1300];
+	int n = snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' && mkdir -p '%s'", out, ck, out);
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' && mkdir -p '%s'", out, ck, out);
+	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(cmd));
 	CU_ASSERT_FATAL(system(cmd) == 0);
 }
 
