@@ -438,30 +438,12 @@ static void defer_free(struct sli_ckpt_defer *d)
 	}
 }
 
-/* The aggregate window's image (window.c) through the vtable. */
-static int win_image_write(const void *img, struct sl_snap_writer *w)
-{
-	return sli_win_frozen_write(img, w);
-}
-
-static void win_image_put(void *img)
-{
-	sli_win_frozen_put(img);
-}
-
-static const struct sli_ckpt_image_ops win_image_ops = { win_image_write, win_image_put };
-
 /* Freeze @op into @im. 0; -ENOMEM (no copy); 1: @op's kind has no image. */
 static int freeze(struct sli_opi *op, struct sli_ckpt_image *im)
 {
-	struct sli_win_frozen *fz;
-
 	switch (op->node->kind) {
 	case SLI_WINDOW:
-		if (sli_win_freeze(op, &fz) < 0)
-			return -ENOMEM;
-		*im = (struct sli_ckpt_image){ &win_image_ops, fz };
-		return 0;
+		return sli_win_freeze(op, im);
 	case SLI_REDUCE:
 		return sli_reduce_freeze(op, im);
 	case SLI_WINDOW_JOIN:

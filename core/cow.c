@@ -35,7 +35,10 @@ static void seg_copy(struct sli_cow_arr *a, size_t s)
 
 	if (hi > a->n)
 		hi = a->n;
-	memcpy(a->copy + lo * a->esz, a->src + lo * a->esz, (hi - lo) * a->esz);
+	if (a->copy_fields != NULL)
+		a->copy_fields(a->copy + lo * a->esz, a->src + lo * a->esz, hi - lo);
+	else
+		memcpy(a->copy + lo * a->esz, a->src + lo * a->esz, (hi - lo) * a->esz);
 }
 
 /*
@@ -57,7 +60,8 @@ static bool seg_claim(struct sli_cow_arr *a, size_t s)
 	    atomic_compare_exchange_strong_explicit(st, &v, SLI_SEG_BUSY, memory_order_acquire,
 						    memory_order_acquire)) {
 		seg_copy(a, s);
-		/* Release: pairs with the acquire loads above and below, and in sli_cow_w(). */
+		/* Release: pairs with the acquire loads above and below, and in
+		 * sli_cow_w_pending(). */
 		atomic_store_explicit(st, SLI_SEG_DONE, memory_order_release);
 		return true;
 	}

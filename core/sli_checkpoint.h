@@ -307,7 +307,7 @@ int sli_ckpt_subtask_ending(struct sli_subtask *st);
 /*
  * May the subtask take its final snapshot now? Not while the coordinator
  * still reads images of an earlier snapshot of it: the new one would copy
- * or serialise the whole state on the task (window.c cow_finish(), the
+ * or serialise the whole state on the task (sli_cow_finish(), the
  * keyed table's -EBUSY). end_subtask() waits, processing nothing, and the
  * coordinator wakes the worker when it released them.
  */

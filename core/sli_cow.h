@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sli_cow.h — segmented copy-on-write of flat state arrays for
- * asynchronous snapshots (cow.c), the design of window.c's images made
- * reusable: the keyed reduce (ops.c) uses it.
+ * asynchronous snapshots (cow.c), used by the aggregate windows
+ * (window.c) and the keyed reduce (ops.c).
  *
  * At the barrier the task only records what the image reads: up to
  * SLI_COW_MAX arrays, each with its length then, cut into segments of
@@ -21,7 +21,9 @@
  * to the image, which frees it once copied (sli_cow_grow(),
  * sli_cow_retire()); the old block no longer changes. Elements appended
  * past an array's length at the barrier need no guard: the image never
- * reads them.
+ * reads them. Nor do the fields of an element that the image does not
+ * read when its array copies only the others (copy_fields: e.g. the
+ * window's list links and timer marks): the task writes those freely.
  *
  * The task stops guarding when the coordinator has copied everything or
  * dropped the image (sli_cow_poll()); at the next barrier, or the
@@ -61,6 +63,12 @@ struct sli_cow_arr {
 	/* src once the task moved to a new block (freed after the copy), or the "done" mark */
 	_Atomic(void *) retired;
 	const struct sl_allocator *alloc; /* what frees a retired block (NULL: free()) */
+	/*
+	 * Copies @n elements from @src to @dst, only the fields the image
+	 * reads, when the task writes others unguarded (NULL: memcpy()). Set
+	 * by the image's owner after sli_cow_arr_set(); both sides copy with it.
+	 */
+	void (*copy_fields)(void *dst, const void *src, size_t n);
 };
 
 /* The shared part, inside an image. Zeroed memory is an empty one. */
@@ -100,22 +108,31 @@ void sli_cow_arm(struct sli_cow_task *t, struct sli_cow *c, unsigned narr,
 void sli_cow_touch(struct sli_cow_task *t, unsigned ai, size_t i);
 
 /*
+ * sli_cow_w() once the caller knows that an image is pending (t->img not
+ * NULL), for loops that test that once per batch. Acquire, on
+ * SLI_SEG_DONE: pairs with the release store of SLI_SEG_DONE in cow.c's
+ * seg_claim() by the coordinator, whose reads of the segment happen
+ * before our write.
+ */
+static inline void sli_cow_w_pending(struct sli_cow_task *t, unsigned ai, size_t i)
+{
+	const struct sli_cow_arr *c = &t->img->a[ai];
+
+	if ((t->live & 1u << ai) && i < c->n &&
+	    atomic_load_explicit(&c->seg[i >> c->shift], memory_order_acquire) != SLI_SEG_DONE)
+		sli_cow_touch(t, ai, i);
+}
+
+/*
  * The task, before writing element @i of array @ai: copy its segment
  * first if an image may still read it. Inline: cheap when nothing is
- * pending or the segment is copied. Acquire, on SLI_SEG_DONE: pairs with
- * the release store of SLI_SEG_DONE in cow.c's seg_claim() by the
- * coordinator, whose reads of the segment happen before our write.
+ * pending or the segment is copied (sli_cow_w_pending(): its acquire load
+ * pairs with the coordinator's release store of SLI_SEG_DONE).
  */
 static inline void sli_cow_w(struct sli_cow_task *t, unsigned ai, size_t i)
 {
-	if (__builtin_expect(t->img != NULL, 0)) {
-		const struct sli_cow_arr *c = &t->img->a[ai];
-
-		if ((t->live & 1u << ai) && i < c->n &&
-		    atomic_load_explicit(&c->seg[i >> c->shift], memory_order_acquire) !=
-			SLI_SEG_DONE)
-			sli_cow_touch(t, ai, i);
-	}
+	if (__builtin_expect(t->img != NULL, 0))
+		sli_cow_w_pending(t, ai, i);
 }
 
 /* Whether array @ai's block must be kept for a pending image (grow it with sli_cow_grow()). */

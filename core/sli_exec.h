@@ -299,13 +299,10 @@ int sli_win_restore(struct sli_opi *op, struct sl_snap_reader *r);
 /*
  * Asynchronous snapshots: freeze @op's window state into a copy-on-write
  * image (the task's pause is setting it up, not copying), to be copied
- * and serialised later on another thread by sli_win_frozen_write() and
- * released by sli_win_frozen_put(). See core/window.c.
+ * and serialised later on another thread through @out's ops. See
+ * core/window.c. 0 or -ENOMEM.
  */
-struct sli_win_frozen;
-int sli_win_freeze(struct sli_opi *op, struct sli_win_frozen **out);
-int sli_win_frozen_write(const struct sli_win_frozen *f, struct sl_snap_writer *w);
-void sli_win_frozen_put(struct sli_win_frozen *f);
+int sli_win_freeze(struct sli_opi *op, struct sli_ckpt_image *out);
 /* Keyed reduce state in checkpoints (ops.c); the operator section is selected. */
 int sli_reduce_snapshot(struct sli_opi *op, struct sl_snap_writer *w);
 int sli_reduce_restore(struct sli_opi *op, struct sl_snap_reader *r);

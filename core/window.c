@@ -71,18 +71,18 @@
  * Threads: one struct sli_win per subtask, on its worker's thread.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 
 #include <sluice/sl_error.h>
 
+#include "sli_checkpoint.h"
+#include "sli_cow.h"
 #include "sli_exec.h"
 #include "sli_snap.h"
 #include "sli_window.h"
@@ -301,245 +301,47 @@ struct sli_win {
 	struct timer *heap;
 	uint32_t nheap, capheap;
 
-	struct sli_win_frozen *frozen; /* the last snapshot image (sli_win_freeze()) */
-	struct sli_win_frozen *cow;    /* the image whose segments may still be live, or NULL */
-	uint8_t cow_live;	       /* its arrays still guarded (1 << CA_*) */
-	struct sli_ckpt_counters *cnt; /* the job's: what the task copies (relaxed) */
+	struct sli_img *frozen;	 /* the last snapshot image (sli_win_freeze()) */
+	struct sli_cow_task cow; /* the image still reading the arrays, if any */
 };
 
 /* ------------------------------------------- copy-on-write snapshots */
 
 /*
  * Asynchronous snapshots (checkpoint-snapshot async, the default) are
- * copy-on-write. At the barrier, sli_win_freeze() only records what the
- * snapshot reads: six arrays (key records, key bytes, entries, their
- * accumulators, ring pane starts and ring accumulators), each with its
- * length then, cut into segments of about COW_SEG_BYTES. The task goes
- * on at once. Each segment is copied into the image exactly once, by
- * whichever side claims it first (SEG_LIVE -> SEG_BUSY, compare and
- * swap; SEG_DONE when copied):
- *   - the checkpoint coordinator, which copies every segment before it
- *     serialises the image (sli_win_frozen_write());
- *   - the task, before its first write into a segment that may still be
- *     live (cow_w(), cow_acc()): it copies the segment, then writes.
- * A side that finds a segment SEG_BUSY waits for SEG_DONE (one segment's
- * copy). So the coordinator reads the state as it was at the barrier
- * while the task changes it.
+ * copy-on-write (sli_cow.h). At the barrier, sli_win_freeze() only
+ * records what the snapshot reads: six arrays (key records, key bytes,
+ * entries, their accumulators, ring pane starts and ring accumulators),
+ * each with its length then. The task goes on at once. The checkpoint
+ * coordinator copies the arrays before it serialises the image
+ * (wimg_write()); the task copies a segment itself before its first
+ * write into one that may still be live (sli_cow_w(), cow_acc()).
  *
- * Only the fields the snapshot reads are guarded: an entry's start, end,
- * key and used (its gen, timers and next change freely: the coordinator
- * copies entries field by field), every accumulator byte, ring starts.
- * Key records and key bytes are never rewritten below their length at
- * the barrier (keys are appended; a key record's off and len never
- * change), so they need no guard. An array the task grows while the
- * image is live is not realloc()ed: the task copies it into a new block
- * and retires the old one to the image, which the coordinator frees once
- * copied (cow_grow()): the old block no longer changes.
- *
- * The task stops guarding when the coordinator has copied everything
- * (copied) or dropped the image. If the next barrier, or the operator's
- * end, comes first while a checkpoint still holds the image, the task
- * copies the rest itself (cow_finish()).
+ * Only the fields the snapshot reads are guarded and copied
+ * (ent_fields(), key_fields()): an entry's start, end, key and used (its
+ * gen, timers and next change freely), every accumulator byte, ring
+ * starts. Key records and key bytes are never rewritten below their
+ * length at the barrier (keys are appended; a key record's off and len
+ * never change), so they need no guard. An array the task grows while
+ * the image is pending is not realloc()ed: sli_cow_grow() retires the
+ * old block to the image.
  */
 enum { CA_KEYS, CA_KARENA, CA_ENTS, CA_ACCS, CA_RSTART, CA_RACCS, CA_N };
-enum { SEG_LIVE, SEG_BUSY, SEG_DONE };
-#define COW_SEG_BYTES 16384
+_Static_assert(CA_N <= SLI_COW_MAX, "the window's image has more arrays than sli_cow holds");
 
-/* One array of an image. */
-struct cow_arr {
-	const uint8_t *src;   /* the operator's array at the barrier (or the block retired since) */
-	uint8_t *copy;	      /* the image's copy */
-	size_t n;	      /* elements at the barrier */
-	size_t cap;	      /* bytes allocated at copy */
-	uint32_t esz;	      /* bytes per element */
-	uint32_t shift;	      /* 1 << shift elements per segment */
-	_Atomic uint8_t *seg; /* per segment: SEG_* */
-	size_t nseg, capseg;
-	/* src once the task moved to a new block (freed after the copy), or cow_retired_done */
-	_Atomic(void *) retired;
-};
-
-struct sli_win_frozen {
-	_Atomic uint32_t refs;
-	_Atomic bool copied; /* every segment SEG_DONE: the task stops guarding */
-	struct sli_win img;  /* what win_serialize() reads, pointing at the copies */
-	struct cow_arr a[CA_N];
+/* An image: win_serialize() reads img, which points at the copies. */
+struct wimg {
+	struct sli_img h;
+	struct sli_cow cow;
+	struct sli_win img;
 	int64_t watermark;
 	unsigned maxp;
 };
 
-static char cow_done_mark;
-#define RETIRED_DONE ((void *)&cow_done_mark) /* the coordinator has copied the array */
-
-/*
- * Copy segment @s of array @ai of @f into the image: whole elements when
- * the task copies (it is the only writer), only the fields the snapshot
- * reads when the coordinator does (@fields), as the task may be writing
- * the others.
- */
-static void seg_copy(struct sli_win_frozen *f, unsigned ai, size_t s, bool fields)
-{
-	struct cow_arr *c = &f->a[ai];
-	size_t lo = s << c->shift, hi = (s + 1) << c->shift;
-
-	if (hi > c->n)
-		hi = c->n;
-	if (fields && ai == CA_ENTS) {
-		const struct went *x = (const struct went *)c->src;
-		struct went *y = (struct went *)c->copy;
-
-		for (size_t i = lo; i < hi; i++) {
-			y[i].start = x[i].start;
-			y[i].end = x[i].end;
-			y[i].key = x[i].key;
-			y[i].used = x[i].used;
-		}
-	} else if (fields && ai == CA_KEYS) {
-		const struct wkey *x = (const struct wkey *)c->src;
-		struct wkey *y = (struct wkey *)c->copy;
-
-		for (size_t i = lo; i < hi; i++) {
-			y[i].off = x[i].off;
-			y[i].len = x[i].len;
-		}
-	} else {
-		memcpy(c->copy + lo * c->esz, c->src + lo * c->esz, (hi - lo) * c->esz);
-	}
-}
-
-/*
- * Make sure segment @s of array @ai is copied: copy it if unclaimed, else
- * wait for the copy. Return true when this call copied it.
- */
-static bool seg_claim(struct sli_win_frozen *f, unsigned ai, size_t s, bool fields)
-{
-	_Atomic uint8_t *st = &f->a[ai].seg[s];
-	/*
-	 * Acquire: pairs with the release store of SEG_DONE below, made by
-	 * the other side. Seeing SEG_DONE, the task may write the segment
-	 * (the coordinator's reads of it happened before) and the
-	 * coordinator may read the copy (the task's copy happened before).
-	 */
-	uint8_t v = atomic_load_explicit(st, memory_order_acquire);
-
-	if (v == SEG_LIVE && atomic_compare_exchange_strong_explicit(
-				 st, &v, SEG_BUSY, memory_order_acquire, memory_order_acquire)) {
-		seg_copy(f, ai, s, fields);
-		/* Release: pairs with the acquire loads above and below, by the other side. */
-		atomic_store_explicit(st, SEG_DONE, memory_order_release);
-		return true;
-	}
-	while (v != SEG_DONE) {
-		sched_yield(); /* the other side is copying this segment (COW_SEG_BYTES) */
-		v = atomic_load_explicit(st, memory_order_acquire); /* pairs as above */
-	}
-	return false;
-}
-
-/* The task, before writing element @i of array @ai while an image may read it. */
-static __attribute__((noinline)) void cow_touch(struct sli_win *w, unsigned ai, size_t i)
-{
-	struct cow_arr *c = &w->cow->a[ai];
-
-	if ((w->cow_live & 1u << ai) && i < c->n && seg_claim(w->cow, ai, i >> c->shift, false))
-		atomic_fetch_add_explicit(&w->cnt->cow_task_bytes, (uint64_t)c->esz << c->shift,
-					  memory_order_relaxed);
-}
-
-/*
- * cow_touch() unless element @i of array @ai is past the image or its
- * segment copied (inline: the hot loops call it per element while a
- * snapshot is pending). Acquire, when SEG_DONE: as in seg_claim().
- */
-static inline void cow_check(struct sli_win *w, unsigned ai, size_t i)
-{
-	const struct cow_arr *c = &w->cow->a[ai];
-
-	if ((w->cow_live & 1u << ai) && i < c->n &&
-	    atomic_load_explicit(&c->seg[i >> c->shift], memory_order_acquire) != SEG_DONE)
-		cow_touch(w, ai, i);
-}
-
-static inline void cow_w(struct sli_win *w, unsigned ai, size_t i)
-{
-	if (__builtin_expect(w->cow != NULL, 0))
-		cow_check(w, ai, i);
-}
-
 /* Before writing the accumulator of entry or ring pane @e. */
 static inline void cow_acc(struct sli_win *w, uint32_t e)
 {
-	if (__builtin_expect(w->cow != NULL, 0))
-		cow_check(w, e & RID ? CA_RACCS : CA_ACCS, e & ~RID);
-}
-
-/*
- * The task: stop guarding when the coordinator has copied the image, or
- * dropped it (then only the operator holds it, and nobody reads it).
- */
-static void cow_poll(struct sli_win *w)
-{
-	struct sli_win_frozen *f = w->cow;
-
-	/*
-	 * Acquire: pairs with the coordinator's release store of copied
-	 * (its reads of our arrays are over), and with the release decrement
-	 * of refs in sli_win_frozen_put() (a dropped image is not read).
-	 */
-	if (f != NULL && (atomic_load_explicit(&f->copied, memory_order_acquire) ||
-			  atomic_load_explicit(&f->refs, memory_order_acquire) == 1)) {
-		w->cow = NULL;
-		w->cow_live = 0;
-	}
-}
-
-/* The task: copy every segment the coordinator has not, then stop guarding. */
-static void cow_finish(struct sli_win *w)
-{
-	cow_poll(w);
-	if (w->cow == NULL)
-		return;
-	for (unsigned ai = 0; ai < CA_N; ai++)
-		for (size_t s = 0; (w->cow_live & 1u << ai) && s < w->cow->a[ai].nseg; s++)
-			if (seg_claim(w->cow, ai, s, false))
-				atomic_fetch_add_explicit(&w->cnt->cow_task_bytes,
-							  (uint64_t)w->cow->a[ai].esz
-							      << w->cow->a[ai].shift,
-							  memory_order_relaxed);
-	w->cow = NULL;
-	w->cow_live = 0;
-}
-
-/*
- * Grow array @ai (block @p, @old bytes) to @nbytes, like realloc(). While
- * an image may read the old block, it is copied and retired to the image
- * instead: the coordinator reads it unchanged and frees it.
- */
-static void *cow_grow(struct sli_win *w, unsigned ai, void *p, size_t old, size_t nbytes)
-{
-	void *q, *prev;
-
-	if (w->cow == NULL || !(w->cow_live & 1u << ai))
-		return realloc(p, nbytes);
-	q = malloc(nbytes);
-	if (q == NULL)
-		return NULL;
-	memcpy(q, p, old);
-	w->cow_live &= ~(1u << ai);
-	atomic_fetch_add_explicit(&w->cnt->cow_retired, 1, memory_order_relaxed);
-	/*
-	 * Acq_rel: the release hands the block to the coordinator, which
-	 * frees it after its copy (its exchange in cow_copy_all()); the
-	 * acquire, when it has copied the array already, orders its reads of
-	 * the block before our free.
-	 */
-	prev = atomic_exchange_explicit(&w->cow->a[ai].retired, p, memory_order_acq_rel);
-	if (prev == RETIRED_DONE) {
-		/* Copied already: nobody else uses retired now; it stays "done". */
-		atomic_store_explicit(&w->cow->a[ai].retired, RETIRED_DONE, memory_order_relaxed);
-		free(p);
-	}
-	return q;
+	sli_cow_w(&w->cow, e & RID ? CA_RACCS : CA_ACCS, e & ~RID);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -678,8 +480,8 @@ static int keys_grow(struct sli_win *w)
 
 	if (w->capkeys > KEYS_MAX / 2)
 		return -ENOMEM; /* ids would not fit a slot */
-	nk = cow_grow(w, CA_KEYS, w->keys, (size_t)w->capkeys * sizeof(*nk),
-		      (size_t)ncap * sizeof(*nk));
+	nk = sli_cow_grow(&w->cow, CA_KEYS, w->keys, (size_t)w->capkeys * sizeof(*nk),
+			  (size_t)ncap * sizeof(*nk));
 	if (nk == NULL)
 		return -ENOMEM;
 	w->keys = nk;
@@ -736,13 +538,13 @@ static int ring_key(struct sli_win *w, uint32_t key)
 		uint8_t *na;
 		uint32_t *ns;
 
-		nr = cow_grow(w, CA_RSTART, w->rstart, w->capring * r * sizeof(*nr),
-			      ncap * r * sizeof(*nr));
+		nr = sli_cow_grow(&w->cow, CA_RSTART, w->rstart, w->capring * r * sizeof(*nr),
+				  ncap * r * sizeof(*nr));
 		if (nr == NULL)
 			return -ENOMEM;
 		w->rstart = nr;
-		na = cow_grow(w, CA_RACCS, w->raccs, w->capring * r * w->acc_size,
-			      ncap * r * w->acc_size);
+		na = sli_cow_grow(&w->cow, CA_RACCS, w->raccs, w->capring * r * w->acc_size,
+				  ncap * r * w->acc_size);
 		if (na == NULL)
 			return -ENOMEM;
 		w->raccs = na;
@@ -817,7 +619,7 @@ static int64_t key_id(struct sli_win *w, uint64_t hash, const void *p, uint32_t 
 
 		while (ncap < w->kused + len)
 			ncap *= 2;
-		na = cow_grow(w, CA_KARENA, w->karena, w->kused, ncap);
+		na = sli_cow_grow(&w->cow, CA_KARENA, w->karena, w->kused, ncap);
 		if (na == NULL)
 			return -ENOMEM;
 		w->karena = na;
@@ -931,13 +733,13 @@ static int ents_grow(struct sli_win *w)
 
 	if (w->capents > UINT32_MAX / 2)
 		return -ENOMEM;
-	ne = cow_grow(w, CA_ENTS, w->ents, (size_t)w->capents * sizeof(*ne),
-		      (size_t)ncap * sizeof(*ne));
+	ne = sli_cow_grow(&w->cow, CA_ENTS, w->ents, (size_t)w->capents * sizeof(*ne),
+			  (size_t)ncap * sizeof(*ne));
 	if (ne == NULL)
 		return -ENOMEM;
 	w->ents = ne;
-	na = cow_grow(w, CA_ACCS, w->accs, (size_t)w->capents * w->acc_size,
-		      (size_t)ncap * w->acc_size);
+	na = sli_cow_grow(&w->cow, CA_ACCS, w->accs, (size_t)w->capents * w->acc_size,
+			  (size_t)ncap * w->acc_size);
 	if (na == NULL)
 		return -ENOMEM; /* ents are larger already: growing them again is harmless */
 	w->accs = na;
@@ -961,7 +763,7 @@ static int64_t win_add(struct sli_win *w, uint32_t key, int64_t start, int64_t e
 		e = w->nents++;
 		w->ents[e].gen = 0;
 	}
-	cow_w(w, CA_ENTS, e); /* a free entry may still be in an image */
+	sli_cow_w(&w->cow, CA_ENTS, e); /* a free entry may still be in an image */
 	cow_acc(w, e);
 	w->ents[e].start = start;
 	w->ents[e].end = end;
@@ -982,7 +784,7 @@ static void win_drop(struct sli_win *w, uint32_t e)
 {
 	struct went *x = &w->ents[e];
 
-	cow_w(w, CA_ENTS, e);
+	sli_cow_w(&w->cow, CA_ENTS, e);
 	wtab_remove(w, wtab_find(w, x->key, x->start, x->end));
 	x->used = 0;
 	x->gen++;
@@ -1112,7 +914,7 @@ void sli_win_free(struct sli_win *w)
 {
 	if (w == NULL)
 		return;
-	cow_finish(w); /* a checkpoint may still read our arrays */
+	sli_cow_finish(&w->cow); /* a checkpoint may still read our arrays */
 	free(w->keys);
 	free(w->kcold);
 	free(w->ktab);
@@ -1135,7 +937,7 @@ void sli_win_free(struct sli_win *w)
 	free(w->raccs);
 	free(w->kspill);
 	free(w->hot_list);
-	sli_win_frozen_put(w->frozen);
+	sli_img_put(w->frozen);
 	free(w);
 }
 
@@ -1269,7 +1071,7 @@ static int assign_session(struct sli_opi *op, uint32_t key, const struct sl_batc
 			    (long long)start, (long long)end, (long long)wm);
 			return -EINVAL;
 		}
-		cow_w(w, CA_ENTS, kept);
+		sli_cow_w(&w->cow, CA_ENTS, kept);
 		cow_acc(w, kept);
 		while (*pp) {
 			uint32_t p = *pp;
@@ -1574,7 +1376,7 @@ static int64_t pane_new(struct sli_opi *op, uint32_t key, int64_t ps, int64_t fi
 	if (key < w->nring && w->rstart[ring_slot(w, key, ps)] == RFREE) {
 		uint32_t r = ring_slot(w, key, ps);
 
-		cow_w(w, CA_RSTART, r);
+		sli_cow_w(&w->cow, CA_RSTART, r);
 		cow_acc(w, r | RID);
 		w->rstart[r] = ps;
 		e = RID | r;
@@ -1883,7 +1685,7 @@ static int sliced_watermark(struct sli_opi *op, int64_t wm)
 			/* Not the hot pane's: it went before its first window fired, above. */
 			free_prefetch(w, t, j);
 			if (e & RID) {
-				cow_w(w, CA_RSTART, e & ~RID);
+				sli_cow_w(&w->cow, CA_RSTART, e & ~RID);
 				w->rstart[e & ~RID] = RFREE;
 				continue;
 			}
@@ -2116,7 +1918,7 @@ static int batch_generic(struct sli_opi *op, struct sl_batch *b)
 	uint64_t hs[CHUNK];
 	uint32_t hot[CHUNK], kid[CHUNK];
 	uint32_t n = b->n;
-	const bool cow = w->cow != NULL; /* changes at barriers and cow_poll() only */
+	const bool cow = w->cow.img != NULL; /* changes at barriers and sli_cow_poll() only */
 	int rc = 0;
 
 	for (uint32_t c0 = 0; c0 < n && rc == 0; c0 += CHUNK) {
@@ -2132,7 +1934,8 @@ static int batch_generic(struct sli_opi *op, struct sl_batch *b)
 
 			if (e != NONE) {
 				if (cow)
-					cow_check(w, e & RID ? CA_RACCS : CA_ACCS, e & ~RID);
+					sli_cow_w_pending(&w->cow, e & RID ? CA_RACCS : CA_ACCS,
+							  e & ~RID);
 				sli_agg_add(agg,
 					    e & RID ? raccs + (size_t)(e & ~RID) * asz
 						    : accs + (size_t)e * asz,
@@ -2413,7 +2216,7 @@ int sli_win_batch(struct sli_opi *op, struct sl_batch *b)
 	const uint32_t koff = op->key.off, voff = agg->field;
 	int rc;
 
-	cow_poll(w);
+	sli_cow_poll(&w->cow);
 	if (!w->sliced || op->key.fn != NULL || op->key.len != 8 || agg->builtin == SL_AGG_CUSTOM ||
 	    w->acc_size != sizeof(int64_t))
 		rc = batch_generic(op, b);
@@ -2436,7 +2239,7 @@ int sli_win_watermark(struct sli_opi *op, int64_t wm)
 {
 	struct sli_win *w = op->win;
 
-	cow_poll(w);
+	sli_cow_poll(&w->cow);
 	if (w->sliced)
 		return sliced_watermark(op, wm);
 
@@ -2622,119 +2425,86 @@ int sli_win_snapshot(struct sli_opi *op, struct sl_snap_writer *w)
 	return win_serialize(op->win, op->watermark, op->info.max_parallelism, w);
 }
 
-/* Free what an image holds; accepts NULL. */
-static void fz_free(struct sli_win_frozen *f)
+/* The image's copy of entries: the fields win_serialize() reads (sli_cow_arr.copy_fields). */
+static void ent_fields(void *dst, const void *src, size_t n)
 {
-	if (f == NULL)
-		return;
-	for (unsigned ai = 0; ai < CA_N; ai++) {
-		void *r = atomic_load_explicit(&f->a[ai].retired, memory_order_relaxed);
+	const struct went *x = src;
+	struct went *y = dst;
 
-		if (r != RETIRED_DONE)
-			free(r);
-		free(f->a[ai].copy);
-		free((void *)f->a[ai].seg);
+	for (size_t i = 0; i < n; i++) {
+		y[i].start = x[i].start;
+		y[i].end = x[i].end;
+		y[i].key = x[i].key;
+		y[i].used = x[i].used;
 	}
+}
+
+/* The image's copy of key records: their bytes' place (sli_cow_arr.copy_fields). */
+static void key_fields(void *dst, const void *src, size_t n)
+{
+	const struct wkey *x = src;
+	struct wkey *y = dst;
+
+	for (size_t i = 0; i < n; i++) {
+		y[i].off = x[i].off;
+		y[i].len = x[i].len;
+	}
+}
+
+static void wimg_destroy(struct sli_img *m)
+{
+	struct wimg *f = (struct wimg *)m;
+
+	sli_cow_fini(&f->cow);
 	free(f);
 }
 
-void sli_win_frozen_put(struct sli_win_frozen *f)
+static int wimg_write(const void *img, struct sl_snap_writer *w)
 {
-	/*
-	 * Release: our reads of the image happen before the operator's next
-	 * use of it, which it makes after its acquire load of refs == 1
-	 * (sli_win_freeze(), cow_poll()). Acquire: the last holder frees the
-	 * image after every other holder's accesses (an acquire-release
-	 * decrement rather than a release one and an acquire fence:
-	 * ThreadSanitizer does not model fences).
-	 */
-	if (f != NULL && atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
-		fz_free(f);
+	/* The image is shared with its task: copying claims its segments. */
+	struct wimg *f = (struct wimg *)img;
+
+	sli_cow_test_delay();
+	sli_cow_copy_all(&f->cow);
+	return win_serialize(&f->img, f->watermark, f->maxp, w);
 }
 
-/* Make *@dst hold @n bytes: sli_img_room() (its fault hook included) on a pointer and a capacity.
- */
-static int fz_room(void *dst, size_t *cap, size_t n)
-{
-	struct sli_img_buf b = { *(void **)dst, *cap };
-	int rc = sli_img_room(&b, n);
+static const struct sli_ckpt_image_ops wimg_ops = { wimg_write, sli_img_put };
 
-	*(void **)dst = b.p;
-	*cap = b.cap;
-	return rc;
-}
-
-/* Set up array @ai of @f for @n elements of @esz bytes at @src. Return 0 or -ENOMEM. */
-static int fz_arr(struct sli_win_frozen *f, unsigned ai, const void *src, size_t n, size_t esz)
-{
-	struct cow_arr *c = &f->a[ai];
-	uint32_t shift = 0;
-	size_t cb = c->capseg;
-	int rc;
-
-	while (((size_t)2 << shift) * esz <= COW_SEG_BYTES)
-		shift++;
-	rc = fz_room(&c->copy, &c->cap, n * esz);
-	if (rc < 0)
-		return rc;
-	c->nseg = (n + ((size_t)1 << shift) - 1) >> shift;
-	rc = fz_room(&c->seg, &cb, c->nseg);
-	if (rc < 0)
-		return rc;
-	c->capseg = cb;
-	for (size_t s = 0; s < c->nseg; s++)
-		atomic_init(&c->seg[s], SEG_LIVE);
-	c->src = src;
-	c->n = n;
-	c->esz = (uint32_t)esz;
-	c->shift = shift;
-	return 0;
-}
-
-int sli_win_freeze(struct sli_opi *op, struct sli_win_frozen **out)
+int sli_win_freeze(struct sli_opi *op, struct sli_ckpt_image *out)
 {
 	struct sli_win *w = op->win;
-	struct sli_win_frozen *f = w->frozen;
 	size_t nr = ring_len(w, w->nring);
+	struct wimg *f;
 	int rc;
 
-	cow_finish(w);	  /* a checkpoint still holds the last image: finish its copy */
+	sli_cow_finish(&w->cow); /* a checkpoint still holds the last image: finish its copy */
 	win_flush_all(w); /* the hot path's folds owed to accumulators, before they are recorded */
-	/* Acquire: pairs with the release decrement in sli_win_frozen_put(). */
-	if (f == NULL || atomic_load_explicit(&f->refs, memory_order_acquire) != 1) {
-		sli_win_frozen_put(f); /* the checkpoint holding it frees it */
-		w->frozen = f = calloc(1, sizeof(*f));
-		if (f == NULL)
-			return -ENOMEM;
-		atomic_init(&f->refs, 1);
-	}
-	/* Reused: blocks retired while no checkpoint copied the image (it was dropped). */
-	for (unsigned ai = 0; ai < CA_N; ai++) {
-		void *r = atomic_load_explicit(&f->a[ai].retired, memory_order_relaxed);
-
-		if (r != RETIRED_DONE)
-			free(r);
-		atomic_init(&f->a[ai].retired, NULL);
-	}
-	rc = fz_arr(f, CA_KEYS, w->keys, w->nkeys, sizeof(*w->keys));
+	f = sli_img_reuse(&w->frozen, sizeof(*f), wimg_destroy);
+	if (f == NULL)
+		return -ENOMEM;
+	rc = sli_cow_arr_set(&f->cow, CA_KEYS, w->keys, w->nkeys, sizeof(*w->keys), NULL);
 	if (rc == 0)
-		rc = fz_arr(f, CA_KARENA, w->karena, w->kused, 1);
+		rc = sli_cow_arr_set(&f->cow, CA_KARENA, w->karena, w->kused, 1, NULL);
 	if (rc == 0)
-		rc = fz_arr(f, CA_ENTS, w->ents, w->nents, sizeof(*w->ents));
+		rc = sli_cow_arr_set(&f->cow, CA_ENTS, w->ents, w->nents, sizeof(*w->ents), NULL);
 	if (rc == 0)
-		rc = fz_arr(f, CA_ACCS, w->accs, w->nents, w->acc_size);
+		rc = sli_cow_arr_set(&f->cow, CA_ACCS, w->accs, w->nents, w->acc_size, NULL);
 	if (rc == 0)
-		rc = fz_arr(f, CA_RSTART, w->rstart, nr, sizeof(*w->rstart));
+		rc = sli_cow_arr_set(&f->cow, CA_RSTART, w->rstart, nr, sizeof(*w->rstart), NULL);
 	if (rc == 0)
-		rc = fz_arr(f, CA_RACCS, w->raccs, nr, w->acc_size);
+		rc = sli_cow_arr_set(&f->cow, CA_RACCS, w->raccs, nr, w->acc_size, NULL);
 	if (rc < 0)
 		return rc; /* the image stays the operator's, to be refilled */
-	f->img.keys = (struct wkey *)f->a[CA_KEYS].copy;
-	f->img.karena = (char *)f->a[CA_KARENA].copy;
-	f->img.ents = (struct went *)f->a[CA_ENTS].copy;
-	f->img.accs = f->a[CA_ACCS].copy;
-	f->img.rstart = (int64_t *)f->a[CA_RSTART].copy;
-	f->img.raccs = f->a[CA_RACCS].copy;
+	/* The task writes entries' links and timer marks, keys' sessions and slots unguarded. */
+	f->cow.a[CA_KEYS].copy_fields = key_fields;
+	f->cow.a[CA_ENTS].copy_fields = ent_fields;
+	f->img.keys = (struct wkey *)f->cow.a[CA_KEYS].copy;
+	f->img.karena = (char *)f->cow.a[CA_KARENA].copy;
+	f->img.ents = (struct went *)f->cow.a[CA_ENTS].copy;
+	f->img.accs = f->cow.a[CA_ACCS].copy;
+	f->img.rstart = (int64_t *)f->cow.a[CA_RSTART].copy;
+	f->img.raccs = f->cow.a[CA_RACCS].copy;
 	f->img.acc_size = w->acc_size;
 	f->img.sliced = w->sliced;
 	f->img.ring_bits = w->ring_bits;
@@ -2744,57 +2514,10 @@ int sli_win_freeze(struct sli_opi *op, struct sli_win_frozen **out)
 	f->img.nents = w->nents;
 	f->watermark = op->watermark;
 	f->maxp = op->info.max_parallelism;
-	atomic_init(&f->copied, false);
-	w->cnt = &op->st->w->x->job->ckpt_counters;
-	w->cow = f;
-	w->cow_live = 0;
-	for (unsigned ai = 0; ai < CA_N; ai++)
-		if (f->a[ai].n > 0)
-			w->cow_live |= 1u << ai;
-	/* Relaxed: handed over through the checkpoint's ack (a mutex). */
-	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
-	*out = f;
+	sli_cow_arm(&w->cow, &f->cow, CA_N, &f->h.refs, &op->st->w->x->job->ckpt_counters);
+	sli_img_hand(&f->h);
+	*out = (struct sli_ckpt_image){ &wimg_ops, f };
 	return 0;
-}
-
-/*
- * Tests only: SLUICE_TEST_SNAPSHOT_DELAY_MS=N makes the coordinator wait
- * N ms before it copies an image, so that the task writes into (and
- * grows) the state it snapshots meanwhile, and cow_finish() runs.
- */
-static void test_delay(void)
-{
-	const char *s = getenv("SLUICE_TEST_SNAPSHOT_DELAY_MS");
-	long ms = s != NULL ? strtol(s, NULL, 10) : 0;
-
-	if (ms > 0 && ms < 10000)
-		nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000 }, NULL);
-}
-
-/* The coordinator: copy every segment the task has not, and free the retired blocks. */
-static void cow_copy_all(struct sli_win_frozen *f)
-{
-	for (unsigned ai = 0; ai < CA_N; ai++) {
-		void *r;
-
-		for (size_t s = 0; s < f->a[ai].nseg; s++)
-			seg_claim(f, ai, s, true);
-		/* Acq_rel: pairs with the exchange in cow_grow() (see there). */
-		r = atomic_exchange_explicit(&f->a[ai].retired, RETIRED_DONE, memory_order_acq_rel);
-		free(r);
-	}
-	/* Release: pairs with the acquire load in cow_poll(). */
-	atomic_store_explicit(&f->copied, true, memory_order_release);
-}
-
-int sli_win_frozen_write(const struct sli_win_frozen *cf, struct sl_snap_writer *w)
-{
-	/* The image is shared with its task: copying claims its segments. */
-	struct sli_win_frozen *f = (struct sli_win_frozen *)cf;
-
-	test_delay();
-	cow_copy_all(f);
-	return win_serialize(&f->img, f->watermark, f->maxp, w);
 }
 
 /* The key table's hash of a key (as the batch path computes it). */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_cow.c — segmented copy-on-write of state arrays (core/cow.c, the
- * keyed reduce's snapshot images) with a real coordinator thread.
+ * windows' and the keyed reduce's snapshot images) with a real
+ * coordinator thread.
  *
  * The main thread plays the task: it owns three arrays (8-byte words,
  * 24-byte records, an append-only byte arena from an sl_allocator) and
@@ -21,6 +22,10 @@
  * image copied, still being copied, or not copied at all (then the task
  * copies the rest: sli_cow_finish()). The
  * paths are counted: the task must have copied segments and moved arrays.
+ * The records' image holds two of their three fields (copy_fields, as the
+ * window's entries): the task writes the third without a guard, and the
+ * hook marks it in the copy, so that a copy made without the hook, by
+ * either side, fails the comparison (and races, under TSan).
  * Multi-threaded: also runs under ThreadSanitizer (stress suite).
  */
 #include <pthread.h>
@@ -42,8 +47,10 @@
 enum { W, R, B, NARR };
 
 struct rec {
-	uint64_t a, b, c;
+	uint64_t a, b, c; /* c: not in the image (rec_fields()) */
 };
+
+#define NOT_COPIED 0x5eedf00dULL /* what rec_fields() puts in the copy's c */
 
 /* The task's arrays, or the reference's (same shapes). */
 struct arrays {
@@ -83,6 +90,32 @@ static void image_destroy(struct sli_img *m)
 	free(f);
 }
 
+/* The records' copy_fields: a and b, c marked. */
+static void rec_fields(void *dst, const void *src, size_t n)
+{
+	const struct rec *x = src;
+	struct rec *y = dst;
+
+	for (size_t i = 0; i < n; i++)
+		y[i] = (struct rec){ x[i].a, x[i].b, NOT_COPIED };
+}
+
+/* Whether array @a's copy in @f holds the reference recorded at the barrier. */
+static bool copy_ok(const struct image *f, unsigned a)
+{
+	const struct rec *x = f->want[a], *y = (const struct rec *)f->cow.a[a].copy;
+	size_t n = f->wantn[a];
+
+	if (f->cow.a[a].n != n)
+		return false;
+	if (a != R)
+		return n == 0 || memcmp(f->cow.a[a].copy, f->want[a], n * f->esz[a]) == 0;
+	for (size_t i = 0; i < n; i++)
+		if (y[i].a != x[i].a || y[i].b != x[i].b || y[i].c != NOT_COPIED)
+			return false;
+	return true;
+}
+
 static void sleep_us(long us)
 {
 	nanosleep(&(struct timespec){ 0, us * 1000 }, NULL);
@@ -111,11 +144,8 @@ static void *coordinator(void *arg)
 		} else {
 			sli_cow_copy_all(&f->cow);
 			for (unsigned a = 0; a < NARR; a++) {
-				size_t n = f->wantn[a] * f->esz[a];
-
 				checked++;
-				if (f->cow.a[a].n != f->wantn[a] ||
-				    (n > 0 && memcmp(f->cow.a[a].copy, f->want[a], n) != 0))
+				if (!copy_ok(f, a))
 					mismatches++;
 			}
 		}
@@ -176,13 +206,15 @@ static void step(unsigned *seed, uint64_t x, bool wide)
 		task.w[i] = task.w[i] * 31 + x;
 		ref.w[i] = ref.w[i] * 31 + x;
 	} else if (k < 80 && task.nr > 0) {
-		size_t i = pick(seed, task.nr, wide);
+		size_t i = pick(seed, task.nr, wide), j = rand_r(seed) % task.nr;
 
+		task.r[j].c += x; /* not in the image: no guard */
+		ref.r[j].c += x;
 		sli_cow_w(&ct, R, i);
 		task.r[i].b += x;
-		task.r[i].c ^= x << 7;
+		task.r[i].a ^= x << 7;
 		ref.r[i].b += x;
-		ref.r[i].c ^= x << 7;
+		ref.r[i].a ^= x << 7;
 	} else if (k < 88) {
 		grow(W, 1);
 		task.w[task.nw] = ref.w[task.nw] = x; /* past every image: no guard */
@@ -223,6 +255,7 @@ static void barrier(unsigned round)
 	CU_ASSERT_FATAL(sli_cow_arr_set(&f->cow, W, task.w, task.nw, sizeof(*task.w), NULL) == 0);
 	CU_ASSERT_FATAL(sli_cow_arr_set(&f->cow, R, task.r, task.nr, sizeof(*task.r), NULL) == 0);
 	CU_ASSERT_FATAL(sli_cow_arr_set(&f->cow, B, task.b, task.nb, 1, sl_alloc_default()) == 0);
+	f->cow.a[R].copy_fields = rec_fields;
 	for (unsigned a = 0; a < NARR; a++)
 		free(f->want[a]);
 	f->want[W] = dup_of(ref.w, ref.nw * sizeof(*ref.w));

@@ -918,7 +918,7 @@ static void test_keyed_busy(void)
  * pending. Counted by the engine: no synchronous fallback (the keyed-state
  * table refuses a second freeze while one is pending) and, for the
  * aggregate windows, no state copied by the task after the gate opened
- * (window.c cow_finish(), or firing at the final watermark into frozen
+ * (window.c: sli_cow_finish(), or firing at the final watermark into frozen
  * segments; nothing else is written after that barrier). The committed
  * output must equal the reference; with @stop, the job is stopped while
  * the snapshot is pending, and a second run restored from the stop's
