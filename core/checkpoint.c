@@ -45,6 +45,7 @@
 #include "sli_ckpt.h"
 #include "sli_ckpt_chan.h"
 #include "sli_exec.h"
+#include "sli_fault.h"
 #include "sli_snap.h"
 
 /* ENT_CHAN: channel state before ENT_CHANS (still read); see "Unaligned checkpoints". */
@@ -258,9 +259,10 @@ struct sli_ckpt_run {
 	/*
 	 * The largest task file buffer written so far (iov_len bytes at
 	 * least), kept for the next defer_write() for the same reason. Both
-	 * are kept only up to CKPT_KEEP_MAX bytes.
+	 * are kept only up to keep_max bytes (CKPT_KEEP_MAX).
 	 */
 	struct iovec spare;
+	size_t keep_max;
 	/* The file buffers allocated by file_buf_new(), live ones. */
 	struct fbuf {
 		uint8_t *p; /* the payload: FBUF_ROOM bytes into the block */
@@ -529,34 +531,14 @@ void sli_img_put(void *img)
 		m->destroy(m);
 }
 
-/* SLUICE_FREEZE_ENOMEM (tests): room requests made, and refused. */
-static _Atomic unsigned long img_rooms, img_faults;
-
-/* Whether the test hook refuses this request (see sli_checkpoint.h). */
-static bool img_fault(void)
-{
-	const char *v = getenv("SLUICE_FREEZE_ENOMEM");
-	unsigned long n, k;
-
-	if (v == NULL || (n = strtoul(v, NULL, 10)) == 0)
-		return false;
-	/* Relaxed: counters that order nothing (any interleaving is a valid test). */
-	k = atomic_fetch_add_explicit(&img_rooms, 1, memory_order_relaxed) + 1;
-	if (k % n != 0)
-		return false;
-	atomic_fetch_add_explicit(&img_faults, 1, memory_order_relaxed);
-	return true;
-}
-
 unsigned long sli_img_faults(void)
 {
-	/* Relaxed: a statistic; the test reads it after the job's threads were joined. */
-	return atomic_load_explicit(&img_faults, memory_order_relaxed);
+	return sli_faults(&sli_fault_freeze);
 }
 
 int sli_img_room(struct sli_img_buf *b, size_t n)
 {
-	if (img_fault())
+	if (sli_fault(&sli_fault_freeze))
 		return -ENOMEM;
 	if (n > b->cap) {
 		size_t c = n + n / 4;
@@ -594,6 +576,29 @@ void sli_img_buf_free(struct sli_img_buf *b)
  * two more copies of a state of gigabytes for the job's lifetime.
  */
 #define CKPT_KEEP_MAX ((size_t)128 << 20)
+
+/*
+ * The cap of this run: CKPT_KEEP_MAX, or for tests only
+ * SLUICE_TEST_CKPT_KEEP_MAX=N (bytes, 0 up to CKPT_KEEP_MAX), so that a
+ * test shows the cap at work without hundreds of MiB of state. A value
+ * that does not parse is said and ignored.
+ */
+static size_t keep_max(void)
+{
+	const char *v = getenv("SLUICE_TEST_CKPT_KEEP_MAX");
+	char *end;
+	unsigned long long n;
+
+	if (v == NULL)
+		return CKPT_KEEP_MAX;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno == 0 && end != v && *end == '\0' && *v != '-' && n <= CKPT_KEEP_MAX)
+		return (size_t)n;
+	sl_log(SL_LOG_ERROR, "checkpoint",
+	       "SLUICE_TEST_CKPT_KEEP_MAX='%s' ignored: expected 0..%zu (bytes)", v, CKPT_KEEP_MAX);
+	return CKPT_KEEP_MAX;
+}
 
 static size_t writer_capacity(const struct sl_snap_writer *w)
 {
@@ -690,8 +695,11 @@ static int file_buf_reserve(struct sli_ckpt_run *ck, struct sli_snap_buf *b, siz
 	return 0;
 }
 
-/* The coordinator: serialise @a's frozen operators and append them to its task file. */
-static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
+/*
+ * The coordinator: serialise @a's frozen operators and append them to its
+ * task file. 0, or -errno and in @why what failed (an operator by name).
+ */
+static int defer_write(struct sli_ckpt_run *ck, struct ack *a, char *why, size_t whylen)
 {
 	struct sli_snap_buf b = { a->buf, a->len, a->len };
 	struct sl_snap_writer *w = &ck->dw;
@@ -708,8 +716,10 @@ static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 						   file_buf_ours(ck, ck->spare.iov_base, false) };
 			ck->spare = (struct iovec){ NULL, 0 };
 		}
-		if (file_buf_reserve(ck, &t, a->len) < 0)
+		if (file_buf_reserve(ck, &t, a->len) < 0) {
+			snprintf(why, whylen, "out of memory for a task file");
 			return -ENOMEM; /* t is empty: the spare fits */
+		}
 		memcpy(t.p, a->buf, a->len);
 		t.len = a->len;
 		free(a->buf);
@@ -724,6 +734,11 @@ static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 		}
 		sli_snap_writer_reset(w);
 		rc = d->im.ops->write(d->im.img, w);
+		if (rc < 0)
+			snprintf(why, whylen,
+				 "operator '%s' (subtask %u): %s while serialising its state",
+				 d->name, d->index,
+				 rc == -ENOMEM ? "out of memory" : sl_strerror(rc));
 		/* Room for blob_entry() here: its realloc() would lose the alignment. */
 		if (rc == 0)
 			rc = file_buf_reserve(
@@ -731,7 +746,7 @@ static int defer_write(struct sli_ckpt_run *ck, struct ack *a)
 		if (rc == 0)
 			rc = blob_entry(&b, d->name, ENT_OP, d->index, d->parallelism, w, &nent);
 	}
-	if (writer_capacity(w) > CKPT_KEEP_MAX)
+	if (writer_capacity(w) > ck->keep_max)
 		sli_snap_writer_free(w); /* zeroed: initialised again at its next use */
 	memcpy(b.p + 8, &nent, 4);
 	a->buf = b.p;
@@ -1589,7 +1604,7 @@ static void drop_waiting(struct sli_ckpt_run *ck, struct inflight *f)
 {
 	for (unsigned i = 0; i < f->nwait; i++) {
 		free(f->names[i]);
-		if (f->iov[i].iov_len > ck->spare.iov_len && f->iov[i].iov_len <= CKPT_KEEP_MAX &&
+		if (f->iov[i].iov_len > ck->spare.iov_len && f->iov[i].iov_len <= ck->keep_max &&
 		    file_buf_ours(ck, f->iov[i].iov_base, false) > 0) {
 			file_buf_free(ck, ck->spare.iov_base);
 			ck->spare = f->iov[i];
@@ -1598,6 +1613,9 @@ static void drop_waiting(struct sli_ckpt_run *ck, struct inflight *f)
 		}
 	}
 	f->nwait = 0;
+	/* What the coordinator now keeps until the next checkpoint (sl_checkpoint_stats). */
+	counter_max(&ck->cnt->max_kept_bytes,
+		    writer_capacity(&ck->dw) + file_buf_ours(ck, ck->spare.iov_base, false));
 }
 
 static void remove_fl(struct sli_ckpt_run *ck, struct inflight *f, bool completed)
@@ -1741,7 +1759,8 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		    atomic_load_explicit(&ck->completed, memory_order_relaxed) < fid)
 			f = begin_final(ck, fid);
 		/* Serialised here, not on the task: its pause was the copy. */
-		int rc = f == NULL ? -ESRCH : defer_write(ck, &a[i]);
+		char why[SLI_ERRLEN] = "";
+		int rc = f == NULL ? -ESRCH : defer_write(ck, &a[i], why, sizeof(why));
 		defer_free(a[i].defer);
 		if (a[i].defer != NULL)
 			images_released(ck, a[i].id, a[i].sub);
@@ -1750,8 +1769,11 @@ static void take_acks(struct sli_ckpt_run *ck, struct ack *a, unsigned n)
 		if (rc < 0) {
 			file_buf_free(ck,
 				      a[i].buf); /* an abandoned checkpoint's, or out of memory */
+			if (why[0] == '\0')
+				snprintf(why, sizeof(why), "%s",
+					 rc == -ENOMEM ? "out of memory" : sl_strerror(rc));
 			if (f != NULL)
-				fail_ckpt(ck, f, rc == -ENOMEM ? "out of memory" : sl_strerror(rc));
+				fail_ckpt(ck, f, why);
 			continue;
 		}
 		f->nacked++;
@@ -2498,6 +2520,7 @@ int sli_ckpt_prepare(struct sli_exec *x, char *errbuf, size_t errlen)
 	ck->io = o->storage;
 	ck->cnt = &job->ckpt_counters;
 	ck->sp = &job->ckpt.sp;
+	ck->keep_max = keep_max();
 	pthread_mutex_init(&ck->mu, NULL);
 	pthread_cond_init(&ck->cv, NULL);
 	for (unsigned i = 0; i < job->nnodes; i++)
@@ -3082,6 +3105,7 @@ int sl_job_checkpoint_stats(const struct sl_job *job, struct sl_checkpoint_stats
 		.final_waits = atomic_load_explicit(&c->final_waits, memory_order_relaxed),
 		.final_max_pause_ns =
 		    atomic_load_explicit(&c->final_max_pause_ns, memory_order_relaxed),
+		.max_kept_bytes = atomic_load_explicit(&c->max_kept_bytes, memory_order_relaxed),
 	};
 	return 0;
 }

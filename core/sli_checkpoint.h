@@ -132,6 +132,8 @@ struct sli_ckpt_counters {
 	_Atomic uint64_t sync_fallbacks;
 	/* The final checkpoint: subtasks whose snapshot waited, its longest pause. */
 	_Atomic uint64_t final_waits, final_max_pause_ns;
+	/* The most the coordinator kept for reuse between checkpoints (drop_waiting()). */
+	_Atomic uint64_t max_kept_bytes;
 };
 
 void sli_ckpt_opts_init(struct sli_ckpt_opts *o);
@@ -200,8 +202,8 @@ void sli_img_put(void *img);
  * headroom; the contents are not kept), sli_img_copy() copies @n bytes
  * into it. 0 or -ENOMEM. Test hook: with SLUICE_FREEZE_ENOMEM=N in the
  * environment, every Nth call of sli_img_room() in the process fails
- * (counted by sli_img_faults()), so that the synchronous fallback of a
- * failed copy is tested.
+ * (sli_fault.h; counted by sli_img_faults()), so that the synchronous
+ * fallback of a failed copy is tested.
  */
 struct sli_img_buf {
 	void *p;

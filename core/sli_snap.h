@@ -13,6 +13,7 @@
 #ifndef SLI_SNAP_H
 #define SLI_SNAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,13 +34,16 @@ struct sl_snap_writer {
 	struct sli_snap_buf op;
 	struct sli_snap_buf *cur;
 	size_t total; /* bytes put, over all sections */
+	/* sli_snap_extend() asked the test hook since the last reset (sli_fault.h). */
+	bool probed;
 };
 
 /*
  * Append @n bytes to the current section for the caller to fill, and
  * return where they start: one capacity check for a record of several
  * fields (sl_snap_put() checks per field). NULL: no section selected, or
- * out of memory (nothing appended).
+ * out of memory (nothing appended). Test hook: SLUICE_SNAP_ENOMEM=N fails
+ * the first call of every Nth serialisation that calls it (sli_fault.h).
  */
 uint8_t *sli_snap_extend(struct sl_snap_writer *w, size_t n);
 

@@ -12,6 +12,7 @@
 
 #include <sluice/sl_error.h>
 
+#include "sli_fault.h"
 #include "sli_snap.h"
 
 void sli_snap_writer_init(struct sl_snap_writer *w, uint32_t max_parallelism)
@@ -28,6 +29,7 @@ void sli_snap_writer_reset(struct sl_snap_writer *w)
 	w->op.len = 0;
 	w->cur = NULL;
 	w->total = 0;
+	w->probed = false;
 }
 
 void sli_snap_writer_free(struct sl_snap_writer *w)
@@ -99,6 +101,12 @@ uint8_t *sli_snap_extend(struct sl_snap_writer *w, size_t n)
 {
 	uint8_t *p;
 
+	if (!w->probed) {
+		/* Once per serialisation, not per record: the hook costs a getenv(). */
+		w->probed = true;
+		if (sli_fault(&sli_fault_snap))
+			return NULL;
+	}
 	if (w->cur == NULL || sli_snap_buf_reserve(w->cur, n) < 0)
 		return NULL;
 	p = w->cur->p + w->cur->len;

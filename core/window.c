@@ -84,6 +84,7 @@
 #include "sli_checkpoint.h"
 #include "sli_cow.h"
 #include "sli_exec.h"
+#include "sli_fault.h"
 #include "sli_snap.h"
 #include "sli_window.h"
 
@@ -1805,7 +1806,7 @@ static int key_keep(struct sli_win *w, const struct sl_batch *b, uint32_t i, con
 		return 0;
 	if (*at + k->len > w->kbuf_cap) {
 		size_t cap = 2 * (*at + k->len) + 256;
-		uint8_t *n = realloc(w->kbuf, cap);
+		uint8_t *n = sli_fault(&sli_fault_keybuf) ? NULL : realloc(w->kbuf, cap);
 
 		if (n == NULL)
 			return -ENOMEM;

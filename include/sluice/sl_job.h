@@ -687,6 +687,15 @@ struct sl_checkpoint_stats {
 	 */
 	uint64_t final_waits;
 	uint64_t final_max_pause_ns;
+	/**
+	 * The most memory the checkpoint thread kept between two checkpoints
+	 * to serialise and write the next one without faulting its pages in
+	 * again: its serialisation buffers and its largest file buffer, each
+	 * only while at most 128 MiB, so that a state of gigabytes is not
+	 * held twice more for the job's lifetime. 0 with synchronous
+	 * snapshots.
+	 */
+	uint64_t max_kept_bytes;
 };
 
 /**

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "sl_test.h"
+#include "test_dirs.h"
 
 /* Whether checkpoint directory @ck holds a completed checkpoint (its _metadata). */
 static inline bool has_complete(const char *ck)
@@ -46,15 +47,15 @@ static inline void sleep_ms(long ms)
 }
 
 /*
- * Run @run(@arg, rate) (0 on success) in a child, checkpointing into @ck,
- * and kill it 30 to 30 + @spread_ms ms after its first completed
- * checkpoint, until @kills kills landed in one series of restarts (at most
- * 100 attempts). A child that finished first starts the series over:
- * @start_over(@arg) empties the output and @ck, and the rate drops by 30%.
- * Return the kills of the last series.
+ * Run @run(@arg, rate) (0 on success) in a child, writing into output
+ * directory @out and checkpointing into @ck, and kill it 30 to 30 +
+ * @spread_ms ms after its first completed checkpoint, until @kills kills
+ * landed in one series of restarts (at most 100 attempts). A child that
+ * finished first starts the series over: @out is emptied, @ck removed, and
+ * the rate drops by 30%. Return the kills of the last series.
  */
-static inline int kill_loop(int (*run)(void *arg, double rate), void (*start_over)(void *arg),
-			    void *arg, const char *ck, int kills, double rate, int spread_ms)
+static inline int kill_loop(int (*run)(void *arg, double rate), void *arg, const char *out,
+			    const char *ck, int kills, double rate, int spread_ms)
 {
 	int n = 0;
 
@@ -76,7 +77,7 @@ static inline int kill_loop(int (*run)(void *arg, double rate), void (*start_ove
 		}
 		/* Finished before the kill: start over, so the kills land in one run. */
 		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		start_over(arg);
+		fresh_out_ck(out, ck);
 		n = 0;
 		rate *= 0.7;
 	}

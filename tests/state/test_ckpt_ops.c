@@ -63,10 +63,12 @@
 #include <sluice/sl_state.h>
 #include <sluice/sl_time.h>
 
+#include "ckpt_gate.h"
 #include "kill_loop.h"
+#include "kv_elems.h"
 #include "sl_test.h"
-#include "source_gate.h"
 #include "sorted_lines.h"
+#include "test_dirs.h"
 
 #define NREC	 2500 /* records per side */
 #define NKEYS	 10
@@ -91,7 +93,7 @@
  * a string lost or misplaced in a snapshot shows up as a wrong value.
  */
 struct evs {
-	int64_t key, val; /* key first: key_ev() reads both types */
+	int64_t key, val; /* key first: key_first8() reads both types */
 	struct sl_str tag;
 };
 static const struct sl_type evs_type = SL_TYPE_STR1(struct evs, tag);
@@ -132,18 +134,15 @@ unsigned long sli_img_faults(void);
 static char tmpdir[256], lpath[300], rpath[300];
 static struct rec lrec[NREC], rrec[NREC];
 
-static void rm_rf(const char *path)
-{
-	char cmd[600];
+static int write_side(const char *path, struct rec *r, int64_t vbase, unsigned seed);
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	CU_ASSERT(system(cmd) == 0);
-}
-
-static void fresh_dir(const char *path)
+/* Both sides' files in tmpdir. 0 or -1. */
+static int write_input(void)
 {
-	rm_rf(path);
-	CU_ASSERT_FATAL(mkdir(path, 0755) == 0);
+	snprintf(lpath, sizeof(lpath), "%s/left.csv", tmpdir);
+	snprintf(rpath, sizeof(rpath), "%s/right.csv", tmpdir);
+	return write_side(lpath, lrec, 0, 1) < 0 || write_side(rpath, rrec, 1000000, 2) < 0 ? -1
+											    : 0;
 }
 
 /*
@@ -183,33 +182,12 @@ static int64_t val_of(const void *e, const struct sl_batch *src)
 }
 
 static int parse_evs(const char *line, size_t len, struct sl_batch *out, void *elem, int64_t *ts,
-		     char *why, size_t whylen, void *arg);
-
-static int parse_ev(const char *line, size_t len, struct sl_batch *out, void *elem, int64_t *ts,
-		    char *why, size_t whylen, void *arg)
-{
-	struct ev *e = elem;
-	char buf[96];
-
-	(void)out, (void)arg;
-	if (len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, line, len);
-	buf[len] = '\0';
-	if (sscanf(buf, "%" SCNd64 ",%" SCNd64 ",%" SCNd64, ts, &e->key, &e->val) != 3) {
-		snprintf(why, whylen, "not ts,key,val");
-		return -EINVAL;
-	}
-	return 1;
-}
-
-static int parse_evs(const char *line, size_t len, struct sl_batch *out, void *elem, int64_t *ts,
 		     char *why, size_t whylen, void *arg)
 {
 	struct evs *e = elem;
 	struct ev v;
 	char tag[32];
-	int rc = parse_ev(line, len, out, &v, ts, why, whylen, arg);
+	int rc = parse_kv(line, len, out, &v, ts, why, whylen, arg);
 
 	if (rc < 0)
 		return rc;
@@ -218,13 +196,6 @@ static int parse_evs(const char *line, size_t len, struct sl_batch *out, void *e
 	snprintf(tag, sizeof(tag), "v%" PRId64, v.val);
 	rc = sl_batch_add_str(out, tag, (uint32_t)strlen(tag), &e->tag);
 	return rc < 0 ? rc : 1;
-}
-
-static void key_ev(const void *e, const struct sl_batch *src, struct sl_key *out)
-{
-	(void)src;
-	out->ptr = &((const struct ev *)e)->key;
-	out->len = sizeof(int64_t);
 }
 
 static int ij_fn(const void *l, int64_t lts, const struct sl_batch *lsrc, const void *r,
@@ -268,13 +239,6 @@ static int sess_proc(const struct sl_window_ctx *ctx, const struct sl_batch *con
 	for (uint32_t i = 0; i < contents->n; i++)
 		o.sum += val_of(sl_batch_elem(contents, i), contents);
 	return sl_emit(out, &o, 0, NULL);
-}
-
-static int sum_reduce(void *acc, const void *in, void *arg)
-{
-	(void)arg;
-	((struct ev *)acc)->val += ((const struct ev *)in)->val;
-	return 0;
 }
 
 static int ev_format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf, size_t len,
@@ -360,18 +324,6 @@ static int kp_timer(struct sl_ctx *c, enum sl_time_domain d, int64_t time, struc
 	return rc < 0 ? rc : sl_emit(out, &o, time, NULL);
 }
 
-static int sum64(void *acc, const void *in, void *arg)
-{
-	int64_t a, b;
-
-	(void)arg;
-	memcpy(&a, acc, sizeof(a));
-	memcpy(&b, in, sizeof(b));
-	a += b;
-	memcpy(acc, &a, sizeof(a));
-	return 0;
-}
-
 static int kout_format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf,
 		       size_t len, void *arg)
 {
@@ -414,19 +366,11 @@ struct setup {
 	bool sync;	/* checkpoint-snapshot sync */
 };
 
-/* The checkpoint statistics of the last run_job(). */
-static struct sl_checkpoint_stats g_cs;
-
 /*
  * The gate in front of the left source (parallelism 1: one thread polls
- * it) when a test sets g_gate_ckpts > 0: the input's last tenth waits
- * until that many checkpoints of g_gate_job completed, so the run takes at
- * least that many however fast the machine. A source that returns nothing
- * still takes barriers. g_gate_job and g_gated are set before sl_job_run()
- * starts the threads, the job cleared after it returned.
+ * it) when a test sets g_gate_ckpts > 0 (ckpt_gate.h) or g_gate_end. A
+ * source that returns nothing still takes barriers.
  */
-static struct sl_job *g_gate_job;
-static uint64_t g_gate_ckpts, g_gated;
 
 /*
  * With g_gate_end (a run with checkpoints), the gate holds the end of the
@@ -459,11 +403,10 @@ static bool next_begun(const struct sl_checkpoint_stats *cs)
 static int gate_poll(void *state, struct sl_batch *out)
 {
 	struct sl_checkpoint_stats cs = { 0 };
-	uint64_t room = UINT64_MAX;
+	uint64_t room;
 
 	sl_job_checkpoint_stats(g_gate_job, &cs);
-	if (cs.completed < g_gate_ckpts)
-		room = NREC * 9 / 10 > g_gated ? NREC * 9 / 10 - g_gated : 0;
+	room = gate_room(&cs, NREC);
 	if (g_gate_end && !g_end_open) {
 		room = NREC > g_gated ? NREC - g_gated : 0;
 		if (room == 0 && next_begun(&cs)) {
@@ -482,7 +425,7 @@ static int gate_poll(void *state, struct sl_batch *out)
 static int run_job(const struct setup *s)
 {
 	struct sl_lines_conf lc = { .path = lpath,
-				    .parse = g_strs ? parse_evs : parse_ev,
+				    .parse = g_strs ? parse_evs : parse_kv,
 				    .rate = s->rate };
 	struct sl_lines_conf rc_ = lc;
 	const struct sl_type *in_type = g_strs ? &evs_type : &ev_type;
@@ -491,7 +434,7 @@ static int run_job(const struct setup *s)
 	struct sl_window_conf cont = { .assigner = sl_assigner_tumbling(TSIZE, 0),
 				       .trigger = sl_trigger_continuous_event_time(CONT),
 				       .allowed_lateness = TLATE,
-				       .reduce = sum_reduce };
+				       .reduce = sum_val };
 	struct sl_watermark_strategy ws = { .out_of_orderness_ms = BOUND, .every = 1 };
 	/* Lateness keeps fired windows until cleanup: a restore must not fire them again. */
 	struct sl_window_spec wspec = { .kind = SL_WINDOW_TUMBLING,
@@ -501,25 +444,14 @@ static int run_job(const struct setup *s)
 	struct sl_source_ops gate_ops = sl_lines_ops;
 	struct sl_stream *l, *r, *j;
 	struct sl_job *job;
-	char err[1024], par[16];
-	int rc;
-
-	const char *opts[][2] = { { "parallelism", par },
-				  { "checkpoint-dir", s->ck },
-				  { "checkpoint-interval", "5ms" },
-				  { "restore", "latest" },
-				  { "checkpoint-unaligned", s->unaligned ? "true" : "false" },
+	char err[1024];
+	const char *more[][2] = { { "checkpoint-unaligned", s->unaligned ? "true" : "false" },
 				  { "checkpoint-snapshot", s->sync ? "sync" : "async" } };
-
-	if (sl_job_create("ckpt-ops", &job) < 0)
-		return -ENOMEM;
-	sl_job_use_checkpoint_storage(job);
-	snprintf(par, sizeof(par), "%u", s->par);
-	rc = 0;
 	/* Without a checkpoint directory, only the parallelism. */
-	for (unsigned i = 0; i < (s->ck != NULL ? 6u : 1u) && rc == 0; i++)
-		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
-			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
+	int rc = ckpt_job_create("ckpt-ops", s->par, s->ck, more, 2, &job);
+
+	if (job == NULL)
+		return rc;
 	rc_.path = rpath;
 	gate_ops.poll = gate_poll;
 	l = sl_set_parallelism(sl_source(job, "left",
@@ -530,11 +462,11 @@ static int run_job(const struct setup *s)
 	l = sl_assign_watermarks(l, &ws);
 	l = s->kind == AGG_BUILTIN
 		? sl_key_by_field(l, offsetof(struct ev, key), sizeof(int64_t))
-		: sl_key_by(l, s->kind == KEYED || s->kind == REDUCE ? key_mod : key_ev);
+		: sl_key_by(l, s->kind == KEYED || s->kind == REDUCE ? key_mod : key_first8);
 	r = NULL;
 	if (s->kind == IJOIN || s->kind == WJOIN) {
 		r = sl_set_parallelism(sl_source(job, "right", &sl_lines_ops, &rc_, in_type), 1);
-		r = sl_key_by(sl_assign_watermarks(r, &ws), key_ev);
+		r = sl_key_by(sl_assign_watermarks(r, &ws), key_first8);
 	}
 	switch (s->kind) {
 	case WJOIN:
@@ -552,17 +484,12 @@ static int run_job(const struct setup *s)
 		pc.format = ev_format;
 		break;
 	case REDUCE:
-		j = sl_reduce(l, "reduce", sum_reduce, NULL, SL_REDUCE_ROLLING);
+		j = sl_reduce(l, "reduce", sum_val, NULL, SL_REDUCE_ROLLING);
 		pc.format = ev_format;
 		break;
 	case AGG_SLIDE:
 	case AGG_SESSION: {
-		struct sl_aggregate agg = { .acc_size = sizeof(struct cs),
-					    .create = cs_create,
-					    .add = cs_add,
-					    .merge = cs_merge,
-					    .result = cs_result,
-					    .flags = SL_AGG_SLICEABLE };
+		struct sl_aggregate agg = cs_aggregate(cs_add);
 		struct sl_window_spec sp = { .kind = SL_WINDOW_SLIDING,
 					     .size = SSIZE,
 					     .slide = SSLIDE,
@@ -593,7 +520,7 @@ static int run_job(const struct setup *s)
 		struct sl_state_desc ds = { .name = "sum",
 					    .kind = SL_STATE_REDUCING,
 					    .value_size = sizeof(int64_t),
-					    .reduce = sum64 };
+					    .reduce = sum_i64 };
 		struct sl_state_desc dl = { .name = "values", .kind = SL_STATE_LIST };
 
 		j = sl_keyed_process(l, "keyed", &kp, &kout_type);
@@ -607,17 +534,7 @@ static int run_job(const struct setup *s)
 	}
 	}
 	sl_sink(j, "out", &sl_part_sink_ops, &pc);
-	if (rc == 0) {
-		g_gate_job = job;
-		g_gated = 0;
-		rc = sl_job_run(job, NULL, err, sizeof(err));
-		g_gate_job = NULL;
-		if (rc < 0)
-			fprintf(stderr, "run: %s\n", err);
-	}
-	sl_job_checkpoint_stats(job, &g_cs);
-	sl_job_destroy(job);
-	return rc;
+	return gate_run(job, rc, err, sizeof(err));
 }
 
 static int cmp_rec(const void *a, const void *b)
@@ -764,14 +681,6 @@ static int kill_run(void *arg, double rate)
 	return run_job(&(struct setup){ k->kind, k->out, k->ck, 2, rate, k->ua, k->sync });
 }
 
-static void kill_start_over(void *arg)
-{
-	const struct kill_arg *k = arg;
-
-	fresh_dir(k->out);
-	rm_rf(k->ck);
-}
-
 static void kill_restore(enum kind kind, bool ua, enum snap md)
 {
 	static const char *const names[] = { "ij",	    "wj",	   "session",
@@ -820,10 +729,9 @@ static void kill_restore(enum kind kind, bool ua, enum snap md)
 		CU_ASSERT_FATAL(setenv("SLUICE_FREEZE_ENOMEM", FAULT_NTH, 1) == 0);
 	printf("\n  kill seed %u\n", seed);
 	srand(seed);
-	fresh_dir(out);
-	rm_rf(ck);
-	kills = kill_loop(kill_run, kill_start_over, &(struct kill_arg){ kind, out, ck, ua, sync },
-			  ck, 6, 2000, 250);
+	fresh_out_ck(out, ck);
+	kills = kill_loop(kill_run, &(struct kill_arg){ kind, out, ck, ua, sync }, out, ck, 6, 2000,
+			  250);
 	CU_ASSERT(kills == 6);
 	/*
 	 * The last run rescales the join: key groups move between subtasks, and
@@ -896,8 +804,7 @@ static void test_keyed_busy(void)
 
 	snprintf(out, sizeof(out), "%s/out-keyed-busy/", tmpdir);
 	snprintf(ck, sizeof(ck), "%s/ck-keyed-busy", tmpdir);
-	fresh_dir(out);
-	rm_rf(ck);
+	fresh_out_ck(out, ck);
 	g_gate_ckpts = 5; /* the last tenth of the input waits for 5 complete checkpoints */
 	CU_ASSERT(run_job(&(struct setup){ KEYED, out, ck, 2, 1500, false, false }) == 0);
 	g_gate_ckpts = 0;
@@ -1061,24 +968,8 @@ int main(void)
 		  test_agg_builtin },
 		CU_TEST_INFO_NULL,
 	};
-	int rc;
 
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-ckops-%d", (int)getpid());
-	snprintf(lpath, sizeof(lpath), "%s/left.csv", tmpdir);
-	snprintf(rpath, sizeof(rpath), "%s/right.csv", tmpdir);
-	if (mkdir(tmpdir, 0755) < 0 || write_side(lpath, lrec, 0, 1) < 0 ||
-	    write_side(rpath, rrec, 1000000, 2) < 0) {
-		fprintf(stderr, "cannot write the input in %s: %s\n", tmpdir, strerror(errno));
+	if (scratch_setup(tmpdir, sizeof(tmpdir), "ckops", write_input) < 0)
 		return 1;
-	}
-	rc = sl_test_main("ckpt-ops", tests);
-	if (rc == 0) {
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", tmpdir);
-	}
-	return rc;
+	return sl_test_main_rm("ckpt-ops", tests, tmpdir);
 }

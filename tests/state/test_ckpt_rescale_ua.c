@@ -47,6 +47,7 @@
 #include "sl_test.h"
 #include "source_gate.h"
 #include "sorted_lines.h"
+#include "test_dirs.h"
 
 #define N	   24000 /* elements */
 #define NKEYS	   16
@@ -171,11 +172,7 @@ static void key_ev(const void *e, const struct sl_batch *src, struct sl_key *out
 /* The aggregate: count and sum, sliceable (merge adds); add is slow. */
 static void cs_add(void *acc, const void *elem, int64_t ts, const struct sl_batch *src, void *arg)
 {
-	struct cs *a = acc;
-
-	(void)ts, (void)src, (void)arg;
-	a->count++;
-	a->sum += ((const struct ev *)elem)->val;
+	cs_add_ev(acc, elem, ts, src, arg);
 	/*
 	 * Slow, and in the first run slower still past half the input until
 	 * the relay fails it: the window stays the bottleneck (its input
@@ -199,12 +196,7 @@ static int run_job(unsigned par, const char *out, const char *ck, bool fail,
 	struct sl_gen_conf gc = { .count = N, .type = &ev_type, .fill = gen_fill };
 	struct sl_watermark_strategy ws = { .out_of_orderness_ms = BOUND, .every = 64 };
 	struct sl_part_sink_conf pc = { .dir = out, .format = wo_format, .fsync = true };
-	struct sl_aggregate agg = { .acc_size = sizeof(struct cs),
-				    .create = cs_create,
-				    .add = cs_add,
-				    .merge = cs_merge,
-				    .result = cs_result,
-				    .flags = SL_AGG_SLICEABLE };
+	struct sl_aggregate agg = cs_aggregate(cs_add);
 	struct sl_window_spec sp = { .kind = SL_WINDOW_SLIDING, .size = SSIZE, .slide = SSLIDE };
 	char err[1024], ps[16];
 	const char *opts[][2] = { { "parallelism", ps },    { "ring-size", "16" },
@@ -295,15 +287,6 @@ static void need_reference(void)
 {
 	if (want.n == 0)
 		reference(&want);
-}
-
-static void fresh_dir(const char *path)
-{
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	CU_ASSERT_FATAL(system(cmd) == 0);
-	CU_ASSERT_FATAL(mkdir(path, 0755) == 0);
 }
 
 /* Without checkpoints, at 1 and 4: the engine agrees with the reference. */
@@ -405,19 +388,9 @@ int main(void)
 	};
 	int rc;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-rescale-ua-%d", (int)getpid());
-	if (mkdir(tmpdir, 0755) < 0) {
-		fprintf(stderr, "cannot create %s: %s\n", tmpdir, strerror(errno));
+	if (scratch_setup(tmpdir, sizeof(tmpdir), "rescale-ua", NULL) < 0)
 		return 1;
-	}
-	rc = sl_test_main("ckpt-rescale-ua", tests);
+	rc = sl_test_main_rm("ckpt-rescale-ua", tests, tmpdir);
 	lines_free(&want);
-	if (rc == 0) {
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", tmpdir);
-	}
 	return rc;
 }

@@ -46,10 +46,12 @@
 #include <sluice/sl_job.h>
 #include <sluice/sl_state.h>
 
+#include "ckpt_gate.h"
 #include "kill_loop.h"
+#include "kv_elems.h"
 #include "sl_test.h"
 #include "sorted_lines.h"
-#include "source_gate.h"
+#include "test_dirs.h"
 
 #define NREC	   30000
 #define SNAP_DELAY "25"
@@ -64,10 +66,6 @@ static const struct sl_type evs_type = SL_TYPE_STR1(struct evs, tag);
 static char tmpdir[256], inpath[300];
 static int64_t rkey[NREC], rval[NREC], rts[NREC];
 
-static struct sl_job *g_gate_job;
-static uint64_t g_gate_ckpts, g_gated;
-static struct sl_checkpoint_stats g_cs;
-
 /*
  * The input: a third of the records bring a new key (to the end), most
  * others one of the 64 newest keys, and one in twenty any key. So the
@@ -78,12 +76,11 @@ static struct sl_checkpoint_stats g_cs;
  */
 static int write_input(void)
 {
-	FILE *f = fopen(inpath, "w");
+	FILE *f = input_open(inpath, sizeof(inpath), tmpdir, "in.csv", 11);
 	int64_t nkeys = 0;
 
 	if (f == NULL)
 		return -1;
-	srand(11);
 	for (int i = 0; i < NREC; i++) {
 		int r = rand() % 100;
 
@@ -104,33 +101,14 @@ static int parse(const char *line, size_t len, struct sl_batch *out, void *elem,
 		 char *why, size_t whylen, void *arg)
 {
 	struct evs *e = elem;
-	char buf[96], tag[32];
+	char tag[32];
+	int rc = parse_tkv(line, len, ts, &e->key, &e->val, why, whylen);
 
 	(void)arg;
-	if (len >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, line, len);
-	buf[len] = '\0';
-	if (sscanf(buf, "%" SCNd64 ",%" SCNd64 ",%" SCNd64, ts, &e->key, &e->val) != 3) {
-		snprintf(why, whylen, "not ts,key,val");
-		return -EINVAL;
-	}
+	if (rc < 0)
+		return rc;
 	snprintf(tag, sizeof(tag), "k%" PRId64, e->key);
 	return sl_batch_add_str(out, tag, (uint32_t)strlen(tag), &e->tag) < 0 ? -ENOMEM : 1;
-}
-
-static void key_of(const void *e, const struct sl_batch *src, struct sl_key *out)
-{
-	(void)src;
-	out->ptr = &((const struct evs *)e)->key;
-	out->len = sizeof(int64_t);
-}
-
-static int sum(void *acc, const void *in, void *arg)
-{
-	(void)arg;
-	((struct evs *)acc)->val += ((const struct evs *)in)->val;
-	return 0;
 }
 
 static int format(const void *elem, int64_t ts, const struct sl_batch *b, char *buf, size_t len,
@@ -147,51 +125,29 @@ static int format(const void *elem, int64_t ts, const struct sl_batch *b, char *
 static int gate_poll(void *state, struct sl_batch *out)
 {
 	struct sl_checkpoint_stats cs = { 0 };
-	uint64_t room = UINT64_MAX;
 
 	sl_job_checkpoint_stats(g_gate_job, &cs);
-	if (cs.completed < g_gate_ckpts)
-		room = NREC * 9 / 10 > g_gated ? NREC * 9 / 10 - g_gated : 0;
-	return gated_poll(&sl_lines_ops, &g_gated, state, out, room);
+	return gated_poll(&sl_lines_ops, &g_gated, state, out, gate_room(&cs, NREC));
 }
 
 static int run_job(const char *out, const char *ck, unsigned par, double rate)
 {
+	static const char *async[][2] = { { "checkpoint-snapshot", "async" } };
 	struct sl_lines_conf lc = { .path = inpath, .parse = parse, .rate = rate };
 	struct sl_part_sink_conf pc = { .dir = out, .format = format, .fsync = true };
 	struct sl_source_ops gate_ops = sl_lines_ops;
 	struct sl_stream *s;
 	struct sl_job *job;
-	char err[1024], p[16];
-	int rc = 0;
-	const char *opts[][2] = { { "parallelism", p },
-				  { "checkpoint-dir", ck },
-				  { "checkpoint-interval", "5ms" },
-				  { "restore", "latest" },
-				  { "checkpoint-snapshot", "async" } };
+	char err[1024];
+	int rc = ckpt_job_create("reduce-cow", par, ck, async, 1, &job);
 
-	if (sl_job_create("reduce-cow", &job) < 0)
-		return -ENOMEM;
-	sl_job_use_checkpoint_storage(job);
-	snprintf(p, sizeof(p), "%u", par);
-	for (unsigned i = 0; i < sizeof(opts) / sizeof(opts[0]) && rc == 0; i++)
-		if ((rc = sl_job_set(job, opts[i][0], opts[i][1], err, sizeof(err))) < 0)
-			fprintf(stderr, "sl_job_set %s=%s: %s\n", opts[i][0], opts[i][1], err);
+	if (job == NULL)
+		return rc;
 	gate_ops.poll = gate_poll;
 	s = sl_set_parallelism(sl_source(job, "in", &gate_ops, &lc, &evs_type), 1);
-	s = sl_reduce(sl_key_by(s, key_of), "reduce", sum, NULL, SL_REDUCE_ROLLING);
+	s = sl_reduce(sl_key_by(s, key_first8), "reduce", sum_val, NULL, SL_REDUCE_ROLLING);
 	sl_sink(s, "out", &sl_part_sink_ops, &pc);
-	if (rc == 0) {
-		g_gate_job = job;
-		g_gated = 0;
-		rc = sl_job_run(job, NULL, err, sizeof(err));
-		g_gate_job = NULL;
-		if (rc < 0)
-			fprintf(stderr, "run: %s\n", err);
-	}
-	sl_job_checkpoint_stats(job, &g_cs);
-	sl_job_destroy(job);
-	return rc;
+	return gate_run(job, rc, err, sizeof(err));
 }
 
 /* Per record, in file order: its key's running sum, the first record's tag, its time. */
@@ -220,15 +176,6 @@ static void reference(struct lines *want)
 	qsort(want->v, want->n, sizeof(*want->v), cmp_str);
 }
 
-static void fresh(const char *out, const char *ck)
-{
-	char cmd[1300];
-	int n = snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' && mkdir -p '%s'", out, ck, out);
-
-	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(cmd));
-	CU_ASSERT_FATAL(system(cmd) == 0);
-}
-
 static void test_uninterrupted(void)
 {
 	char out[400], ck[400];
@@ -236,7 +183,7 @@ static void test_uninterrupted(void)
 
 	snprintf(out, sizeof(out), "%s/out-full/", tmpdir);
 	snprintf(ck, sizeof(ck), "%s/ck-full", tmpdir);
-	fresh(out, ck);
+	fresh_out_ck(out, ck);
 	reference(&want);
 	g_gate_ckpts = 4;
 	CU_ASSERT(run_job(out, ck, 2, 20000) == 0);
@@ -266,13 +213,6 @@ static int kill_run(void *arg, double rate)
 	return run_job(k->out, k->ck, 2, rate);
 }
 
-static void kill_start_over(void *arg)
-{
-	const struct kill_arg *k = arg;
-
-	fresh(k->out, k->ck);
-}
-
 static void test_kill_restore(void)
 {
 	char out[400], ck[400];
@@ -285,9 +225,8 @@ static void test_kill_restore(void)
 	reference(&want);
 	printf("\n  kill seed %u ", seed);
 	srand(seed);
-	fresh(out, ck);
-	kills = kill_loop(kill_run, kill_start_over, &(struct kill_arg){ out, ck }, ck, KILLS, 6000,
-			  300);
+	fresh_out_ck(out, ck);
+	kills = kill_loop(kill_run, &(struct kill_arg){ out, ck }, out, ck, KILLS, 6000, 300);
 	CU_ASSERT(kills == KILLS);
 	CU_ASSERT(run_job(out, ck, 3, 0) == 0);
 	committed(out, &got);
@@ -304,24 +243,10 @@ int main(void)
 		{ "rolling reduce, copies delayed: kill -9, restore, rescale", test_kill_restore },
 		CU_TEST_INFO_NULL,
 	};
-	int rc;
 
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/sluice-redcow-%d", (int)getpid());
-	snprintf(inpath, sizeof(inpath), "%s/in.csv", tmpdir);
-	if (mkdir(tmpdir, 0755) < 0 || write_input() < 0) {
-		fprintf(stderr, "cannot write the input in %s: %s\n", tmpdir, strerror(errno));
+	if (scratch_setup(tmpdir, sizeof(tmpdir), "redcow", write_input) < 0)
 		return 1;
-	}
 	if (setenv("SLUICE_TEST_SNAPSHOT_DELAY_MS", SNAP_DELAY, 1) < 0)
 		return 1;
-	rc = sl_test_main("reduce-cow", tests);
-	if (rc == 0) {
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", tmpdir);
-	}
-	return rc;
+	return sl_test_main_rm("reduce-cow", tests, tmpdir);
 }

@@ -33,6 +33,7 @@
 
 #include <sluice/sluice.h>
 
+#include "kv_elems.h"
 #include "sl_test.h"
 #include "sli_core.h"
 #include "sli_io.h"
@@ -46,7 +47,7 @@ static char errbuf[512];
 static char tmpdir[256];
 
 struct rec {
-	uint64_t key;
+	uint64_t key; /* first: key_first8() */
 	int64_t val;
 	uint64_t round;
 };
@@ -88,20 +89,6 @@ static void fill(uint64_t index, uint64_t seed, void *elem, int64_t *ts, void *a
 	r->key = scramble(index % nkeys, r->round);
 	r->val = value_of(index);
 	*ts = (int64_t)index;
-}
-
-static void rec_key(const void *elem, const struct sl_batch *src, struct sl_key *out)
-{
-	(void)src;
-	out->ptr = &((const struct rec *)elem)->key;
-	out->len = sizeof(uint64_t);
-}
-
-static int sum_reduce(void *acc, const void *in, void *arg)
-{
-	(void)arg;
-	*(int64_t *)acc += *(const int64_t *)in;
-	return 0;
 }
 
 /* What the runs saw, per subtask: the largest spill counters, the engine. */
@@ -212,7 +199,7 @@ static int run(const char *const *kv, struct result *r)
 	struct sl_state_desc count = { .name = "count", .kind = SL_STATE_VALUE };
 	struct sl_state_desc sum = { .name = "sum",
 				     .kind = SL_STATE_REDUCING,
-				     .reduce = sum_reduce,
+				     .reduce = sum_i64,
 				     .value_size = sizeof(int64_t) };
 	struct sl_job *job;
 	struct sl_stream *s;
@@ -230,7 +217,7 @@ static int run(const char *const *kv, struct result *r)
 		CU_ASSERT_FATAL(sl_job_set(job, kv[0], kv[1], errbuf, sizeof(errbuf)) == 0);
 	/* One generator subtask: records reach the keyed subtasks in index order. */
 	s = sl_set_parallelism(sl_source(job, "gen", &sl_gen_ops, &gen, &rec_type), 1);
-	s = sl_keyed_process(sl_key_by(s, rec_key), "kp", &kp, &out_type);
+	s = sl_keyed_process(sl_key_by(s, key_first8), "kp", &kp, &out_type);
 	CU_ASSERT_EQUAL(sl_state_declare(s, &count), 0);
 	CU_ASSERT_EQUAL(sl_state_declare(s, &sum), 1);
 	sl_sink(s, "out", &res_ops, r);

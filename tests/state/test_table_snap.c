@@ -580,6 +580,29 @@ static void dref(struct recs *r, const uint64_t *keys, unsigned ver, bool all)
 	dref2(r, keys, ver, ver, all);
 }
 
+/* A table of DN keys (@mult times 1..DN, into @keys), each put at version 0. */
+static struct sli_table *dtable(uint64_t *keys, uint64_t mult)
+{
+	struct sli_table *t;
+
+	for (unsigned k = 0; k < DN; k++)
+		keys[k] = mult * (k + 1);
+	CU_ASSERT_FATAL(sli_table_create(NULL, MAXP, 0, MAXP - 1, &t) == 0);
+	for (unsigned k = 0; k < DN; k++)
+		dput(t, keys, k, 0);
+	return t;
+}
+
+/* Read snapshot @r (reader_main(): partitioned, listed, released) against @want; @r reset. */
+static void dcheck(struct reader *r, const struct recs *want, const char *what)
+{
+	reader_main(r);
+	CU_ASSERT_FATAL(r->rc == 0);
+	CU_ASSERT(same(what, &r->got, want));
+	free(r->got.v);
+	*r = (struct reader){ 0 };
+}
+
 /*
  * A snapshot's fresh list and graveyard (every entry rewritten while it was
  * pending) are worked off a slice per mutating call once it is released,
@@ -590,36 +613,23 @@ static void dref(struct recs *r, const uint64_t *keys, unsigned ver, bool all)
 static void test_drain(void)
 {
 	static uint64_t keys[DN];
-	struct sli_table *t;
+	struct sli_table *t = dtable(keys, 0x9e3779b97f4a7c15ull);
 	struct reader r = { 0 };
 	struct recs want = { 0 };
 	struct sli_table_stats st;
 	unsigned calls = 0;
 
-	for (unsigned k = 0; k < DN; k++)
-		keys[k] = 0x9e3779b97f4a7c15ull * (k + 1);
-	CU_ASSERT_FATAL(sli_table_create(NULL, MAXP, 0, MAXP - 1, &t) == 0);
-	for (unsigned k = 0; k < DN; k++)
-		dput(t, keys, k, 0);
 	CU_ASSERT_FATAL(sli_table_freeze(t, &r.f) == 0);
 	for (unsigned k = 0; k < DN; k++)
 		dput(t, keys, k, 1); /* every entry copied: DN fresh, DN kept */
-	reader_main(&r);	     /* partitions, lists and releases the snapshot */
-	CU_ASSERT_FATAL(r.rc == 0);
 	dref(&want, keys, 0, true);
-	CU_ASSERT(same("first snapshot", &r.got, &want));
-	free(r.got.v);
-	r = (struct reader){ 0 };
+	dcheck(&r, &want, "first snapshot"); /* partitions, lists and releases the snapshot */
 	/* At once the next: it marks with the other bit, the first's drain later. */
 	CU_ASSERT_FATAL(sli_table_freeze(t, &r.f) == 0);
 	for (unsigned k = 0; k < DN; k++)
 		dput(t, keys, k, 2); /* each a copy again: none may be written in place */
-	reader_main(&r);
-	CU_ASSERT_FATAL(r.rc == 0);
 	dref(&want, keys, 1, true);
-	CU_ASSERT(same("second snapshot", &r.got, &want));
-	free(r.got.v);
-	r = (struct reader){ 0 };
+	dcheck(&r, &want, "second snapshot");
 	/*
 	 * Mutating calls, counted while the graveyard is still held: removes of
 	 * the big keys first (listed fresh blocks), then rewrites of the rest.
@@ -641,11 +651,8 @@ static void test_drain(void)
 	CU_ASSERT(calls >= 4);
 	CU_ASSERT(sli_table_check(t, NULL, NULL) == 0);
 	CU_ASSERT_FATAL(sli_table_freeze(t, &r.f) == 0);
-	reader_main(&r);
-	CU_ASSERT_FATAL(r.rc == 0);
 	dref(&want, keys, 3, false);
-	CU_ASSERT(same("third snapshot", &r.got, &want));
-	free(r.got.v);
+	dcheck(&r, &want, "third snapshot");
 	free(want.v);
 	sli_table_destroy(t);
 }
@@ -663,17 +670,12 @@ static void test_drain(void)
 static void test_fresh_bits(void)
 {
 	static uint64_t keys[DN];
-	struct sli_table *t;
+	struct sli_table *t = dtable(keys, 0x2545f4914f6cdd1dull);
 	struct reader r = { 0 };
 	struct recs want = { 0 };
-	struct sli_table_stats st;
 
-	for (unsigned k = 0; k < DN; k++)
-		keys[k] = 0x2545f4914f6cdd1dull * (k + 1);
-	CU_ASSERT_FATAL(sli_table_create(NULL, MAXP, 0, MAXP - 1, &t) == 0);
-	for (unsigned k = 0; k < DN; k++)
-		dput(t, keys, k, 0);
 	for (unsigned ver = 1; ver <= 3; ver++) {
+		struct sli_table_stats st;
 		char what[32];
 
 		CU_ASSERT_FATAL(sli_table_freeze(t, &r.f) == 0);
@@ -685,14 +687,10 @@ static void test_fresh_bits(void)
 		for (unsigned k = 0; k < DN; k++)
 			if (ver != 2 || k % 2 == 1)
 				dput(t, keys, k, ver);
-		reader_main(&r);
-		CU_ASSERT_FATAL(r.rc == 0);
 		/* Snapshot 3: the even keys as round 1 left them. */
 		dref2(&want, keys, ver == 3 ? 1 : ver - 1, ver - 1, true);
 		snprintf(what, sizeof(what), "snapshot %u", ver);
-		CU_ASSERT(same(what, &r.got, &want));
-		free(r.got.v);
-		r = (struct reader){ 0 };
+		dcheck(&r, &want, what);
 	}
 	CU_ASSERT(sli_table_check(t, NULL, NULL) == 0);
 	free(want.v);
